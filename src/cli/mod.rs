@@ -1,0 +1,108 @@
+//! The command line: `run`, `check`, `explain`, `hash-password`.
+
+mod explain;
+mod hash_password;
+mod run;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, LoadError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "portvakt",
+    version,
+    about = "An MFA gateway for web apps that only know passwords"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start the gateway.
+    Run {
+        /// The configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; exit 0 when valid, 2 with every error otherwise.
+    Check {
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Show which rule decides a request, and what it needs.
+    Explain(explain::Args),
+    /// Read a password on standard input and print its argon2id hash for the users file.
+    HashPassword,
+}
+
+/// Exit status for an invalid configuration, as `check` documents.
+const EXIT_INVALID_CONFIG: u8 = 2;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => run::run(&config),
+        Command::Check { config } => return check(&config),
+        Command::Explain(args) => explain::explain(&args),
+        Command::HashPassword => hash_password::hash_password(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("portvakt: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    match load_or_report(path) {
+        Some(config) => {
+            println!(
+                "{}: valid ({} app{}, {} route rule{})",
+                path.display(),
+                config.apps.len(),
+                if config.apps.len() == 1 { "" } else { "s" },
+                config
+                    .apps
+                    .iter()
+                    .map(|a| a.policy.routes.rules().len())
+                    .sum::<usize>(),
+                if config
+                    .apps
+                    .iter()
+                    .map(|a| a.policy.routes.rules().len())
+                    .sum::<usize>()
+                    == 1
+                {
+                    ""
+                } else {
+                    "s"
+                },
+            );
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::from(EXIT_INVALID_CONFIG),
+    }
+}
+
+/// Loads a configuration, printing every error to stderr when it is invalid.
+fn load_or_report(path: &Path) -> Option<config::Config> {
+    match config::load(path) {
+        Ok(config) => Some(config),
+        Err(LoadError::Invalid(errors)) => {
+            eprint!("{errors}");
+            None
+        }
+        Err(e) => {
+            eprintln!("portvakt: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `portvakt run`: the Pingora server with the gateway, the metrics listener and the
+//! reload service.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::config::reload::Reloader;
+use crate::config::Config;
+use crate::proxy::Gateway;
+use crate::telemetry::{self, Metrics, MetricsApp};
+
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let Some(config) = super::load_or_report(path) else {
+        return Ok(ExitCode::from(super::EXIT_INVALID_CONFIG));
+    };
+    telemetry::logging::init(&config.log)?;
+    prepare_state_dir(&config.state_dir)?;
+
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
+    server.bootstrap();
+    let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
+    let shared = Arc::new(ArcSwap::from_pointee(config));
+    let config = shared.load_full();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(shared.clone(), metrics.clone()),
+        "portvakt",
+    );
+    if let Some(app) = proxy.app_logic_mut() {
+        let mut options = HttpServerOptions::default();
+        // Plain-text listeners speak HTTP/1.1 and, with prior knowledge, HTTP/2.
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
+    for listener in &config.listeners {
+        let addr = listener.addr.to_string();
+        match &listener.tls {
+            None => proxy.add_tcp(&addr),
+            Some(tls) => {
+                let cert = tls.cert.to_string_lossy();
+                let key = tls.key.to_string_lossy();
+                let mut settings = TlsSettings::intermediate(&cert, &key)
+                    .with_context(|| format!("loading the TLS certificate for {addr}"))?;
+                settings.enable_h2();
+                proxy.add_tls_with_settings(&addr, None, settings);
+            }
+        }
+    }
+    server.add_service(proxy);
+    if let Some(addr) = config.metrics_listen {
+        let mut service = Service::new("metrics".to_owned(), MetricsApp(metrics.clone()));
+        service.add_tcp(&addr.to_string());
+        server.add_service(service);
+    }
+    server.add_service(background_service(
+        "config reload",
+        Reloader {
+            config: shared.clone(),
+            metrics,
+        },
+    ));
+
+    for listener in &config.listeners {
+        let scheme = if listener.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %listener.addr, scheme, "listening");
+    }
+    for app in &config.apps {
+        tracing::info!(app = %app.name, upstream = %app.upstream.url, rules = app.policy.routes.rules().len(), "serving app");
+    }
+    tracing::info!(config = %config.source.display(), "portvakt ready");
+    server.run_forever()
+}
+
+fn server_conf(config: &Config) -> ServerConf {
+    let mut conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout.as_secs().max(1)),
+        ..ServerConf::default()
+    };
+    conf.pid_file = config
+        .state_dir
+        .join("portvakt.pid")
+        .to_string_lossy()
+        .into_owned();
+    conf.upgrade_sock = config
+        .state_dir
+        .join("upgrade.sock")
+        .to_string_lossy()
+        .into_owned();
+    conf
+}
+
+/// Creates the state directory, readable by the gateway's user only.
+fn prepare_state_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating the state directory {}", dir.display()))?;
+    }
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("reading the state directory {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "the state directory is readable by others; chmod 700 it");
+    }
+    Ok(())
+}

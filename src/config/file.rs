@@ -1,0 +1,389 @@
+//! The file model: what the YAML says, read strictly, with positions kept for the
+//! checks that span several keys. Only [`super::validate`] looks at these types.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use super::decode::{Decoder, Spanned};
+use super::yaml::{Node, Pos, Value};
+
+pub struct FileConfig {
+    pub at: Pos,
+    pub listen: Vec<Spanned<ListenFile>>,
+    pub state_dir: Option<Spanned<String>>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: Option<Spanned<String>>,
+    pub log_level: Option<Spanned<String>>,
+    pub threads: Option<u64>,
+    pub grace_period: Option<Duration>,
+    pub shutdown_timeout: Option<Duration>,
+    pub max_uri_length: Option<u64>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub identity_headers: Vec<Spanned<String>>,
+    pub apps: Vec<AppFile>,
+}
+
+pub struct ListenFile {
+    pub addr: SocketAddr,
+    pub tls: Option<(String, String)>,
+}
+
+pub struct AppFile {
+    pub name: Spanned<String>,
+    pub hosts: Vec<Spanned<String>>,
+    pub upstream: Option<Spanned<String>>,
+    pub host_header: Option<Spanned<String>>,
+    pub tls_verify: Option<bool>,
+    pub case_insensitive_paths: Option<bool>,
+    pub mfa: Option<Spanned<MfaFile>>,
+    pub routes: Vec<RouteFile>,
+}
+
+pub enum MfaFile {
+    Required,
+    Optional,
+    Off,
+    Subjects { users: Vec<String>, groups: Vec<String> },
+}
+
+pub struct RouteFile {
+    pub at: Pos,
+    pub key: String,
+    pub path: Option<Spanned<String>>,
+    pub exact: bool,
+    pub methods: Option<Vec<Spanned<String>>>,
+    pub policy: Option<Spanned<String>>,
+    pub max_age: Option<Spanned<Duration>>,
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub networks: Vec<IpNet>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "state_dir",
+    "metrics",
+    "log",
+    "server",
+    "trusted_proxies",
+    "identity_headers",
+    "apps",
+];
+const LISTEN_KEYS: &[&str] = &["addr", "tls"];
+const TLS_KEYS: &[&str] = &["cert", "key"];
+const METRICS_KEYS: &[&str] = &["listen"];
+const LOG_KEYS: &[&str] = &["format", "level"];
+const SERVER_KEYS: &[&str] = &["threads", "grace_period", "shutdown_timeout", "max_uri_length"];
+const APP_KEYS: &[&str] = &[
+    "hosts",
+    "upstream",
+    "host_header",
+    "tls_verify",
+    "case_insensitive_paths",
+    "mfa",
+    "routes",
+];
+const MFA_KEYS: &[&str] = &["users", "groups"];
+const ROUTE_KEYS: &[&str] = &[
+    "path", "match", "methods", "policy", "max_age", "users", "groups", "networks",
+];
+
+impl FileConfig {
+    pub fn decode(d: &mut Decoder, root: &Node) -> Option<FileConfig> {
+        let mut top = d.map(root, "", TOP_KEYS)?;
+        let mut file = FileConfig {
+            at: root.at,
+            listen: Vec::new(),
+            state_dir: None,
+            metrics_listen: None,
+            log_format: None,
+            log_level: None,
+            threads: None,
+            grace_period: None,
+            shutdown_timeout: None,
+            max_uri_length: None,
+            trusted_proxies: Vec::new(),
+            identity_headers: Vec::new(),
+            apps: Vec::new(),
+        };
+        if let Some((node, key)) = top.require(
+            d,
+            "listen",
+            root.at,
+            "the addresses to accept requests on, such as [\"0.0.0.0:8080\"]",
+        ) {
+            file.listen = d.list(node, &key, "listen addresses", decode_listen);
+            if matches!(&node.value, Value::Seq(items) if items.is_empty()) {
+                d.error(node.at, &key, "give at least one address to listen on");
+            }
+        }
+        if let Some((node, key)) = top.require(
+            d,
+            "state_dir",
+            root.at,
+            "a directory for the key file and the database",
+        ) {
+            file.state_dir = d.spanned_string(node, &key);
+        }
+        if let Some((node, key)) = top.get("metrics") {
+            if let Some(mut m) = d.map(node, &key, METRICS_KEYS) {
+                if let Some((n, k)) = m.require(
+                    d,
+                    "listen",
+                    node.at,
+                    "the address for Prometheus to scrape, such as 127.0.0.1:9464",
+                ) {
+                    file.metrics_listen = d.socket_addr(n, &k);
+                }
+                m.finish(d);
+            }
+        }
+        if let Some((node, key)) = top.get("log") {
+            if let Some(mut m) = d.map(node, &key, LOG_KEYS) {
+                if let Some((n, k)) = m.get("format") {
+                    file.log_format = d.spanned_string(n, &k);
+                }
+                if let Some((n, k)) = m.get("level") {
+                    file.log_level = d.spanned_string(n, &k);
+                }
+                m.finish(d);
+            }
+        }
+        if let Some((node, key)) = top.get("server") {
+            if let Some(mut m) = d.map(node, &key, SERVER_KEYS) {
+                if let Some((n, k)) = m.get("threads") {
+                    file.threads = d.integer(n, &k, 1..=256);
+                }
+                if let Some((n, k)) = m.get("grace_period") {
+                    file.grace_period = d.duration(n, &k);
+                }
+                if let Some((n, k)) = m.get("shutdown_timeout") {
+                    file.shutdown_timeout = d.duration(n, &k);
+                }
+                if let Some((n, k)) = m.get("max_uri_length") {
+                    file.max_uri_length = d.integer(n, &k, 256..=65_536);
+                }
+                m.finish(d);
+            }
+        }
+        if let Some((node, key)) = top.get("trusted_proxies") {
+            file.trusted_proxies = d.list(node, &key, "networks", |d, n, k| d.network(n, k));
+        }
+        if let Some((node, key)) = top.get("identity_headers") {
+            file.identity_headers = d.list(node, &key, "header names", |d, n, k| d.spanned_string(n, k));
+        }
+        if let Some((node, key)) = top.require(
+            d,
+            "apps",
+            root.at,
+            "the applications to put the gateway in front of",
+        ) {
+            let entries = d.named_entries(node, &key);
+            if entries.is_empty() && matches!(node.value, Value::Map(_)) {
+                d.error(node.at, &key, "configure at least one app");
+            }
+            for (name, app) in entries {
+                let app_key = format!("{key}.{}", name.name);
+                let name = Spanned {
+                    value: name.name.clone(),
+                    at: name.at,
+                    key: app_key.clone(),
+                };
+                if let Some(app) = decode_app(d, app, &app_key, name) {
+                    file.apps.push(app);
+                }
+            }
+        }
+        top.finish(d);
+        Some(file)
+    }
+}
+
+/// `"0.0.0.0:8080"`, or `{addr: "0.0.0.0:8443", tls: {cert: ..., key: ...}}`.
+fn decode_listen(d: &mut Decoder, node: &Node, key: &str) -> Option<Spanned<ListenFile>> {
+    let value = if matches!(node.value, Value::Map(_)) {
+        let mut m = d.map(node, key, LISTEN_KEYS)?;
+        let addr = m
+            .require(d, "addr", node.at, "the address and port, such as 0.0.0.0:8443")
+            .and_then(|(n, k)| d.socket_addr(n, &k));
+        let mut tls = None;
+        if let Some((n, k)) = m.get("tls") {
+            if let Some(mut t) = d.map(n, &k, TLS_KEYS) {
+                let cert = t
+                    .require(d, "cert", n.at, "the PEM certificate chain file")
+                    .and_then(|(n, k)| d.string(n, &k));
+                let key_file = t
+                    .require(d, "key", n.at, "the PEM private key file")
+                    .and_then(|(n, k)| d.string(n, &k));
+                t.finish(d);
+                tls = Some(cert.zip(key_file)?);
+            }
+        }
+        m.finish(d);
+        ListenFile { addr: addr?, tls }
+    } else {
+        ListenFile {
+            addr: d.socket_addr(node, key)?,
+            tls: None,
+        }
+    };
+    Some(Spanned {
+        value,
+        at: node.at,
+        key: key.to_owned(),
+    })
+}
+
+fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) -> Option<AppFile> {
+    let mut m = d.map(node, key, APP_KEYS)?;
+    let mut app = AppFile {
+        name,
+        hosts: Vec::new(),
+        upstream: None,
+        host_header: None,
+        tls_verify: None,
+        case_insensitive_paths: None,
+        mfa: None,
+        routes: Vec::new(),
+    };
+    if let Some((n, k)) = m.require(
+        d,
+        "hosts",
+        app.name.at,
+        "the host names this app answers to, such as [wiki.example.com]",
+    ) {
+        app.hosts = d.list(n, &k, "host names", |d, n, k| d.spanned_string(n, k));
+    }
+    if let Some((n, k)) = m.require(
+        d,
+        "upstream",
+        app.name.at,
+        "the app's own address, such as http://127.0.0.1:3000",
+    ) {
+        app.upstream = d.spanned_string(n, &k);
+    }
+    if let Some((n, k)) = m.get("host_header") {
+        app.host_header = d.spanned_string(n, &k);
+    }
+    if let Some((n, k)) = m.get("tls_verify") {
+        app.tls_verify = d.bool(n, &k);
+    }
+    if let Some((n, k)) = m.get("case_insensitive_paths") {
+        app.case_insensitive_paths = d.bool(n, &k);
+    }
+    if let Some((n, k)) = m.get("mfa") {
+        app.mfa = decode_mfa(d, n, &k);
+    }
+    if let Some((n, k)) = m.get("routes") {
+        let items = d.seq(n, &k, "route rules");
+        for (i, item) in items.iter().enumerate() {
+            if let Some(route) = decode_route(d, item, &format!("{k}[{i}]")) {
+                app.routes.push(route);
+            }
+        }
+    }
+    m.finish(d);
+    Some(app)
+}
+
+/// `required | optional | off`, or `{groups: [...], users: [...]}`.
+fn decode_mfa(d: &mut Decoder, node: &Node, key: &str) -> Option<Spanned<MfaFile>> {
+    let value = if matches!(node.value, Value::Map(_)) {
+        let mut m = d.map(node, key, MFA_KEYS)?;
+        let users = m
+            .get("users")
+            .map(|(n, k)| d.list(n, &k, "user names", |d, n, k| d.string(n, k)));
+        let groups = m
+            .get("groups")
+            .map(|(n, k)| d.list(n, &k, "group names", |d, n, k| d.string(n, k)));
+        m.finish(d);
+        if users.is_none() && groups.is_none() {
+            d.error(
+                node.at,
+                key,
+                "name the `users` or `groups` that need a second factor",
+            );
+            return None;
+        }
+        MfaFile::Subjects {
+            users: users.unwrap_or_default(),
+            groups: groups.unwrap_or_default(),
+        }
+    } else {
+        match d.string(node, key)?.as_str() {
+            "required" => MfaFile::Required,
+            "optional" => MfaFile::Optional,
+            "off" => MfaFile::Off,
+            other => {
+                d.error(
+                    node.at,
+                    key,
+                    format!("`{other}` is not an MFA mode; use required, optional, off, or {{groups: [...], users: [...]}}"),
+                );
+                return None;
+            }
+        }
+    };
+    Some(Spanned {
+        value,
+        at: node.at,
+        key: key.to_owned(),
+    })
+}
+
+fn decode_route(d: &mut Decoder, node: &Node, key: &str) -> Option<RouteFile> {
+    let mut m = d.map(node, key, ROUTE_KEYS)?;
+    let mut route = RouteFile {
+        at: node.at,
+        key: key.to_owned(),
+        path: None,
+        exact: false,
+        methods: None,
+        policy: None,
+        max_age: None,
+        users: Vec::new(),
+        groups: Vec::new(),
+        networks: Vec::new(),
+    };
+    if let Some((n, k)) = m.require(d, "path", node.at, "the path this rule covers, such as /admin") {
+        route.path = d.spanned_string(n, &k);
+    }
+    if let Some((n, k)) = m.get("match") {
+        match d.string(n, &k).as_deref() {
+            Some("prefix") => {}
+            Some("exact") => route.exact = true,
+            Some(other) => d.error(
+                n.at,
+                &k,
+                format!("`{other}` is not a match kind; use prefix (the default) or exact"),
+            ),
+            None => {}
+        }
+    }
+    if let Some((n, k)) = m.get("methods") {
+        route.methods = Some(d.list(n, &k, "methods", |d, n, k| d.spanned_string(n, k)));
+    }
+    if let Some((n, k)) = m.require(d, "policy", node.at, "one of bypass, password, mfa, deny") {
+        route.policy = d.spanned_string(n, &k);
+    }
+    if let Some((n, k)) = m.get("max_age") {
+        route.max_age = d.duration(n, &k).map(|value| Spanned {
+            value,
+            at: n.at,
+            key: k,
+        });
+    }
+    if let Some((n, k)) = m.get("users") {
+        route.users = d.list(n, &k, "user names", |d, n, k| d.string(n, k));
+    }
+    if let Some((n, k)) = m.get("groups") {
+        route.groups = d.list(n, &k, "group names", |d, n, k| d.string(n, k));
+    }
+    if let Some((n, k)) = m.get("networks") {
+        route.networks = d.list(n, &k, "networks", |d, n, k| d.network(n, k));
+    }
+    m.finish(d);
+    Some(route)
+}

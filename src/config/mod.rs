@@ -1,0 +1,164 @@
+//! Configuration: one YAML file, read strictly (`yaml`, `decode`, `file`), validated
+//! into the model the gateway runs on (`validate`, `model`), and reloaded on SIGHUP
+//! (`reload`).
+
+pub mod decode;
+pub mod error;
+pub mod file;
+pub mod model;
+pub mod reload;
+pub mod validate;
+pub mod yaml;
+
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use model::{App, Config, Listener, LogFormat, LogSettings, ServerSettings, TlsFiles, Upstream};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// Reads, parses and validates a configuration file, reporting every problem at once.
+pub fn load(path: &Path) -> Result<Config, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, path).map_err(LoadError::Invalid)
+}
+
+/// Parses and validates configuration text; `path` names it in errors and anchors
+/// relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let file_name = path.display().to_string();
+    let root = yaml::parse(text).map_err(|problems| {
+        ConfigErrors(
+            problems
+                .into_iter()
+                .map(|p| ConfigError {
+                    file: file_name.clone(),
+                    at: p.at,
+                    key: p.path,
+                    message: p.message,
+                })
+                .collect(),
+        )
+    })?;
+    let mut decoder = decode::Decoder::new(file_name);
+    let config =
+        file::FileConfig::decode(&mut decoder, &root).and_then(|f| validate::build(&mut decoder, f, path));
+    let errors = decoder.into_errors();
+    match config {
+        Some(config) if errors.is_empty() => Ok(config),
+        _ => Err(ConfigErrors(errors)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text, &PathBuf::from("t.yaml")) {
+            Ok(_) => vec![],
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const MINIMAL: &str = "listen: [\"127.0.0.1:8080\"]\nstate_dir: state\napps:\n  wiki:\n    hosts: [wiki.example.com]\n    upstream: http://127.0.0.1:3000\n";
+
+    #[test]
+    fn minimal_config_loads_with_strict_defaults() {
+        let config = parse(MINIMAL, &PathBuf::from("/etc/portvakt/p.yaml")).expect("valid");
+        assert_eq!(config.state_dir, PathBuf::from("/etc/portvakt/state"));
+        assert_eq!(config.apps[0].policy.mfa, crate::policy::MfaMode::Required);
+        assert_eq!(config.server.max_uri_length, 8192);
+        assert!(config.app_for_host("WIKI.example.com.", Some(8080)).is_some());
+        assert!(config.app_for_host("other.example.com", None).is_none());
+    }
+
+    #[test]
+    fn unknown_key_wrong_type_and_duplicate_key_are_all_reported() {
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\nstate_dir: t\napps:\n  wiki:\n    hosts: [w]\n    upstrem: http://127.0.0.1:1\n    tls_verify: sometimes\n";
+        let found = errors(text);
+        // The duplicate key is a YAML-level problem and is reported on its own.
+        assert_eq!(found, ["t.yaml:3:1: state_dir: duplicate key `state_dir` (first set at line 2, column 1); a key may appear once per mapping"]);
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  wiki:\n    hosts: [w]\n    upstrem: http://127.0.0.1:1\n    tls_verify: sometimes\n";
+        let found = errors(text);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("t.yaml:4:3: apps.wiki: missing `upstream`"),
+            "{}",
+            found[0]
+        );
+        assert!(
+            found[1].starts_with(
+                "t.yaml:6:5: apps.wiki.upstrem: unknown key `upstrem`; did you mean `upstream`?"
+            ),
+            "{}",
+            found[1]
+        );
+        assert!(
+            found[2].starts_with("t.yaml:7:17: apps.wiki.tls_verify: expected true or false"),
+            "{}",
+            found[2]
+        );
+    }
+
+    #[test]
+    fn cross_key_errors_name_both_places() {
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  a:\n    hosts: [x.example]\n    upstream: http://127.0.0.1:1\n    routes:\n      - {path: /admin, policy: deny}\n      - {path: /admin/, policy: bypass}\n  b:\n    hosts: [X.example]\n    upstream: http://127.0.0.1:1\n";
+        let found = errors(text);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].contains("apps.a.routes[1]: this rule and apps.a.routes[0] (line 8)"),
+            "{}",
+            found[0]
+        );
+        assert!(
+            found[1].contains("already served by app `a` (line 5)"),
+            "{}",
+            found[1]
+        );
+    }
+
+    #[test]
+    fn rule_values_are_checked() {
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  a:\n    hosts: [x]\n    upstream: ftp://h\n    mfa: sometimes\n    routes:\n      - {path: /a%2fb, policy: mfa}\n      - {path: /b, policy: password, max_age: 10m}\n      - {path: /c, policy: allow}\n      - {path: /d, policy: deny, methods: [get]}\n      - {path: /e/../f, policy: deny}\n      - {path: /g, policy: bypass, groups: [admins]}\n";
+        let found = errors(text);
+        let wanted = [
+            "apps.a.upstream: `ftp://h` needs the scheme",
+            "apps.a.mfa: `sometimes` is not an MFA mode",
+            "apps.a.routes[0].path: `/a%2fb` is not a usable path",
+            "apps.a.routes[1].max_age: `max_age` applies only to `policy: mfa`",
+            "apps.a.routes[2].policy: `allow` is not a policy",
+            "apps.a.routes[3].methods[0]: methods are case-sensitive; did you mean GET?",
+            "apps.a.routes[4].path: write the path in its normal form: /f",
+            "apps.a.routes[5]: a bypass rule cannot name users or groups",
+        ];
+        assert_eq!(found.len(), wanted.len(), "{found:#?}");
+        for (got, want) in found.iter().zip(wanted) {
+            assert!(got.contains(want), "{got}\n  should contain {want}");
+        }
+    }
+
+    #[test]
+    fn missing_top_level_keys_are_named() {
+        let found = errors("log: {format: xml}\n");
+        assert!(found.iter().any(|e| e.contains("missing `listen`")), "{found:#?}");
+        assert!(found.iter().any(|e| e.contains("missing `state_dir`")));
+        assert!(found.iter().any(|e| e.contains("missing `apps`")));
+        assert!(found.iter().any(|e| e.contains("`xml` is not a log format")));
+    }
+}

@@ -1,0 +1,117 @@
+//! The validated configuration the gateway runs on. Nothing here is a file type:
+//! addresses are resolved, rules are indexed, names are folded for lookup.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::policy::AppPolicy;
+
+#[derive(Debug)]
+pub struct Config {
+    /// The file this was read from (for reloads and messages).
+    pub source: PathBuf,
+    pub listeners: Vec<Listener>,
+    pub state_dir: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log: LogSettings,
+    pub server: ServerSettings,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Extra header names (folded: lower case, `_` as `-`) removed from every client
+    /// request, beside every `x-portvakt-*` header.
+    pub identity_headers: Vec<String>,
+    pub apps: Vec<App>,
+    /// Folded host (`name` or `name:port`) to index in `apps`.
+    pub(crate) hosts: HashMap<String, usize>,
+}
+
+impl Config {
+    /// The app serving a request's host. `host` is the host as the client sent it;
+    /// an entry with a port matches only that port, one without matches any port.
+    pub fn app_for_host(&self, host: &str, port: Option<u16>) -> Option<(usize, &App)> {
+        let host = fold_host(host);
+        let with_port = port.and_then(|p| self.hosts.get(&format!("{host}:{p}")));
+        let index = *with_port.or_else(|| self.hosts.get(host.as_str()))?;
+        self.apps.get(index).map(|app| (index, app))
+    }
+
+    /// True when a header name (any case, `_` for `-`) is one Portvakt sets itself.
+    pub fn is_identity_header(&self, name: &str) -> bool {
+        let folded = fold_header_name(name);
+        folded.starts_with("x-portvakt-") || self.identity_headers.contains(&folded)
+    }
+}
+
+/// Lower case, without the trailing dot of a fully qualified name.
+pub fn fold_host(host: &str) -> String {
+    host.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// Header names compared the way a CGI-style app would: case-blind, `_` equal to `-`.
+pub fn fold_header_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `portvakt=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Worker threads of the proxy service.
+    pub threads: usize,
+    /// How long a graceful shutdown (SIGTERM) lets in-flight requests run.
+    pub grace_period: Duration,
+    /// How long the last step of a shutdown may take before the runtime is dropped.
+    pub shutdown_timeout: Duration,
+    /// Longest request target (path and query) accepted; longer ones get 414.
+    pub max_uri_length: usize,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    pub upstream: Upstream,
+    /// Host header sent upstream instead of the client's.
+    pub host_header: Option<String>,
+    pub policy: AppPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// As written, for messages.
+    pub url: String,
+    /// Resolved when the configuration is loaded.
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// Server name for TLS (SNI and certificate check).
+    pub sni: String,
+    pub verify_tls: bool,
+}

@@ -1,0 +1,103 @@
+//! Hot reload: on SIGHUP the file is read and validated off the request path, then
+//! swapped in with one atomic store. Requests already running keep the `Arc<Config>`
+//! they started with; an invalid file changes nothing.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{load, Config, LoadError};
+use crate::telemetry::Metrics;
+
+/// The configuration in force, shared by the proxy and the reloader.
+pub type SharedConfig = Arc<ArcSwap<Config>>;
+
+pub struct Reloader {
+    pub config: SharedConfig,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Reloader {
+    /// Loads the file again and swaps it in if it is valid.
+    pub async fn reload(&self) {
+        let current = self.config.load_full();
+        let path = current.source.clone();
+        let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
+        match loaded {
+            Ok(Ok(new)) => {
+                for what in restart_only_changes(&current, &new) {
+                    tracing::warn!(
+                        setting = what,
+                        "this setting changed in the file but takes effect only after a restart"
+                    );
+                }
+                self.config.store(Arc::new(new));
+                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(file = %current.source.display(), "configuration reloaded");
+            }
+            Ok(Err(LoadError::Invalid(errors))) => {
+                self.metrics.reloads.with_label_values(&["error"]).inc();
+                for e in &errors.0 {
+                    tracing::error!(error = %e, "configuration error");
+                }
+                tracing::error!(
+                    count = errors.0.len(),
+                    "reload rejected; the previous configuration stays in force"
+                );
+            }
+            Ok(Err(e)) => {
+                self.metrics.reloads.with_label_values(&["error"]).inc();
+                tracing::error!(error = %e, "reload rejected; the previous configuration stays in force");
+            }
+            Err(e) => {
+                self.metrics.reloads.with_label_values(&["error"]).inc();
+                tracing::error!(error = %e, "reload task failed; the previous configuration stays in force");
+            }
+        }
+    }
+}
+
+/// Settings bound when the process starts (sockets, threads, the log subscriber).
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.listeners != new.listeners {
+        changed.push("listen");
+    }
+    if old.state_dir != new.state_dir {
+        changed.push("state_dir");
+    }
+    if old.metrics_listen != new.metrics_listen {
+        changed.push("metrics");
+    }
+    if old.log != new.log {
+        changed.push("log");
+    }
+    if old.server != new.server {
+        changed.push("server");
+    }
+    changed
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; reload by restarting");
+                return;
+            }
+        };
+        tracing::info!("send SIGHUP to reload the configuration");
+        loop {
+            tokio::select! {
+                _ = hangups.recv() => self.reload().await,
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! From the file model to the running model: the checks that span keys (hosts claimed
+//! twice, rules that cannot be ordered, upstreams that do not resolve) and the
+//! defaults for what the file leaves out.
+
+use std::collections::HashMap;
+use std::net::ToSocketAddrs;
+use std::path::Path;
+use std::time::Duration;
+
+use super::decode::{Decoder, Spanned};
+use super::file::{AppFile, FileConfig, MfaFile, RouteFile};
+use super::model::{
+    fold_header_name, fold_host, App, Config, Listener, LogFormat, LogSettings, ServerSettings, TlsFiles,
+    Upstream,
+};
+use crate::policy::{self, AppPolicy, MfaMode, PathMatch, RouteTable, Rule, RulePolicy, Subjects};
+
+const STANDARD_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config> {
+    let base = source.parent().unwrap_or(Path::new("."));
+    let listeners = file
+        .listen
+        .into_iter()
+        .map(|l| Listener {
+            addr: l.value.addr,
+            tls: l.value.tls.map(|(cert, key)| TlsFiles {
+                cert: base.join(cert),
+                key: base.join(key),
+            }),
+        })
+        .collect::<Vec<_>>();
+    for listener in &listeners {
+        if let Some(tls) = &listener.tls {
+            for path in [&tls.cert, &tls.key] {
+                if let Err(e) = std::fs::metadata(path) {
+                    d.error(
+                        file.at,
+                        "listen",
+                        format!("cannot read {} for {}: {e}", path.display(), listener.addr),
+                    );
+                }
+            }
+        }
+    }
+    let log = LogSettings {
+        format: match file.log_format.as_ref().map(|s| s.value.as_str()) {
+            None | Some("plain") => LogFormat::Plain,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                let at = file
+                    .log_format
+                    .as_ref()
+                    .map(|s| (s.at, s.key.clone()))
+                    .unwrap_or_default();
+                d.error(
+                    at.0,
+                    &at.1,
+                    format!("`{other}` is not a log format; use plain or json"),
+                );
+                LogFormat::Plain
+            }
+        },
+        level: match file.log_level {
+            None => "info".into(),
+            Some(level) => {
+                if tracing_subscriber::EnvFilter::try_new(&level.value).is_err() {
+                    d.error(
+                        level.at,
+                        &level.key,
+                        format!(
+                            "`{}` is not a log level; use error, warn, info, debug or trace",
+                            level.value
+                        ),
+                    );
+                }
+                level.value
+            }
+        },
+    };
+    let threads = match file.threads {
+        Some(n) => usize::try_from(n).unwrap_or(1),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let server = ServerSettings {
+        threads,
+        grace_period: file.grace_period.unwrap_or(Duration::from_secs(5)),
+        shutdown_timeout: file.shutdown_timeout.unwrap_or(Duration::from_secs(5)),
+        max_uri_length: file
+            .max_uri_length
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(8192),
+    };
+    let mut identity_headers = Vec::new();
+    for header in &file.identity_headers {
+        if http::HeaderName::from_bytes(header.value.as_bytes()).is_err() {
+            d.error(
+                header.at,
+                &header.key,
+                format!("`{}` is not a valid header name", header.value),
+            );
+        } else {
+            identity_headers.push(fold_header_name(&header.value));
+        }
+    }
+    let mut apps = Vec::new();
+    // Folded host → (index of the app, its name, where the host was written).
+    let mut hosts: HashMap<String, (usize, String, Spanned<String>)> = HashMap::new();
+    for (index, app) in file.apps.into_iter().enumerate() {
+        for host in &app.hosts {
+            let Some(folded) = check_host(d, host) else {
+                continue;
+            };
+            if let Some((_, other, first)) = hosts.get(&folded) {
+                d.error(
+                    host.at,
+                    &host.key,
+                    format!(
+                        "host `{}` is already served by app `{other}` (line {}); a host belongs to one app",
+                        host.value, first.at.line
+                    ),
+                );
+            } else {
+                hosts.insert(folded, (index, app.name.value.clone(), host.clone()));
+            }
+        }
+        if app.hosts.is_empty() {
+            d.error(
+                app.name.at,
+                &app.name.key,
+                "list at least one host name under `hosts`",
+            );
+        }
+        // An app that fails to build leaves an error behind, so the indices above
+        // only ever reach a configuration in which every app was built.
+        if let Some(app) = build_app(d, app, source) {
+            apps.push(app);
+        }
+    }
+    let state_dir = file.state_dir.map(|s| base.join(s.value))?;
+    Some(Config {
+        source: source.to_path_buf(),
+        listeners,
+        state_dir,
+        metrics_listen: file.metrics_listen,
+        log,
+        server,
+        trusted_proxies: file.trusted_proxies,
+        identity_headers,
+        apps,
+        hosts: hosts.into_iter().map(|(k, (i, _, _))| (k, i)).collect(),
+    })
+}
+
+/// A host entry: a DNS name or IP literal, optionally with `:port`.
+fn check_host(d: &mut Decoder, host: &Spanned<String>) -> Option<String> {
+    let valid = host
+        .value
+        .parse::<http::uri::Authority>()
+        .ok()
+        .filter(|a| !a.as_str().contains('@') && !a.host().is_empty());
+    if valid.is_none() {
+        d.error(
+            host.at,
+            &host.key,
+            format!(
+                "`{}` is not a host name; write a name such as wiki.example.com, optionally with :port",
+                host.value
+            ),
+        );
+        return None;
+    }
+    Some(fold_host(&host.value))
+}
+
+fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
+    let upstream = app
+        .upstream
+        .as_ref()
+        .and_then(|u| parse_upstream(d, u, app.tls_verify.unwrap_or(true)));
+    let mfa = match app.mfa.map(|m| m.value) {
+        None | Some(MfaFile::Required) => MfaMode::Required,
+        Some(MfaFile::Optional) => MfaMode::Optional,
+        Some(MfaFile::Off) => MfaMode::Off,
+        Some(MfaFile::Subjects { users, groups }) => MfaMode::ForSubjects(Subjects { users, groups }),
+    };
+    let file_name = source.display().to_string();
+    let mut rules = Vec::new();
+    let mut rule_files: Vec<&RouteFile> = Vec::new();
+    for route in &app.routes {
+        if let Some(rule) = build_rule(d, route, &file_name) {
+            rules.push(rule);
+            rule_files.push(route);
+        }
+    }
+    let routes = match RouteTable::build(rules, app.case_insensitive_paths.unwrap_or(false)) {
+        Ok(table) => Some(table),
+        Err(conflicts) => {
+            for c in conflicts {
+                let (first, second) = (rule_files[c.first], rule_files[c.second]);
+                d.error(
+                    second.at,
+                    &second.key,
+                    format!(
+                        "this rule and {} (line {}) match the same requests and neither is more specific; \
+                         merge them, give them different `methods`, or make one of them conditional",
+                        first.key, first.at.line
+                    ),
+                );
+            }
+            None
+        }
+    };
+    Some(App {
+        name: app.name.value,
+        upstream: upstream?,
+        host_header: app.host_header.map(|h| h.value),
+        policy: AppPolicy { mfa, routes: routes? },
+    })
+}
+
+fn build_rule(d: &mut Decoder, route: &RouteFile, file_name: &str) -> Option<Rule> {
+    let path = route.path.as_ref().and_then(|p| {
+        match policy::normalise(p.value.as_bytes()) {
+            // The decoded form is what requests are matched in.
+            Ok(n) if n.forwarded() == p.value || n.forwarded() == format!("{}/", p.value) => {
+                let decoded = n.decoded().trim_end_matches('/');
+                Some(if decoded.is_empty() {
+                    "/".to_owned()
+                } else {
+                    decoded.to_owned()
+                })
+            }
+            Ok(n) => {
+                d.error(
+                    p.at,
+                    &p.key,
+                    format!("write the path in its normal form: {}", n.forwarded()),
+                );
+                None
+            }
+            Err(e) => {
+                d.error(p.at, &p.key, format!("`{}` is not a usable path: {e}", p.value));
+                None
+            }
+        }
+    });
+    let methods = route.methods.as_ref().map(|methods| {
+        methods
+            .iter()
+            .filter_map(|m| {
+                let upper = m.value.to_ascii_uppercase();
+                if m.value != upper && STANDARD_METHODS.contains(&upper.as_str()) {
+                    d.error(
+                        m.at,
+                        &m.key,
+                        format!("methods are case-sensitive; did you mean {upper}?"),
+                    );
+                    None
+                } else if http::Method::from_bytes(m.value.as_bytes()).is_err() {
+                    d.error(m.at, &m.key, format!("`{}` is not a method name", m.value));
+                    None
+                } else {
+                    Some(m.value.clone())
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    if route.methods.as_ref().is_some_and(Vec::is_empty) {
+        d.error(
+            route.at,
+            &route.key,
+            "`methods` is empty; list at least one method, or leave it out to cover all",
+        );
+    }
+    let policy = route.policy.as_ref().and_then(|p| match p.value.as_str() {
+        "bypass" => Some(RulePolicy::Bypass),
+        "password" => Some(RulePolicy::Password),
+        "mfa" => Some(RulePolicy::Mfa {
+            max_age: route.max_age.as_ref().map(|m| m.value),
+        }),
+        "deny" => Some(RulePolicy::Deny),
+        other => {
+            d.error(
+                p.at,
+                &p.key,
+                format!("`{other}` is not a policy; use bypass, password, mfa or deny"),
+            );
+            None
+        }
+    });
+    if let (Some(max_age), Some(p)) = (&route.max_age, &policy) {
+        if !matches!(p, RulePolicy::Mfa { .. }) {
+            d.error(
+                max_age.at,
+                &max_age.key,
+                "`max_age` applies only to `policy: mfa`",
+            );
+        }
+    }
+    if matches!(policy, Some(RulePolicy::Bypass)) && !(route.users.is_empty() && route.groups.is_empty()) {
+        d.error(
+            route.at,
+            &route.key,
+            "a bypass rule cannot name users or groups: it is tried before anyone signs in",
+        );
+    }
+    Some(Rule {
+        path: path?,
+        path_match: if route.exact {
+            PathMatch::Exact
+        } else {
+            PathMatch::Prefix
+        },
+        methods: methods.filter(|m| !m.is_empty()),
+        policy: policy?,
+        subjects: Subjects {
+            users: route.users.clone(),
+            groups: route.groups.clone(),
+        },
+        networks: route.networks.clone(),
+        origin: format!(
+            "{file_name}:{}:{} ({})",
+            route.at.line, route.at.column, route.key
+        ),
+    })
+}
+
+fn parse_upstream(d: &mut Decoder, url: &Spanned<String>, verify_tls: bool) -> Option<Upstream> {
+    let fail = |d: &mut Decoder, why: &str| {
+        d.error(
+            url.at,
+            &url.key,
+            format!(
+                "`{}` {why}; write http://host:port or https://host:port",
+                url.value
+            ),
+        );
+        None
+    };
+    let Ok(uri) = url.value.parse::<http::Uri>() else {
+        return fail(d, "is not a URL");
+    };
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return fail(d, "needs the scheme http:// or https://"),
+    };
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return fail(
+            d,
+            "must not have a path or query (the gateway forwards the request's own path)",
+        );
+    }
+    let Some(authority) = uri.authority() else {
+        return fail(d, "has no host");
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let addr = match (host.as_str(), port).to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => return fail(d, "does not resolve to an address"),
+    };
+    Some(Upstream {
+        url: url.value.clone(),
+        addr,
+        tls,
+        sni: host,
+        verify_tls,
+    })
+}

@@ -1,0 +1,9 @@
+//! Portvakt: a reverse proxy (Pingora) that puts a second factor in front of web apps
+//! that only know passwords. See ARCHITECTURE.md for the map.
+
+pub mod cli;
+pub mod config;
+pub mod pages;
+pub mod policy;
+pub mod proxy;
+pub mod telemetry;

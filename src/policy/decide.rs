@@ -1,0 +1,430 @@
+//! The decision: request facts in, what to do out. No I/O, no clock: `now` is a fact.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use super::path::NormalisedPath;
+use super::rule::{MfaMode, RulePolicy};
+use super::table::RouteTable;
+
+/// Who the request belongs to, as established by a gateway session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    pub user: String,
+    pub groups: Vec<String>,
+    /// When the second factor was last passed; `None` when only the password was.
+    pub second_factor_at: Option<SystemTime>,
+    /// Whether the user turned the second factor on for apps where it is optional.
+    pub mfa_opted_in: bool,
+}
+
+/// Everything a decision may depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    pub method: &'a str,
+    pub path: &'a NormalisedPath,
+    pub client_ip: IpAddr,
+    pub auth: Option<&'a Authentication>,
+    pub now: SystemTime,
+}
+
+/// What the request must have to pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirement {
+    Nothing,
+    Password,
+    SecondFactor { max_age: Option<Duration> },
+    Refused,
+}
+
+/// What happens to this request, given what it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Forwarded without identity (a bypass route).
+    Forward,
+    /// Forwarded with the verified identity.
+    Allow,
+    /// Refused with 403.
+    Deny,
+    /// The user must sign in (with the app's password, or the gateway's login page).
+    SignIn,
+    /// The user must pass (or enrol) a second factor.
+    SecondFactor,
+    /// The second factor is too old for this route and must be passed again.
+    StepUp,
+}
+
+impl Outcome {
+    /// A short, stable name for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Forward => "bypass",
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::SignIn => "sign_in",
+            Outcome::SecondFactor => "second_factor",
+            Outcome::StepUp => "step_up",
+        }
+    }
+}
+
+/// What made the decision, for logs and `portvakt explain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecidedBy {
+    /// The rule with this index in the app's route table.
+    Rule(usize),
+    /// No rule covers the path; the app's `mfa` setting decided.
+    AppDefault,
+    /// Rules cover the path, but none admits this client or user.
+    NoRuleAdmits,
+    /// This rule names users or groups, so the user must sign in before it can be tried.
+    IdentityNeeded(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub requirement: Requirement,
+    pub outcome: Outcome,
+    pub decided_by: DecidedBy,
+}
+
+/// An app's policy: its default and its route rules.
+#[derive(Debug)]
+pub struct AppPolicy {
+    pub mfa: MfaMode,
+    pub routes: RouteTable,
+}
+
+impl AppPolicy {
+    pub fn decide(&self, facts: &RequestFacts<'_>) -> Decision {
+        let candidates = self.routes.candidates(facts.path, facts.method);
+        if candidates.is_empty() {
+            let requirement = self.default_requirement(facts.auth);
+            return settle(requirement, DecidedBy::AppDefault, facts);
+        }
+        for i in candidates {
+            let rule = &self.routes.rules()[i];
+            if !rule.networks.is_empty() && !rule.networks.iter().any(|n| n.contains(&facts.client_ip)) {
+                continue;
+            }
+            if !rule.subjects.is_empty() {
+                match facts.auth {
+                    None => return settle(Requirement::Password, DecidedBy::IdentityNeeded(i), facts),
+                    Some(auth) if !rule.subjects.admit(auth) => continue,
+                    Some(_) => {}
+                }
+            }
+            let requirement = match rule.policy {
+                RulePolicy::Bypass => Requirement::Nothing,
+                RulePolicy::Password => Requirement::Password,
+                RulePolicy::Mfa { max_age } => Requirement::SecondFactor { max_age },
+                RulePolicy::Deny => Requirement::Refused,
+            };
+            return settle(requirement, DecidedBy::Rule(i), facts);
+        }
+        settle(Requirement::Refused, DecidedBy::NoRuleAdmits, facts)
+    }
+
+    fn default_requirement(&self, auth: Option<&Authentication>) -> Requirement {
+        let second_factor = Requirement::SecondFactor { max_age: None };
+        match (&self.mfa, auth) {
+            (MfaMode::Required, _) => second_factor,
+            (MfaMode::Off, _) => Requirement::Password,
+            (MfaMode::Optional, Some(a)) if a.mfa_opted_in => second_factor,
+            (MfaMode::ForSubjects(s), Some(a)) if s.admit(a) => second_factor,
+            // Until the user is known, the password comes first; the decision is made
+            // again with the identity it establishes.
+            (MfaMode::Optional | MfaMode::ForSubjects(_), _) => Requirement::Password,
+        }
+    }
+}
+
+fn settle(requirement: Requirement, decided_by: DecidedBy, facts: &RequestFacts<'_>) -> Decision {
+    let outcome = match (requirement, facts.auth) {
+        (Requirement::Nothing, _) => Outcome::Forward,
+        (Requirement::Refused, _) => Outcome::Deny,
+        (_, None) => Outcome::SignIn,
+        (Requirement::Password, Some(_)) => Outcome::Allow,
+        (Requirement::SecondFactor { max_age }, Some(auth)) => match auth.second_factor_at {
+            None => Outcome::SecondFactor,
+            Some(at) => {
+                // A second factor from the future (clock step) counts as age zero.
+                let age = facts.now.duration_since(at).unwrap_or(Duration::ZERO);
+                match max_age {
+                    Some(max) if age > max => Outcome::StepUp,
+                    _ => Outcome::Allow,
+                }
+            }
+        },
+    };
+    Decision {
+        requirement,
+        outcome,
+        decided_by,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::path::normalise;
+    use crate::policy::rule::{PathMatch, Rule, Subjects};
+
+    fn rule(path: &str, policy: RulePolicy) -> Rule {
+        Rule {
+            path: path.into(),
+            path_match: PathMatch::Prefix,
+            methods: None,
+            policy,
+            subjects: Subjects::default(),
+            networks: vec![],
+            origin: String::new(),
+        }
+    }
+
+    fn mfa(max_age: Option<u64>) -> RulePolicy {
+        RulePolicy::Mfa {
+            max_age: max_age.map(Duration::from_secs),
+        }
+    }
+
+    fn policy(mode: MfaMode, rules: Vec<Rule>) -> AppPolicy {
+        AppPolicy {
+            mfa: mode,
+            routes: RouteTable::build(rules, false).expect("no conflicts"),
+        }
+    }
+
+    fn user(name: &str, groups: &[&str], mfa_age: Option<u64>) -> Authentication {
+        Authentication {
+            user: name.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            second_factor_at: mfa_age.map(|s| now() - Duration::from_secs(s)),
+            mfa_opted_in: false,
+        }
+    }
+
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    fn decide(p: &AppPolicy, method: &str, path: &str, ip: &str, auth: Option<&Authentication>) -> Decision {
+        let path = normalise(path.as_bytes()).expect("valid path");
+        p.decide(&RequestFacts {
+            method,
+            path: &path,
+            client_ip: ip.parse().expect("ip"),
+            auth,
+            now: now(),
+        })
+    }
+
+    /// The example policy from the design brief, plus a few neighbours.
+    fn wiki() -> AppPolicy {
+        let mut admin = rule("/admin", mfa(Some(600)));
+        admin.subjects.groups = vec!["admins".into()];
+        let mut health = rule("/healthz", RulePolicy::Bypass);
+        health.path_match = PathMatch::Exact;
+        let mut office = rule("/reports", RulePolicy::Password);
+        office.networks = vec!["10.0.0.0/8".parse().expect("net")];
+        let mut post_only = rule("/api", RulePolicy::Deny);
+        post_only.methods = Some(vec!["POST".into()]);
+        let mut get_api = rule("/api", RulePolicy::Password);
+        get_api.methods = Some(vec!["GET".into()]);
+        policy(
+            MfaMode::Required,
+            vec![
+                health,
+                rule("/admin", RulePolicy::Deny),
+                admin,
+                rule("/export", RulePolicy::Deny),
+                office,
+                rule("/reports", mfa(None)),
+                post_only,
+                get_api,
+                rule("/api/public", RulePolicy::Bypass),
+            ],
+        )
+    }
+
+    #[test]
+    fn decision_table() {
+        let p = wiki();
+        let alice = user("alice", &["admins"], Some(60));
+        let alice_stale = user("alice", &["admins"], Some(3600));
+        let bob = user("bob", &["staff"], Some(60));
+        let carol_pw = user("carol", &[], None);
+        use DecidedBy::*;
+        use Outcome::*;
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            Option<&'a Authentication>,
+            Outcome,
+            DecidedBy,
+        );
+        let cases: &[Case] = &[
+            // Exact bypass covers the path itself, not what lies below it.
+            ("GET", "/healthz", "192.0.2.1", None, Forward, Rule(0)),
+            ("GET", "/healthz/", "192.0.2.1", None, Forward, Rule(0)),
+            ("GET", "/healthz/x", "192.0.2.1", None, SignIn, AppDefault),
+            // Group rule before the unconditional deny at the same path.
+            ("GET", "/admin/users", "192.0.2.1", Some(&alice), Allow, Rule(2)),
+            ("GET", "/admin", "192.0.2.1", Some(&alice_stale), StepUp, Rule(2)),
+            ("GET", "/admin/", "192.0.2.1", Some(&bob), Deny, Rule(1)),
+            ("GET", "/admin", "192.0.2.1", None, SignIn, IdentityNeeded(2)),
+            (
+                "GET",
+                "/administrator",
+                "192.0.2.1",
+                Some(&bob),
+                Allow,
+                AppDefault,
+            ),
+            // App default is `required`.
+            ("GET", "/", "192.0.2.1", Some(&carol_pw), SecondFactor, AppDefault),
+            ("GET", "/page", "192.0.2.1", Some(&bob), Allow, AppDefault),
+            ("POST", "/export/all", "192.0.2.1", Some(&alice), Deny, Rule(3)),
+            // Network condition, with the unconditional rule as the alternative.
+            ("GET", "/reports/q1", "10.1.2.3", Some(&carol_pw), Allow, Rule(4)),
+            (
+                "GET",
+                "/reports/q1",
+                "192.0.2.1",
+                Some(&carol_pw),
+                SecondFactor,
+                Rule(5),
+            ),
+            // Methods: case-exact; HEAD and OPTIONS follow GET.
+            ("POST", "/api/x", "192.0.2.1", Some(&bob), Deny, Rule(6)),
+            ("GET", "/api/x", "192.0.2.1", Some(&carol_pw), Allow, Rule(7)),
+            ("HEAD", "/api/x", "192.0.2.1", Some(&carol_pw), Allow, Rule(7)),
+            ("OPTIONS", "/api/x", "192.0.2.1", Some(&carol_pw), Allow, Rule(7)),
+            (
+                "get",
+                "/api/x",
+                "192.0.2.1",
+                Some(&carol_pw),
+                SecondFactor,
+                AppDefault,
+            ),
+            (
+                "PUT",
+                "/api/x",
+                "192.0.2.1",
+                Some(&carol_pw),
+                SecondFactor,
+                AppDefault,
+            ),
+            // Longest prefix wins.
+            ("POST", "/api/public/x", "192.0.2.1", None, Forward, Rule(8)),
+        ];
+        for (method, path, ip, auth, outcome, by) in cases {
+            let d = decide(&p, method, path, ip, *auth);
+            assert_eq!(
+                (d.outcome, d.decided_by),
+                (*outcome, *by),
+                "{method} {path} from {ip} as {auth:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn conditions_not_met_and_no_alternative_is_denied() {
+        let mut only_office = rule("/ops", RulePolicy::Password);
+        only_office.networks = vec!["10.0.0.0/8".parse().expect("net")];
+        let p = policy(MfaMode::Off, vec![only_office]);
+        let bob = user("bob", &[], None);
+        let d = decide(&p, "GET", "/ops/x", "192.0.2.1", Some(&bob));
+        assert_eq!(
+            (d.outcome, d.decided_by),
+            (Outcome::Deny, DecidedBy::NoRuleAdmits)
+        );
+    }
+
+    #[test]
+    fn app_defaults() {
+        let mut opted = user("dana", &[], None);
+        let plain = user("erik", &["staff"], None);
+        let admins = MfaMode::ForSubjects(Subjects {
+            users: vec!["dana".into()],
+            groups: vec!["admins".into()],
+        });
+        let cases = [
+            (MfaMode::Off, Some(&plain), Outcome::Allow),
+            (MfaMode::Off, None, Outcome::SignIn),
+            (MfaMode::Optional, Some(&plain), Outcome::Allow),
+            (admins.clone(), Some(&plain), Outcome::Allow),
+            (admins.clone(), Some(&opted), Outcome::SecondFactor),
+            (admins, None, Outcome::SignIn),
+        ];
+        for (mode, auth, outcome) in cases {
+            let p = policy(mode.clone(), vec![]);
+            assert_eq!(
+                decide(&p, "GET", "/", "192.0.2.1", auth).outcome,
+                outcome,
+                "{mode:?} {auth:?}"
+            );
+        }
+        opted.mfa_opted_in = true;
+        let p = policy(MfaMode::Optional, vec![]);
+        assert_eq!(
+            decide(&p, "GET", "/", "192.0.2.1", Some(&opted)).outcome,
+            Outcome::SecondFactor
+        );
+    }
+
+    #[test]
+    fn max_age_edges() {
+        let p = policy(MfaMode::Off, vec![rule("/", mfa(Some(600)))]);
+        for (age, outcome) in [
+            (599, Outcome::Allow),
+            (600, Outcome::Allow),
+            (601, Outcome::StepUp),
+        ] {
+            let u = user("u", &[], Some(age));
+            assert_eq!(
+                decide(&p, "GET", "/", "192.0.2.1", Some(&u)).outcome,
+                outcome,
+                "age {age}"
+            );
+        }
+    }
+
+    #[test]
+    fn ties_are_conflicts() {
+        let mut a = rule("/x", RulePolicy::Password);
+        a.methods = Some(vec!["GET".into(), "POST".into()]);
+        let mut b = rule("/x/", RulePolicy::Deny);
+        b.methods = Some(vec!["POST".into(), "PUT".into()]);
+        let mut g1 = rule("/y", RulePolicy::Password);
+        g1.subjects.groups = vec!["a".into()];
+        let mut g2 = rule("/y", RulePolicy::Deny);
+        g2.networks = vec!["10.0.0.0/8".parse().expect("net")];
+        let rules = vec![
+            a,
+            b,
+            g1,
+            g2,
+            rule("/z", RulePolicy::Deny),
+            rule("/z", RulePolicy::Bypass),
+        ];
+        let conflicts = RouteTable::build(rules, false).expect_err("conflicts");
+        let pairs: Vec<_> = conflicts.iter().map(|c| (c.first, c.second)).collect();
+        assert_eq!(pairs, [(0, 1), (2, 3), (4, 5)]);
+    }
+
+    #[test]
+    fn case_insensitive_apps_match_any_case() {
+        let p = AppPolicy {
+            mfa: MfaMode::Off,
+            routes: RouteTable::build(vec![rule("/Admin", RulePolicy::Deny)], true).expect("ok"),
+        };
+        let u = user("u", &[], None);
+        assert_eq!(
+            decide(&p, "GET", "/aDMIN/x", "192.0.2.1", Some(&u)).outcome,
+            Outcome::Deny
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The proxy: Pingora's `ProxyHttp` implementation and the request hygiene it applies.
+
+pub mod gateway;
+pub mod headers;
+pub mod target;
+
+pub use gateway::Gateway;

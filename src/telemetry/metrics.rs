@@ -1,0 +1,94 @@
+//! Prometheus metrics, served on their own listener so that they are never reachable
+//! through an app's host.
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use std::sync::Arc;
+
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by app and decision (`bypass`, `allow`, `deny`, `sign_in`, ...,
+    /// `bad_request`, `unknown_host`).
+    pub requests: IntCounterVec,
+    /// Time from choosing the upstream to its response header, by app.
+    pub upstream_seconds: HistogramVec,
+    /// Configuration reloads by result (`ok`, `error`).
+    pub reloads: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("portvakt_requests_total", "Requests by app and policy decision."),
+            &["app", "decision"],
+        )?;
+        let upstream_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "portvakt_upstream_response_seconds",
+                "Time from choosing the upstream to receiving its response header.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["app"],
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "portvakt_config_reloads_total",
+                "Configuration reloads by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(upstream_seconds.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            upstream_seconds,
+            reloads,
+        })
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec fails only on invalid metric families, which we never build.
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        out
+    }
+}
+
+/// The HTTP app of the metrics listener: `/metrics`, nothing else.
+pub struct MetricsApp(pub Arc<Metrics>);
+
+#[async_trait]
+impl ServeHttp for MetricsApp {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let (status, content_type, body) = if session.req_header().uri.path() == "/metrics" {
+            (
+                StatusCode::OK,
+                TextEncoder::new().format_type().to_owned(),
+                self.0.render(),
+            )
+        } else {
+            (
+                StatusCode::NOT_FOUND,
+                "text/plain".to_owned(),
+                b"not found; metrics are at /metrics\n".to_vec(),
+            )
+        };
+        Response::builder()
+            .status(status)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .header(http::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .unwrap_or_default()
+    }
+}
