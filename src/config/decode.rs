@@ -386,7 +386,7 @@ mod tests {
 
     #[test]
     fn every_bad_value_is_reported() {
-        let doc = yaml::parse("a: [x, 1.5, 70000]\n").unwrap();
+        let (doc, _) = yaml::parse("a: [x, 1.5, 70000]\n").unwrap();
         let mut d = Decoder::new("f.yaml");
         let mut m = d.map(&doc, "", &["a"]).unwrap();
         let (node, key) = m.get("a").unwrap();
@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn durations_need_a_unit() {
-        let doc = yaml::parse("[30s, 15m, 12h, 30, 0s]").unwrap();
+        let (doc, _) = yaml::parse("[30s, 15m, 12h, 30, 0s]").unwrap();
         let mut d = Decoder::new("f.yaml");
         let got = d.list(&doc, "d", "durations", |d, n, k| d.duration(n, k));
         assert_eq!(got.len(), 3);
@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn networks_must_not_have_host_bits() {
-        let doc = yaml::parse("[10.0.0.0/8, 10.1.2.3/8, 192.0.2.7, nope]").unwrap();
+        let (doc, _) = yaml::parse("[10.0.0.0/8, 10.1.2.3/8, 192.0.2.7, nope]").unwrap();
         let mut d = Decoder::new("f.yaml");
         let got = d.list(&doc, "n", "networks", |d, n, k| d.network(n, k));
         assert_eq!(got.len(), 2);

@@ -41,20 +41,18 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 /// relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     let file_name = path.display().to_string();
-    let root = yaml::parse(text).map_err(|problems| {
-        ConfigErrors(
-            problems
-                .into_iter()
-                .map(|p| ConfigError {
-                    file: file_name.clone(),
-                    at: p.at,
-                    key: p.path,
-                    message: p.message,
-                })
-                .collect(),
-        )
-    })?;
-    let mut decoder = decode::Decoder::new(file_name);
+    let to_error = |p: yaml::YamlProblem| ConfigError {
+        file: file_name.clone(),
+        at: p.at,
+        key: p.path,
+        message: p.message,
+    };
+    let (root, duplicates) =
+        yaml::parse(text).map_err(|problems| ConfigErrors(problems.into_iter().map(to_error).collect()))?;
+    let mut decoder = decode::Decoder::new(file_name.clone());
+    for problem in duplicates {
+        decoder.error(problem.at, &problem.path, problem.message);
+    }
     let config =
         file::FileConfig::decode(&mut decoder, &root).and_then(|f| validate::build(&mut decoder, f, path));
     let errors = decoder.into_errors();
@@ -90,29 +88,31 @@ mod tests {
 
     #[test]
     fn unknown_key_wrong_type_and_duplicate_key_are_all_reported() {
-        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\nstate_dir: t\napps:\n  wiki:\n    hosts: [w]\n    upstrem: http://127.0.0.1:1\n    tls_verify: sometimes\n";
-        let found = errors(text);
-        // The duplicate key is a YAML-level problem and is reported on its own.
-        assert_eq!(found, ["t.yaml:3:1: state_dir: duplicate key `state_dir` (first set at line 2, column 1); a key may appear once per mapping"]);
-        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  wiki:\n    hosts: [w]\n    upstrem: http://127.0.0.1:1\n    tls_verify: sometimes\n";
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\nstate_dir: t\napps:\n  wiki:\n    hosts: [w]\n    upstream: http://127.0.0.1:1\n    upstrem: http://127.0.0.1:1\n    tls_verify: sometimes\n";
         let found = errors(text);
         assert_eq!(found.len(), 3, "{found:#?}");
-        assert!(
-            found[0].starts_with("t.yaml:4:3: apps.wiki: missing `upstream`"),
-            "{}",
-            found[0]
+        assert_eq!(
+            found[0],
+            "t.yaml:3:1: state_dir: duplicate key `state_dir` (first set at line 2, column 1); a key may appear once per mapping"
         );
         assert!(
             found[1].starts_with(
-                "t.yaml:6:5: apps.wiki.upstrem: unknown key `upstrem`; did you mean `upstream`?"
+                "t.yaml:8:5: apps.wiki.upstrem: unknown key `upstrem`; did you mean `upstream`?"
             ),
             "{}",
             found[1]
         );
         assert!(
-            found[2].starts_with("t.yaml:7:17: apps.wiki.tls_verify: expected true or false"),
+            found[2].starts_with("t.yaml:9:17: apps.wiki.tls_verify: expected true or false"),
             "{}",
             found[2]
+        );
+        let found = errors("listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  wiki:\n    hosts: [w]\n");
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with("t.yaml:4:3: apps.wiki: missing `upstream`"),
+            "{}",
+            found[0]
         );
     }
 

@@ -58,8 +58,9 @@ pub struct YamlProblem {
 }
 
 /// Parses one YAML document. Syntax errors end the parse (nothing after them can be
-/// trusted); duplicate keys are collected and the first occurrence is kept.
-pub fn parse(text: &str) -> Result<Node, Vec<YamlProblem>> {
+/// trusted) and are the `Err`; duplicate keys are returned beside the tree, which
+/// keeps the first occurrence, so that decoding can go on and report the rest.
+pub fn parse(text: &str) -> Result<(Node, Vec<YamlProblem>), Vec<YamlProblem>> {
     let mut builder = Builder::default();
     for event in Parser::new_from_str(text) {
         match event {
@@ -83,16 +84,13 @@ pub fn parse(text: &str) -> Result<Node, Vec<YamlProblem>> {
         problems,
         ..
     } = builder;
-    if !problems.is_empty() {
-        return Err(problems);
-    }
     match documents.len() {
         0 => Err(vec![YamlProblem {
             at: Pos { line: 1, column: 1 },
             path: String::new(),
             message: "the file is empty; it needs at least `listen` and `apps`".into(),
         }]),
-        1 => Ok(documents.remove(0)),
+        1 => Ok((documents.remove(0), problems)),
         _ => Err(vec![YamlProblem {
             at: documents[1].at,
             path: String::new(),
@@ -214,12 +212,36 @@ impl Builder {
         });
     }
 
+    /// The key path of the innermost open collection, e.g. `apps.wiki.routes[2]`.
+    fn open_path(&self) -> String {
+        let mut path = String::new();
+        let parents = self.stack.len().saturating_sub(1);
+        for open in &self.stack[..parents] {
+            match open {
+                Open::Map {
+                    pending_key: Some(k), ..
+                } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&k.name);
+                }
+                Open::Seq { items, .. } => path.push_str(&format!("[{}]", items.len())),
+                Open::Map {
+                    pending_key: None, ..
+                } => {}
+            }
+        }
+        path
+    }
+
     /// Places a finished node into whatever is open: a sequence, a mapping (as key
     /// or value), or the list of documents.
     fn complete(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
         }
+        let parent_path = self.open_path();
         match self.stack.last_mut() {
             None => self.documents.push(node),
             Some(Open::Seq { items, .. }) => items.push(node),
@@ -232,9 +254,14 @@ impl Builder {
                             "duplicate key `{}` (first set at line {}, column {}); a key may appear once per mapping",
                             key.name, first.at.line, first.at.column
                         );
+                        let path = if parent_path.is_empty() {
+                            key.name.clone()
+                        } else {
+                            format!("{parent_path}.{}", key.name)
+                        };
                         self.problems.push(YamlProblem {
                             at: key.at,
-                            path: key.name.clone(),
+                            path,
                             message,
                         });
                     } else {
@@ -285,7 +312,7 @@ mod tests {
 
     #[test]
     fn positions_are_one_based() {
-        let doc = parse("a: 1\nb:\n  c: x\n").unwrap();
+        let (doc, _) = parse("a: 1\nb:\n  c: x\n").unwrap();
         let Value::Map(entries) = &doc.value else {
             panic!("not a map")
         };
@@ -299,7 +326,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_reported_with_both_positions() {
-        let problems = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        let (_, problems) = parse("a: 1\nb: 2\na: 3\n").unwrap();
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].at, Pos { line: 3, column: 1 });
         assert!(
@@ -311,13 +338,14 @@ mod tests {
 
     #[test]
     fn nested_duplicates_are_all_reported() {
-        let problems = parse("x:\n  a: 1\n  a: 2\ny:\n  b: 1\n  b: 2\n").unwrap_err();
-        assert_eq!(problems.len(), 2);
+        let (_, problems) = parse("x:\n  a: 1\n  a: 2\ny:\n  - b: 1\n    b: 2\n").unwrap();
+        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["x.a", "y[0].b"]);
     }
 
     #[test]
     fn quoted_scalars_are_not_plain() {
-        let doc = parse("a: \"true\"\nb: true\nc: ~\n").unwrap();
+        let (doc, _) = parse("a: \"true\"\nb: true\nc: ~\n").unwrap();
         let Value::Map(e) = &doc.value else {
             panic!("not a map")
         };
@@ -335,7 +363,7 @@ mod tests {
 
     #[test]
     fn aliases_resolve_to_the_anchored_value() {
-        let doc = parse("a: &n [x, y]\nb: *n\n").unwrap();
+        let (doc, _) = parse("a: &n [x, y]\nb: *n\n").unwrap();
         let Value::Map(e) = &doc.value else {
             panic!("not a map")
         };

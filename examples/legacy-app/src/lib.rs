@@ -62,12 +62,15 @@ struct AppState {
     accounts: Arc<HashMap<String, Account>>,
     /// Session id → user name.
     sessions: Arc<Mutex<HashMap<String, String>>>,
+    /// The address this instance listens on, echoed by `/whoami`.
+    served_by: Arc<str>,
 }
 
-pub fn router(accounts: HashMap<String, Account>) -> Router {
+pub fn router(accounts: HashMap<String, Account>, served_by: &str) -> Router {
     let state = AppState {
         accounts: Arc::new(accounts),
         sessions: Arc::default(),
+        served_by: served_by.into(),
     };
     Router::new()
         .route("/", get(home))
@@ -86,7 +89,8 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     accounts: HashMap<String, Account>,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(accounts)).await
+    let served_by = listener.local_addr()?.to_string();
+    axum::serve(listener, router(accounts, &served_by)).await
 }
 
 fn token() -> String {
@@ -253,7 +257,7 @@ async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// Echoes the request as the app received it, as JSON.
-async fn whoami(method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn whoami(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let mut received: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -269,6 +273,7 @@ async fn whoami(method: Method, uri: Uri, headers: HeaderMap) -> Response {
         "path": uri.path(),
         "query": uri.query(),
         "headers": received,
+        "served_by": &*state.served_by,
     });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

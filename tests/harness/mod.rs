@@ -1,0 +1,248 @@
+//! Starts the real gateway binary and the example legacy app on free loopback ports,
+//! and talks to them over real HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use portvakt_legacy_app::{parse_account, serve};
+
+/// The example legacy app, served from a thread of the test process.
+pub struct LegacyApp {
+    pub addr: SocketAddr,
+}
+
+impl LegacyApp {
+    pub fn start(accounts: &[&str]) -> LegacyApp {
+        let accounts = accounts
+            .iter()
+            .map(|a| parse_account(a).expect("account"))
+            .collect();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+                tx.send(listener.local_addr().expect("addr")).expect("send");
+                serve(listener, accounts).await.expect("serve");
+            });
+        });
+        LegacyApp {
+            addr: rx.recv().expect("app address"),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The outcome of a SIGHUP, as the gateway logged it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Reload {
+    Applied,
+    Rejected,
+}
+
+/// The `portvakt` binary, running `run -c` on a file in its own temporary folder.
+pub struct Gateway {
+    child: Child,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    pub metrics_port: u16,
+}
+
+impl Gateway {
+    /// Starts the gateway; `body` is the configuration after the listeners and
+    /// settings the harness writes itself (usually `apps:` and what goes with it).
+    pub fn start(body: &str) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let metrics_port = free_port();
+        let mut gateway = Gateway {
+            child: Command::new("true").spawn().expect("placeholder"),
+            dir,
+            port,
+            metrics_port,
+        };
+        gateway.write_config(body);
+        let log = std::fs::File::create(gateway.log_path()).expect("log file");
+        gateway.child = Command::new(env!("CARGO_BIN_EXE_portvakt"))
+            .args(["run", "-c"])
+            .arg(gateway.config_path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start portvakt");
+        gateway.wait_until_ready();
+        gateway
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("portvakt.yaml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("portvakt.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Writes a new configuration file (not yet applied).
+    pub fn write_config(&self, body: &str) {
+        let text = format!(
+            "listen: [\"127.0.0.1:{}\"]\nstate_dir: state\nmetrics:\n  listen: \"127.0.0.1:{}\"\n\
+             server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{body}",
+            self.port, self.metrics_port
+        );
+        std::fs::write(self.config_path(), text).expect("write config");
+    }
+
+    /// Waits until the listener answers HTTP (any status), or fails with the log.
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!(
+                    "portvakt exited with {status} before it was ready:\n{}",
+                    self.log()
+                );
+            }
+            if let Ok(response) = self
+                .try_raw(b"GET /.portvakt/health HTTP/1.1\r\nHost: ready.check\r\nConnection: close\r\n\r\n")
+            {
+                if response.starts_with("HTTP/1.1") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portvakt was not ready in time:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGHUP and waits until the gateway logs what it made of it.
+    pub fn reload(&self) -> Reload {
+        let count = |log: &str| {
+            log.matches("configuration reloaded").count() + log.matches("reload rejected").count()
+        };
+        let before = self.log();
+        let (applied_before, seen_before) =
+            (before.matches("configuration reloaded").count(), count(&before));
+        self.signal("HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if count(&log) > seen_before {
+                return if log.matches("configuration reloaded").count() > applied_before {
+                    Reload::Applied
+                } else {
+                    Reload::Rejected
+                };
+            }
+            assert!(Instant::now() < deadline, "no reload result logged:\n{log}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end by itself.
+    pub fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portvakt did not exit in {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A client that sends `name` (an app host) to this gateway.
+    pub fn client(&self, hosts: &[&str]) -> reqwest::blocking::Client {
+        let mut builder = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10));
+        for host in hosts {
+            builder = builder.resolve(host, SocketAddr::from(([127, 0, 0, 1], self.port)));
+        }
+        builder.build().expect("client")
+    }
+
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.port)
+    }
+
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .and_then(|r| r.text())
+            .expect("metrics")
+    }
+
+    fn try_raw(&self, request: &[u8]) -> std::io::Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.write_all(request)?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        Ok(String::from_utf8_lossy(&response).into_owned())
+    }
+
+    /// Sends bytes exactly as given (for targets no client library would send) and
+    /// returns the status and the body.
+    pub fn raw(&self, request: &[u8]) -> (u16, String) {
+        let response = self.try_raw(request).expect("raw request");
+        let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
+        (status, body)
+    }
+
+    /// A GET of `target` for `host`, sent raw.
+    pub fn raw_get(&self, host: &str, target: &[u8]) -> (u16, String) {
+        let mut request = b"GET ".to_vec();
+        request.extend_from_slice(target);
+        request
+            .extend_from_slice(format!(" HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes());
+        self.raw(&request)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
