@@ -275,6 +275,36 @@ fn http2_clients_are_served() {
 }
 
 #[test]
+fn tls_listeners_negotiate_http2_and_pages_send_hsts() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = Gateway::start_with_tls(&intranet(&app, ""), &["intranet.test"]);
+    let tls = gateway.tls.as_ref().unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(tls.cert_pem.as_bytes()).unwrap())
+        .resolve("intranet.test", ([127, 0, 0, 1], tls.port).into())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("https://intranet.test:{}{path}", tls.port);
+    let response = client.get(url("/whoami")).send().unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    let headers = received_headers(&echo(&response.text().unwrap()));
+    assert_eq!(header(&headers, "x-forwarded-proto"), ["https"]);
+    let denied = client.get(url("/admin")).send().unwrap();
+    assert_eq!(denied.status(), 403);
+    assert!(denied.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .starts_with("max-age="));
+    // The plain listener sends no HSTS.
+    let plain = gateway
+        .client(&["intranet.test"])
+        .get(gateway.url("intranet.test", "/admin"))
+        .send()
+        .unwrap();
+    assert!(plain.headers().get("strict-transport-security").is_none());
+}
+
+#[test]
 fn forwarding_headers_count_only_from_trusted_proxies() {
     let app = LegacyApp::start(ACCOUNTS);
     let office = "      - { path: /office, policy: bypass, networks: [203.0.113.0/24] }\n      - { path: /office, policy: deny }\n";

@@ -123,7 +123,7 @@ fn decided_by(decision: &Decision, rules: &[Rule]) -> String {
     match decision.decided_by {
         DecidedBy::Rule(i) => rules.get(i).map_or_else(String::new, describe_rule),
         DecidedBy::IdentityNeeded(i) => format!(
-            "{} names users or groups, so the user must sign in before it can be tried",
+            "{}\n          (it names users or groups, so the user must sign in before it can be tried)",
             rules.get(i).map_or_else(String::new, describe_rule)
         ),
         DecidedBy::AppDefault => "no rule covers this path; the app's `mfa` setting decides".to_owned(),

@@ -161,4 +161,18 @@ mod tests {
         assert!(found.iter().any(|e| e.contains("missing `apps`")));
         assert!(found.iter().any(|e| e.contains("`xml` is not a log format")));
     }
+
+    proptest::proptest! {
+        /// Whatever the file holds, loading it ends in a configuration or in errors
+        /// that each carry a position, never in a panic.
+        #[test]
+        fn any_text_loads_or_fails_cleanly(text in "([a-z_]{1,8}|: |\\n|  |- |\\[|\\]|\\{|\\}|, |&a |\\*a|\"|'|#|/x|10\\.0\\.0\\.0/8|30s|true|~){0,40}") {
+            if let Err(errors) = parse(&text, &PathBuf::from("p.yaml")) {
+                proptest::prop_assert!(!errors.0.is_empty());
+                for e in &errors.0 {
+                    proptest::prop_assert!(e.at.line >= 1 && e.at.column >= 1, "{}", e);
+                }
+            }
+        }
+    }
 }

@@ -169,6 +169,7 @@ mod tests {
     use super::*;
     use crate::policy::path::normalise;
     use crate::policy::rule::{PathMatch, Rule, Subjects};
+    use proptest::prelude::*;
 
     fn rule(path: &str, policy: RulePolicy) -> Rule {
         Rule {
@@ -426,5 +427,82 @@ mod tests {
             decide(&p, "GET", "/aDMIN/x", "192.0.2.1", Some(&u)).outcome,
             Outcome::Deny
         );
+    }
+
+    #[test]
+    fn hostile_variants_decide_like_their_forwarded_path_or_are_refused() {
+        let p = wiki();
+        let bob = user("bob", &["staff"], Some(60));
+        let variants = [
+            "/admin",
+            "//admin",
+            "/./admin",
+            "/x/../admin",
+            "/%61dmin",
+            "/admin/",
+            "/admin/.",
+            "/api/../admin",
+            "/admin%2f",
+            "/%2e%2e/admin",
+            "/admin;x",
+            "/admin%00",
+            "/ADMIN",
+            "/%252e%252e/admin",
+            "/admin\\x",
+            "/healthz/..",
+            "/healthz/%2e",
+            "/export//all",
+            "/ex%70ort",
+        ];
+        for raw in variants {
+            match normalise(raw.as_bytes()) {
+                Ok(path) => {
+                    let forwarded = path.forwarded().to_owned();
+                    let a = decide(&p, "GET", raw, "192.0.2.1", Some(&bob));
+                    let b = decide(&p, "GET", &forwarded, "192.0.2.1", Some(&bob));
+                    assert_eq!(a, b, "{raw} vs its forwarded form {forwarded}");
+                }
+                Err(e) => assert!(raw.contains(['%', ';', '\\']), "{raw} refused: {e}"),
+            }
+        }
+        // The disguises of /admin are all denied to bob, like /admin itself.
+        for raw in ["//admin", "/./admin", "/x/../admin", "/%61dmin", "/api/../admin"] {
+            assert_eq!(
+                decide(&p, "GET", raw, "192.0.2.1", Some(&bob)).outcome,
+                Outcome::Deny,
+                "{raw}"
+            );
+        }
+    }
+
+    /// Writes `segment` as a client might to dodge a rule: with dot segments, doubled
+    /// slashes or percent-encoded letters.
+    fn disguise(segment: &str, how: u8) -> String {
+        match how {
+            0 => segment.to_owned(),
+            1 => format!("./{segment}"),
+            2 => format!("zz/../{segment}"),
+            3 => format!("/{segment}"),
+            _ => segment.bytes().map(|b| format!("%{b:02x}")).collect(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn disguised_paths_get_the_decision_of_the_plain_path(
+            parts in proptest::collection::vec(("(admin|healthz|api|public|reports|export|x)", 0u8..5), 0..5),
+            method in "(GET|POST|HEAD|OPTIONS|DELETE)",
+            who in 0usize..3,
+        ) {
+            let p = wiki();
+            let users = [None, Some(user("alice", &["admins"], Some(60))), Some(user("bob", &[], None))];
+            let plain: String = parts.iter().map(|(s, _)| format!("/{s}")).collect();
+            let plain = if plain.is_empty() { "/".to_owned() } else { plain };
+            let disguised: String = parts.iter().map(|(s, how)| format!("/{}", disguise(s, *how))).collect();
+            let disguised = if disguised.is_empty() { "/".to_owned() } else { disguised };
+            let a = decide(&p, &method, &plain, "192.0.2.1", users[who].as_ref());
+            let b = decide(&p, &method, &disguised, "192.0.2.1", users[who].as_ref());
+            prop_assert_eq!(a, b, "{} vs {}", plain, disguised);
+        }
     }
 }

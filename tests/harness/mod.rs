@@ -66,20 +66,46 @@ pub struct Gateway {
     dir: tempfile::TempDir,
     pub port: u16,
     pub metrics_port: u16,
+    /// An HTTPS listener beside the plain one, with a certificate for `tls_hosts`.
+    pub tls: Option<TlsListener>,
+}
+
+pub struct TlsListener {
+    pub port: u16,
+    /// The self-signed certificate, PEM, for clients to trust.
+    pub cert_pem: String,
 }
 
 impl Gateway {
     /// Starts the gateway; `body` is the configuration after the listeners and
     /// settings the harness writes itself (usually `apps:` and what goes with it).
     pub fn start(body: &str) -> Gateway {
+        Self::start_with(body, &[])
+    }
+
+    /// Like `start`, with an HTTPS listener too, whose certificate names `tls_hosts`.
+    pub fn start_with_tls(body: &str, tls_hosts: &[&str]) -> Gateway {
+        Self::start_with(body, tls_hosts)
+    }
+
+    fn start_with(body: &str, tls_hosts: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let metrics_port = free_port();
+        let tls = (!tls_hosts.is_empty()).then(|| {
+            let names = tls_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
+            let cert = rcgen::generate_simple_self_signed(names).expect("certificate");
+            std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("write cert");
+            std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).expect("write key");
+            TlsListener {
+                port: free_port(),
+                cert_pem: cert.cert.pem(),
+            }
+        });
         let mut gateway = Gateway {
             child: Command::new("true").spawn().expect("placeholder"),
             dir,
-            port,
-            metrics_port,
+            port: free_port(),
+            metrics_port: free_port(),
+            tls,
         };
         gateway.write_config(body);
         let log = std::fs::File::create(gateway.log_path()).expect("log file");
@@ -109,8 +135,14 @@ impl Gateway {
 
     /// Writes a new configuration file (not yet applied).
     pub fn write_config(&self, body: &str) {
+        let tls = self.tls.as_ref().map_or(String::new(), |t| {
+            format!(
+                "  - {{ addr: \"127.0.0.1:{}\", tls: {{ cert: cert.pem, key: key.pem }} }}\n",
+                t.port
+            )
+        });
         let text = format!(
-            "listen: [\"127.0.0.1:{}\"]\nstate_dir: state\nmetrics:\n  listen: \"127.0.0.1:{}\"\n\
+            "listen:\n  - \"127.0.0.1:{}\"\n{tls}state_dir: state\nmetrics:\n  listen: \"127.0.0.1:{}\"\n\
              server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{body}",
             self.port, self.metrics_port
         );
