@@ -57,12 +57,33 @@ pub struct RequestCtx {
     upstream_started: Option<Instant>,
     /// The origin-form target to send upstream, built from the normalised path.
     upstream_uri: Option<http::Uri>,
-    reference: String,
+    /// Ties an error page to its log line; formatted only when shown.
+    reference: Reference,
+}
+
+#[derive(Clone, Copy)]
+struct Reference(u64);
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
 }
 
 impl RequestCtx {
     fn app<'c>(&self, config: &'c Config) -> Option<&'c crate::config::App> {
         self.app.and_then(|i| config.apps.get(i))
+    }
+
+    /// Runs `f` on the app of an admitted request. Phases after `request_filter` run
+    /// only for admitted requests, so a missing app is a bug: the request fails
+    /// instead of going anywhere.
+    fn on_app<T>(&self, f: impl FnOnce(&crate::config::App) -> T) -> Result<T> {
+        self.config
+            .as_deref()
+            .and_then(|c| self.app(c))
+            .map(f)
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no app for an admitted request"))
     }
 }
 
@@ -82,7 +103,7 @@ impl ProxyHttp for Gateway {
             answered: None,
             upstream_started: None,
             upstream_uri: None,
-            reference: format!("{:016x}", rand::random::<u64>()),
+            reference: Reference(rand::random()),
         }
     }
 
@@ -90,193 +111,38 @@ impl ProxyHttp for Gateway {
         let config = self.config.load_full();
         ctx.config = Some(config.clone());
         let tls = is_tls(session);
-        let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
-
-        // Read what a trusted proxy says about the client, then strip every header a
-        // client must not send upstream — before anything else looks at the request.
-        let peer = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
-        let origin =
-            headers::client_origin(peer, &session.req_header().headers, &config.trusted_proxies, tls);
-        let strip = headers::names_to_strip(&config, &session.req_header().headers);
-        for name in strip {
-            session.req_header_mut().remove_header(&name);
-        }
-        let origin = match origin {
-            Ok(origin) => origin,
-            Err(e) => {
-                return self
-                    .refuse(
-                        session,
-                        ctx,
-                        StatusCode::BAD_REQUEST,
-                        ErrorKind::BadRequest,
-                        "bad_request",
-                        lang,
-                        Some(&e.to_string()),
-                        tls,
-                    )
-                    .await
+        match admit(session, ctx, &config, tls) {
+            Ok(Admission::Forward) => Ok(false),
+            Ok(Admission::GatewayPage) => {
+                let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
+                self.gateway_page(session, ctx, lang, tls).await
             }
-        };
-        ctx.origin = Some(origin.clone());
-
-        let target = match target::parse(session.req_header()) {
-            Ok(t) => t,
-            Err(e) => {
-                return self
-                    .refuse(
-                        session,
-                        ctx,
-                        StatusCode::BAD_REQUEST,
-                        ErrorKind::BadRequest,
-                        "bad_request",
-                        lang,
-                        Some(&e.to_string()),
-                        tls,
-                    )
-                    .await
-            }
-        };
-        ctx.host = target.authority.as_str().to_owned();
-        let Some((app_index, app)) =
-            config.app_for_host(target.authority.host(), target.authority.port_u16())
-        else {
-            return self
-                .refuse(
-                    session,
-                    ctx,
-                    StatusCode::MISDIRECTED_REQUEST,
-                    ErrorKind::UnknownHost,
-                    "unknown_host",
+            Err(refusal) => {
+                ctx.answered = Some(refusal.label);
+                let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
+                let page = pages::error(
+                    refusal.status,
+                    refusal.kind,
                     lang,
-                    None,
-                    tls,
-                )
-                .await;
-        };
-        ctx.app = Some(app_index);
-
-        let target_len = target.path.len() + target.query.map_or(0, |q| q.len() + 1);
-        if target_len > config.server.max_uri_length {
-            return self
-                .refuse(
-                    session,
-                    ctx,
-                    StatusCode::URI_TOO_LONG,
-                    ErrorKind::UriTooLong,
-                    "bad_request",
-                    lang,
-                    None,
-                    tls,
-                )
-                .await;
-        }
-        let path = match policy::normalise(target.path) {
-            Ok(p) => p,
-            Err(e) => {
-                return self
-                    .refuse(
-                        session,
-                        ctx,
-                        StatusCode::BAD_REQUEST,
-                        ErrorKind::BadRequest,
-                        "bad_request",
-                        lang,
-                        Some(&e.to_string()),
-                        tls,
-                    )
-                    .await
-            }
-        };
-        // The target sent upstream: exactly the path the policy sees, the query as sent.
-        let forwarded = match target.query {
-            Some(q) => format!("{}?{q}", path.forwarded()),
-            None => path.forwarded().to_owned(),
-        };
-        ctx.upstream_uri = match forwarded.parse::<http::Uri>() {
-            Ok(uri) => Some(uri),
-            Err(_) => {
-                let detail = "the query string holds characters that cannot be forwarded";
-                return self
-                    .refuse(
-                        session,
-                        ctx,
-                        StatusCode::BAD_REQUEST,
-                        ErrorKind::BadRequest,
-                        "bad_request",
-                        lang,
-                        Some(detail),
-                        tls,
-                    )
-                    .await;
-            }
-        };
-
-        if path.decoded().starts_with(pages::PREFIX) {
-            ctx.path = Some(path);
-            return self.gateway_page(session, ctx, lang, tls).await;
-        }
-
-        let method = session.req_header().method.as_str().to_owned();
-        let decision = app.policy.decide(&RequestFacts {
-            method: &method,
-            path: &path,
-            client_ip: origin.ip,
-            // Gateway sessions come with the second-factor work; until then nobody
-            // is signed in, and everything that needs a sign-in is refused.
-            auth: None,
-            now: SystemTime::now(),
-        });
-        ctx.path = Some(path);
-        ctx.decision = Some(decision);
-        match decision.outcome {
-            Outcome::Forward | Outcome::Allow => Ok(false),
-            Outcome::Deny => {
-                self.refuse(
-                    session,
-                    ctx,
-                    StatusCode::FORBIDDEN,
-                    ErrorKind::Denied,
-                    "deny",
-                    lang,
-                    None,
-                    tls,
-                )
-                .await
-            }
-            Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp => {
-                self.refuse(
-                    session,
-                    ctx,
-                    StatusCode::UNAUTHORIZED,
-                    ErrorKind::SignInRequired,
-                    decision.outcome.label(),
-                    lang,
-                    None,
-                    tls,
-                )
-                .await
+                    refusal.detail.as_deref(),
+                    &ctx.reference.to_string(),
+                );
+                write_page(session, &page, tls).await?;
+                Ok(true)
             }
         }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let config = ctx
-            .config
-            .clone()
-            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        let app = ctx
-            .app(&config)
-            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        let upstream = &app.upstream;
-        let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.sni.clone());
-        peer.options.verify_cert = upstream.verify_tls;
-        peer.options.verify_hostname = upstream.verify_tls;
-        peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
-        peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+        let peer = ctx.on_app(|app| {
+            let upstream = &app.upstream;
+            let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.sni.clone());
+            peer.options.verify_cert = upstream.verify_tls;
+            peer.options.verify_hostname = upstream.verify_tls;
+            peer.options.connection_timeout = Some(std::time::Duration::from_secs(5));
+            peer.options.idle_timeout = Some(std::time::Duration::from_secs(60));
+            peer
+        })?;
         ctx.upstream_started = Some(Instant::now());
         Ok(Box::new(peer))
     }
@@ -287,19 +153,13 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let config = ctx
-            .config
-            .clone()
-            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
-        let app = ctx
-            .app(&config)
-            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let host_header = ctx.on_app(|app| app.host_header.clone())?;
         let uri = ctx
             .upstream_uri
             .clone()
-            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target for an admitted request"))?;
         upstream_request.set_uri(uri);
-        let host = app.host_header.as_deref().unwrap_or(&ctx.host);
+        let host = host_header.as_deref().unwrap_or(&ctx.host);
         upstream_request.insert_header(http::header::HOST, host)?;
         if let Some(origin) = &ctx.origin {
             upstream_request.insert_header("x-forwarded-for", &origin.forwarded_for)?;
@@ -315,13 +175,14 @@ impl ProxyHttp for Gateway {
         _upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if let (Some(started), Some(config)) = (ctx.upstream_started, &ctx.config) {
-            if let Some(app) = ctx.app(config) {
+        if let Some(started) = ctx.upstream_started {
+            let seconds = started.elapsed().as_secs_f64();
+            ctx.on_app(|app| {
                 self.metrics
                     .upstream_seconds
                     .with_label_values(&[app.name.as_str()])
-                    .observe(started.elapsed().as_secs_f64());
-            }
+                    .observe(seconds)
+            })?;
         }
         Ok(())
     }
@@ -354,7 +215,7 @@ impl ProxyHttp for Gateway {
         };
         tracing::warn!(reference = %ctx.reference, error = %e, status = status.as_u16(), "request failed");
         let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
-        let page = pages::error(status, kind, lang, None, &ctx.reference);
+        let page = pages::error(status, kind, lang, None, &ctx.reference.to_string());
         let tls = is_tls(session);
         if let Err(write_error) = write_page(session, &page, tls).await {
             tracing::debug!(error = %write_error, "could not send the error page");
@@ -406,25 +267,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// Writes a gateway error page and ends the request.
-    #[allow(clippy::too_many_arguments)]
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: StatusCode,
-        kind: ErrorKind,
-        label: &'static str,
-        lang: Lang,
-        detail: Option<&str>,
-        tls: bool,
-    ) -> Result<bool> {
-        ctx.answered = Some(label);
-        let page = pages::error(status, kind, lang, detail, &ctx.reference);
-        write_page(session, &page, tls).await?;
-        Ok(true)
-    }
-
     /// The gateway's own pages under `/.portvakt/`.
     async fn gateway_page(
         &self,
@@ -450,7 +292,7 @@ impl Gateway {
                 ErrorKind::NotFound,
                 lang,
                 None,
-                &ctx.reference,
+                &ctx.reference.to_string(),
             ),
         };
         ctx.answered = Some(if page.status == StatusCode::OK {
@@ -460,6 +302,122 @@ impl Gateway {
         });
         write_page(session, &page, tls).await?;
         Ok(true)
+    }
+}
+
+/// What `admit` lets through.
+enum Admission {
+    /// Forward upstream (`ctx` holds the app, the target and the decision).
+    Forward,
+    /// A page of the gateway's own, under `/.portvakt/`.
+    GatewayPage,
+}
+
+/// Why the gateway answers a request itself instead of forwarding it.
+struct Refusal {
+    status: StatusCode,
+    kind: ErrorKind,
+    /// The decision label for logs and metrics.
+    label: &'static str,
+    /// One sentence for the user about what was wrong with the request.
+    detail: Option<String>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, kind: ErrorKind, label: &'static str) -> Self {
+        Refusal {
+            status,
+            kind,
+            label,
+            detail: None,
+        }
+    }
+
+    fn bad_request(why: impl std::fmt::Display) -> Self {
+        Refusal {
+            detail: Some(why.to_string()),
+            ..Refusal::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, "bad_request")
+        }
+    }
+}
+
+/// Everything `request_filter` decides, in order; no I/O.
+fn admit(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    config: &Config,
+    tls: bool,
+) -> Result<Admission, Refusal> {
+    // Read what a trusted proxy says about the client, then strip every header a
+    // client must not send upstream — before anything else looks at the request.
+    let peer = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
+    let origin = headers::client_origin(peer, &session.req_header().headers, &config.trusted_proxies, tls);
+    for name in headers::names_to_strip(config, &session.req_header().headers) {
+        session.req_header_mut().remove_header(&name);
+    }
+    let origin = origin.map_err(Refusal::bad_request)?;
+    let client_ip = origin.ip;
+    ctx.origin = Some(origin);
+
+    let req = session.req_header();
+    let target = target::parse(req).map_err(Refusal::bad_request)?;
+    ctx.host = target.authority.as_str().to_owned();
+    let (app_index, app) = config
+        .app_for_host(target.authority.host(), target.authority.port_u16())
+        .ok_or_else(|| {
+            Refusal::new(
+                StatusCode::MISDIRECTED_REQUEST,
+                ErrorKind::UnknownHost,
+                "unknown_host",
+            )
+        })?;
+    ctx.app = Some(app_index);
+
+    let target_len = target.path.len() + target.query.map_or(0, |q| q.len() + 1);
+    if target_len > config.server.max_uri_length {
+        return Err(Refusal::new(
+            StatusCode::URI_TOO_LONG,
+            ErrorKind::UriTooLong,
+            "bad_request",
+        ));
+    }
+    let path = policy::normalise(target.path).map_err(Refusal::bad_request)?;
+    if path.decoded().starts_with(pages::PREFIX) {
+        ctx.path = Some(path);
+        return Ok(Admission::GatewayPage);
+    }
+    // The target sent upstream: exactly the path the policy sees, the query as sent.
+    let forwarded = match target.query {
+        Some(q) => format!("{}?{q}", path.forwarded()),
+        None => path.forwarded().to_owned(),
+    };
+    let upstream_uri = forwarded
+        .parse::<http::Uri>()
+        .map_err(|_| Refusal::bad_request("the query string holds characters that cannot be forwarded"))?;
+
+    let decision = app.policy.decide(&RequestFacts {
+        method: req.method.as_str(),
+        path: &path,
+        client_ip,
+        // Gateway sessions come with the second-factor work; until then nobody is
+        // signed in, and everything that needs a sign-in is refused.
+        auth: None,
+        now: SystemTime::now(),
+    });
+    ctx.path = Some(path);
+    ctx.upstream_uri = Some(upstream_uri);
+    ctx.decision = Some(decision);
+    match decision.outcome {
+        Outcome::Forward | Outcome::Allow => Ok(Admission::Forward),
+        Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, "deny")),
+        Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp => Err(Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorKind::SignInRequired,
+            decision.outcome.label(),
+        )),
     }
 }
 
