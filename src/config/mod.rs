@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn rule_values_are_checked() {
-        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  a:\n    hosts: [x]\n    upstream: ftp://h\n    mfa: sometimes\n    routes:\n      - {path: /a%2fb, policy: mfa}\n      - {path: /b, policy: password, max_age: 10m}\n      - {path: /c, policy: allow}\n      - {path: /d, policy: deny, methods: [get]}\n      - {path: /e/../f, policy: deny}\n      - {path: /g, policy: bypass, groups: [admins]}\n";
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  a:\n    hosts: [x]\n    upstream: ftp://h\n    mfa: sometimes\n    routes:\n      - {path: /a%2fb, policy: mfa}\n      - {path: /b, policy: password, max_age: 10m}\n      - {path: /c, policy: allow}\n      - {path: /d, policy: deny, methods: [get]}\n      - {path: /e/../f, policy: deny}\n      - {path: /g, policy: bypass, groups: [admins]}\n    host_header: \"bad\\x01host\"\n";
         let found = errors(text);
         let wanted = [
             "apps.a.upstream: `ftp://h` needs the scheme",
@@ -146,11 +146,23 @@ mod tests {
             "apps.a.routes[3].methods[0]: methods are case-sensitive; did you mean GET?",
             "apps.a.routes[4].path: write the path in its normal form: /f",
             "apps.a.routes[5]: a bypass rule cannot name users or groups",
+            "apps.a.host_header: `bad\u{1}host` is not a host name",
         ];
         assert_eq!(found.len(), wanted.len(), "{found:#?}");
         for (got, want) in found.iter().zip(wanted) {
             assert!(got.contains(want), "{got}\n  should contain {want}");
         }
+    }
+
+    #[test]
+    fn unreadable_tls_files_are_named_at_their_listener() {
+        let found = errors("listen:\n  - \"127.0.0.1:8080\"\n  - { addr: \"127.0.0.1:8443\", tls: { cert: no-cert.pem, key: no-key.pem } }\nstate_dir: s\napps:\n  a:\n    hosts: [a]\n    upstream: http://127.0.0.1:1\n");
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(
+            found[0].starts_with("t.yaml:3:5: listen[1]: cannot read no-cert.pem"),
+            "{}",
+            found[0]
+        );
     }
 
     #[test]

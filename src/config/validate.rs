@@ -21,29 +21,25 @@ const STANDARD_METHODS: &[&str] = &[
 
 pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config> {
     let base = source.parent().unwrap_or(Path::new("."));
-    let listeners = file
-        .listen
-        .into_iter()
-        .map(|l| Listener {
-            addr: l.value.addr,
-            tls: l.value.tls.map(|(cert, key)| TlsFiles {
-                cert: base.join(cert),
-                key: base.join(key),
-            }),
-        })
-        .collect::<Vec<_>>();
-    for listener in &listeners {
-        if let Some(tls) = &listener.tls {
-            for path in [&tls.cert, &tls.key] {
-                if let Err(e) = std::fs::metadata(path) {
-                    d.error(
-                        file.at,
-                        "listen",
-                        format!("cannot read {} for {}: {e}", path.display(), listener.addr),
-                    );
-                }
+    let mut listeners = Vec::new();
+    for entry in file.listen {
+        let tls = entry.value.tls.map(|(cert, key)| TlsFiles {
+            cert: base.join(cert),
+            key: base.join(key),
+        });
+        for path in tls.iter().flat_map(|t| [&t.cert, &t.key]) {
+            if let Err(e) = std::fs::File::open(path) {
+                d.error(
+                    entry.at,
+                    &entry.key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
             }
         }
+        listeners.push(Listener {
+            addr: entry.value.addr,
+            tls,
+        });
     }
     let log = LogSettings {
         format: match file.log_format.as_ref().map(|s| s.value.as_str()) {
@@ -180,6 +176,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         .upstream
         .as_ref()
         .and_then(|u| parse_upstream(d, u, app.tls_verify.unwrap_or(true)));
+    let host_header = app.host_header.and_then(|h| check_host(d, &h).map(|_| h.value));
     let mfa = match app.mfa.map(|m| m.value) {
         None | Some(MfaFile::Required) => MfaMode::Required,
         Some(MfaFile::Optional) => MfaMode::Optional,
@@ -216,7 +213,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
     Some(App {
         name: app.name.value,
         upstream: upstream?,
-        host_header: app.host_header.map(|h| h.value),
+        host_header,
         policy: AppPolicy { mfa, routes: routes? },
     })
 }
