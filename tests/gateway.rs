@@ -101,6 +101,24 @@ fn requests_go_to_the_app_of_their_host_with_the_clients_host_header() {
 }
 
 #[test]
+fn upstream_connections_are_reused() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = Gateway::start(&intranet(&app, ""));
+    let peers: Vec<String> = (0..3)
+        .map(|_| {
+            // A new client connection each time: reuse is on the gateway's side.
+            let (status, body) = gateway.raw_get("intranet.test", b"/whoami");
+            assert_eq!(status, 200);
+            echo(&body)["peer"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(
+        peers.windows(2).all(|w| w[0] == w[1]),
+        "one pooled upstream connection: {peers:?}"
+    );
+}
+
+#[test]
 fn bypass_deny_and_the_strict_default_apply() {
     let app = LegacyApp::start(ACCOUNTS);
     let gateway = Gateway::start(&intranet(&app, ""));

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Form, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -90,7 +92,8 @@ pub async fn serve(
     accounts: HashMap<String, Account>,
 ) -> std::io::Result<()> {
     let served_by = listener.local_addr()?.to_string();
-    axum::serve(listener, router(accounts, &served_by)).await
+    let app = router(accounts, &served_by).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).await
 }
 
 fn token() -> String {
@@ -257,7 +260,13 @@ async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
 }
 
 /// Echoes the request as the app received it, as JSON.
-async fn whoami(State(state): State<AppState>, method: Method, uri: Uri, headers: HeaderMap) -> Response {
+async fn whoami(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let mut received: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -274,6 +283,9 @@ async fn whoami(State(state): State<AppState>, method: Method, uri: Uri, headers
         "query": uri.query(),
         "headers": received,
         "served_by": &*state.served_by,
+        // The connection this request came on: one gateway connection reused shows
+        // the same peer for several requests.
+        "peer": peer.to_string(),
     });
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
