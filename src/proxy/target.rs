@@ -69,7 +69,15 @@ pub fn parse(req: &RequestHeader) -> Result<Target<'_>, TargetError> {
         (None, Some(h)) => h,
         (None, None) => return Err(TargetError::NoHost),
     };
-    if authority.as_str().contains('@') || authority.host().is_empty() {
+    // `Authority` takes `host:anything`; a port is digits (RFC 3986 §3.2.3).
+    let port = authority
+        .as_str()
+        .get(authority.host().len()..)
+        .unwrap_or_default();
+    let port_ok = port
+        .strip_prefix(':')
+        .is_none_or(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    if authority.as_str().contains('@') || authority.host().is_empty() || !port_ok {
         return Err(TargetError::BadHost);
     }
 
@@ -141,6 +149,9 @@ mod tests {
         assert_eq!(parts(b"/", &[]), Err(TargetError::NoHost));
         assert_eq!(parts(b"/", &["user@a.example"]), Err(TargetError::BadHost));
         assert_eq!(parts(b"/", &["a b"]), Err(TargetError::BadHost));
+        assert_eq!(parts(b"/", &["a:notaport"]), Err(TargetError::BadHost));
+        assert_eq!(parts(b"/", &["[::1]:8080"]).map(|p| p.0), Ok("[::1]:8080".into()));
+        assert_eq!(parts(b"/", &["a:"]).map(|p| p.0), Ok("a:".into()));
         assert_eq!(parts(b"*", &["a"]), Err(TargetError::BadTarget));
         assert_eq!(parts(b"ftp://a/x", &["a"]), Err(TargetError::BadTarget));
         assert_eq!(parts(b"/caf\xe9", &["a"]).map(|p| p.1), Ok(b"/caf\xe9".to_vec()));

@@ -244,19 +244,43 @@ impl Gateway {
             .expect("metrics")
     }
 
+    /// Sends `request` on a new connection and reads one response: up to its
+    /// `Content-Length`, the end of its chunks, or the connection's close.
     fn try_raw(&self, request: &[u8]) -> std::io::Result<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_read_timeout(Some(Duration::from_secs(3)))?;
         stream.write_all(request)?;
         let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = stream.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+            if response_complete(&response) {
+                break;
+            }
+        }
         Ok(String::from_utf8_lossy(&response).into_owned())
     }
 
     /// Sends bytes exactly as given (for targets no client library would send) and
-    /// returns the status and the body.
+    /// returns the status and the body; status 0 when no response came (the
+    /// connection closed, or nothing arrived within the read timeout).
     pub fn raw(&self, request: &[u8]) -> (u16, String) {
-        let response = self.try_raw(request).expect("raw request");
+        let response = match self.try_raw(request) {
+            Ok(response) => response,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                String::new()
+            }
+            Err(e) => panic!("raw request: {e}"),
+        };
         let status = response.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
         let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
         (status, body)
@@ -277,4 +301,23 @@ impl Drop for Gateway {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn response_complete(response: &[u8]) -> bool {
+    let Some(end) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&response[..end]).to_ascii_lowercase();
+    let body = &response[end + 4..];
+    if let Some(length) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return body.len() >= length;
+    }
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
 }
