@@ -3,6 +3,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod factors;
+pub mod keys;
 pub mod pages;
 pub mod policy;
 pub mod proxy;

@@ -2,6 +2,7 @@
 
 pub mod gateway;
 pub mod headers;
+pub mod return_path;
 pub mod target;
 
 pub use gateway::Gateway;

@@ -1,0 +1,139 @@
+//! The lockout rule shared by every second factor: failed TOTP, recovery and e-mail
+//! codes count together per account (and per client address). Pure arithmetic over
+//! a record the store keeps, so a restart or a new cookie changes nothing.
+
+use std::time::{Duration, SystemTime};
+
+/// The hard ceiling DESIGN.md sets: never more than 100 failures in a row.
+pub const MAX_FAILURES_CEILING: u32 = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    /// Failures allowed before attempts are refused (1 to 100).
+    pub max_failures: u32,
+    /// Failures older than this no longer count.
+    pub window: Duration,
+    /// The first refusal lasts this long; each failure past the limit doubles it.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        LockoutPolicy {
+            max_failures: 10,
+            window: Duration::from_secs(15 * 60),
+            base_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(60 * 60),
+        }
+    }
+}
+
+/// What the store keeps for one account or address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureRecord {
+    /// Failures in a row within the window.
+    pub count: u32,
+    pub last_failure: Option<SystemTime>,
+    /// No attempt is even checked before this.
+    pub locked_until: Option<SystemTime>,
+}
+
+impl LockoutPolicy {
+    /// How long attempts are still refused, if they are.
+    pub fn locked_for(&self, record: &FailureRecord, now: SystemTime) -> Option<Duration> {
+        record
+            .locked_until
+            .and_then(|until| until.duration_since(now).ok())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// The record after one more failure at `now`.
+    pub fn after_failure(&self, record: &FailureRecord, now: SystemTime) -> FailureRecord {
+        let expired = record
+            .last_failure
+            .is_some_and(|last| now.duration_since(last).unwrap_or(Duration::ZERO) > self.window);
+        let count = if expired {
+            1
+        } else {
+            record.count.saturating_add(1)
+        };
+        let limit = self.max_failures.clamp(1, MAX_FAILURES_CEILING);
+        let locked_until = if count >= limit {
+            let doublings = (count - limit).min(30);
+            let delay = self
+                .base_delay
+                .checked_mul(1u32 << doublings)
+                .unwrap_or(self.max_delay)
+                .min(self.max_delay);
+            Some(now + delay)
+        } else {
+            None
+        };
+        FailureRecord {
+            count,
+            last_failure: Some(now),
+            locked_until,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    #[test]
+    fn the_limit_locks_and_each_further_failure_doubles_the_delay() {
+        let policy = LockoutPolicy::default();
+        let mut record = FailureRecord::default();
+        for i in 0..9 {
+            record = policy.after_failure(&record, at(i));
+            assert_eq!(policy.locked_for(&record, at(i)), None, "failure {}", i + 1);
+        }
+        record = policy.after_failure(&record, at(9));
+        assert_eq!(record.count, 10);
+        assert_eq!(policy.locked_for(&record, at(9)), Some(Duration::from_secs(60)));
+        assert_eq!(policy.locked_for(&record, at(9 + 60)), None);
+        record = policy.after_failure(&record, at(70));
+        assert_eq!(policy.locked_for(&record, at(70)), Some(Duration::from_secs(120)));
+        for i in 0..20 {
+            record = policy.after_failure(&record, at(71 + i));
+        }
+        assert_eq!(
+            policy.locked_for(&record, at(90)),
+            Some(Duration::from_secs(3600)),
+            "capped"
+        );
+    }
+
+    #[test]
+    fn old_failures_fall_out_of_the_window() {
+        let policy = LockoutPolicy::default();
+        let mut record = FailureRecord::default();
+        for i in 0..5 {
+            record = policy.after_failure(&record, at(i));
+        }
+        record = policy.after_failure(&record, at(4 + 15 * 60 + 1));
+        assert_eq!(record.count, 1);
+    }
+
+    #[test]
+    fn the_ceiling_holds_whatever_is_configured() {
+        let policy = LockoutPolicy {
+            max_failures: 1000,
+            ..LockoutPolicy::default()
+        };
+        let mut record = FailureRecord::default();
+        for i in 0..100 {
+            record = policy.after_failure(&record, at(i));
+        }
+        assert!(
+            policy.locked_for(&record, at(100)).is_some(),
+            "locked by the 100th failure in a row"
+        );
+    }
+}
