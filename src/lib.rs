@@ -8,4 +8,5 @@ pub mod keys;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod store;
 pub mod telemetry;

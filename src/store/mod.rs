@@ -1,0 +1,126 @@
+//! Durable state: enrolled devices, used TOTP steps, recovery codes and failure
+//! counters. One trait, so that several gateways can later share PostgreSQL; the
+//! embedded SQLite file in `state_dir` is the default.
+//!
+//! Every operation that must not happen twice (a TOTP step, a recovery code) is one
+//! conditional `UPDATE` whose row count says whether it happened, so two requests —
+//! or two gateways — racing for the same code cannot both win. A write that matters
+//! is durable before the call returns, so the user is never told "done" for
+//! something a crash would undo.
+
+pub mod sqlite;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("the database task did not finish: {0}")]
+    Task(String),
+    #[error(
+        "the database holds schema version {found}, newer than this build knows ({known}); upgrade portvakt"
+    )]
+    NewerSchema { found: i64, known: i64 },
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An authenticator app a user enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpDevice {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    /// The secret, sealed by [`crate::keys::Keys::seal`] with [`TotpDevice::seal_context`].
+    pub sealed_secret: Vec<u8>,
+    pub created_at: SystemTime,
+    pub last_used_at: Option<SystemTime>,
+}
+
+impl TotpDevice {
+    /// What a device's secret is sealed to: its user and its name, so a sealed secret
+    /// copied onto another user's row does not open.
+    pub fn seal_context(user: &str, device_name: &str) -> Vec<u8> {
+        format!("totp\0{user}\0{device_name}").into_bytes()
+    }
+}
+
+/// A stored recovery code: its id and argon2id hash; used ones are not returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecoveryCode {
+    pub id: i64,
+    pub phc: String,
+}
+
+/// Who or what a failure counter belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject<'a> {
+    User(&'a str),
+    Address(std::net::IpAddr),
+}
+
+impl Subject<'_> {
+    fn key(&self) -> String {
+        match self {
+            Subject::User(name) => format!("user:{name}"),
+            Subject::Address(ip) => format!("addr:{ip}"),
+        }
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Stores a device confirmed with a first code at `confirmed_step`, which counts
+    /// as used (so that code cannot sign in afterwards).
+    async fn add_totp_device(
+        &self,
+        user: &str,
+        name: &str,
+        sealed_secret: Vec<u8>,
+        confirmed_step: u64,
+        now: SystemTime,
+    ) -> StoreResult<i64>;
+
+    async fn totp_devices(&self, user: &str) -> StoreResult<Vec<TotpDevice>>;
+
+    /// The newest TOTP step this user ever had accepted.
+    async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>>;
+
+    /// Marks `step` used for `user` if it is newer than every step used before;
+    /// false when it is not (a replay, or a concurrent request won).
+    async fn accept_totp_step(
+        &self,
+        user: &str,
+        device_id: i64,
+        step: u64,
+        now: SystemTime,
+    ) -> StoreResult<bool>;
+
+    /// Replaces all of a user's recovery codes with these hashes; old codes die at once.
+    async fn replace_recovery_codes(&self, user: &str, phcs: Vec<String>, now: SystemTime)
+        -> StoreResult<()>;
+
+    async fn unused_recovery_codes(&self, user: &str) -> StoreResult<Vec<StoredRecoveryCode>>;
+
+    /// Marks a code used; false if it was used already (by a concurrent request).
+    async fn use_recovery_code(&self, user: &str, id: i64, now: SystemTime) -> StoreResult<bool>;
+
+    async fn failures(&self, subject: Subject<'_>) -> StoreResult<FailureRecord>;
+
+    /// Counts one more failure, atomically, and returns the new record.
+    async fn record_failure(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+        now: SystemTime,
+    ) -> StoreResult<FailureRecord>;
+
+    async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;
+}

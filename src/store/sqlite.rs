@@ -1,0 +1,487 @@
+//! The embedded store: one SQLite file in `state_dir`, in WAL mode with full sync,
+//! so a committed write survives a crash, `kill -9` or power loss.
+//!
+//! rusqlite is synchronous; each call runs on Tokio's blocking pool, which keeps the
+//! proxy's threads free and works from any of Pingora's runtimes.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{Store, StoreError, StoreResult, StoredRecoveryCode, Subject, TotpDevice};
+use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+
+pub const DATABASE_FILE: &str = "portvakt.db";
+
+/// Schema changes, in order; entry N brings the schema to version N + 1. The SQL is
+/// kept to what PostgreSQL also accepts.
+const MIGRATIONS: &[&str] = &[r"
+    CREATE TABLE users (
+        name            TEXT PRIMARY KEY,
+        created_at      BIGINT NOT NULL,
+        last_totp_step  BIGINT
+    );
+    CREATE TABLE totp_devices (
+        id              INTEGER PRIMARY KEY,
+        user_name       TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        name            TEXT NOT NULL,
+        sealed_secret   BLOB NOT NULL,
+        created_at      BIGINT NOT NULL,
+        last_used_at    BIGINT,
+        UNIQUE (user_name, name)
+    );
+    CREATE TABLE recovery_codes (
+        id              INTEGER PRIMARY KEY,
+        user_name       TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+        phc             TEXT NOT NULL,
+        created_at      BIGINT NOT NULL,
+        used_at         BIGINT
+    );
+    CREATE INDEX recovery_codes_by_user ON recovery_codes (user_name);
+    CREATE TABLE failures (
+        subject         TEXT PRIMARY KEY,
+        count           BIGINT NOT NULL,
+        last_failure    BIGINT,
+        locked_until    BIGINT
+    );
+"];
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The database of a state directory.
+    pub fn open_in(state_dir: &Path) -> StoreResult<SqliteStore> {
+        Self::open(&state_dir.join(DATABASE_FILE))
+    }
+
+    async fn run<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while the lock was held cannot leave a transaction open (an
+            // unfinished one rolls back when dropped), so the connection is still sound.
+            let mut guard = conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            work(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::NewerSchema { found, known });
+    }
+    for (version, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(found).unwrap_or(0))
+    {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i64::try_from(version + 1).unwrap_or(known))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn to_unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+fn step_to_db(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}
+
+/// Creates the user's row if it is not there yet.
+fn ensure_user(conn: &Connection, user: &str, now: SystemTime) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        params![user, to_unix(now)],
+    )?;
+    Ok(())
+}
+
+fn read_failures(conn: &Connection, key: &str) -> rusqlite::Result<FailureRecord> {
+    conn.query_row(
+        "SELECT count, last_failure, locked_until FROM failures WHERE subject = ?1",
+        params![key],
+        |row| {
+            Ok(FailureRecord {
+                count: u32::try_from(row.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                last_failure: row.get::<_, Option<i64>>(1)?.map(from_unix),
+                locked_until: row.get::<_, Option<i64>>(2)?.map(from_unix),
+            })
+        },
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn add_totp_device(
+        &self,
+        user: &str,
+        name: &str,
+        sealed_secret: Vec<u8>,
+        confirmed_step: u64,
+        now: SystemTime,
+    ) -> StoreResult<i64> {
+        let (user, name) = (user.to_owned(), name.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &user, now)?;
+            tx.execute(
+                "INSERT INTO totp_devices (user_name, name, sealed_secret, created_at, last_used_at)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![user, name, sealed_secret, to_unix(now)],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "UPDATE users SET last_totp_step = ?2
+                 WHERE name = ?1 AND (last_totp_step IS NULL OR last_totp_step < ?2)",
+                params![user, step_to_db(confirmed_step)],
+            )?;
+            tx.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn totp_devices(&self, user: &str) -> StoreResult<Vec<TotpDevice>> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT id, user_name, name, sealed_secret, created_at, last_used_at
+                 FROM totp_devices WHERE user_name = ?1 ORDER BY id",
+            )?;
+            let devices = statement
+                .query_map(params![user], |row| {
+                    Ok(TotpDevice {
+                        id: row.get(0)?,
+                        user: row.get(1)?,
+                        name: row.get(2)?,
+                        sealed_secret: row.get(3)?,
+                        created_at: from_unix(row.get(4)?),
+                        last_used_at: row.get::<_, Option<i64>>(5)?.map(from_unix),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(devices)
+        })
+        .await
+    }
+
+    async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let step: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT last_totp_step FROM users WHERE name = ?1",
+                    params![user],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(step.flatten().and_then(|s| u64::try_from(s).ok()))
+        })
+        .await
+    }
+
+    async fn accept_totp_step(
+        &self,
+        user: &str,
+        device_id: i64,
+        step: u64,
+        now: SystemTime,
+    ) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let changed = tx.execute(
+                "UPDATE users SET last_totp_step = ?2
+                 WHERE name = ?1 AND (last_totp_step IS NULL OR last_totp_step < ?2)",
+                params![user, step_to_db(step)],
+            )?;
+            if changed == 1 {
+                tx.execute(
+                    "UPDATE totp_devices SET last_used_at = ?3 WHERE id = ?1 AND user_name = ?2",
+                    params![device_id, user, to_unix(now)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn replace_recovery_codes(
+        &self,
+        user: &str,
+        phcs: Vec<String>,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &user, now)?;
+            tx.execute("DELETE FROM recovery_codes WHERE user_name = ?1", params![user])?;
+            for phc in &phcs {
+                tx.execute(
+                    "INSERT INTO recovery_codes (user_name, phc, created_at) VALUES (?1, ?2, ?3)",
+                    params![user, phc, to_unix(now)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unused_recovery_codes(&self, user: &str) -> StoreResult<Vec<StoredRecoveryCode>> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT id, phc FROM recovery_codes WHERE user_name = ?1 AND used_at IS NULL ORDER BY id",
+            )?;
+            let codes = statement
+                .query_map(params![user], |row| {
+                    Ok(StoredRecoveryCode {
+                        id: row.get(0)?,
+                        phc: row.get(1)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(codes)
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user: &str, id: i64, now: SystemTime) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let changed = conn.execute(
+                "UPDATE recovery_codes SET used_at = ?3 WHERE id = ?1 AND user_name = ?2 AND used_at IS NULL",
+                params![id, user, to_unix(now)],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn failures(&self, subject: Subject<'_>) -> StoreResult<FailureRecord> {
+        let key = subject.key();
+        self.run(move |conn| Ok(read_failures(conn, &key)?)).await
+    }
+
+    async fn record_failure(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+        now: SystemTime,
+    ) -> StoreResult<FailureRecord> {
+        let key = subject.key();
+        let policy = *policy;
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let next = policy.after_failure(&read_failures(&tx, &key)?, now);
+            tx.execute(
+                "INSERT INTO failures (subject, count, last_failure, locked_until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (subject) DO UPDATE SET
+                     count = excluded.count, last_failure = excluded.last_failure, locked_until = excluded.locked_until",
+                params![
+                    key,
+                    i64::from(next.count),
+                    next.last_failure.map(to_unix),
+                    next.locked_until.map(to_unix)
+                ],
+            )?;
+            tx.commit()?;
+            Ok(next)
+        })
+        .await
+    }
+
+    async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()> {
+        let key = subject.key();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM failures WHERE subject = ?1", params![key])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn an_enrolled_device_survives_reopening_and_its_first_code_counts_as_used() {
+        let (dir, store) = store();
+        let id = store
+            .add_totp_device("alice", "Phone", vec![1, 2, 3], 100, at(0))
+            .await
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let devices = store.totp_devices("alice").await.unwrap();
+        assert_eq!(devices.len(), 1);
+        assert_eq!((devices[0].id, devices[0].name.as_str()), (id, "Phone"));
+        assert_eq!(devices[0].sealed_secret, vec![1, 2, 3]);
+        assert_eq!(store.last_totp_step("alice").await.unwrap(), Some(100));
+        assert!(!store.accept_totp_step("alice", id, 100, at(1)).await.unwrap());
+        assert!(store.accept_totp_step("alice", id, 101, at(2)).await.unwrap());
+        assert_eq!(store.last_totp_step("bob").await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_step_is_accepted_once_however_many_ask_at_the_same_time() {
+        let (_dir, store) = store();
+        let store = Arc::new(store);
+        let id = store
+            .add_totp_device("alice", "Phone", vec![0], 10, at(0))
+            .await
+            .unwrap();
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.accept_totp_step("alice", id, 11, at(1)).await.unwrap() })
+            })
+            .collect();
+        let mut wins = 0;
+        for racer in racers {
+            wins += usize::from(racer.await.unwrap());
+        }
+        assert_eq!(wins, 1);
+        assert!(
+            !store.accept_totp_step("alice", id, 9, at(2)).await.unwrap(),
+            "older steps never pass"
+        );
+    }
+
+    #[tokio::test]
+    async fn recovery_codes_work_once_and_die_when_replaced() {
+        let (_dir, store) = store();
+        store
+            .replace_recovery_codes("alice", vec!["h1".into(), "h2".into()], at(0))
+            .await
+            .unwrap();
+        let codes = store.unused_recovery_codes("alice").await.unwrap();
+        assert_eq!(codes.len(), 2);
+        assert!(store
+            .use_recovery_code("alice", codes[0].id, at(1))
+            .await
+            .unwrap());
+        assert!(!store
+            .use_recovery_code("alice", codes[0].id, at(2))
+            .await
+            .unwrap());
+        assert!(
+            !store.use_recovery_code("bob", codes[1].id, at(2)).await.unwrap(),
+            "not bob's code"
+        );
+        assert_eq!(store.unused_recovery_codes("alice").await.unwrap().len(), 1);
+        store
+            .replace_recovery_codes("alice", vec!["h3".into()], at(3))
+            .await
+            .unwrap();
+        let left = store.unused_recovery_codes("alice").await.unwrap();
+        assert_eq!(left.iter().map(|c| c.phc.as_str()).collect::<Vec<_>>(), ["h3"]);
+        assert!(!store
+            .use_recovery_code("alice", codes[1].id, at(4))
+            .await
+            .unwrap());
+    }
+
+    #[tokio::test]
+    async fn failure_counters_persist_and_are_kept_apart() {
+        let (dir, store) = store();
+        let policy = LockoutPolicy::default();
+        for i in 0..10 {
+            store
+                .record_failure(Subject::User("alice"), &policy, at(i))
+                .await
+                .unwrap();
+        }
+        let address = Subject::Address("192.0.2.7".parse().unwrap());
+        store
+            .record_failure(address.clone(), &policy, at(10))
+            .await
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open_in(dir.path()).unwrap();
+        let alice = store.failures(Subject::User("alice")).await.unwrap();
+        assert_eq!(alice.count, 10);
+        assert!(policy.locked_for(&alice, at(10)).is_some());
+        assert_eq!(store.failures(address).await.unwrap().count, 1);
+        store.reset_failures(Subject::User("alice")).await.unwrap();
+        assert_eq!(
+            store.failures(Subject::User("alice")).await.unwrap(),
+            FailureRecord::default()
+        );
+    }
+
+    #[test]
+    fn a_database_from_a_newer_build_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATABASE_FILE);
+        SqliteStore::open(&path).unwrap();
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::NewerSchema { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn the_file_is_in_wal_mode() {
+        let (dir, _store) = store();
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
