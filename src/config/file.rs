@@ -22,7 +22,53 @@ pub struct FileConfig {
     pub max_uri_length: Option<u64>,
     pub trusted_proxies: Vec<IpNet>,
     pub identity_headers: Vec<Spanned<String>>,
+    pub second_factor: SecondFactorFile,
+    pub session: SessionFile,
+    pub lockout: LockoutFile,
     pub apps: Vec<AppFile>,
+}
+
+#[derive(Default)]
+pub struct SecondFactorFile {
+    pub issuer: Option<String>,
+    pub digits: Option<u64>,
+    pub period: Option<Duration>,
+    pub skew: Option<u64>,
+    pub recovery_codes: Option<u64>,
+    /// `None`: open; `Some(networks)`: only from these networks.
+    pub enrolment_networks: Option<Vec<IpNet>>,
+}
+
+#[derive(Default)]
+pub struct SessionFile {
+    pub idle_timeout: Option<Duration>,
+    pub absolute_timeout: Option<Spanned<Duration>>,
+    pub login_timeout: Option<Duration>,
+}
+
+#[derive(Default)]
+pub struct LockoutFile {
+    pub max_failures: Option<u64>,
+    pub window: Option<Duration>,
+    pub delay: Option<Duration>,
+    pub max_delay: Option<Duration>,
+}
+
+/// An app's own login form, which the gateway watches.
+pub struct LoginFile {
+    pub at: Pos,
+    pub key: String,
+    pub path: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub username_field: Option<Spanned<String>>,
+    pub identity: Option<Spanned<String>>,
+    pub success_status: Option<Vec<Spanned<u64>>>,
+    pub success_location: Option<Spanned<String>>,
+    pub success_location_not: Option<Spanned<String>>,
+    pub success_set_cookie: Option<Spanned<String>>,
+    pub logout_path: Option<Spanned<String>>,
+    pub page: Option<Spanned<String>>,
+    pub max_body: Option<u64>,
 }
 
 pub struct ListenFile {
@@ -38,6 +84,7 @@ pub struct AppFile {
     pub tls_verify: Option<bool>,
     pub case_insensitive_paths: Option<bool>,
     pub mfa: Option<Spanned<MfaFile>>,
+    pub login: Option<LoginFile>,
     pub routes: Vec<RouteFile>,
 }
 
@@ -69,8 +116,27 @@ const TOP_KEYS: &[&str] = &[
     "server",
     "trusted_proxies",
     "identity_headers",
+    "second_factor",
+    "session",
+    "lockout",
     "apps",
 ];
+const SECOND_FACTOR_KEYS: &[&str] = &["issuer", "totp", "recovery_codes", "enrolment"];
+const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
+const ENROLMENT_KEYS: &[&str] = &["networks"];
+const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout"];
+const LOCKOUT_KEYS: &[&str] = &["max_failures", "window", "delay", "max_delay"];
+const LOGIN_KEYS: &[&str] = &[
+    "path",
+    "method",
+    "username_field",
+    "identity",
+    "success",
+    "logout_path",
+    "page",
+    "max_body",
+];
+const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
 const LISTEN_KEYS: &[&str] = &["addr", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
 const METRICS_KEYS: &[&str] = &["listen"];
@@ -83,6 +149,7 @@ const APP_KEYS: &[&str] = &[
     "tls_verify",
     "case_insensitive_paths",
     "mfa",
+    "login",
     "routes",
 ];
 const MFA_KEYS: &[&str] = &["users", "groups"];
@@ -106,6 +173,9 @@ impl FileConfig {
             max_uri_length: None,
             trusted_proxies: Vec::new(),
             identity_headers: Vec::new(),
+            second_factor: SecondFactorFile::default(),
+            session: SessionFile::default(),
+            lockout: LockoutFile::default(),
             apps: Vec::new(),
         };
         if let Some((node, key)) = top.require(
@@ -173,6 +243,15 @@ impl FileConfig {
         }
         if let Some((node, key)) = top.get("identity_headers") {
             file.identity_headers = d.list(node, &key, "header names", |d, n, k| d.spanned_string(n, k));
+        }
+        if let Some((node, key)) = top.get("second_factor") {
+            file.second_factor = decode_second_factor(d, node, &key);
+        }
+        if let Some((node, key)) = top.get("session") {
+            file.session = decode_session(d, node, &key);
+        }
+        if let Some((node, key)) = top.get("lockout") {
+            file.lockout = decode_lockout(d, node, &key);
         }
         if let Some((node, key)) = top.require(
             d,
@@ -246,6 +325,7 @@ fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) ->
         tls_verify: None,
         case_insensitive_paths: None,
         mfa: None,
+        login: None,
         routes: Vec::new(),
     };
     if let Some((n, k)) = m.require(
@@ -275,6 +355,9 @@ fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) ->
     }
     if let Some((n, k)) = m.get("mfa") {
         app.mfa = decode_mfa(d, n, &k);
+    }
+    if let Some((n, k)) = m.get("login") {
+        app.login = decode_login(d, n, &k);
     }
     if let Some((n, k)) = m.get("routes") {
         let items = d.seq(n, &k, "route rules");
@@ -386,4 +469,157 @@ fn decode_route(d: &mut Decoder, node: &Node, key: &str) -> Option<RouteFile> {
     }
     m.finish(d);
     Some(route)
+}
+
+fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactorFile {
+    let mut file = SecondFactorFile::default();
+    let Some(mut m) = d.map(node, key, SECOND_FACTOR_KEYS) else {
+        return file;
+    };
+    if let Some((n, k)) = m.get("issuer") {
+        file.issuer = d.string(n, &k);
+    }
+    if let Some((n, k)) = m.get("totp") {
+        if let Some(mut t) = d.map(n, &k, TOTP_KEYS) {
+            if let Some((n, k)) = t.get("digits") {
+                file.digits = d.integer(n, &k, 6..=8);
+            }
+            if let Some((n, k)) = t.get("period") {
+                file.period = d.duration(n, &k);
+            }
+            if let Some((n, k)) = t.get("skew") {
+                file.skew = d.integer(n, &k, 0..=1);
+            }
+            t.finish(d);
+        }
+    }
+    if let Some((n, k)) = m.get("recovery_codes") {
+        file.recovery_codes = d.integer(n, &k, 1..=20);
+    }
+    if let Some((n, k)) = m.get("enrolment") {
+        if matches!(n.value, Value::Map(_)) {
+            if let Some(mut e) = d.map(n, &k, ENROLMENT_KEYS) {
+                let what = "the networks a first device may be enrolled from";
+                if let Some((n, k)) = e.require(d, "networks", n.at, what) {
+                    file.enrolment_networks = Some(d.list(n, &k, "networks", |d, n, k| d.network(n, k)));
+                }
+                e.finish(d);
+            }
+        } else if let Some(other) = d.string(n, &k).filter(|v| v != "open") {
+            d.error(
+                n.at,
+                &k,
+                format!("`{other}` is not an enrolment rule; use `open`, or `{{networks: [...]}}` to allow it only from those networks"),
+            );
+        }
+    }
+    m.finish(d);
+    file
+}
+
+fn decode_session(d: &mut Decoder, node: &Node, key: &str) -> SessionFile {
+    let mut file = SessionFile::default();
+    if let Some(mut m) = d.map(node, key, SESSION_KEYS) {
+        if let Some((n, k)) = m.get("idle_timeout") {
+            file.idle_timeout = d.duration(n, &k);
+        }
+        if let Some((n, k)) = m.get("absolute_timeout") {
+            file.absolute_timeout = d.duration(n, &k).map(|value| Spanned {
+                value,
+                at: n.at,
+                key: k,
+            });
+        }
+        if let Some((n, k)) = m.get("login_timeout") {
+            file.login_timeout = d.duration(n, &k);
+        }
+        m.finish(d);
+    }
+    file
+}
+
+fn decode_lockout(d: &mut Decoder, node: &Node, key: &str) -> LockoutFile {
+    let mut file = LockoutFile::default();
+    if let Some(mut m) = d.map(node, key, LOCKOUT_KEYS) {
+        if let Some((n, k)) = m.get("max_failures") {
+            file.max_failures = d.integer(n, &k, 1..=100);
+        }
+        if let Some((n, k)) = m.get("window") {
+            file.window = d.duration(n, &k);
+        }
+        if let Some((n, k)) = m.get("delay") {
+            file.delay = d.duration(n, &k);
+        }
+        if let Some((n, k)) = m.get("max_delay") {
+            file.max_delay = d.duration(n, &k);
+        }
+        m.finish(d);
+    }
+    file
+}
+
+fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginFile> {
+    let mut m = d.map(node, key, LOGIN_KEYS)?;
+    let mut login = LoginFile {
+        at: node.at,
+        key: key.to_owned(),
+        path: None,
+        method: None,
+        username_field: None,
+        identity: None,
+        success_status: None,
+        success_location: None,
+        success_location_not: None,
+        success_set_cookie: None,
+        logout_path: None,
+        page: None,
+        max_body: None,
+    };
+    if let Some((n, k)) = m.require(
+        d,
+        "path",
+        node.at,
+        "the path the app's login form posts to, such as /login",
+    ) {
+        login.path = d.spanned_string(n, &k);
+    }
+    for (name, slot) in [
+        ("method", &mut login.method),
+        ("username_field", &mut login.username_field),
+        ("identity", &mut login.identity),
+        ("logout_path", &mut login.logout_path),
+        ("page", &mut login.page),
+    ] {
+        if let Some((n, k)) = m.get(name) {
+            *slot = d.spanned_string(n, &k);
+        }
+    }
+    if let Some((n, k)) = m.get("success") {
+        if let Some(mut s) = d.map(n, &k, SUCCESS_KEYS) {
+            if let Some((n, k)) = s.get("status") {
+                login.success_status = Some(d.list(n, &k, "status codes", |d, n, k| {
+                    d.integer(n, k, 100..=599).map(|value| Spanned {
+                        value,
+                        at: n.at,
+                        key: k.to_owned(),
+                    })
+                }));
+            }
+            for (name, slot) in [
+                ("location", &mut login.success_location),
+                ("location_not", &mut login.success_location_not),
+                ("set_cookie", &mut login.success_set_cookie),
+            ] {
+                if let Some((n, k)) = s.get(name) {
+                    *slot = d.spanned_string(n, &k);
+                }
+            }
+            s.finish(d);
+        }
+    }
+    if let Some((n, k)) = m.get("max_body") {
+        login.max_body = d.integer(n, &k, 1024..=1_048_576);
+    }
+    m.finish(d);
+    Some(login)
 }

@@ -166,6 +166,43 @@ mod tests {
     }
 
     #[test]
+    fn second_factor_settings_have_strict_defaults_and_are_checked() {
+        let text = format!(
+            "{MINIMAL}    login:\n      path: /login\n      username_field: username\n      logout_path: /logout\n"
+        );
+        let config = parse(&text, &PathBuf::from("t.yaml")).expect("valid");
+        let login = config.apps[0].login.as_ref().expect("login");
+        assert_eq!(login.method, "POST");
+        assert_eq!(login.page, "/login");
+        assert_eq!(login.success.statuses, [302, 303]);
+        assert_eq!(login.success.location_not.as_deref(), Some("/login"));
+        assert_eq!(config.second_factor.recovery_codes, 10);
+        assert_eq!(config.second_factor.enrolment, model::Enrolment::Open);
+        assert_eq!(config.lockout.max_failures, 10);
+        assert_eq!(config.session.idle_timeout, std::time::Duration::from_secs(1800));
+
+        let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\nsession: {idle_timeout: 1h, absolute_timeout: 30m}\nlockout: {max_failures: 1000}\nsecond_factor: {enrolment: anyone, totp: {digits: 10}}\napps:\n  a:\n    hosts: [a]\n    upstream: http://127.0.0.1:1\n    login: {path: /x/../login, username_field: u, identity: admin, method: post, success: {json_field: token}}\n";
+        let found = errors(text);
+        let wanted = [
+            "session.absolute_timeout: `absolute_timeout` must not be shorter than `idle_timeout`",
+            "lockout.max_failures: expected a whole number from 1 to 100",
+            "second_factor.enrolment: `anyone` is not an enrolment rule",
+            "second_factor.totp.digits: expected a whole number from 6 to 8",
+            "apps.a.login.path: write the path in its normal form: /login",
+            "apps.a.login.identity: give `username_field`",
+            "apps.a.login.method: `post` is not an upper-case method name",
+            "apps.a.login.success.json_field: unknown key",
+        ];
+        for want in wanted {
+            assert!(
+                found.iter().any(|f| f.contains(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), wanted.len(), "{found:#?}");
+    }
+
+    #[test]
     fn missing_top_level_keys_are_named() {
         let found = errors("log: {format: xml}\n");
         assert!(found.iter().any(|e| e.contains("missing `listen`")), "{found:#?}");

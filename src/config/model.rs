@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::factors::lockout::LockoutPolicy;
+use crate::factors::totp::TotpSettings;
 use crate::policy::AppPolicy;
 
 #[derive(Debug)]
@@ -24,6 +26,9 @@ pub struct Config {
     /// Extra header names (folded: lower case, `_` as `-`) removed from every client
     /// request, beside every `x-portvakt-*` header.
     pub identity_headers: Vec<String>,
+    pub second_factor: SecondFactorSettings,
+    pub session: SessionSettings,
+    pub lockout: LockoutPolicy,
     pub apps: Vec<App>,
     /// Folded host (`name` or `name:port`) to index in `apps`.
     pub(crate) hosts: HashMap<String, usize>,
@@ -102,6 +107,81 @@ pub struct App {
     /// Host header sent upstream instead of the client's.
     pub host_header: Option<String>,
     pub policy: AppPolicy,
+    /// The app's own login form, watched so its session waits for the second factor.
+    pub login: Option<LoginInterception>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactorSettings {
+    /// The name authenticator apps show beside the account.
+    pub issuer: String,
+    pub totp: TotpSettings,
+    /// How many recovery codes a user gets.
+    pub recovery_codes: usize,
+    pub enrolment: Enrolment,
+}
+
+/// Who may enrol a first device after passing the app's password. A stolen password
+/// must not be enough to enrol the thief's phone, so deployments can narrow this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolment {
+    Open,
+    FromNetworks(Vec<IpNet>),
+}
+
+impl Enrolment {
+    pub fn allows(&self, client: std::net::IpAddr) -> bool {
+        match self {
+            Enrolment::Open => true,
+            Enrolment::FromNetworks(networks) => networks.iter().any(|n| n.contains(&client)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// A session unused for this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout: Duration,
+    /// How long a withheld login waits for its second factor.
+    pub login_timeout: Duration,
+}
+
+/// How to recognise an app's login and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginInterception {
+    /// The decoded path the form posts to (matched like an exact rule).
+    pub path: String,
+    pub method: String,
+    pub username: UsernameSource,
+    pub success: SuccessRule,
+    /// Seeing a request here ends the gateway session too.
+    pub logout_path: Option<String>,
+    /// Where a request without a session is sent to sign in.
+    pub page: String,
+    /// Larger login bodies are refused with 413.
+    pub max_body: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UsernameSource {
+    /// A field of the form or JSON body.
+    Field(String),
+    /// A single-user app's one identity, named in the configuration.
+    Fixed(String),
+}
+
+/// Every criterion given must hold for a login to count as successful.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuccessRule {
+    pub statuses: Vec<u16>,
+    /// The Location must be this path.
+    pub location: Option<String>,
+    /// The Location must not be this path (apps often redirect back to the form).
+    pub location_not: Option<String>,
+    /// The response must set this cookie.
+    pub set_cookie: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,11 +8,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::decode::{Decoder, Spanned};
-use super::file::{AppFile, FileConfig, MfaFile, RouteFile};
-use super::model::{
-    fold_header_name, fold_host, App, Config, Listener, LogFormat, LogSettings, ServerSettings, TlsFiles,
-    Upstream,
+use super::file::{
+    AppFile, FileConfig, LockoutFile, LoginFile, MfaFile, RouteFile, SecondFactorFile, SessionFile,
 };
+use super::model::{
+    fold_header_name, fold_host, App, Config, Enrolment, Listener, LogFormat, LogSettings, LoginInterception,
+    SecondFactorSettings, ServerSettings, SessionSettings, SuccessRule, TlsFiles, Upstream, UsernameSource,
+};
+use crate::factors::lockout::LockoutPolicy;
+use crate::factors::totp::TotpSettings;
 use crate::policy::{self, AppPolicy, MfaMode, PathMatch, RouteTable, Rule, RulePolicy, Subjects};
 
 const STANDARD_METHODS: &[&str] = &[
@@ -135,6 +139,9 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             apps.push(app);
         }
     }
+    let second_factor = build_second_factor(file.second_factor);
+    let session = build_session(d, file.session);
+    let lockout = build_lockout(file.lockout);
     let state_dir = file.state_dir.map(|s| base.join(s.value))?;
     Some(Config {
         source: source.to_path_buf(),
@@ -145,6 +152,9 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         server,
         trusted_proxies: file.trusted_proxies,
         identity_headers,
+        second_factor,
+        session,
+        lockout,
         apps,
         hosts: hosts.into_iter().map(|(k, (i, _, _))| (k, i)).collect(),
     })
@@ -176,6 +186,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         .upstream
         .as_ref()
         .and_then(|u| parse_upstream(d, u, app.tls_verify.unwrap_or(true)));
+    let login = app.login.as_ref().map(|l| build_login(d, l));
     let host_header = app.host_header.and_then(|h| check_host(d, &h).map(|_| h.value));
     let mfa = match app.mfa.map(|m| m.value) {
         None | Some(MfaFile::Required) => MfaMode::Required,
@@ -214,36 +225,13 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         name: app.name.value,
         upstream: upstream?,
         host_header,
+        login: login.flatten(),
         policy: AppPolicy { mfa, routes: routes? },
     })
 }
 
 fn build_rule(d: &mut Decoder, route: &RouteFile, file_name: &str) -> Option<Rule> {
-    let path = route.path.as_ref().and_then(|p| {
-        match policy::normalise(p.value.as_bytes()) {
-            // The decoded form is what requests are matched in.
-            Ok(n) if n.forwarded() == p.value || n.forwarded() == format!("{}/", p.value) => {
-                let decoded = n.decoded().trim_end_matches('/');
-                Some(if decoded.is_empty() {
-                    "/".to_owned()
-                } else {
-                    decoded.to_owned()
-                })
-            }
-            Ok(n) => {
-                d.error(
-                    p.at,
-                    &p.key,
-                    format!("write the path in its normal form: {}", n.forwarded()),
-                );
-                None
-            }
-            Err(e) => {
-                d.error(p.at, &p.key, format!("`{}` is not a usable path: {e}", p.value));
-                None
-            }
-        }
-    });
+    let path = route.path.as_ref().and_then(|p| normal_path(d, p));
     let methods = route.methods.as_ref().map(|methods| {
         methods
             .iter()
@@ -370,5 +358,174 @@ fn parse_upstream(d: &mut Decoder, url: &Spanned<String>, verify_tls: bool) -> O
         tls,
         sni: host,
         verify_tls,
+    })
+}
+
+/// A path as rules and login settings hold it: decoded, in normal form, without a
+/// trailing slash (except `/`). Anything else is an error naming the normal form.
+fn normal_path(d: &mut Decoder, p: &Spanned<String>) -> Option<String> {
+    match policy::normalise(p.value.as_bytes()) {
+        Ok(n) if n.forwarded() == p.value || n.forwarded() == format!("{}/", p.value) => {
+            let decoded = n.decoded().trim_end_matches('/');
+            Some(if decoded.is_empty() {
+                "/".to_owned()
+            } else {
+                decoded.to_owned()
+            })
+        }
+        Ok(n) => {
+            d.error(
+                p.at,
+                &p.key,
+                format!("write the path in its normal form: {}", n.forwarded()),
+            );
+            None
+        }
+        Err(e) => {
+            d.error(p.at, &p.key, format!("`{}` is not a usable path: {e}", p.value));
+            None
+        }
+    }
+}
+
+fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
+    let defaults = TotpSettings::default();
+    SecondFactorSettings {
+        issuer: file.issuer.unwrap_or_else(|| "Portvakt".to_owned()),
+        totp: TotpSettings {
+            digits: file
+                .digits
+                .and_then(|n| u8::try_from(n).ok())
+                .unwrap_or(defaults.digits),
+            period: file.period.unwrap_or(defaults.period),
+            skew: file
+                .skew
+                .and_then(|n| u8::try_from(n).ok())
+                .unwrap_or(defaults.skew),
+        },
+        recovery_codes: file
+            .recovery_codes
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(10),
+        enrolment: match file.enrolment_networks {
+            None => Enrolment::Open,
+            Some(networks) => Enrolment::FromNetworks(networks),
+        },
+    }
+}
+
+fn build_session(d: &mut Decoder, file: SessionFile) -> SessionSettings {
+    let settings = SessionSettings {
+        idle_timeout: file.idle_timeout.unwrap_or(Duration::from_secs(30 * 60)),
+        absolute_timeout: file
+            .absolute_timeout
+            .as_ref()
+            .map_or(Duration::from_secs(12 * 3600), |a| a.value),
+        login_timeout: file.login_timeout.unwrap_or(Duration::from_secs(5 * 60)),
+    };
+    if let Some(absolute) = &file.absolute_timeout {
+        if absolute.value < settings.idle_timeout {
+            d.error(
+                absolute.at,
+                &absolute.key,
+                "`absolute_timeout` must not be shorter than `idle_timeout`",
+            );
+        }
+    }
+    settings
+}
+
+fn build_lockout(file: LockoutFile) -> LockoutPolicy {
+    let defaults = LockoutPolicy::default();
+    LockoutPolicy {
+        max_failures: file
+            .max_failures
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(defaults.max_failures),
+        window: file.window.unwrap_or(defaults.window),
+        base_delay: file.delay.unwrap_or(defaults.base_delay),
+        max_delay: file.max_delay.unwrap_or(defaults.max_delay),
+    }
+}
+
+fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
+    let path = file.path.as_ref().and_then(|p| normal_path(d, p));
+    let logout_path = file.logout_path.as_ref().map(|p| normal_path(d, p));
+    let page = file.page.as_ref().map(|p| normal_path(d, p));
+    let success_location = file.success_location.as_ref().map(|p| normal_path(d, p));
+    let success_location_not = file.success_location_not.as_ref().map(|p| normal_path(d, p));
+    let method = match &file.method {
+        None => Some("POST".to_owned()),
+        Some(m)
+            if http::Method::from_bytes(m.value.as_bytes()).is_ok()
+                && m.value == m.value.to_ascii_uppercase() =>
+        {
+            Some(m.value.clone())
+        }
+        Some(m) => {
+            d.error(
+                m.at,
+                &m.key,
+                format!("`{}` is not an upper-case method name such as POST", m.value),
+            );
+            None
+        }
+    };
+    let username = match (&file.username_field, &file.identity) {
+        (Some(field), None) => Some(UsernameSource::Field(field.value.clone())),
+        (None, Some(identity)) => Some(UsernameSource::Fixed(identity.value.clone())),
+        (Some(_), Some(identity)) => {
+            d.error(
+                identity.at,
+                &identity.key,
+                "give `username_field` (the form field with the user name) or `identity` (the one user of a single-user app), not both",
+            );
+            None
+        }
+        (None, None) => {
+            d.error(
+                file.at,
+                &file.key,
+                "missing `username_field` (the form field with the user name), or `identity` for a single-user app",
+            );
+            None
+        }
+    };
+    let statuses: Option<Vec<u16>> = file
+        .success_status
+        .as_ref()
+        .map(|list| list.iter().filter_map(|s| u16::try_from(s.value).ok()).collect());
+    let path = path?;
+    let any_criterion = statuses.is_some()
+        || file.success_location.is_some()
+        || file.success_location_not.is_some()
+        || file.success_set_cookie.is_some();
+    let success = if any_criterion {
+        SuccessRule {
+            statuses: statuses.unwrap_or_default(),
+            location: success_location.flatten(),
+            location_not: success_location_not.flatten(),
+            set_cookie: file.success_set_cookie.as_ref().map(|c| c.value.clone()),
+        }
+    } else {
+        // A redirect that does not lead back to the form: what most apps do.
+        SuccessRule {
+            statuses: vec![302, 303],
+            location: None,
+            location_not: Some(path.clone()),
+            set_cookie: None,
+        }
+    };
+    Some(LoginInterception {
+        page: page.flatten().unwrap_or_else(|| path.clone()),
+        path,
+        method: method?,
+        username: username?,
+        success,
+        logout_path: logout_path.flatten(),
+        max_body: file
+            .max_body
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(64 * 1024),
     })
 }
