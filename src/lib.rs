@@ -8,5 +8,6 @@ pub mod keys;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod session;
 pub mod store;
 pub mod telemetry;

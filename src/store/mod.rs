@@ -59,6 +59,21 @@ pub struct StoredRecoveryCode {
     pub phc: String,
 }
 
+/// A gateway session as the store keeps it. The session id itself is never stored:
+/// only its SHA-256, so a copy of the database signs nobody in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id_hash: [u8; 32],
+    pub user: String,
+    pub created_at: SystemTime,
+    pub last_seen_at: SystemTime,
+    /// When the second factor was last passed; `None` for a password-only session.
+    pub second_factor_at: Option<SystemTime>,
+    /// How the user signed in: `password`, `totp` or `recovery`.
+    pub method: String,
+    pub revoked: bool,
+}
+
 /// Who or what a failure counter belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject<'a> {
@@ -123,4 +138,16 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<FailureRecord>;
 
     async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;
+
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
+
+    async fn session(&self, id_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>>;
+
+    /// Records activity, for the idle timeout.
+    async fn touch_session(&self, id_hash: [u8; 32], now: SystemTime) -> StoreResult<()>;
+
+    async fn revoke_session(&self, id_hash: [u8; 32]) -> StoreResult<()>;
+
+    /// Revokes every session of a user; returns how many were live.
+    async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize>;
 }

@@ -11,14 +11,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Store, StoreError, StoreResult, StoredRecoveryCode, Subject, TotpDevice};
+use super::{SessionRecord, Store, StoreError, StoreResult, StoredRecoveryCode, Subject, TotpDevice};
 use crate::factors::lockout::{FailureRecord, LockoutPolicy};
 
 pub const DATABASE_FILE: &str = "portvakt.db";
 
 /// Schema changes, in order; entry N brings the schema to version N + 1. The SQL is
 /// kept to what PostgreSQL also accepts.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
     CREATE TABLE users (
         name            TEXT PRIMARY KEY,
         created_at      BIGINT NOT NULL,
@@ -47,7 +48,20 @@ const MIGRATIONS: &[&str] = &[r"
         last_failure    BIGINT,
         locked_until    BIGINT
     );
-"];
+",
+    r"
+    CREATE TABLE sessions (
+        id_hash          BLOB PRIMARY KEY,
+        user_name        TEXT NOT NULL,
+        created_at       BIGINT NOT NULL,
+        last_seen_at     BIGINT NOT NULL,
+        second_factor_at BIGINT,
+        method           TEXT NOT NULL,
+        revoked          INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sessions_by_user ON sessions (user_name);
+",
+];
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -338,6 +352,85 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
+        let s = session.clone();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO sessions (id_hash, user_name, created_at, last_seen_at, second_factor_at, method, revoked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    s.id_hash.as_slice(),
+                    s.user,
+                    to_unix(s.created_at),
+                    to_unix(s.last_seen_at),
+                    s.second_factor_at.map(to_unix),
+                    s.method,
+                    s.revoked
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session(&self, id_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>> {
+        self.run(move |conn| {
+            let record = conn
+                .query_row(
+                    "SELECT user_name, created_at, last_seen_at, second_factor_at, method, revoked
+                     FROM sessions WHERE id_hash = ?1",
+                    params![id_hash.as_slice()],
+                    |row| {
+                        Ok(SessionRecord {
+                            id_hash,
+                            user: row.get(0)?,
+                            created_at: from_unix(row.get(1)?),
+                            last_seen_at: from_unix(row.get(2)?),
+                            second_factor_at: row.get::<_, Option<i64>>(3)?.map(from_unix),
+                            method: row.get(4)?,
+                            revoked: row.get(5)?,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn touch_session(&self, id_hash: [u8; 32], now: SystemTime) -> StoreResult<()> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2",
+                params![id_hash.as_slice(), to_unix(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE sessions SET revoked = 1 WHERE id_hash = ?1",
+                params![id_hash.as_slice()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            Ok(conn.execute(
+                "UPDATE sessions SET revoked = 1 WHERE user_name = ?1 AND revoked = 0",
+                params![user],
+            )?)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -458,6 +551,40 @@ mod tests {
             store.failures(Subject::User("alice")).await.unwrap(),
             FailureRecord::default()
         );
+    }
+
+    #[tokio::test]
+    async fn sessions_are_found_by_hash_touched_and_revoked() {
+        let (_dir, store) = store();
+        let record = SessionRecord {
+            id_hash: [7; 32],
+            user: "alice".into(),
+            created_at: at(0),
+            last_seen_at: at(0),
+            second_factor_at: Some(at(0)),
+            method: "totp".into(),
+            revoked: false,
+        };
+        store.insert_session(&record).await.unwrap();
+        store
+            .insert_session(&SessionRecord {
+                id_hash: [8; 32],
+                ..record.clone()
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.session([7; 32]).await.unwrap().as_ref(), Some(&record));
+        store.touch_session([7; 32], at(60)).await.unwrap();
+        store.touch_session([7; 32], at(30)).await.unwrap();
+        assert_eq!(
+            store.session([7; 32]).await.unwrap().unwrap().last_seen_at,
+            at(60)
+        );
+        store.revoke_session([7; 32]).await.unwrap();
+        assert!(store.session([7; 32]).await.unwrap().unwrap().revoked);
+        assert_eq!(store.revoke_user_sessions("alice").await.unwrap(), 1);
+        assert!(store.session([8; 32]).await.unwrap().unwrap().revoked);
+        assert_eq!(store.session([9; 32]).await.unwrap(), None);
     }
 
     #[test]

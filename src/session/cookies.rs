@@ -1,0 +1,117 @@
+//! The cookies the gateway sets: names, attributes, and the sealing of their values.
+//!
+//! Values are encrypted and authenticated with the `cookie` crate's private jar
+//! (AES-256-GCM with the cookie's name as associated data), so a value cannot be read,
+//! forged, or moved to another cookie name.
+
+use cookie::{Cookie, CookieJar, Key, SameSite};
+
+/// The session cookie's name. On HTTPS the `__Host-` prefix makes browsers insist
+/// on Secure, Path=/ and no Domain (host-only); plain-HTTP localhost demos cannot
+/// use it.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-portvakt"
+    } else {
+        "portvakt"
+    }
+}
+
+/// Encrypts a session id into the value of the session cookie.
+pub fn seal_id(key: &Key, id: &str, secure: bool) -> String {
+    let mut jar = CookieJar::new();
+    jar.private_mut(key)
+        .add(Cookie::new(session_cookie_name(secure), id.to_owned()));
+    jar.get(session_cookie_name(secure))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default()
+}
+
+/// The session id inside a session cookie value, if it is genuine.
+pub fn open_id(key: &Key, value: &str, secure: bool) -> Option<String> {
+    let jar = CookieJar::new();
+    jar.private(key)
+        .decrypt(Cookie::new(session_cookie_name(secure), value.to_owned()))
+        .map(|c| c.value().to_owned())
+}
+
+/// The `Set-Cookie` value that gives the browser its session.
+pub fn set_session(value: &str, secure: bool) -> String {
+    Cookie::build((session_cookie_name(secure), value.to_owned()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .build()
+        .to_string()
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_session(secure: bool) -> String {
+    Cookie::build((session_cookie_name(secure), ""))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build()
+        .to_string()
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+pub fn find<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_carry_the_attributes_design_asks_for() {
+        let secure = set_session("v", true);
+        for part in [
+            "__Host-portvakt=v",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+        ] {
+            assert!(secure.contains(part), "{secure}");
+        }
+        assert!(!secure.contains("Domain"), "host-only");
+        let plain = set_session("v", false);
+        assert!(
+            plain.starts_with("portvakt=v") && !plain.contains("Secure"),
+            "{plain}"
+        );
+        assert!(clear_session(true).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn sealed_ids_open_only_with_their_key_and_name() {
+        let key = Key::from(&[1; 64]);
+        let value = seal_id(&key, "the-id", true);
+        assert!(!value.contains("the-id"));
+        assert_eq!(open_id(&key, &value, true).as_deref(), Some("the-id"));
+        assert_eq!(open_id(&key, &value, false), None);
+        assert_eq!(open_id(&Key::from(&[2; 64]), &value, true), None);
+    }
+
+    #[test]
+    fn cookies_are_found_among_others() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::COOKIE, "a=1; portvakt=xyz".parse().unwrap());
+        headers.append(http::header::COOKIE, "b=2".parse().unwrap());
+        assert_eq!(find(&headers, "portvakt"), Some("xyz"));
+        assert_eq!(find(&headers, "b"), Some("2"));
+        assert_eq!(find(&headers, "c"), None);
+    }
+}

@@ -1,0 +1,337 @@
+//! Gateway sessions: a random id in an encrypted, authenticated cookie, checked
+//! against the store on every request (through a short-lived cache) so that logout
+//! and revocation take effect at once.
+
+pub mod cookies;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use data_encoding::BASE64URL_NOPAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::config::model::SessionSettings;
+use crate::store::{SessionRecord, Store, StoreResult};
+
+/// How often `last_seen_at` is written back: the idle timeout is exact to this.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// How long a looked-up session is trusted without asking the store again. Local
+/// revocations clear it at once; this bounds what another gateway sees.
+const CACHE_FOR: Duration = Duration::from_secs(15);
+
+/// How a user passed the gateway's check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// The app's password only (no second factor was needed).
+    Password,
+    Totp,
+    Recovery,
+}
+
+impl SignInMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Password => "password",
+            SignInMethod::Totp => "totp",
+            SignInMethod::Recovery => "recovery",
+        }
+    }
+}
+
+/// A session just started: the cookie value to set, and what was stored.
+pub struct Issued {
+    pub cookie_value: String,
+    pub record: SessionRecord,
+}
+
+pub struct Sessions {
+    store: Arc<dyn Store>,
+    cache: moka::future::Cache<[u8; 32], Arc<SessionRecord>>,
+    jar_key: cookie::Key,
+}
+
+/// Whether a stored session may still be used at `now`.
+pub fn is_live(record: &SessionRecord, settings: &SessionSettings, now: SystemTime) -> bool {
+    let within =
+        |since: SystemTime, limit: Duration| now.duration_since(since).map_or(true, |age| age < limit);
+    !record.revoked
+        && within(record.created_at, settings.absolute_timeout)
+        && within(record.last_seen_at, settings.idle_timeout)
+}
+
+impl Sessions {
+    pub fn new(store: Arc<dyn Store>, cookie_key: &[u8; 64]) -> Result<Sessions, cookie::KeyError> {
+        Ok(Sessions {
+            store,
+            cache: moka::future::Cache::builder()
+                .time_to_live(CACHE_FOR)
+                .max_capacity(1_000_000)
+                .support_invalidation_closures()
+                .build(),
+            jar_key: cookie::Key::try_from(cookie_key.as_slice())?,
+        })
+    }
+
+    /// Starts a session with a new id (never reusing one the browser had).
+    pub async fn start(
+        &self,
+        user: &str,
+        method: SignInMethod,
+        now: SystemTime,
+        secure: bool,
+    ) -> StoreResult<Issued> {
+        let mut id = [0u8; 32];
+        rand::rng().fill_bytes(&mut id);
+        let record = SessionRecord {
+            id_hash: hash_id(&id),
+            user: user.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            second_factor_at: (method != SignInMethod::Password).then_some(now),
+            method: method.as_str().to_owned(),
+            revoked: false,
+        };
+        self.store.insert_session(&record).await?;
+        self.cache.insert(record.id_hash, Arc::new(record.clone())).await;
+        let cookie_value = cookies::seal_id(&self.jar_key, &BASE64URL_NOPAD.encode(&id), secure);
+        Ok(Issued { cookie_value, record })
+    }
+
+    /// The live session a cookie value names, if any; refreshes its idle timer.
+    pub async fn resume(
+        &self,
+        cookie_value: &str,
+        settings: &SessionSettings,
+        now: SystemTime,
+        secure: bool,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let Some(id_hash) = self.id_hash_of(cookie_value, secure) else {
+            return Ok(None);
+        };
+        let record = match self.cache.get(&id_hash).await {
+            Some(record) => record,
+            None => match self.store.session(id_hash).await? {
+                Some(record) => {
+                    let record = Arc::new(record);
+                    self.cache.insert(id_hash, record.clone()).await;
+                    record
+                }
+                None => return Ok(None),
+            },
+        };
+        if !is_live(&record, settings, now) {
+            self.cache.invalidate(&id_hash).await;
+            return Ok(None);
+        }
+        if now
+            .duration_since(record.last_seen_at)
+            .is_ok_and(|d| d >= TOUCH_EVERY)
+        {
+            self.store.touch_session(id_hash, now).await?;
+            let mut touched = (*record).clone();
+            touched.last_seen_at = now;
+            self.cache.insert(id_hash, Arc::new(touched)).await;
+        }
+        Ok(Some((*record).clone()))
+    }
+
+    /// Ends the session a cookie value names.
+    pub async fn end(&self, cookie_value: &str, secure: bool) -> StoreResult<()> {
+        if let Some(id_hash) = self.id_hash_of(cookie_value, secure) {
+            self.store.revoke_session(id_hash).await?;
+            self.cache.invalidate(&id_hash).await;
+        }
+        Ok(())
+    }
+
+    /// Ends every session of a user (sign out everywhere, admin reset).
+    pub async fn end_all_for(&self, user: &str) -> StoreResult<usize> {
+        let count = self.store.revoke_user_sessions(user).await?;
+        let user = user.to_owned();
+        // Entries of other users stay; this user's are dropped from the cache. The
+        // builder enables predicates, so this cannot fail; if it did, the entries
+        // would still age out within CACHE_FOR.
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, record| record.user == user)
+        {
+            tracing::error!(error = %e, "could not drop revoked sessions from the cache");
+        }
+        Ok(count)
+    }
+
+    fn id_hash_of(&self, cookie_value: &str, secure: bool) -> Option<[u8; 32]> {
+        let id = cookies::open_id(&self.jar_key, cookie_value, secure)?;
+        let bytes = BASE64URL_NOPAD.decode(id.as_bytes()).ok()?;
+        Some(hash_id(&bytes))
+    }
+}
+
+fn hash_id(id: &[u8]) -> [u8; 32] {
+    Sha256::digest(id).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    fn settings() -> SessionSettings {
+        SessionSettings {
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            login_timeout: Duration::from_secs(300),
+        }
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn sessions() -> (tempfile::TempDir, Arc<dyn Store>, Sessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(dir.path()).unwrap());
+        let sessions = Sessions::new(store.clone(), &[42; 64]).unwrap();
+        (dir, store, sessions)
+    }
+
+    #[tokio::test]
+    async fn a_session_resumes_until_it_idles_out_and_never_after() {
+        let (_dir, _store, sessions) = sessions();
+        let issued = sessions
+            .start("alice", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        assert!(!issued.cookie_value.contains("alice"));
+        let s = settings();
+        let found = sessions
+            .resume(&issued.cookie_value, &s, at(10), true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (found.user.as_str(), found.second_factor_at),
+            ("alice", Some(at(0)))
+        );
+        // Used every 20 minutes, it lives on; left for 31 minutes, it ends.
+        for minute in [20, 40, 60] {
+            assert!(sessions
+                .resume(&issued.cookie_value, &s, at(minute * 60), true)
+                .await
+                .unwrap()
+                .is_some());
+        }
+        assert!(sessions
+            .resume(&issued.cookie_value, &s, at(91 * 60 + 1), true)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn the_absolute_timeout_ends_even_a_busy_session() {
+        let (_dir, _store, sessions) = sessions();
+        let issued = sessions
+            .start("alice", SignInMethod::Password, at(0), false)
+            .await
+            .unwrap();
+        let s = settings();
+        let mut t = 0;
+        while t < 12 * 3600 {
+            assert!(
+                sessions
+                    .resume(&issued.cookie_value, &s, at(t), false)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "at {t}"
+            );
+            t += 20 * 60;
+        }
+        assert!(sessions
+            .resume(&issued.cookie_value, &s, at(12 * 3600), false)
+            .await
+            .unwrap()
+            .is_none());
+    }
+
+    #[tokio::test]
+    async fn logout_and_revocation_take_effect_at_once() {
+        let (_dir, _store, sessions) = sessions();
+        let s = settings();
+        let one = sessions
+            .start("alice", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        let two = sessions
+            .start("alice", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        let bob = sessions
+            .start("bob", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        assert_ne!(one.cookie_value, two.cookie_value, "a new id every time");
+        assert!(sessions
+            .resume(&one.cookie_value, &s, at(1), true)
+            .await
+            .unwrap()
+            .is_some());
+        sessions.end(&one.cookie_value, true).await.unwrap();
+        assert!(sessions
+            .resume(&one.cookie_value, &s, at(2), true)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(sessions
+            .resume(&two.cookie_value, &s, at(2), true)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(sessions.end_all_for("alice").await.unwrap(), 1);
+        assert!(sessions
+            .resume(&two.cookie_value, &s, at(3), true)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(sessions
+            .resume(&bob.cookie_value, &s, at(3), true)
+            .await
+            .unwrap()
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn forged_tampered_or_foreign_cookies_name_no_session() {
+        let (_dir, store, sessions) = sessions();
+        let s = settings();
+        let issued = sessions
+            .start("alice", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        let mut tampered = issued.cookie_value.clone().into_bytes();
+        let last = tampered.len() - 2;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        for value in ["", "alice", "x".repeat(500).as_str(), tampered.as_str()] {
+            assert!(
+                sessions.resume(value, &s, at(1), true).await.unwrap().is_none(),
+                "{value:?}"
+            );
+        }
+        // A cookie made under another key file opens nothing here.
+        let other = Sessions::new(store, &[7; 64]).unwrap();
+        assert!(other
+            .resume(&issued.cookie_value, &s, at(1), true)
+            .await
+            .unwrap()
+            .is_none());
+        // A Secure session's cookie is not accepted under the plain-HTTP name.
+        assert!(sessions
+            .resume(&issued.cookie_value, &s, at(1), false)
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
