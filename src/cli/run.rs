@@ -16,6 +16,7 @@ use pingora::services::listening::Service;
 
 use crate::config::reload::Reloader;
 use crate::config::Config;
+use crate::proxy::auth::AuthServices;
 use crate::proxy::Gateway;
 use crate::telemetry::{self, Metrics, MetricsApp};
 
@@ -25,6 +26,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     };
     telemetry::logging::init(&config.log)?;
     prepare_state_dir(&config.state_dir)?;
+    let auth = Arc::new(AuthServices::open(&config)?);
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
@@ -34,7 +36,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(shared.clone(), metrics.clone()),
+        Gateway::new(shared.clone(), metrics.clone(), auth),
         "portvakt",
     );
     if let Some(app) = proxy.app_logic_mut() {

@@ -6,7 +6,7 @@ pub mod i18n;
 use askama::Template;
 use http::StatusCode;
 
-pub use i18n::{ErrorKind, Lang};
+pub use i18n::{texts, ErrorKind, Lang, Texts};
 
 /// The path prefix reserved for the gateway on every app host.
 pub const PREFIX: &str = "/.portvakt/";
@@ -54,6 +54,248 @@ pub fn error(status: StatusCode, kind: ErrorKind, lang: Lang, detail: Option<&st
     }
 }
 
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    qr_svg: &'a str,
+    otpauth: &'a str,
+    secret: &'a str,
+    issuer: &'a str,
+    account: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "verify.html")]
+struct VerifyPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "recovery.html")]
+struct RecoveryPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "passed.html")]
+struct PassedPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    csrf: &'a str,
+    codes: Option<&'a [&'a str]>,
+    codes_left: Option<usize>,
+}
+
+#[derive(Template)]
+#[template(path = "print.html")]
+struct PrintPage<'a> {
+    lang: &'a str,
+    t: &'a Texts,
+    issuer: &'a str,
+    account: &'a str,
+    codes: &'a [&'a str],
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    text: &'a str,
+    link: Option<(&'a str, &'a str)>,
+}
+
+/// What the enrolment page shows.
+pub struct Enrolment<'a> {
+    pub otpauth: &'a str,
+    pub secret: &'a str,
+    pub issuer: &'a str,
+    pub account: &'a str,
+    pub csrf: &'a str,
+    pub error: Option<&'a str>,
+}
+
+fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Page {
+    match rendered {
+        Ok(body) => Page {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: body.into_bytes(),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a page");
+            Page {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                content_type: "text/plain; charset=utf-8",
+                body: b"The page could not be shown.\n".to_vec(),
+            }
+        }
+    }
+}
+
+pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
+    let t = texts(lang);
+    let qr = qr_svg(page.otpauth);
+    let status = if page.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        EnrolPage {
+            lang: lang.code(),
+            title: t.enrol_title,
+            t,
+            qr_svg: &qr,
+            otpauth: page.otpauth,
+            secret: page.secret,
+            issuer: page.issuer,
+            account: page.account,
+            csrf: page.csrf,
+            error: page.error,
+        }
+        .render(),
+    )
+}
+
+pub fn verify(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
+    let t = texts(lang);
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        VerifyPage {
+            lang: lang.code(),
+            title: t.verify_title,
+            t,
+            csrf,
+            error,
+        }
+        .render(),
+    )
+}
+
+pub fn recovery(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
+    let t = texts(lang);
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        RecoveryPage {
+            lang: lang.code(),
+            title: t.recovery_title,
+            t,
+            csrf,
+            error,
+        }
+        .render(),
+    )
+}
+
+/// After the second factor: new recovery codes to save, or how many are left.
+pub fn passed(lang: Lang, csrf: &str, codes: Option<&[&str]>, codes_left: Option<usize>) -> Page {
+    let t = texts(lang);
+    let title = if codes.is_some() {
+        t.codes_title
+    } else {
+        t.passed_title
+    };
+    html(
+        StatusCode::OK,
+        PassedPage {
+            lang: lang.code(),
+            title,
+            t,
+            csrf,
+            codes,
+            codes_left,
+        }
+        .render(),
+    )
+}
+
+pub fn print_codes(lang: Lang, issuer: &str, account: &str, codes: &[&str]) -> Page {
+    let t = texts(lang);
+    html(
+        StatusCode::OK,
+        PrintPage {
+            lang: lang.code(),
+            t,
+            issuer,
+            account,
+            codes,
+        }
+        .render(),
+    )
+}
+
+/// The recovery codes as a text file to download.
+pub fn codes_file(issuer: &str, account: &str, codes: &[&str]) -> Page {
+    let mut body = format!("{issuer} recovery codes for {account}\nEach code works once.\n\n");
+    for code in codes {
+        body.push_str(code);
+        body.push('\n');
+    }
+    Page {
+        status: StatusCode::OK,
+        content_type: "text/plain; charset=utf-8",
+        body: body.into_bytes(),
+    }
+}
+
+pub fn message(status: StatusCode, lang: Lang, title: &str, text: &str, link: Option<(&str, &str)>) -> Page {
+    html(
+        status,
+        MessagePage {
+            lang: lang.code(),
+            title,
+            text,
+            link,
+        }
+        .render(),
+    )
+}
+
+/// A QR code as inline SVG, drawn here: no image service sees the secret.
+pub fn qr_svg(data: &str) -> String {
+    match qrcode::QrCode::new(data.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build();
+            // Inline in HTML, the XML declaration is noise.
+            svg.find("<svg").map_or(svg.clone(), |i| svg[i..].to_owned())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "drawing a QR code");
+            String::new()
+        }
+    }
+}
+
 /// Headers on every response the gateway writes itself (DESIGN.md, "Sessions").
 pub fn security_headers(tls: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
     let always = [
@@ -73,6 +315,28 @@ pub fn security_headers(tls: bool) -> impl Iterator<Item = (&'static str, &'stat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_enrolment_page_has_a_qr_code_a_link_and_the_key() {
+        let page = enrol(
+            Lang::Sv,
+            &Enrolment {
+                otpauth: "otpauth://totp/Ex:alice?secret=ABC",
+                secret: "ABCD EFGH",
+                issuer: "Ex",
+                account: "alice<b>",
+                csrf: "tok",
+                error: None,
+            },
+        );
+        let html = String::from_utf8(page.body).unwrap();
+        assert!(html.contains("<svg"), "inline QR code");
+        assert!(html.contains("href=\"otpauth://totp/Ex:alice?secret=ABC\""));
+        assert!(html.contains("ABCD EFGH") && html.contains("Skanna QR-koden"));
+        assert!(html.contains("autocomplete=\"one-time-code\"") && html.contains("inputmode=\"numeric\""));
+        assert!(html.contains("value=\"tok\""));
+        assert!(!html.contains("alice<b>"), "escaped");
+    }
 
     #[test]
     fn error_pages_escape_details_and_speak_swedish() {

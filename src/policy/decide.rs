@@ -125,6 +125,15 @@ impl AppPolicy {
         settle(Requirement::Refused, DecidedBy::NoRuleAdmits, facts)
     }
 
+    /// Whether this user needs a second factor when signing in to the app at all
+    /// (routes may still ask for one later, or for a recent one).
+    pub fn second_factor_at_sign_in(&self, auth: &Authentication) -> bool {
+        matches!(
+            self.default_requirement(Some(auth)),
+            Requirement::SecondFactor { .. }
+        )
+    }
+
     fn default_requirement(&self, auth: Option<&Authentication>) -> Requirement {
         let second_factor = Requirement::SecondFactor { max_age: None };
         match (&self.mfa, auth) {

@@ -2,42 +2,61 @@
 //!
 //! ```text
 //! request_filter           strip identity/forwarding headers, client address, host → app,
-//!                          normalise the path, answer /.portvakt/*, decide; refuse or go on
+//!                          normalise the path, resume the session, answer /.portvakt/*,
+//!                          notice the app's login and logout, decide; refuse, redirect or go on
+//! request_body_filter      copy the login body as it streams to the app (for the user name)
 //! upstream_peer            the app's upstream (resolved at config load, pooled by Pingora)
-//! upstream_request_filter  forward the normalised path, Host, X-Forwarded-*
+//! upstream_request_filter  forward the normalised path, Host, X-Forwarded-*, identity
 //! upstream_response_filter upstream latency
+//! response_filter          after a login: pass the app's answer, or withhold it and send
+//!                          the browser to the second factor instead
+//! response_body_filter     keep a withheld answer's body back
 //! fail_to_proxy            gateway error page (502 when the app cannot be reached)
 //! logging                  one access-log line and the request metrics
 //! ```
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 
+use super::answer::{self, Answer};
+use super::auth::AuthServices;
 use super::headers::{self, ClientOrigin};
+use super::identity::{self, unix, Claims};
+use super::login::{self, LoginCapture};
+use super::second_factor::{self, set_challenge_cookie, PageRequest};
 use super::target;
 use crate::config::reload::SharedConfig;
-use crate::config::Config;
-use crate::pages::{self, ErrorKind, Lang, Page};
-use crate::policy::{self, Decision, NormalisedPath, Outcome, RequestFacts};
+use crate::config::{App, Config};
+use crate::factors::totp::TotpSecret;
+use crate::pages::{self, ErrorKind, Lang};
+use crate::policy::{self, Authentication, Decision, NormalisedPath, Outcome, RequestFacts};
+use crate::session::challenge::{Challenge, Purpose, SharedChallenge, Stage, Withheld};
+use crate::session::{cookies, SignInMethod};
+use crate::store::SessionRecord;
 use crate::telemetry::Metrics;
 
 pub struct Gateway {
     config: SharedConfig,
     metrics: Arc<Metrics>,
+    auth: Arc<AuthServices>,
 }
 
 impl Gateway {
-    pub fn new(config: SharedConfig, metrics: Arc<Metrics>) -> Self {
-        Gateway { config, metrics }
+    pub fn new(config: SharedConfig, metrics: Arc<Metrics>, auth: Arc<AuthServices>) -> Self {
+        Gateway {
+            config,
+            metrics,
+            auth,
+        }
     }
 }
 
@@ -52,8 +71,23 @@ pub struct RequestCtx {
     host: String,
     path: Option<NormalisedPath>,
     decision: Option<Decision>,
-    /// Why the gateway answered itself (a metric label), when it did.
-    answered: Option<&'static str>,
+    /// The label for logs and metrics when no policy decision tells the story (the
+    /// gateway answered itself, or forwarded the app's login or logout).
+    label: Option<&'static str>,
+    /// Cookies for HTTPS only (the listener, or a trusted proxy in front, is HTTPS).
+    secure: bool,
+    /// The live session the request carried.
+    session: Option<SessionRecord>,
+    /// The session cookie's value as sent, to end it on logout.
+    session_cookie: Option<String>,
+    /// Who the app is told the user is (set when the decision was `Allow`).
+    identity: Option<Authentication>,
+    /// A login request being watched on its way to the app.
+    login: Option<LoginCapture>,
+    /// The request was the app's logout: end the gateway session too.
+    logout: bool,
+    /// The app's login answer is being held back; its body goes here.
+    withholding: Option<SharedChallenge>,
     upstream_started: Option<Instant>,
     /// The origin-form target to send upstream, built from the normalised path.
     upstream_uri: Option<http::Uri>,
@@ -100,7 +134,14 @@ impl ProxyHttp for Gateway {
             host: String::new(),
             path: None,
             decision: None,
-            answered: None,
+            label: None,
+            secure: false,
+            session: None,
+            session_cookie: None,
+            identity: None,
+            login: None,
+            logout: false,
+            withholding: None,
             upstream_started: None,
             upstream_uri: None,
             reference: Reference(rand::random()),
@@ -111,26 +152,54 @@ impl ProxyHttp for Gateway {
         let config = self.config.load_full();
         ctx.config = Some(config.clone());
         let tls = is_tls(session);
-        match admit(session, ctx, &config, tls) {
-            Ok(Admission::Forward) => Ok(false),
-            Ok(Admission::GatewayPage) => {
-                let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
-                self.gateway_page(session, ctx, lang, tls).await
-            }
-            Err(refusal) => {
-                ctx.answered = Some(refusal.label);
-                let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
+        let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
+        let answer = match self.admit(session, ctx, &config, tls).await {
+            Ok(Admission::Forward) => return Ok(false),
+            Ok(Admission::GatewayPage(page)) => self.gateway_page(session, ctx, &config, &page, lang).await,
+            Err(Stop::Refuse(refusal)) => {
+                let reference = ctx.reference.to_string();
                 let page = pages::error(
                     refusal.status,
                     refusal.kind,
                     lang,
                     refusal.detail.as_deref(),
-                    &ctx.reference.to_string(),
+                    &reference,
                 );
-                write_page(session, &page, tls).await?;
-                Ok(true)
+                Answer::page(page, refusal.label)
+            }
+            Err(Stop::Answer(answer)) => answer,
+        };
+        ctx.label = Some(answer.label);
+        answer::write(session, &answer, tls).await?;
+        Ok(true)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(capture) = ctx.login.as_mut() else {
+            return Ok(());
+        };
+        let limit = ctx
+            .config
+            .as_deref()
+            .and_then(|c| ctx.app.and_then(|i| c.apps.get(i)))
+            .and_then(|app| app.login.as_ref())
+            .map_or(0, |l| l.max_body);
+        if let Some(chunk) = body {
+            if !capture.push(chunk, limit) {
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "the login body is larger than login.max_body",
+                ));
             }
         }
+        capture.complete |= end_of_stream;
+        Ok(())
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
@@ -166,6 +235,10 @@ impl ProxyHttp for Gateway {
             upstream_request.insert_header("x-forwarded-proto", origin.proto)?;
         }
         upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
+        if let (Some(identity), Some(session)) = (&ctx.identity, &ctx.session) {
+            let app_name = ctx.on_app(|app| app.name.clone())?;
+            self.send_identity(upstream_request, identity, session, &app_name)?;
+        }
         Ok(())
     }
 
@@ -185,6 +258,41 @@ impl ProxyHttp for Gateway {
             })?;
         }
         Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.logout {
+            upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
+        }
+        if let Some(capture) = ctx.login.take() {
+            self.after_login(upstream_response, capture, ctx).await?;
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(challenge) = &ctx.withholding {
+            if let Some(chunk) = body.take() {
+                let mut challenge = challenge
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Purpose::Login(withheld) = &mut challenge.purpose {
+                    withheld.append(&chunk);
+                }
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
@@ -217,7 +325,7 @@ impl ProxyHttp for Gateway {
         let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
         let page = pages::error(status, kind, lang, None, &ctx.reference.to_string());
         let tls = is_tls(session);
-        if let Err(write_error) = write_page(session, &page, tls).await {
+        if let Err(write_error) = answer::write(session, &Answer::page(page, "error"), tls).await {
             tracing::debug!(error = %write_error, "could not send the error page");
         }
         FailToProxy {
@@ -230,7 +338,7 @@ impl ProxyHttp for Gateway {
         let config = ctx.config.as_deref();
         let app = config.and_then(|c| ctx.app(c)).map_or("-", |a| a.name.as_str());
         let decision = ctx
-            .answered
+            .label
             .or_else(|| ctx.decision.map(|d| d.outcome.label()))
             .unwrap_or("error");
         let rule = match (
@@ -256,6 +364,7 @@ impl ProxyHttp for Gateway {
             method = %session.req_header().method,
             path = ctx.path.as_ref().map_or("-", |p| p.forwarded()),
             client = %ctx.origin.as_ref().map_or_else(|| "-".to_owned(), |o| o.ip.to_string()),
+            user = ctx.session.as_ref().map_or("-", |s| s.user.as_str()),
             rule,
             decision,
             status,
@@ -267,50 +376,520 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// Everything `request_filter` decides, in order.
+    async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        config: &Config,
+        tls: bool,
+    ) -> Result<Admission, Stop> {
+        // Read what a trusted proxy says about the client, then strip every header a
+        // client must not send upstream — before anything else looks at the request.
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
+        let origin =
+            headers::client_origin(peer, &session.req_header().headers, &config.trusted_proxies, tls);
+        for name in headers::names_to_strip(config, &session.req_header().headers) {
+            session.req_header_mut().remove_header(&name);
+        }
+        let origin = origin.map_err(Refusal::bad_request)?;
+        let client_ip = origin.ip;
+        ctx.secure = origin.proto == "https";
+        ctx.origin = Some(origin);
+
+        let req = session.req_header();
+        let target = target::parse(req).map_err(Refusal::bad_request)?;
+        ctx.host = target.authority.as_str().to_owned();
+        let (app_index, app) = config
+            .app_for_host(target.authority.host(), target.authority.port_u16())
+            .ok_or_else(|| {
+                Refusal::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    ErrorKind::UnknownHost,
+                    "unknown_host",
+                )
+            })?;
+        ctx.app = Some(app_index);
+
+        let target_len = target.path.len() + target.query.map_or(0, |q| q.len() + 1);
+        if target_len > config.server.max_uri_length {
+            return Err(Refusal::new(StatusCode::URI_TOO_LONG, ErrorKind::UriTooLong, "bad_request").into());
+        }
+        let path = policy::normalise(target.path).map_err(Refusal::bad_request)?;
+        if let Some(page) = path.decoded().strip_prefix(pages::PREFIX) {
+            let page = page.to_owned();
+            ctx.path = Some(path);
+            self.resume_session(session, ctx, config).await;
+            return Ok(Admission::GatewayPage(page));
+        }
+        // The target sent upstream: exactly the path the policy sees, the query as sent.
+        let forwarded = match target.query {
+            Some(q) => format!("{}?{q}", path.forwarded()),
+            None => path.forwarded().to_owned(),
+        };
+        let upstream_uri = forwarded.parse::<http::Uri>().map_err(|_| {
+            Refusal::bad_request("the query string holds characters that cannot be forwarded")
+        })?;
+        ctx.upstream_uri = Some(upstream_uri);
+        let method = session.req_header().method.as_str().to_owned();
+        self.resume_session(session, ctx, config).await;
+
+        // The app's own login and logout pass to the app; the gateway watches them.
+        if let Some(login) = &app.login {
+            let key = rule_path(&path);
+            if key == login.path && method == login.method {
+                let content_type = header_str(session.req_header(), "content-type");
+                ctx.login = Some(LoginCapture::new(content_type));
+                ctx.label = Some("login");
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
+            if key == login.path || key == login.page {
+                ctx.label = Some("login_page");
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
+            if login.logout_path.as_deref() == Some(key) {
+                if let Some(cookie) = &ctx.session_cookie {
+                    if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
+                        tracing::error!(error = %e, "could not end a session at logout");
+                    }
+                }
+                ctx.session = None;
+                ctx.logout = true;
+                ctx.label = Some("logout");
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
+        }
+
+        let auth = ctx.session.as_ref().map(authentication);
+        let now = SystemTime::now();
+        let decision = app.policy.decide(&RequestFacts {
+            method: &method,
+            path: &path,
+            client_ip,
+            auth: auth.as_ref(),
+            now,
+        });
+        ctx.decision = Some(decision);
+        let return_to = match method.as_str() {
+            "GET" | "HEAD" => ctx
+                .upstream_uri
+                .as_ref()
+                .map_or("/".to_owned(), ToString::to_string),
+            _ => "/".to_owned(),
+        };
+        ctx.path = Some(path);
+        match decision.outcome {
+            Outcome::Forward => Ok(Admission::Forward),
+            Outcome::Allow => {
+                ctx.identity = auth;
+                Ok(Admission::Forward)
+            }
+            Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, "deny").into()),
+            Outcome::SignIn => match &app.login {
+                Some(login) => Err(Stop::Answer(Answer::redirect(&login.page, "sign_in"))),
+                None => {
+                    Err(Refusal::new(StatusCode::UNAUTHORIZED, ErrorKind::SignInRequired, "sign_in").into())
+                }
+            },
+            Outcome::SecondFactor | Outcome::StepUp => {
+                let user = ctx.session.as_ref().map(|s| s.user.clone()).unwrap_or_default();
+                let answer = self
+                    .challenge(
+                        config,
+                        app,
+                        &user,
+                        Purpose::Return(return_to),
+                        client_ip,
+                        ctx.secure,
+                        now,
+                    )
+                    .await;
+                Err(Stop::Answer(answer))
+            }
+        }
+    }
+
+    /// Finds the session the request's cookie names. Any failure means no session:
+    /// the auth path fails closed.
+    async fn resume_session(&self, session: &Session, ctx: &mut RequestCtx, config: &Config) {
+        let name = cookies::session_cookie_name(ctx.secure);
+        let Some(value) = cookies::find(&session.req_header().headers, name).map(str::to_owned) else {
+            return;
+        };
+        match self
+            .auth
+            .sessions
+            .resume(&value, &config.session, SystemTime::now(), ctx.secure)
+            .await
+        {
+            Ok(found) => ctx.session = found,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up a session; treating the request as signed out")
+            }
+        }
+        ctx.session_cookie = Some(value);
+    }
+
+    /// Starts a second-factor challenge for `user` and sends the browser to it.
+    #[allow(clippy::too_many_arguments)]
+    async fn challenge(
+        &self,
+        config: &Config,
+        app: &App,
+        user: &str,
+        purpose: Purpose,
+        client: IpAddr,
+        secure: bool,
+        now: SystemTime,
+    ) -> Answer {
+        let devices = match self.auth.store.totp_devices(user).await {
+            Ok(devices) => devices,
+            Err(e) => {
+                tracing::error!(error = %e, user = %user, "could not read a user's devices");
+                return Answer::redirect("/.portvakt/unavailable", "error");
+            }
+        };
+        let stage = if !devices.is_empty() {
+            Stage::Verify
+        } else if config.second_factor.enrolment.allows(client) {
+            Stage::Enrol(TotpSecret::generate())
+        } else {
+            tracing::warn!(user = %user, client = %client, "enrolment is not allowed from this address");
+            return Answer::redirect("/.portvakt/enrolment-closed", "enrolment_closed");
+        };
+        let page = match stage {
+            Stage::Enrol(_) => "/.portvakt/enrol",
+            _ => "/.portvakt/verify",
+        };
+        let (id, _) = self
+            .auth
+            .challenges
+            .insert(Challenge::new(user, &app.name, purpose, stage, now));
+        Answer::redirect(page, "second_factor").with_cookie(&set_challenge_cookie(&id, secure))
+    }
+
+    /// After the app answered a login: let the answer through, or hold it back until
+    /// the second factor is passed.
+    async fn after_login(
+        &self,
+        response: &mut ResponseHeader,
+        capture: LoginCapture,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let config = ctx
+            .config
+            .clone()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no config"))?;
+        let Some(app) = ctx.app(&config) else {
+            return Ok(());
+        };
+        let Some(login) = &app.login else { return Ok(()) };
+        let client = ctx
+            .origin
+            .as_ref()
+            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip);
+        let now = SystemTime::now();
+        let user = login::username(login, &capture);
+        let passed = login::succeeded(&login.success, response);
+        let Some(user) = user else {
+            if passed {
+                // The app let someone in whom the gateway cannot name: nothing of the
+                // app's answer may reach the browser.
+                tracing::error!(app = %app.name, "a login succeeded but its body names no user; withheld");
+                replace_with_redirect(response, &login.page, None)?;
+                ctx.withholding = Some(discard_sink(&app.name, now));
+                ctx.label = Some("login_unnamed");
+            }
+            return Ok(());
+        };
+        if !passed {
+            ctx.label = Some("login_failed");
+            if let Err(e) = self.auth.failed(&config.lockout, &user, client, now).await {
+                tracing::error!(error = %e, "could not count a failed login");
+            }
+            return Ok(());
+        }
+        let auth = Authentication {
+            user: user.clone(),
+            groups: Vec::new(),
+            second_factor_at: None,
+            mfa_opted_in: false,
+        };
+        if !app.policy.second_factor_at_sign_in(&auth) {
+            // No second factor for this user here: the app's answer passes, with a
+            // password-level gateway session beside it.
+            match self
+                .auth
+                .sessions
+                .start(&user, SignInMethod::Password, now, ctx.secure)
+                .await
+            {
+                Ok(issued) => {
+                    response.append_header(
+                        http::header::SET_COOKIE,
+                        cookies::set_session(&issued.cookie_value, ctx.secure),
+                    )?;
+                    ctx.label = Some("login_password_only");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not start a session; login withheld");
+                    replace_with_redirect(response, &login.page, None)?;
+                    ctx.withholding = Some(discard_sink(&app.name, now));
+                }
+            }
+            return Ok(());
+        }
+        let withheld = Withheld {
+            status: response.status.as_u16(),
+            headers: response
+                .headers
+                .iter()
+                .filter(|(name, _)| !is_hop_by_hop(name))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body: Vec::new(),
+            overflowed: false,
+        };
+        tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
+        let redirect = self
+            .challenge(
+                &config,
+                app,
+                &user,
+                Purpose::Login(withheld),
+                client,
+                ctx.secure,
+                now,
+            )
+            .await;
+        // The challenge just made holds the withheld answer; its body follows it.
+        let location = redirect
+            .headers
+            .iter()
+            .find(|(k, _)| *k == http::header::LOCATION)
+            .and_then(|(_, v)| v.to_str().ok())
+            .unwrap_or("/.portvakt/verify")
+            .to_owned();
+        let cookie = redirect
+            .headers
+            .iter()
+            .find(|(k, _)| *k == http::header::SET_COOKIE)
+            .and_then(|(_, v)| v.to_str().ok())
+            .map(str::to_owned);
+        let id = cookie
+            .as_deref()
+            .and_then(|c| c.split(';').next())
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_owned());
+        ctx.withholding = Some(match id.and_then(|id| self.auth.challenges.get(&id)) {
+            Some(challenge) => challenge,
+            None => discard_sink(&app.name, now),
+        });
+        replace_with_redirect(response, &location, cookie.as_deref())?;
+        ctx.label = Some("login_withheld");
+        Ok(())
+    }
+
     /// The gateway's own pages under `/.portvakt/`.
     async fn gateway_page(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
+        config: &Config,
+        page: &str,
         lang: Lang,
-        tls: bool,
-    ) -> Result<bool> {
-        let path = ctx.path.as_ref().map_or("", |p| p.decoded());
-        let page = match path.strip_prefix(pages::PREFIX).unwrap_or("") {
-            "health" => Page {
+    ) -> Answer {
+        let reference = ctx.reference.to_string();
+        match page {
+            "health" => Answer {
                 status: StatusCode::OK,
-                content_type: "application/json",
+                headers: vec![(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
                 body: b"{\"status\":\"ok\"}\n".to_vec(),
+                label: "gateway_page",
+                own_page: true,
             },
-            "assets/portvakt.css" => Page {
+            "assets/portvakt.css" => Answer {
                 status: StatusCode::OK,
-                content_type: "text/css; charset=utf-8",
+                headers: vec![(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/css; charset=utf-8"),
+                )],
                 body: pages::STYLESHEET.as_bytes().to_vec(),
+                label: "gateway_page",
+                own_page: true,
             },
-            _ => pages::error(
-                StatusCode::NOT_FOUND,
-                ErrorKind::NotFound,
-                lang,
-                None,
-                &ctx.reference.to_string(),
+            "jwks.json" => Answer {
+                status: StatusCode::OK,
+                headers: vec![(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body: self.auth.signer.jwks().into_bytes(),
+                label: "gateway_page",
+                own_page: true,
+            },
+            "enrolment-closed" => {
+                let t = pages::texts(lang);
+                let page = pages::message(
+                    StatusCode::FORBIDDEN,
+                    lang,
+                    t.enrol_closed_title,
+                    t.enrol_closed_text,
+                    None,
+                );
+                Answer::page(page, "enrolment_closed")
+            }
+            page if second_factor::is_challenge_page(page) => {
+                let Some(app) = ctx.app(config) else {
+                    return Answer::page(
+                        pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
+                        "not_found",
+                    );
+                };
+                let request = PageRequest {
+                    config,
+                    app,
+                    page,
+                    lang,
+                    secure: ctx.secure,
+                    client: ctx
+                        .origin
+                        .as_ref()
+                        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip),
+                    now: SystemTime::now(),
+                    session_cookie: ctx.session_cookie.clone(),
+                };
+                second_factor::serve(&self.auth, session, &request).await
+            }
+            _ => Answer::page(
+                pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
+                "not_found",
             ),
-        };
-        ctx.answered = Some(if page.status == StatusCode::OK {
-            "gateway_page"
-        } else {
-            "not_found"
-        });
-        write_page(session, &page, tls).await?;
-        Ok(true)
+        }
     }
+
+    /// The identity headers and the signed assertion for an app.
+    fn send_identity(
+        &self,
+        request: &mut RequestHeader,
+        identity: &Authentication,
+        session: &SessionRecord,
+        app: &str,
+    ) -> Result<()> {
+        let now = unix(SystemTime::now());
+        let auth_time = unix(session.second_factor_at.unwrap_or(session.created_at));
+        let amr = if session.second_factor_at.is_some() {
+            vec!["pwd", "otp"]
+        } else {
+            vec!["pwd"]
+        };
+        let assertion = self.auth.signer.assertion(&Claims {
+            iss: identity::ISSUER,
+            aud: app,
+            sub: &identity.user,
+            groups: &identity.groups,
+            auth_time,
+            amr,
+            iat: now,
+            exp: now + identity::ASSERTION_LIFETIME.as_secs(),
+        });
+        // User names may be UTF-8 (never control characters): sent as raw bytes.
+        let value = |text: &str| {
+            HeaderValue::from_bytes(text.as_bytes())
+                .map_err(|e| Error::because(ErrorType::InternalError, "an identity header value", e))
+        };
+        request.insert_header("x-portvakt-user", value(&identity.user)?)?;
+        request.insert_header("x-portvakt-groups", value(&identity.groups.join(","))?)?;
+        request.insert_header("x-portvakt-auth-time", auth_time.to_string())?;
+        request.insert_header("x-portvakt-method", session.method.as_str())?;
+        request.insert_header("x-portvakt-assertion", assertion)?;
+        Ok(())
+    }
+}
+
+/// The facts a session gives the policy.
+fn authentication(session: &SessionRecord) -> Authentication {
+    Authentication {
+        user: session.user.clone(),
+        groups: Vec::new(),
+        second_factor_at: session.second_factor_at,
+        mfa_opted_in: false,
+    }
+}
+
+/// A path as rules and login settings write it: decoded, no trailing slash.
+fn rule_path(path: &NormalisedPath) -> &str {
+    let trimmed = path.decoded().trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/"
+    } else {
+        trimmed
+    }
+}
+
+/// Turns the app's response header into a bodiless 303 of the gateway's.
+fn replace_with_redirect(
+    response: &mut ResponseHeader,
+    location: &str,
+    set_cookie: Option<&str>,
+) -> Result<()> {
+    let mut redirect = ResponseHeader::build(StatusCode::SEE_OTHER, Some(4))?;
+    redirect.insert_header(http::header::LOCATION, location)?;
+    redirect.insert_header(http::header::CONTENT_LENGTH, "0")?;
+    redirect.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    if let Some(cookie) = set_cookie {
+        redirect.insert_header(http::header::SET_COOKIE, cookie)?;
+    }
+    *response = redirect;
+    Ok(())
+}
+
+/// Somewhere to put a body that must not reach the browser and will never be released.
+fn discard_sink(app: &str, now: SystemTime) -> SharedChallenge {
+    Arc::new(std::sync::Mutex::new(Challenge::new(
+        "",
+        app,
+        Purpose::Login(Withheld::default()),
+        Stage::Verify,
+        now,
+    )))
+}
+
+fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection"
+    ) || *name == http::header::CONTENT_LENGTH
 }
 
 /// What `admit` lets through.
 enum Admission {
     /// Forward upstream (`ctx` holds the app, the target and the decision).
     Forward,
-    /// A page of the gateway's own, under `/.portvakt/`.
-    GatewayPage,
+    /// A page of the gateway's own: the part of the path after `/.portvakt/`.
+    GatewayPage(String),
+}
+
+/// Why `admit` stopped a request.
+enum Stop {
+    Refuse(Refusal),
+    /// A full answer, such as a redirect to sign in.
+    Answer(Answer),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Stop::Refuse(refusal)
+    }
 }
 
 /// Why the gateway answers a request itself instead of forwarding it.
@@ -339,103 +918,6 @@ impl Refusal {
             ..Refusal::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, "bad_request")
         }
     }
-}
-
-/// Everything `request_filter` decides, in order; no I/O.
-fn admit(
-    session: &mut Session,
-    ctx: &mut RequestCtx,
-    config: &Config,
-    tls: bool,
-) -> Result<Admission, Refusal> {
-    // Read what a trusted proxy says about the client, then strip every header a
-    // client must not send upstream — before anything else looks at the request.
-    let peer = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
-    let origin = headers::client_origin(peer, &session.req_header().headers, &config.trusted_proxies, tls);
-    for name in headers::names_to_strip(config, &session.req_header().headers) {
-        session.req_header_mut().remove_header(&name);
-    }
-    let origin = origin.map_err(Refusal::bad_request)?;
-    let client_ip = origin.ip;
-    ctx.origin = Some(origin);
-
-    let req = session.req_header();
-    let target = target::parse(req).map_err(Refusal::bad_request)?;
-    ctx.host = target.authority.as_str().to_owned();
-    let (app_index, app) = config
-        .app_for_host(target.authority.host(), target.authority.port_u16())
-        .ok_or_else(|| {
-            Refusal::new(
-                StatusCode::MISDIRECTED_REQUEST,
-                ErrorKind::UnknownHost,
-                "unknown_host",
-            )
-        })?;
-    ctx.app = Some(app_index);
-
-    let target_len = target.path.len() + target.query.map_or(0, |q| q.len() + 1);
-    if target_len > config.server.max_uri_length {
-        return Err(Refusal::new(
-            StatusCode::URI_TOO_LONG,
-            ErrorKind::UriTooLong,
-            "bad_request",
-        ));
-    }
-    let path = policy::normalise(target.path).map_err(Refusal::bad_request)?;
-    if path.decoded().starts_with(pages::PREFIX) {
-        ctx.path = Some(path);
-        return Ok(Admission::GatewayPage);
-    }
-    // The target sent upstream: exactly the path the policy sees, the query as sent.
-    let forwarded = match target.query {
-        Some(q) => format!("{}?{q}", path.forwarded()),
-        None => path.forwarded().to_owned(),
-    };
-    let upstream_uri = forwarded
-        .parse::<http::Uri>()
-        .map_err(|_| Refusal::bad_request("the query string holds characters that cannot be forwarded"))?;
-
-    let decision = app.policy.decide(&RequestFacts {
-        method: req.method.as_str(),
-        path: &path,
-        client_ip,
-        // Gateway sessions come with the second-factor work; until then nobody is
-        // signed in, and everything that needs a sign-in is refused.
-        auth: None,
-        now: SystemTime::now(),
-    });
-    ctx.path = Some(path);
-    ctx.upstream_uri = Some(upstream_uri);
-    ctx.decision = Some(decision);
-    match decision.outcome {
-        Outcome::Forward | Outcome::Allow => Ok(Admission::Forward),
-        Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, "deny")),
-        Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp => Err(Refusal::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorKind::SignInRequired,
-            decision.outcome.label(),
-        )),
-    }
-}
-
-async fn write_page(session: &mut Session, page: &Page, tls: bool) -> Result<()> {
-    let mut header = ResponseHeader::build(page.status, Some(8))?;
-    header.insert_header(http::header::CONTENT_TYPE, page.content_type)?;
-    header.insert_header(http::header::CONTENT_LENGTH, page.body.len())?;
-    for (name, value) in pages::security_headers(tls) {
-        header.insert_header(name, value)?;
-    }
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session.write_response_header(Box::new(header), head_only).await?;
-    if !head_only {
-        session
-            .write_response_body(Some(Bytes::from(page.body.clone())), true)
-            .await?;
-    }
-    Ok(())
 }
 
 fn is_tls(session: &Session) -> bool {

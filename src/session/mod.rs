@@ -2,6 +2,7 @@
 //! against the store on every request (through a short-lived cache) so that logout
 //! and revocation take effect at once.
 
+pub mod challenge;
 pub mod cookies;
 
 use std::sync::Arc;

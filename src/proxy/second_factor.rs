@@ -1,0 +1,514 @@
+//! The gateway's second-factor pages, and what happens when a challenge is passed.
+//!
+//! ```text
+//! login withheld ─► /.portvakt/enrol (no device yet)  ─► codes shown ─► /.portvakt/continue ─► release
+//!                └► /.portvakt/verify ─────────────────────────────────────────────────────► release
+//!                   └► /.portvakt/recovery ─► codes left shown ─► /.portvakt/continue ──────► release
+//! ```
+//! "Release" writes the app's withheld login response exactly as the app sent it,
+//! plus the gateway's new session cookie; for a step-up it redirects to the page the
+//! user asked for.
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use http::StatusCode;
+use pingora::prelude::*;
+use zeroize::Zeroizing;
+
+use super::answer::Answer;
+use super::auth::AuthServices;
+use super::identity::unix;
+use crate::config::{App, Config};
+use crate::factors::recovery;
+use crate::factors::totp::{self, TotpSecret, Verification};
+use crate::pages::{self, texts, Lang};
+use crate::session::challenge::{Purpose, SharedChallenge, Stage};
+use crate::session::{cookies, SignInMethod};
+use crate::store::{StoreError, TotpDevice};
+
+/// The challenge cookie's name (host-only; `__Host-` on HTTPS).
+pub fn challenge_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-portvakt-challenge"
+    } else {
+        "portvakt-challenge"
+    }
+}
+
+pub fn set_challenge_cookie(id: &str, secure: bool) -> String {
+    cookie::Cookie::build((challenge_cookie_name(secure), id.to_owned()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(cookie::SameSite::Lax)
+        .build()
+        .to_string()
+}
+
+fn clear_challenge_cookie(secure: bool) -> String {
+    cookie::Cookie::build((challenge_cookie_name(secure), ""))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(cookie::SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO)
+        .build()
+        .to_string()
+}
+
+/// Everything a challenge page needs about the request.
+pub struct PageRequest<'a> {
+    pub config: &'a Config,
+    pub app: &'a App,
+    /// The part after `/.portvakt/`.
+    pub page: &'a str,
+    pub lang: Lang,
+    pub secure: bool,
+    pub client: IpAddr,
+    pub now: SystemTime,
+    /// The current session's cookie value, ended when a step-up replaces it.
+    pub session_cookie: Option<String>,
+}
+
+/// Whether `page` is one of the challenge pages.
+pub fn is_challenge_page(page: &str) -> bool {
+    matches!(
+        page,
+        "enrol" | "verify" | "recovery" | "continue" | "recovery-codes.txt" | "recovery-codes/print"
+    )
+}
+
+/// Serves a challenge page. Store failures end in an error page: never a session.
+pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest<'_>) -> Answer {
+    match serve_inner(auth, session, req).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, "second-factor page failed");
+            let page = pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::ErrorKind::Internal,
+                req.lang,
+                None,
+                "-",
+            );
+            Answer::page(page, "error")
+        }
+    }
+}
+
+async fn serve_inner(
+    auth: &AuthServices,
+    session: &mut Session,
+    req: &PageRequest<'_>,
+) -> Result<Answer, StoreError> {
+    let id =
+        cookies::find(&session.req_header().headers, challenge_cookie_name(req.secure)).map(str::to_owned);
+    let Some((id, challenge)) = id.and_then(|id| auth.challenges.get(&id).map(|c| (id, c))) else {
+        return Ok(expired(req));
+    };
+    let (user, app_name, csrf) = {
+        let c = lock(&challenge);
+        (c.user.clone(), c.app.clone(), c.csrf.clone())
+    };
+    if app_name != req.app.name {
+        return Ok(expired(req));
+    }
+    let post = session.req_header().method == http::Method::POST;
+    let form = if post {
+        match read_form(session).await {
+            Some(form) if form_value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => form,
+            _ => return Ok(refused_form(req)),
+        }
+    } else {
+        Vec::new()
+    };
+    let t = texts(req.lang);
+    let stage = StageKind::of(&challenge);
+    match (req.page, post, stage) {
+        ("enrol", false, StageKind::Enrol) => Ok(enrol_page(&challenge, req, &user, &csrf, None)),
+        ("enrol", true, StageKind::Enrol) => {
+            if let Some(wait) = locked(auth, req, &user).await? {
+                return Ok(wait);
+            }
+            let code = form_value(&form, "code").unwrap_or_default();
+            let secret = match &lock(&challenge).stage {
+                Stage::Enrol(secret) => secret.clone(),
+                _ => return Ok(expired(req)),
+            };
+            let last = auth.store.last_totp_step(&user).await?;
+            match totp::verify(&secret, &req.config.second_factor.totp, code, unix(req.now), last) {
+                Verification::Accepted { step } => {
+                    let name = "Authenticator app";
+                    let sealed = auth
+                        .keys
+                        .seal(secret.as_bytes(), &TotpDevice::seal_context(&user, name));
+                    auth.store
+                        .add_totp_device(&user, name, sealed, step, req.now)
+                        .await?;
+                    let codes = new_recovery_codes(auth, req, &user).await?;
+                    auth.succeeded(&user).await?;
+                    tracing::info!(user = %user, app = %req.app.name, "authenticator app enrolled");
+                    lock(&challenge).stage = Stage::Passed {
+                        method: SignInMethod::Totp,
+                        new_codes: Some(codes),
+                        codes_left: None,
+                    };
+                    Ok(passed_page(&challenge, req))
+                }
+                Verification::Replayed | Verification::Rejected => {
+                    auth.failed(&req.config.lockout, &user, req.client, req.now)
+                        .await?;
+                    Ok(enrol_page(&challenge, req, &user, &csrf, Some(t.wrong_code)))
+                }
+            }
+        }
+        ("verify", false, StageKind::Verify) => Ok(Answer::page(
+            pages::verify(req.lang, &csrf, None),
+            "second_factor",
+        )),
+        ("verify", true, StageKind::Verify) => {
+            if let Some(wait) = locked(auth, req, &user).await? {
+                return Ok(wait);
+            }
+            let code = form_value(&form, "code").unwrap_or_default();
+            if check_totp(auth, req, &user, code).await? {
+                auth.succeeded(&user).await?;
+                lock(&challenge).stage = Stage::Passed {
+                    method: SignInMethod::Totp,
+                    new_codes: None,
+                    codes_left: None,
+                };
+                return complete(auth, req, &id).await;
+            }
+            auth.failed(&req.config.lockout, &user, req.client, req.now)
+                .await?;
+            Ok(Answer::page(
+                pages::verify(req.lang, &csrf, Some(t.wrong_code)),
+                "second_factor",
+            ))
+        }
+        ("recovery", false, StageKind::Verify) => Ok(Answer::page(
+            pages::recovery(req.lang, &csrf, None),
+            "second_factor",
+        )),
+        ("recovery", true, StageKind::Verify) => {
+            if let Some(wait) = locked(auth, req, &user).await? {
+                return Ok(wait);
+            }
+            let code = form_value(&form, "code").unwrap_or_default();
+            match use_recovery_code(auth, req, &user, code).await? {
+                Some(left) => {
+                    auth.succeeded(&user).await?;
+                    tracing::info!(user = %user, codes_left = left, "recovery code used");
+                    lock(&challenge).stage = Stage::Passed {
+                        method: SignInMethod::Recovery,
+                        new_codes: None,
+                        codes_left: Some(left),
+                    };
+                    Ok(passed_page(&challenge, req))
+                }
+                None => {
+                    auth.failed(&req.config.lockout, &user, req.client, req.now)
+                        .await?;
+                    Ok(Answer::page(
+                        pages::recovery(req.lang, &csrf, Some(t.wrong_code)),
+                        "second_factor",
+                    ))
+                }
+            }
+        }
+        ("continue", true, StageKind::Passed) => complete(auth, req, &id).await,
+        ("recovery-codes.txt" | "recovery-codes/print", false, StageKind::Passed) => {
+            let c = lock(&challenge);
+            let Stage::Passed {
+                new_codes: Some(codes),
+                ..
+            } = &c.stage
+            else {
+                return Ok(expired(req));
+            };
+            let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+            let issuer = &req.config.second_factor.issuer;
+            let mut answer = if req.page == "recovery-codes.txt" {
+                let mut a = Answer::page(pages::codes_file(issuer, &user, &codes), "second_factor");
+                a.push_header(
+                    http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"recovery-codes.txt\"",
+                );
+                a
+            } else {
+                Answer::page(
+                    pages::print_codes(req.lang, issuer, &user, &codes),
+                    "second_factor",
+                )
+            };
+            answer.label = "second_factor";
+            Ok(answer)
+        }
+        // The right page for the stage the challenge is at.
+        (_, _, StageKind::Enrol) => Ok(Answer::redirect("/.portvakt/enrol", "second_factor")),
+        (_, _, StageKind::Verify) => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
+        (_, _, StageKind::Passed) => Ok(passed_page(&challenge, req)),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum StageKind {
+    Enrol,
+    Verify,
+    Passed,
+}
+
+impl StageKind {
+    fn of(challenge: &SharedChallenge) -> StageKind {
+        match lock(challenge).stage {
+            Stage::Enrol(_) => StageKind::Enrol,
+            Stage::Verify => StageKind::Verify,
+            Stage::Passed { .. } => StageKind::Passed,
+        }
+    }
+}
+
+/// The challenge's lock is only ever held for a few field reads or writes, never
+/// across an await, so a poisoned lock still guards consistent data.
+fn lock(challenge: &SharedChallenge) -> std::sync::MutexGuard<'_, crate::session::challenge::Challenge> {
+    challenge
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn enrol_page(
+    challenge: &SharedChallenge,
+    req: &PageRequest<'_>,
+    user: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Answer {
+    let secret = match &lock(challenge).stage {
+        Stage::Enrol(secret) => secret.clone(),
+        _ => return expired(req),
+    };
+    let settings = &req.config.second_factor;
+    let uri = totp::otpauth_uri(&secret, &settings.totp, &settings.issuer, user);
+    let grouped = secret.grouped_base32();
+    let page = pages::enrol(
+        req.lang,
+        &pages::Enrolment {
+            otpauth: &uri,
+            secret: &grouped,
+            issuer: &settings.issuer,
+            account: user,
+            csrf,
+            error,
+        },
+    );
+    Answer::page(page, "second_factor")
+}
+
+fn passed_page(challenge: &SharedChallenge, req: &PageRequest<'_>) -> Answer {
+    let c = lock(challenge);
+    let Stage::Passed {
+        new_codes,
+        codes_left,
+        ..
+    } = &c.stage
+    else {
+        return expired(req);
+    };
+    let codes: Option<Vec<&str>> = new_codes
+        .as_ref()
+        .map(|codes| codes.iter().map(|c| c.as_str()).collect());
+    Answer::page(
+        pages::passed(req.lang, &c.csrf, codes.as_deref(), *codes_left),
+        "second_factor",
+    )
+}
+
+/// The page for a challenge that is gone: expired, used, or never made.
+fn expired(req: &PageRequest<'_>) -> Answer {
+    let t = texts(req.lang);
+    let login = req.app.login.as_ref().map_or("/", |l| l.page.as_str());
+    let page = pages::message(
+        StatusCode::BAD_REQUEST,
+        req.lang,
+        t.expired_title,
+        t.expired_text,
+        Some((login, t.sign_in_again)),
+    );
+    Answer::page(page, "challenge_expired").with_cookie(&clear_challenge_cookie(req.secure))
+}
+
+fn refused_form(req: &PageRequest<'_>) -> Answer {
+    let page = pages::error(
+        StatusCode::FORBIDDEN,
+        pages::ErrorKind::BadRequest,
+        req.lang,
+        None,
+        "-",
+    );
+    Answer::page(page, "bad_request")
+}
+
+async fn locked(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+) -> Result<Option<Answer>, StoreError> {
+    let wait = auth
+        .locked_for(&req.config.lockout, user, req.client, req.now)
+        .await?;
+    Ok(wait.map(|_| {
+        let t = texts(req.lang);
+        Answer::page(
+            pages::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                req.lang,
+                t.verify_title,
+                t.locked,
+                None,
+            ),
+            "locked",
+        )
+    }))
+}
+
+/// Checks a code against each of the user's devices; true once a step is accepted
+/// (and recorded as used) for one of them.
+async fn check_totp(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    code: &str,
+) -> Result<bool, StoreError> {
+    let last = auth.store.last_totp_step(user).await?;
+    for device in auth.store.totp_devices(user).await? {
+        let context = TotpDevice::seal_context(user, &device.name);
+        let secret = match auth.keys.open(&device.sealed_secret, &context) {
+            Ok(bytes) => TotpSecret::from_bytes(bytes),
+            Err(e) => {
+                tracing::error!(user = %user, device = device.id, error = %e, "a device secret does not open");
+                continue;
+            }
+        };
+        match totp::verify(&secret, &req.config.second_factor.totp, code, unix(req.now), last) {
+            Verification::Accepted { step } => {
+                return auth.store.accept_totp_step(user, device.id, step, req.now).await;
+            }
+            Verification::Replayed => {
+                tracing::warn!(user = %user, "a used code was offered again");
+                return Ok(false);
+            }
+            Verification::Rejected => {}
+        }
+    }
+    Ok(false)
+}
+
+/// Makes, stores (as hashes) and returns a fresh set of recovery codes.
+async fn new_recovery_codes(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+) -> Result<Vec<recovery::RecoveryCode>, StoreError> {
+    let codes = recovery::generate(req.config.second_factor.recovery_codes);
+    let to_hash = codes.clone();
+    let _slot = auth
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    let hashes = tokio::task::spawn_blocking(move || {
+        to_hash.iter().map(recovery::hash).collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
+    .map_err(|e| StoreError::Task(format!("hashing a recovery code: {e}")))?;
+    auth.store.replace_recovery_codes(user, hashes, req.now).await?;
+    Ok(codes)
+}
+
+/// Uses a recovery code; returns how many are left, or `None` if it matched none.
+async fn use_recovery_code(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    input: &str,
+) -> Result<Option<usize>, StoreError> {
+    let stored = auth.store.unused_recovery_codes(user).await?;
+    let candidate = Zeroizing::new(input.to_owned());
+    let phcs: Vec<(i64, String)> = stored.iter().map(|c| (c.id, c.phc.clone())).collect();
+    let _slot = auth
+        .hashing
+        .acquire()
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    let matched = tokio::task::spawn_blocking(move || {
+        phcs.into_iter()
+            .find(|(_, phc)| recovery::matches(&candidate, phc))
+            .map(|(id, _)| id)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?;
+    let Some(id) = matched else { return Ok(None) };
+    if !auth.store.use_recovery_code(user, id, req.now).await? {
+        return Ok(None);
+    }
+    Ok(Some(stored.len().saturating_sub(1)))
+}
+
+/// Passes the challenge: starts the session, then releases what was waiting.
+async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Result<Answer, StoreError> {
+    let Some(challenge) = auth.challenges.take(id) else {
+        return Ok(expired(req));
+    };
+    let (user, method, purpose) = {
+        let mut c = lock(&challenge);
+        let Stage::Passed { method, .. } = c.stage else {
+            return Ok(expired(req));
+        };
+        let purpose = std::mem::replace(&mut c.purpose, Purpose::Return("/".to_owned()));
+        (c.user.clone(), method, purpose)
+    };
+    // A new session id at every authentication; a step-up retires the old one.
+    if let Some(old) = &req.session_cookie {
+        auth.sessions.end(old, req.secure).await?;
+    }
+    let issued = auth.sessions.start(&user, method, req.now, req.secure).await?;
+    let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
+    tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
+    let answer = match purpose {
+        Purpose::Login(withheld) if withheld.overflowed => expired(req),
+        Purpose::Login(withheld) => Answer {
+            status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
+            headers: withheld.headers,
+            body: withheld.body,
+            label: "released",
+            own_page: false,
+        },
+        Purpose::Return(path) => {
+            Answer::redirect(super::return_path::safe_return_path(&path), "step_up_passed")
+        }
+    };
+    Ok(answer
+        .with_cookie(&session_cookie)
+        .with_cookie(&clear_challenge_cookie(req.secure)))
+}
+
+/// Reads a small urlencoded form from the request body.
+async fn read_form(session: &mut Session) -> Option<Vec<(String, String)>> {
+    const LIMIT: usize = 8 * 1024;
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() <= LIMIT => body.extend_from_slice(&chunk),
+            Ok(Some(_)) | Err(_) => return None,
+            Ok(None) => break,
+        }
+    }
+    Some(form_urlencoded::parse(&body).into_owned().collect())
+}
+
+fn form_value<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}

@@ -1,0 +1,192 @@
+//! Second-factor challenges in progress: a login whose app response is withheld
+//! until the user passes, or a signed-in user stepping up. Short-lived, single use,
+//! named by a random id in a short-lived cookie.
+//!
+//! They live in this gateway's memory: a challenge lasts minutes, and losing one
+//! (a restart) only means signing in again — nothing the user was told is lost.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use data_encoding::BASE64URL_NOPAD;
+use http::{HeaderName, HeaderValue};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use super::SignInMethod;
+use crate::factors::recovery::RecoveryCode;
+use crate::factors::totp::TotpSecret;
+
+/// The largest app response the gateway will hold back; a login answer is small.
+pub const MAX_WITHHELD_BODY: usize = 1024 * 1024;
+
+/// The app's answer to a successful login, kept until the second factor is passed.
+#[derive(Debug, Default)]
+pub struct Withheld {
+    pub status: u16,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Vec<u8>,
+    /// The body was larger than [`MAX_WITHHELD_BODY`]: it cannot be released whole.
+    pub overflowed: bool,
+}
+
+impl Withheld {
+    pub fn append(&mut self, chunk: &[u8]) {
+        if self.body.len() + chunk.len() > MAX_WITHHELD_BODY {
+            self.overflowed = true;
+        } else {
+            self.body.extend_from_slice(chunk);
+        }
+    }
+
+    /// The cookies the app tried to set (names only, for logs and tests).
+    pub fn cookie_names(&self) -> Vec<String> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| *k == http::header::SET_COOKIE)
+            .filter_map(|(_, v)| v.to_str().ok()?.split('=').next().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// What passing the challenge leads to.
+#[derive(Debug)]
+pub enum Purpose {
+    /// Release the app's withheld login response.
+    Login(Withheld),
+    /// Go back to this same-host path (step-up, or a password session that now
+    /// needs a second factor).
+    Return(String),
+}
+
+#[derive(Debug)]
+pub enum Stage {
+    /// The user has no device yet: enrol one with this secret (not stored until a
+    /// first code confirms it).
+    Enrol(TotpSecret),
+    Verify,
+    /// Passed; waiting for the user to continue (after reading their new recovery
+    /// codes, or how many are left).
+    Passed {
+        method: SignInMethod,
+        new_codes: Option<Vec<RecoveryCode>>,
+        codes_left: Option<usize>,
+    },
+}
+
+#[derive(Debug)]
+pub struct Challenge {
+    pub user: String,
+    /// The app the user signed in to (its name).
+    pub app: String,
+    pub purpose: Purpose,
+    pub stage: Stage,
+    /// Every form of this challenge carries this token.
+    pub csrf: String,
+    pub created_at: SystemTime,
+}
+
+impl Challenge {
+    pub fn new(user: &str, app: &str, purpose: Purpose, stage: Stage, now: SystemTime) -> Challenge {
+        Challenge {
+            user: user.to_owned(),
+            app: app.to_owned(),
+            purpose,
+            stage,
+            csrf: random_token(),
+            created_at: now,
+        }
+    }
+
+    /// Constant-time check of a form's CSRF token.
+    pub fn csrf_matches(&self, token: &str) -> bool {
+        self.csrf.as_bytes().ct_eq(token.as_bytes()).into()
+    }
+}
+
+pub type SharedChallenge = Arc<Mutex<Challenge>>;
+
+pub struct Challenges {
+    live: moka::sync::Cache<String, SharedChallenge>,
+}
+
+impl Challenges {
+    /// Challenges expire `ttl` after they were made.
+    pub fn new(ttl: Duration) -> Challenges {
+        Challenges {
+            live: moka::sync::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(100_000)
+                .build(),
+        }
+    }
+
+    /// Stores a challenge; returns its id (for the cookie) and a handle to it.
+    pub fn insert(&self, challenge: Challenge) -> (String, SharedChallenge) {
+        let id = random_token();
+        let shared = Arc::new(Mutex::new(challenge));
+        self.live.insert(id.clone(), shared.clone());
+        (id, shared)
+    }
+
+    pub fn get(&self, id: &str) -> Option<SharedChallenge> {
+        self.live.get(id)
+    }
+
+    /// Takes a challenge out, so it can be completed once only.
+    pub fn take(&self, id: &str) -> Option<SharedChallenge> {
+        self.live.remove(id)
+    }
+}
+
+/// 256 random bits, URL-safe.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    BASE64URL_NOPAD.encode(&bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(now: SystemTime) -> Challenge {
+        Challenge::new(
+            "alice",
+            "wiki",
+            Purpose::Login(Withheld::default()),
+            Stage::Verify,
+            now,
+        )
+    }
+
+    #[test]
+    fn a_challenge_is_taken_once() {
+        let challenges = Challenges::new(Duration::from_secs(300));
+        let (id, _) = challenges.insert(login(SystemTime::now()));
+        assert!(challenges.get(&id).is_some());
+        assert!(challenges.take(&id).is_some());
+        assert!(challenges.take(&id).is_none());
+        assert!(challenges.get("made-up").is_none());
+    }
+
+    #[test]
+    fn csrf_tokens_are_random_and_checked_whole() {
+        let a = login(SystemTime::now());
+        let b = login(SystemTime::now());
+        assert_ne!(a.csrf, b.csrf);
+        assert!(a.csrf_matches(&a.csrf.clone()));
+        assert!(!a.csrf_matches(&b.csrf));
+        assert!(!a.csrf_matches(&a.csrf[..10]));
+        assert!(!a.csrf_matches(""));
+    }
+
+    #[test]
+    fn an_oversized_response_is_marked_not_cut() {
+        let mut withheld = Withheld::default();
+        withheld.append(&vec![b'x'; MAX_WITHHELD_BODY - 1]);
+        withheld.append(b"yy");
+        assert!(withheld.overflowed);
+        assert_eq!(withheld.body.len(), MAX_WITHHELD_BODY - 1);
+    }
+}
