@@ -108,17 +108,33 @@ impl Gateway {
             tls,
         };
         gateway.write_config(body);
-        let log = std::fs::File::create(gateway.log_path()).expect("log file");
-        gateway.child = Command::new(env!("CARGO_BIN_EXE_portvakt"))
+        gateway.spawn();
+        gateway
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        self.child = Command::new(env!("CARGO_BIN_EXE_portvakt"))
             .args(["run", "-c"])
-            .arg(gateway.config_path())
+            .arg(self.config_path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start portvakt");
-        gateway.wait_until_ready();
-        gateway
+        self.wait_until_ready();
+    }
+
+    /// Kills the gateway with SIGKILL (a crash: nothing is flushed or closed) and
+    /// starts it again on the same configuration and state directory.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.spawn();
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -320,4 +336,106 @@ fn response_complete(response: &[u8]) -> bool {
         return body.ends_with(b"0\r\n\r\n");
     }
     false
+}
+
+/// A browser in miniature: keeps cookies, follows no redirects, speaks real HTTP to
+/// the gateway under one host name.
+pub struct Browser {
+    client: reqwest::blocking::Client,
+    base: String,
+    pub cookies: std::collections::BTreeMap<String, String>,
+}
+
+/// One response, read whole.
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// Names of the cookies this response sets.
+    pub fn set_cookie_names(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok()?.split('=').next().map(str::to_owned))
+            .collect()
+    }
+
+    /// The value of `<input ... name="NAME" value="...">` in the page.
+    pub fn input(&self, name: &str) -> Option<String> {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self.body.find(&marker)? + marker.len();
+        Some(self.body[start..].split('"').next()?.to_owned())
+    }
+
+    /// The text of every `<code>` element, in order.
+    pub fn codes(&self) -> Vec<String> {
+        self.body
+            .split("<code")
+            .skip(1)
+            .filter_map(|part| Some(part.split_once('>')?.1.split("</code>").next()?.to_owned()))
+            .collect()
+    }
+}
+
+impl Browser {
+    pub fn new(gateway: &Gateway, host: &str) -> Browser {
+        Browser {
+            client: gateway.client(&[host]),
+            base: gateway.url(host, ""),
+            cookies: Default::default(),
+        }
+    }
+
+    pub fn get(&mut self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request)
+    }
+
+    pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        self.send(request)
+    }
+
+    fn send(&mut self, request: reqwest::blocking::RequestBuilder) -> Page {
+        let cookie_header: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let request = if cookie_header.is_empty() {
+            request
+        } else {
+            request.header("cookie", cookie_header.join("; "))
+        };
+        let response = request.send().expect("request");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        for value in headers.get_all("set-cookie") {
+            let text = value.to_str().unwrap_or_default();
+            let Some((name, rest)) = text.split_once('=') else {
+                continue;
+            };
+            let value = rest.split(';').next().unwrap_or_default();
+            if text.to_ascii_lowercase().contains("max-age=0") || value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status,
+            headers,
+            body: response.text().unwrap_or_default(),
+        }
+    }
 }

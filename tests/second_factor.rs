@@ -1,0 +1,309 @@
+//! The second factor through the real gateway, in front of the example app's own
+//! login form: enrolment, verification, recovery codes, lockout, step-up, logout,
+//! identity for the app, and state that survives a crash.
+
+// Test code: a failed expectation is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod harness;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use data_encoding::BASE32_NOPAD;
+use harness::{Browser, Gateway, LegacyApp, Page};
+use portvakt::factors::totp::{code_at, TotpSecret, TotpSettings};
+use zeroize::Zeroizing;
+
+const HOST: &str = "intranet.test";
+
+fn gateway_for(app: &LegacyApp, extra: &str) -> Gateway {
+    Gateway::start(&format!(
+        "{extra}apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /login\n      username_field: username\n      logout_path: /logout\n\
+         \x20   routes:\n      - {{ path: /healthz, match: exact, policy: bypass }}\n\
+         \x20     - {{ path: /admin, policy: mfa, max_age: 1s }}\n",
+        app.url()
+    ))
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// The code an authenticator app would show, `steps_ahead` periods from now.
+fn code(secret: &TotpSecret, steps_ahead: u64) -> String {
+    code_at(secret, &TotpSettings::default(), now() + steps_ahead * 30).unwrap()
+}
+
+/// Signs in on the app's own form; returns the gateway's answer to the POST.
+fn app_login(browser: &mut Browser, user: &str, password: &str) -> Page {
+    let form = browser.get("/login");
+    assert_eq!(form.status, 200, "the app's login form passes through");
+    let csrf = form.input("csrf_token").expect("the app's CSRF token");
+    browser.post(
+        "/login",
+        &[("csrf_token", &csrf), ("username", user), ("password", password)],
+    )
+}
+
+/// Enrols an authenticator from the enrolment page; returns its secret, the recovery
+/// codes shown, and the code that confirmed it.
+fn enrol(browser: &mut Browser) -> (TotpSecret, Vec<String>, String) {
+    let page = browser.get("/.portvakt/enrol");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let key: String = page
+        .body
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .replace(' ', "");
+    let secret = TotpSecret::from_bytes(Zeroizing::new(BASE32_NOPAD.decode(key.as_bytes()).unwrap()));
+    let csrf = page.input("csrf").unwrap();
+    let first = code(&secret, 0);
+    let done = browser.post("/.portvakt/enrol", &[("csrf", &csrf), ("code", &first)]);
+    assert_eq!(done.status, 200, "{}", done.body);
+    let codes = done.codes();
+    (secret, codes, first)
+}
+
+#[test]
+fn the_whole_journey_releases_the_app_session_only_after_the_second_factor() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+
+    // Not signed in: a protected page sends the browser to the app's login form.
+    let home = browser.get("/");
+    assert_eq!((home.status, home.location()), (303, Some("/login")));
+
+    // The app accepts the password, but its session cookies are held back.
+    let answer = app_login(&mut browser, "alice", "wonderland");
+    assert_eq!(
+        (answer.status, answer.location()),
+        (303, Some("/.portvakt/enrol"))
+    );
+    assert_eq!(
+        answer.set_cookie_names(),
+        ["portvakt-challenge"],
+        "no app cookie before the second factor"
+    );
+    assert!(!browser.cookies.contains_key("sessionid"));
+    // The app's cookie alone reaches nothing protected.
+    assert_eq!(browser.get("/whoami").status, 303);
+
+    let (secret, codes, first_code) = enrol(&mut browser);
+    assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
+    assert!(codes.iter().all(|c| c.len() == 19));
+    let file = browser.get("/.portvakt/recovery-codes.txt");
+    assert!(codes.iter().all(|c| file.body.contains(c.as_str())));
+    assert!(file.headers["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("attachment"));
+    assert!(browser
+        .get("/.portvakt/recovery-codes/print")
+        .body
+        .contains(&codes[0]));
+
+    // Continue: the app's withheld answer is released exactly, with the gateway's session.
+    let continue_page = browser.get("/.portvakt/enrol");
+    let csrf = continue_page.input("csrf").unwrap();
+    let released = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    assert_eq!((released.status, released.location()), (302, Some("/")));
+    let names = released.set_cookie_names();
+    for name in ["sessionid", "csrftoken", "portvakt"] {
+        assert!(names.contains(&name.to_owned()), "{names:?}");
+    }
+    let home = browser.get("/");
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Welcome, <strong>alice</strong>"));
+
+    // The app receives the verified identity and a signed assertion.
+    let echo: serde_json::Value = serde_json::from_str(&browser.get("/whoami").body).unwrap();
+    let headers: Vec<(String, String)> = serde_json::from_value(echo["headers"].clone()).unwrap();
+    let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(get("x-portvakt-user").as_deref(), Some("alice"));
+    assert_eq!(get("x-portvakt-method").as_deref(), Some("totp"));
+    let jwt = get("x-portvakt-assertion").unwrap();
+    let jwks: serde_json::Value = serde_json::from_str(&browser.get("/.portvakt/jwks.json").body).unwrap();
+    let key = jsonwebtoken::DecodingKey::from_ed_components(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["intranet"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["amr"], serde_json::json!(["pwd", "otp"]));
+
+    // Logging out of the app ends the gateway session too.
+    let out = browser.get("/logout");
+    assert!(out.set_cookie_names().contains(&"portvakt".to_owned()));
+    assert_eq!(browser.get("/whoami").status, 303, "signed out");
+
+    // Next sign-in asks for a code (no enrolment); the enrolment code does not work again.
+    let answer = app_login(&mut browser, "alice", "wonderland");
+    assert_eq!(answer.location(), Some("/.portvakt/verify"));
+    let csrf = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    let replay = browser.post("/.portvakt/verify", &[("csrf", &csrf), ("code", &first_code)]);
+    assert_eq!(replay.status, 422, "a code is accepted once, ever");
+    let fresh = browser.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1))],
+    );
+    assert_eq!((fresh.status, fresh.location()), (302, Some("/")));
+    assert_eq!(browser.get("/whoami").status, 200);
+}
+
+#[test]
+fn a_wrong_password_passes_the_apps_answer_untouched() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    let answer = app_login(&mut browser, "alice", "not-the-password");
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.contains("Invalid username or password."));
+    assert!(!browser.cookies.keys().any(|k| k.starts_with("portvakt")));
+}
+
+#[test]
+fn recovery_codes_work_once_and_say_how_many_are_left() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (_secret, codes, _) = enrol(&mut browser);
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    browser.get("/logout");
+
+    let mut phone_at_home = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut phone_at_home, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+    let page = phone_at_home.get("/.portvakt/recovery");
+    let csrf = page.input("csrf").unwrap();
+    let typed = codes[0].to_lowercase().replace('-', " ");
+    let passed = phone_at_home.post("/.portvakt/recovery", &[("csrf", &csrf), ("code", &typed)]);
+    assert_eq!(passed.status, 200);
+    assert!(passed.body.contains("<strong>9</strong>"), "nine codes left");
+    let released = phone_at_home.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    assert_eq!(released.status, 302);
+    assert_eq!(phone_at_home.get("/whoami").status, 200);
+
+    let mut again = Browser::new(&gateway, HOST);
+    app_login(&mut again, "alice", "wonderland");
+    let csrf = again.get("/.portvakt/recovery").input("csrf").unwrap();
+    let reused = again.post("/.portvakt/recovery", &[("csrf", &csrf), ("code", &codes[0])]);
+    assert_eq!(reused.status, 422, "a recovery code works once");
+}
+
+#[test]
+fn lockout_holds_across_new_cookies_and_a_crash() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let mut gateway = gateway_for(&app, "lockout: { max_failures: 3, window: 15m, delay: 10m }\n");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, _codes, _) = enrol(&mut browser);
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+
+    // A fresh browser each time: cookies cannot reset the count.
+    for attempt in 0..3 {
+        let mut attacker = Browser::new(&gateway, HOST);
+        app_login(&mut attacker, "alice", "wonderland");
+        let csrf = attacker.get("/.portvakt/verify").input("csrf").unwrap();
+        let wrong = attacker.post("/.portvakt/verify", &[("csrf", &csrf), ("code", "000000")]);
+        assert_eq!(wrong.status, 422, "attempt {attempt}");
+    }
+    gateway.crash_and_restart();
+    let mut attacker = Browser::new(&gateway, HOST);
+    app_login(&mut attacker, "alice", "wonderland");
+    let csrf = attacker.get("/.portvakt/verify").input("csrf").unwrap();
+    let refused = attacker.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(
+        refused.status, 429,
+        "locked, even for the right code, after a restart"
+    );
+    assert!(!refused.body.contains(&code(&secret, 1)));
+    assert!(!attacker.cookies.contains_key("sessionid"));
+}
+
+#[test]
+fn an_enrolment_survives_a_crash() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let mut gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, _codes, _) = enrol(&mut browser);
+    gateway.crash_and_restart();
+    let mut later = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut later, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+    let csrf = later.get("/.portvakt/verify").input("csrf").unwrap();
+    let released = later.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(released.status, 302, "{}", released.body);
+}
+
+/// A password-only session meeting a route that needs a second factor goes through
+/// the challenge and back to the page it asked for. (A `max_age` step-up takes the
+/// same path; its age arithmetic is unit-tested with an explicit clock.)
+#[test]
+fn a_route_that_needs_more_sends_the_user_through_the_challenge_and_back() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+         \x20   login: {{ path: /login, username_field: username }}\n\
+         \x20   routes:\n      - {{ path: /admin, policy: mfa, max_age: 10m }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    // With `mfa: off` the app's answer passes straight through, with a password-level session.
+    let answer = app_login(&mut browser, "alice", "wonderland");
+    assert_eq!((answer.status, answer.location()), (302, Some("/")));
+    assert!(browser.cookies.contains_key("sessionid") && browser.cookies.contains_key("portvakt"));
+    let echo = browser.get("/whoami");
+    assert!(
+        echo.body.contains("[\"x-portvakt-method\",\"password\"]"),
+        "{}",
+        echo.body
+    );
+
+    let step_up = browser.get("/admin/users?tab=2");
+    assert_eq!(
+        (step_up.status, step_up.location()),
+        (303, Some("/.portvakt/enrol"))
+    );
+    let (_secret, _codes, _) = enrol(&mut browser);
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    let back = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    assert_eq!((back.status, back.location()), (303, Some("/admin/users?tab=2")));
+    let admin = browser.get("/admin/users?tab=2");
+    assert_eq!(admin.status, 200);
+    assert!(admin.body.contains("you administer this intranet"));
+}
+
+#[test]
+fn forms_without_the_challenge_token_are_refused() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    browser.get("/.portvakt/enrol");
+    let forged = browser.post("/.portvakt/enrol", &[("csrf", "guess"), ("code", "123456")]);
+    assert_eq!(forged.status, 403);
+    let mut stranger = Browser::new(&gateway, HOST);
+    let nothing = stranger.post("/.portvakt/continue", &[("csrf", "x")]);
+    assert_eq!(nothing.status, 400, "no challenge: sign in again");
+}
