@@ -307,3 +307,92 @@ fn forms_without_the_challenge_token_are_refused() {
     let nothing = stranger.post("/.portvakt/continue", &[("csrf", "x")]);
     assert_eq!(nothing.status, 400, "no challenge: sign in again");
 }
+
+/// An app with no login of its own: the gateway's page checks the users file, and
+/// the groups it lists reach the policy and the app.
+#[test]
+fn the_gateway_login_checks_the_users_file() {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let app = LegacyApp::start(&["unused:unused"]);
+    let hash = argon2::Argon2::default()
+        .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    let users = format!("users:\n  alice: {{ password: \"{hash}\", groups: [admins, staff] }}\n  bob: {{ groups: [staff] }}\n");
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\napps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
+             \x20   mfa: {{ groups: [admins] }}\n    login: gateway\n",
+            app.url()
+        ),
+        &[("users.yaml", &users)],
+    );
+    let mut browser = Browser::new(&gateway, HOST);
+    let start = browser.get("/whoami?x=1");
+    assert_eq!(
+        (start.status, start.location()),
+        (303, Some("/.portvakt/login?return=%2Fwhoami%3Fx%3D1"))
+    );
+    let form = browser.get(start.location().unwrap());
+    assert_eq!(form.status, 200);
+    let csrf = form.input("csrf").unwrap();
+    let wrong = browser.post(
+        "/.portvakt/login",
+        &[
+            ("csrf", &csrf),
+            ("return", "/whoami?x=1"),
+            ("username", "alice"),
+            ("password", "nope"),
+        ],
+    );
+    let nobody = browser.post(
+        "/.portvakt/login",
+        &[
+            ("csrf", &wrong.input("csrf").unwrap()),
+            ("return", "/"),
+            ("username", "mallory"),
+            ("password", "nope"),
+        ],
+    );
+    assert_eq!((wrong.status, nobody.status), (401, 401));
+    assert!(wrong.body.contains("The user name or password is wrong."));
+    assert!(
+        nobody.body.contains("The user name or password is wrong."),
+        "unknown users get the same answer"
+    );
+    let forged = browser.post(
+        "/.portvakt/login",
+        &[
+            ("csrf", "guess"),
+            ("username", "alice"),
+            ("password", "correct horse"),
+        ],
+    );
+    assert_eq!(forged.status, 403);
+
+    // alice is in `admins`, for whom this app requires a second factor.
+    let csrf = browser.get("/.portvakt/login").input("csrf").unwrap();
+    let signed_in = browser.post(
+        "/.portvakt/login",
+        &[
+            ("csrf", &csrf),
+            ("return", "//evil.example/"),
+            ("username", "alice"),
+            ("password", "correct horse"),
+        ],
+    );
+    assert_eq!(signed_in.location(), Some("/.portvakt/enrol"));
+    enrol(&mut browser);
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    let back = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    assert_eq!(
+        (back.status, back.location()),
+        (303, Some("/")),
+        "an unsafe return path becomes /"
+    );
+    let echo = browser.get("/whoami").body;
+    assert!(
+        echo.contains("[\"x-portvakt-groups\",\"admins,staff\"]"),
+        "{echo}"
+    );
+}

@@ -42,6 +42,11 @@ impl Decoder {
         });
     }
 
+    /// Takes in the errors of another file's decoder (an included file).
+    pub fn absorb(&mut self, other: Decoder) {
+        self.errors.extend(other.errors);
+    }
+
     pub fn into_errors(mut self) -> Vec<ConfigError> {
         self.errors.sort_by_key(|e| (e.at.line, e.at.column));
         self.errors

@@ -22,6 +22,7 @@ pub struct FileConfig {
     pub max_uri_length: Option<u64>,
     pub trusted_proxies: Vec<IpNet>,
     pub identity_headers: Vec<Spanned<String>>,
+    pub users_file: Option<Spanned<String>>,
     pub second_factor: SecondFactorFile,
     pub session: SessionFile,
     pub lockout: LockoutFile,
@@ -54,6 +55,14 @@ pub struct LockoutFile {
     pub max_delay: Option<Duration>,
 }
 
+/// How users sign in to an app.
+pub enum LoginSpec {
+    /// The app's own form, watched by the gateway.
+    Form(Box<LoginFile>),
+    /// The gateway's login page, checking the users file (`login: gateway`).
+    Gateway,
+}
+
 /// An app's own login form, which the gateway watches.
 pub struct LoginFile {
     pub at: Pos,
@@ -84,7 +93,7 @@ pub struct AppFile {
     pub tls_verify: Option<bool>,
     pub case_insensitive_paths: Option<bool>,
     pub mfa: Option<Spanned<MfaFile>>,
-    pub login: Option<LoginFile>,
+    pub login: Option<LoginSpec>,
     pub routes: Vec<RouteFile>,
 }
 
@@ -116,11 +125,13 @@ const TOP_KEYS: &[&str] = &[
     "server",
     "trusted_proxies",
     "identity_headers",
+    "users",
     "second_factor",
     "session",
     "lockout",
     "apps",
 ];
+const USERS_KEYS: &[&str] = &["file"];
 const SECOND_FACTOR_KEYS: &[&str] = &["issuer", "totp", "recovery_codes", "enrolment"];
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
@@ -173,6 +184,7 @@ impl FileConfig {
             max_uri_length: None,
             trusted_proxies: Vec::new(),
             identity_headers: Vec::new(),
+            users_file: None,
             second_factor: SecondFactorFile::default(),
             session: SessionFile::default(),
             lockout: LockoutFile::default(),
@@ -243,6 +255,14 @@ impl FileConfig {
         }
         if let Some((node, key)) = top.get("identity_headers") {
             file.identity_headers = d.list(node, &key, "header names", |d, n, k| d.spanned_string(n, k));
+        }
+        if let Some((node, key)) = top.get("users") {
+            if let Some(mut m) = d.map(node, &key, USERS_KEYS) {
+                if let Some((n, k)) = m.require(d, "file", node.at, "the users file, such as users.yaml") {
+                    file.users_file = d.spanned_string(n, &k);
+                }
+                m.finish(d);
+            }
         }
         if let Some((node, key)) = top.get("second_factor") {
             file.second_factor = decode_second_factor(d, node, &key);
@@ -558,7 +578,20 @@ fn decode_lockout(d: &mut Decoder, node: &Node, key: &str) -> LockoutFile {
     file
 }
 
-fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginFile> {
+fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
+    if let Value::Scalar { .. } = node.value {
+        return match d.string(node, key)?.as_str() {
+            "gateway" => Some(LoginSpec::Gateway),
+            other => {
+                d.error(
+                    node.at,
+                    key,
+                    format!("`{other}` is not a login; write `gateway`, or describe the app's own form with `path` and `username_field`"),
+                );
+                None
+            }
+        };
+    }
     let mut m = d.map(node, key, LOGIN_KEYS)?;
     let mut login = LoginFile {
         at: node.at,
@@ -621,5 +654,5 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginFile> {
         login.max_body = d.integer(n, &k, 1024..=1_048_576);
     }
     m.finish(d);
-    Some(login)
+    Some(LoginSpec::Form(Box::new(login)))
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod file;
 pub mod model;
 pub mod reload;
+pub mod users;
 pub mod validate;
 pub mod yaml;
 
@@ -171,7 +172,7 @@ mod tests {
             "{MINIMAL}    login:\n      path: /login\n      username_field: username\n      logout_path: /logout\n"
         );
         let config = parse(&text, &PathBuf::from("t.yaml")).expect("valid");
-        let login = config.apps[0].login.as_ref().expect("login");
+        let login = config.apps[0].app_form().expect("login");
         assert_eq!(login.method, "POST");
         assert_eq!(login.page, "/login");
         assert_eq!(login.success.statuses, [302, 303]);
@@ -200,6 +201,43 @@ mod tests {
             );
         }
         assert_eq!(found.len(), wanted.len(), "{found:#?}");
+    }
+
+    #[test]
+    fn users_file_errors_name_the_users_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = "users:\n  alice:\n    password: hunter2\n    groups: [admins]\n  bob:\n    email: not-an-address\n    colour: red\n";
+        std::fs::write(dir.path().join("users.yaml"), users).unwrap();
+        let main = format!("users: {{file: users.yaml}}\n{MINIMAL}");
+        let path = dir.path().join("p.yaml");
+        let found: Vec<String> = parse(&main, &path)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let users_path = dir.path().join("users.yaml").display().to_string();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].starts_with(&format!(
+            "{users_path}:3:15: users.alice.password: expected an argon2id hash"
+        )));
+        assert!(found[1].starts_with(&format!("{users_path}:6:12: users.bob.email: `not-an-address`")));
+        assert!(found[2].starts_with(&format!("{users_path}:7:5: users.bob.colour: unknown key")));
+
+        let hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$5rw0Xld0Ny8Mm6GW+CAXrnNKoeGyDqzsZMmH4MuZ3hI";
+        std::fs::write(
+            dir.path().join("users.yaml"),
+            format!("users:\n  alice: {{password: \"{hash}\", groups: [admins]}}\n"),
+        )
+        .unwrap();
+        let config = parse(&main, &path).expect("valid");
+        assert_eq!(config.users.groups("alice"), ["admins"]);
+        assert!(config.users.groups("nobody").is_empty());
+        assert!(parse(&format!("users: {{file: missing.yaml}}\n{MINIMAL}"), &path)
+            .unwrap_err()
+            .0[0]
+            .message
+            .contains("cannot read the users file"));
     }
 
     #[test]

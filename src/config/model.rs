@@ -26,6 +26,7 @@ pub struct Config {
     /// Extra header names (folded: lower case, `_` as `-`) removed from every client
     /// request, beside every `x-portvakt-*` header.
     pub identity_headers: Vec<String>,
+    pub users: Users,
     pub second_factor: SecondFactorSettings,
     pub session: SessionSettings,
     pub lockout: LockoutPolicy,
@@ -107,8 +108,68 @@ pub struct App {
     /// Host header sent upstream instead of the client's.
     pub host_header: Option<String>,
     pub policy: AppPolicy,
+    /// How users sign in; `None` when the app has no sign-in the gateway knows of
+    /// (then a request that needs a signed-in user is refused with 401).
+    pub sign_in: Option<SignIn>,
+}
+
+impl App {
+    /// The app's own login form, when the gateway watches one.
+    pub fn app_form(&self) -> Option<&LoginInterception> {
+        match &self.sign_in {
+            Some(SignIn::AppForm(form)) => Some(form.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// Where a request without a session is sent to sign in.
+    pub fn sign_in_page(&self) -> Option<&str> {
+        match &self.sign_in {
+            Some(SignIn::AppForm(form)) => Some(&form.page),
+            Some(SignIn::Gateway) => Some(GATEWAY_LOGIN_PAGE),
+            None => None,
+        }
+    }
+}
+
+/// The gateway's own login page.
+pub const GATEWAY_LOGIN_PAGE: &str = "/.portvakt/login";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignIn {
     /// The app's own login form, watched so its session waits for the second factor.
-    pub login: Option<LoginInterception>,
+    AppForm(Box<LoginInterception>),
+    /// The gateway's login page, checking passwords in the users file.
+    Gateway,
+}
+
+/// The users file: groups for policy, e-mail, and passwords for gateway login.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Users {
+    by_name: HashMap<String, UserEntry>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserEntry {
+    /// An argon2id PHC string (`portvakt hash-password`).
+    pub password: Option<String>,
+    pub groups: Vec<String>,
+    pub email: Option<String>,
+}
+
+impl Users {
+    pub fn new(by_name: HashMap<String, UserEntry>) -> Users {
+        Users { by_name }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&UserEntry> {
+        self.by_name.get(name)
+    }
+
+    /// The user's groups; none for a user the file does not list.
+    pub fn groups(&self, name: &str) -> Vec<String> {
+        self.get(name).map(|u| u.groups.clone()).unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use super::decode::{Decoder, Spanned};
 use super::file::{
-    AppFile, FileConfig, LockoutFile, LoginFile, MfaFile, RouteFile, SecondFactorFile, SessionFile,
+    AppFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, RouteFile, SecondFactorFile, SessionFile,
 };
 use super::model::{
     fold_header_name, fold_host, App, Config, Enrolment, Listener, LogFormat, LogSettings, LoginInterception,
-    SecondFactorSettings, ServerSettings, SessionSettings, SuccessRule, TlsFiles, Upstream, UsernameSource,
+    SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SuccessRule, TlsFiles, Upstream,
+    UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -139,6 +140,10 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             apps.push(app);
         }
     }
+    let users = match &file.users_file {
+        Some(path) => super::users::load(d, path, base),
+        None => Users::default(),
+    };
     let second_factor = build_second_factor(file.second_factor);
     let session = build_session(d, file.session);
     let lockout = build_lockout(file.lockout);
@@ -152,6 +157,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         server,
         trusted_proxies: file.trusted_proxies,
         identity_headers,
+        users,
         second_factor,
         session,
         lockout,
@@ -186,7 +192,11 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         .upstream
         .as_ref()
         .and_then(|u| parse_upstream(d, u, app.tls_verify.unwrap_or(true)));
-    let login = app.login.as_ref().map(|l| build_login(d, l));
+    let sign_in = match &app.login {
+        None => None,
+        Some(LoginSpec::Gateway) => Some(Some(SignIn::Gateway)),
+        Some(LoginSpec::Form(form)) => Some(build_login(d, form).map(|l| SignIn::AppForm(Box::new(l)))),
+    };
     let host_header = app.host_header.and_then(|h| check_host(d, &h).map(|_| h.value));
     let mfa = match app.mfa.map(|m| m.value) {
         None | Some(MfaFile::Required) => MfaMode::Required,
@@ -225,7 +235,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         name: app.name.value,
         upstream: upstream?,
         host_header,
-        login: login.flatten(),
+        sign_in: sign_in.flatten(),
         policy: AppPolicy { mfa, routes: routes? },
     })
 }

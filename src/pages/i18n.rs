@@ -128,6 +128,11 @@ pub struct Texts {
     pub expired_text: &'static str,
     pub sign_in_again: &'static str,
     pub no_method: &'static str,
+    pub login_title: &'static str,
+    pub username_label: &'static str,
+    pub password_label: &'static str,
+    pub sign_in_button: &'static str,
+    pub wrong_password: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -165,6 +170,11 @@ const EN: Texts = Texts {
     expired_text: "Your sign-in was not finished in time, or it was already used. Nothing was passed on to the app.",
     sign_in_again: "Sign in again",
     no_method: "Lost your phone and your recovery codes? Contact your administrator to reset your two-factor authentication.",
+    login_title: "Sign in",
+    username_label: "User name",
+    password_label: "Password",
+    sign_in_button: "Sign in",
+    wrong_password: "The user name or password is wrong.",
 };
 
 const SV: Texts = Texts {
@@ -202,6 +212,11 @@ const SV: Texts = Texts {
     expired_text: "Inloggningen slutfördes inte i tid, eller så har den redan använts. Inget skickades vidare till programmet.",
     sign_in_again: "Logga in igen",
     no_method: "Har du tappat bort både telefonen och återställningskoderna? Kontakta administratören för att återställa tvåfaktorsautentiseringen.",
+    login_title: "Logga in",
+    username_label: "Användarnamn",
+    password_label: "Lösenord",
+    sign_in_button: "Logga in",
+    wrong_password: "Användarnamnet eller lösenordet är fel.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

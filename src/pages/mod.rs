@@ -119,6 +119,41 @@ struct MessagePage<'a> {
     link: Option<(&'a str, &'a str)>,
 }
 
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    csrf: &'a str,
+    return_to: &'a str,
+    username: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The gateway's own login page, for apps without one.
+pub fn login(lang: Lang, csrf: &str, return_to: &str, username: &str, error: Option<&str>) -> Page {
+    let t = texts(lang);
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    html(
+        status,
+        LoginPage {
+            lang: lang.code(),
+            title: t.login_title,
+            t,
+            csrf,
+            return_to,
+            username,
+            error,
+        }
+        .render(),
+    )
+}
+
 /// What the enrolment page shows.
 pub struct Enrolment<'a> {
     pub otpauth: &'a str,

@@ -51,6 +51,14 @@ impl Answer {
         self
     }
 
+    /// The first value of a header, if it is text.
+    pub fn header(&self, name: &HeaderName) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
     pub fn push_header(&mut self, name: HeaderName, value: &str) {
         match HeaderValue::from_str(value) {
             Ok(value) => self.headers.push((name, value)),

@@ -29,14 +29,15 @@ use pingora::upstreams::peer::HttpPeer;
 
 use super::answer::{self, Answer};
 use super::auth::AuthServices;
+use super::gateway_login;
 use super::headers::{self, ClientOrigin};
 use super::identity::{self, unix, Claims};
 use super::login::{self, LoginCapture};
-use super::second_factor::{self, set_challenge_cookie, PageRequest};
+use super::second_factor::{self, PageRequest};
 use super::target;
+use crate::config::model::{SignIn, GATEWAY_LOGIN_PAGE};
 use crate::config::reload::SharedConfig;
-use crate::config::{App, Config};
-use crate::factors::totp::TotpSecret;
+use crate::config::Config;
 use crate::pages::{self, ErrorKind, Lang};
 use crate::policy::{self, Authentication, Decision, NormalisedPath, Outcome, RequestFacts};
 use crate::session::challenge::{Challenge, Purpose, SharedChallenge, Stage, Withheld};
@@ -188,7 +189,7 @@ impl ProxyHttp for Gateway {
             .config
             .as_deref()
             .and_then(|c| ctx.app.and_then(|i| c.apps.get(i)))
-            .and_then(|app| app.login.as_ref())
+            .and_then(|app| app.app_form())
             .map_or(0, |l| l.max_body);
         if let Some(chunk) = body {
             if !capture.push(chunk, limit) {
@@ -438,7 +439,7 @@ impl Gateway {
         self.resume_session(session, ctx, config).await;
 
         // The app's own login and logout pass to the app; the gateway watches them.
-        if let Some(login) = &app.login {
+        if let Some(login) = app.app_form() {
             let key = rule_path(&path);
             if key == login.path && method == login.method {
                 let content_type = header_str(session.req_header(), "content-type");
@@ -466,7 +467,7 @@ impl Gateway {
             }
         }
 
-        let auth = ctx.session.as_ref().map(authentication);
+        let auth = ctx.session.as_ref().map(|s| authentication(s, config));
         let now = SystemTime::now();
         let decision = app.policy.decide(&RequestFacts {
             method: &method,
@@ -491,25 +492,29 @@ impl Gateway {
                 Ok(Admission::Forward)
             }
             Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, "deny").into()),
-            Outcome::SignIn => match &app.login {
-                Some(login) => Err(Stop::Answer(Answer::redirect(&login.page, "sign_in"))),
+            Outcome::SignIn => match app.sign_in_page() {
+                Some(GATEWAY_LOGIN_PAGE) => {
+                    let location = format!("{GATEWAY_LOGIN_PAGE}?return={}", encode_component(&return_to));
+                    Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
+                }
+                Some(page) => Err(Stop::Answer(Answer::redirect(page, "sign_in"))),
                 None => {
                     Err(Refusal::new(StatusCode::UNAUTHORIZED, ErrorKind::SignInRequired, "sign_in").into())
                 }
             },
             Outcome::SecondFactor | Outcome::StepUp => {
                 let user = ctx.session.as_ref().map(|s| s.user.clone()).unwrap_or_default();
-                let answer = self
-                    .challenge(
-                        config,
-                        app,
-                        &user,
-                        Purpose::Return(return_to),
-                        client_ip,
-                        ctx.secure,
-                        now,
-                    )
-                    .await;
+                let (answer, _) = second_factor::begin(
+                    &self.auth,
+                    config,
+                    app,
+                    &user,
+                    Purpose::Return(return_to),
+                    client_ip,
+                    ctx.secure,
+                    now,
+                )
+                .await;
                 Err(Stop::Answer(answer))
             }
         }
@@ -536,44 +541,6 @@ impl Gateway {
         ctx.session_cookie = Some(value);
     }
 
-    /// Starts a second-factor challenge for `user` and sends the browser to it.
-    #[allow(clippy::too_many_arguments)]
-    async fn challenge(
-        &self,
-        config: &Config,
-        app: &App,
-        user: &str,
-        purpose: Purpose,
-        client: IpAddr,
-        secure: bool,
-        now: SystemTime,
-    ) -> Answer {
-        let devices = match self.auth.store.totp_devices(user).await {
-            Ok(devices) => devices,
-            Err(e) => {
-                tracing::error!(error = %e, user = %user, "could not read a user's devices");
-                return Answer::redirect("/.portvakt/unavailable", "error");
-            }
-        };
-        let stage = if !devices.is_empty() {
-            Stage::Verify
-        } else if config.second_factor.enrolment.allows(client) {
-            Stage::Enrol(TotpSecret::generate())
-        } else {
-            tracing::warn!(user = %user, client = %client, "enrolment is not allowed from this address");
-            return Answer::redirect("/.portvakt/enrolment-closed", "enrolment_closed");
-        };
-        let page = match stage {
-            Stage::Enrol(_) => "/.portvakt/enrol",
-            _ => "/.portvakt/verify",
-        };
-        let (id, _) = self
-            .auth
-            .challenges
-            .insert(Challenge::new(user, &app.name, purpose, stage, now));
-        Answer::redirect(page, "second_factor").with_cookie(&set_challenge_cookie(&id, secure))
-    }
-
     /// After the app answered a login: let the answer through, or hold it back until
     /// the second factor is passed.
     async fn after_login(
@@ -589,7 +556,9 @@ impl Gateway {
         let Some(app) = ctx.app(&config) else {
             return Ok(());
         };
-        let Some(login) = &app.login else { return Ok(()) };
+        let Some(login) = app.app_form() else {
+            return Ok(());
+        };
         let client = ctx
             .origin
             .as_ref()
@@ -617,7 +586,7 @@ impl Gateway {
         }
         let auth = Authentication {
             user: user.clone(),
-            groups: Vec::new(),
+            groups: config.users.groups(&user),
             second_factor_at: None,
             mfa_opted_in: false,
         };
@@ -657,41 +626,25 @@ impl Gateway {
             overflowed: false,
         };
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
-        let redirect = self
-            .challenge(
-                &config,
-                app,
-                &user,
-                Purpose::Login(withheld),
-                client,
-                ctx.secure,
-                now,
-            )
-            .await;
-        // The challenge just made holds the withheld answer; its body follows it.
+        let (redirect, challenge) = second_factor::begin(
+            &self.auth,
+            &config,
+            app,
+            &user,
+            Purpose::Login(withheld),
+            client,
+            ctx.secure,
+            now,
+        )
+        .await;
+        // The challenge holds the withheld answer; its body follows it there. With no
+        // challenge (enrolment closed, store down) the body is thrown away.
+        ctx.withholding = Some(challenge.unwrap_or_else(|| discard_sink(&app.name, now)));
         let location = redirect
-            .headers
-            .iter()
-            .find(|(k, _)| *k == http::header::LOCATION)
-            .and_then(|(_, v)| v.to_str().ok())
-            .unwrap_or("/.portvakt/verify")
-            .to_owned();
-        let cookie = redirect
-            .headers
-            .iter()
-            .find(|(k, _)| *k == http::header::SET_COOKIE)
-            .and_then(|(_, v)| v.to_str().ok())
-            .map(str::to_owned);
-        let id = cookie
-            .as_deref()
-            .and_then(|c| c.split(';').next())
-            .and_then(|kv| kv.split_once('='))
-            .map(|(_, v)| v.to_owned());
-        ctx.withholding = Some(match id.and_then(|id| self.auth.challenges.get(&id)) {
-            Some(challenge) => challenge,
-            None => discard_sink(&app.name, now),
-        });
-        replace_with_redirect(response, &location, cookie.as_deref())?;
+            .header(&http::header::LOCATION)
+            .unwrap_or("/.portvakt/unavailable");
+        let cookie = redirect.header(&http::header::SET_COOKIE);
+        replace_with_redirect(response, location, cookie)?;
         ctx.label = Some("login_withheld");
         Ok(())
     }
@@ -737,6 +690,44 @@ impl Gateway {
                 label: "gateway_page",
                 own_page: true,
             },
+            "login" => {
+                let Some(app) = ctx.app(config) else {
+                    return Answer::page(
+                        pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
+                        "not_found",
+                    );
+                };
+                if !matches!(app.sign_in, Some(SignIn::Gateway)) {
+                    return Answer::page(
+                        pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
+                        "not_found",
+                    );
+                }
+                let request = PageRequest {
+                    config,
+                    app,
+                    page,
+                    lang,
+                    secure: ctx.secure,
+                    client: ctx
+                        .origin
+                        .as_ref()
+                        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip),
+                    now: SystemTime::now(),
+                    session_cookie: ctx.session_cookie.clone(),
+                };
+                gateway_login::serve(&self.auth, session, &request).await
+            }
+            "unavailable" => {
+                let page = pages::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorKind::Internal,
+                    lang,
+                    None,
+                    &reference,
+                );
+                Answer::page(page, "error")
+            }
             "enrolment-closed" => {
                 let t = pages::texts(lang);
                 let page = pages::message(
@@ -816,11 +807,11 @@ impl Gateway {
     }
 }
 
-/// The facts a session gives the policy.
-fn authentication(session: &SessionRecord) -> Authentication {
+/// The facts a session gives the policy; groups come from the users file.
+fn authentication(session: &SessionRecord, config: &Config) -> Authentication {
     Authentication {
         user: session.user.clone(),
-        groups: Vec::new(),
+        groups: config.users.groups(&session.user),
         second_factor_at: session.second_factor_at,
         mfa_opted_in: false,
     }
@@ -926,4 +917,9 @@ fn is_tls(session: &Session) -> bool {
 
 fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Percent-encodes a value for a query string.
+fn encode_component(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod auth;
 pub mod gateway;
+pub mod gateway_login;
 pub mod headers;
 pub mod identity;
 pub mod login;

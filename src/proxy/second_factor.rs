@@ -23,7 +23,7 @@ use crate::config::{App, Config};
 use crate::factors::recovery;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::pages::{self, texts, Lang};
-use crate::session::challenge::{Purpose, SharedChallenge, Stage};
+use crate::session::challenge::{Challenge, Purpose, SharedChallenge, Stage};
 use crate::session::{cookies, SignInMethod};
 use crate::store::{StoreError, TotpDevice};
 
@@ -69,6 +69,49 @@ pub struct PageRequest<'a> {
     pub now: SystemTime,
     /// The current session's cookie value, ended when a step-up replaces it.
     pub session_cookie: Option<String>,
+}
+
+/// Starts a second-factor challenge for `user` and sends the browser to it: to enrol
+/// (no device yet, and enrolment allowed from here) or to verify. Returns the
+/// redirect, and the challenge when one was made.
+#[allow(clippy::too_many_arguments)]
+pub async fn begin(
+    auth: &AuthServices,
+    config: &Config,
+    app: &App,
+    user: &str,
+    purpose: Purpose,
+    client: IpAddr,
+    secure: bool,
+    now: SystemTime,
+) -> (Answer, Option<SharedChallenge>) {
+    let devices = match auth.store.totp_devices(user).await {
+        Ok(devices) => devices,
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not read a user's devices");
+            return (Answer::redirect("/.portvakt/unavailable", "error"), None);
+        }
+    };
+    let stage = if !devices.is_empty() {
+        Stage::Verify
+    } else if config.second_factor.enrolment.allows(client) {
+        Stage::Enrol(TotpSecret::generate())
+    } else {
+        tracing::warn!(user = %user, client = %client, "enrolment is not allowed from this address");
+        return (
+            Answer::redirect("/.portvakt/enrolment-closed", "enrolment_closed"),
+            None,
+        );
+    };
+    let page = match stage {
+        Stage::Enrol(_) => "/.portvakt/enrol",
+        _ => "/.portvakt/verify",
+    };
+    let (id, challenge) = auth
+        .challenges
+        .insert(Challenge::new(user, &app.name, purpose, stage, now));
+    let answer = Answer::redirect(page, "second_factor").with_cookie(&set_challenge_cookie(&id, secure));
+    (answer, Some(challenge))
 }
 
 /// Whether `page` is one of the challenge pages.
@@ -328,7 +371,7 @@ fn passed_page(challenge: &SharedChallenge, req: &PageRequest<'_>) -> Answer {
 /// The page for a challenge that is gone: expired, used, or never made.
 fn expired(req: &PageRequest<'_>) -> Answer {
     let t = texts(req.lang);
-    let login = req.app.login.as_ref().map_or("/", |l| l.page.as_str());
+    let login = req.app.sign_in_page().unwrap_or("/");
     let page = pages::message(
         StatusCode::BAD_REQUEST,
         req.lang,
@@ -496,7 +539,7 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
 }
 
 /// Reads a small urlencoded form from the request body.
-async fn read_form(session: &mut Session) -> Option<Vec<(String, String)>> {
+pub async fn read_form(session: &mut Session) -> Option<Vec<(String, String)>> {
     const LIMIT: usize = 8 * 1024;
     let mut body = Vec::new();
     loop {

@@ -80,16 +80,24 @@ impl Gateway {
     /// Starts the gateway; `body` is the configuration after the listeners and
     /// settings the harness writes itself (usually `apps:` and what goes with it).
     pub fn start(body: &str) -> Gateway {
-        Self::start_with(body, &[])
+        Self::start_with(body, &[], &[])
+    }
+
+    /// Like `start`, with extra files (such as a users file) beside the configuration.
+    pub fn start_with_files(body: &str, files: &[(&str, &str)]) -> Gateway {
+        Self::start_with(body, &[], files)
     }
 
     /// Like `start`, with an HTTPS listener too, whose certificate names `tls_hosts`.
     pub fn start_with_tls(body: &str, tls_hosts: &[&str]) -> Gateway {
-        Self::start_with(body, tls_hosts)
+        Self::start_with(body, tls_hosts, &[])
     }
 
-    fn start_with(body: &str, tls_hosts: &[&str]) -> Gateway {
+    fn start_with(body: &str, tls_hosts: &[&str], files: &[(&str, &str)]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, content) in files {
+            std::fs::write(dir.path().join(name), content).expect("write a file");
+        }
         let tls = (!tls_hosts.is_empty()).then(|| {
             let names = tls_hosts.iter().map(|h| h.to_string()).collect::<Vec<_>>();
             let cert = rcgen::generate_simple_self_signed(names).expect("certificate");

@@ -1,0 +1,201 @@
+//! The gateway's own login page, for apps with no login of their own: passwords are
+//! checked against argon2id hashes in the users file, on a bounded pool so that a
+//! burst of logins never stalls proxying.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use http::StatusCode;
+use pingora::prelude::*;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::answer::Answer;
+use super::auth::AuthServices;
+use super::return_path::safe_return_path;
+use super::second_factor::{self, PageRequest};
+use crate::pages::{self, texts};
+use crate::policy::Authentication;
+use crate::session::challenge::{random_token, Purpose};
+use crate::session::{cookies, SignInMethod};
+
+/// The login form's own CSRF cookie (double submit: there is no session yet).
+fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-portvakt-login"
+    } else {
+        "portvakt-login"
+    }
+}
+
+fn csrf_cookie(token: &str, secure: bool) -> String {
+    cookie::Cookie::build((csrf_cookie_name(secure), token.to_owned()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(cookie::SameSite::Strict)
+        .build()
+        .to_string()
+}
+
+pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest<'_>) -> Answer {
+    let headers = &session.req_header().headers;
+    let cookie_token = cookies::find(headers, csrf_cookie_name(req.secure)).map(str::to_owned);
+    if session.req_header().method != http::Method::POST {
+        let return_to = session
+            .req_header()
+            .uri
+            .query()
+            .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "return"))
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| "/".to_owned());
+        return form(req, &return_to, "", None);
+    }
+    let Some(fields) = second_factor::read_form(session).await else {
+        return refused(req);
+    };
+    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let token_ok = match (cookie_token.as_deref(), field("csrf")) {
+        (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
+        _ => false,
+    };
+    if !token_ok {
+        return refused(req);
+    }
+    let user = field("username").unwrap_or_default().to_owned();
+    let password = Zeroizing::new(field("password").unwrap_or_default().to_owned());
+    let return_to = safe_return_path(field("return").unwrap_or("/")).to_owned();
+    let t = texts(req.lang);
+
+    match auth
+        .locked_for(&req.config.lockout, &user, req.client, req.now)
+        .await
+    {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            let page = pages::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                req.lang,
+                t.login_title,
+                t.locked,
+                None,
+            );
+            return Answer::page(page, "locked");
+        }
+        Err(e) => return unavailable(req, &e),
+    }
+    let phc = req.config.users.get(&user).and_then(|u| u.password.clone());
+    let verified = match check_password(auth, phc, password).await {
+        Ok(verified) => verified,
+        Err(e) => return unavailable(req, &e),
+    };
+    if !verified {
+        if let Err(e) = auth.failed(&req.config.lockout, &user, req.client, req.now).await {
+            return unavailable(req, &e);
+        }
+        let mut answer = form(req, &return_to, &user, Some(t.wrong_password));
+        answer.label = "login_failed";
+        return answer;
+    }
+    // The password alone never resets the failure counter: it would let a stolen
+    // password clear the lockout on guessing the second factor.
+    let identity = Authentication {
+        user: user.clone(),
+        groups: req.config.users.groups(&user),
+        second_factor_at: None,
+        mfa_opted_in: false,
+    };
+    if req.app.policy.second_factor_at_sign_in(&identity) {
+        return second_factor::begin(
+            auth,
+            req.config,
+            req.app,
+            &user,
+            Purpose::Return(return_to),
+            req.client,
+            req.secure,
+            req.now,
+        )
+        .await
+        .0;
+    }
+    match auth
+        .sessions
+        .start(&user, SignInMethod::Password, req.now, req.secure)
+        .await
+    {
+        Ok(issued) => Answer::redirect(&return_to, "login_password_only")
+            .with_cookie(&cookies::set_session(&issued.cookie_value, req.secure)),
+        Err(e) => unavailable(req, &e),
+    }
+}
+
+fn form(req: &PageRequest<'_>, return_to: &str, username: &str, error: Option<&str>) -> Answer {
+    let token = random_token();
+    let page = pages::login(req.lang, &token, safe_return_path(return_to), username, error);
+    Answer::page(page, "login_page").with_cookie(&csrf_cookie(&token, req.secure))
+}
+
+fn refused(req: &PageRequest<'_>) -> Answer {
+    Answer::page(
+        pages::error(
+            StatusCode::FORBIDDEN,
+            pages::ErrorKind::BadRequest,
+            req.lang,
+            None,
+            "-",
+        ),
+        "bad_request",
+    )
+}
+
+fn unavailable(req: &PageRequest<'_>, e: &dyn std::fmt::Display) -> Answer {
+    tracing::error!(error = %e, "gateway login failed");
+    Answer::page(
+        pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::ErrorKind::Internal,
+            req.lang,
+            None,
+            "-",
+        ),
+        "error",
+    )
+}
+
+/// Verifies on the bounded pool. A user without a hash is checked against a dummy
+/// one, so that the time taken does not tell whether the user exists.
+async fn check_password(
+    auth: &AuthServices,
+    phc: Option<String>,
+    password: Zeroizing<String>,
+) -> Result<bool, String> {
+    let _slot = auth.hashing.acquire().await.map_err(|e| e.to_string())?;
+    tokio::task::spawn_blocking(move || {
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
+        let matched = PasswordHash::new(&phc)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        known && matched
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// A hash of nothing, to spend the same effort on a user who has no hash.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        Argon2::default()
+            .hash_password(b"no such user", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
