@@ -93,6 +93,18 @@ fn the_whole_journey_releases_the_app_session_only_after_the_second_factor() {
     assert!(!browser.cookies.contains_key("sessionid"));
     // The app's cookie alone reaches nothing protected.
     assert_eq!(browser.get("/whoami").status, 303);
+    // A background fetch is refused without a redirect: no trip through the login
+    // form behind the user's back, no new challenge over the one in progress.
+    let cookie = format!("portvakt-challenge={}", browser.cookies["portvakt-challenge"]);
+    let favicon = reqwest::blocking::Client::new()
+        .get(gateway.url("127.0.0.1", "/favicon.ico"))
+        .header("host", HOST)
+        .header("sec-fetch-mode", "no-cors")
+        .header("cookie", cookie)
+        .send()
+        .unwrap();
+    assert_eq!(favicon.status(), 401);
+    assert!(favicon.headers().get("location").is_none());
 
     let (secret, codes, first_code) = enrol(&mut browser);
     assert_eq!(codes.len(), 10, "ten recovery codes, shown once");
@@ -395,4 +407,210 @@ fn the_gateway_login_checks_the_users_file() {
         echo.contains("[\"x-portvakt-groups\",\"admins,staff\"]"),
         "{echo}"
     );
+}
+
+/// The journey in a real browser (Debian's Chromium, driven over WebDriver), taking
+/// the screenshots the README shows. Set PORTVAKT_SCREENSHOTS=docs/screenshots to
+/// refresh them; they are always written under the test's target folder too.
+#[test]
+fn a_browser_enrols_verifies_and_reaches_the_app() {
+    use fantoccini::{ClientBuilder, Locator};
+
+    let chromedriver = std::path::Path::new("/usr/bin/chromedriver");
+    assert!(
+        chromedriver.exists(),
+        "the browser test needs Debian's chromium and chromium-driver: scripts/test installs them as root, or run \
+         `sudo apt-get install -y chromium chromium-driver`"
+    );
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
+         \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+        app.url()
+    ));
+    let driver_port = harness::free_port();
+    let mut driver = std::process::Command::new(chromedriver)
+        .arg(format!("--port={driver_port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let profile = tempfile::tempdir().unwrap();
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let extra_shots = std::env::var_os("PORTVAKT_SCREENSHOTS").map(std::path::PathBuf::from);
+    let base = format!("http://localhost:{}", gateway.port);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async {
+        // Wait for chromedriver to listen.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", driver_port))
+            .await
+            .is_err()
+        {
+            assert!(std::time::Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--no-first-run", "--window-size=820,1100", "--lang=en-GB",
+                         format!("--user-data-dir={}", profile.path().display())],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let browser = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{driver_port}"))
+            .await
+            .expect("a WebDriver session");
+        let shoot = |name: &'static str, png: Vec<u8>| {
+            std::fs::write(shots.join(name), &png).unwrap();
+            if let Some(dir) = &extra_shots {
+                std::fs::write(dir.join(name), &png).unwrap();
+            }
+        };
+        let journey = async {
+            // A protected page sends the browser to the app's own login form.
+            browser.goto(&format!("{base}/")).await?;
+            assert!(browser.current_url().await?.path().ends_with("/login"));
+            browser
+                .find(Locator::Css("input[name=username]"))
+                .await?
+                .send_keys("alice")
+                .await?;
+            browser
+                .find(Locator::Css("input[name=password]"))
+                .await?
+                .send_keys("wonderland")
+                .await?;
+            browser
+                .find(Locator::Css("button[type=submit]"))
+                .await?
+                .click()
+                .await?;
+
+            // The app said yes; the gateway asks for an authenticator first.
+            browser
+                .wait()
+                .for_url(&url::Url::parse(&format!("{base}/.portvakt/enrol")).unwrap())
+                .await
+                .ok();
+            let at = browser.current_url().await?;
+            assert_eq!(at.path(), "/.portvakt/enrol", "{}", browser.source().await?);
+            assert!(
+                browser.find(Locator::Css(".qr svg")).await.is_ok(),
+                "the QR code is drawn"
+            );
+            shoot("enrol.png", browser.screenshot().await?);
+            browser
+                .find(Locator::Css("details summary"))
+                .await?
+                .click()
+                .await?;
+            let key = browser
+                .find(Locator::Css("code.secret"))
+                .await?
+                .text()
+                .await?
+                .replace(' ', "");
+            let secret = TotpSecret::from_bytes(Zeroizing::new(BASE32_NOPAD.decode(key.as_bytes()).unwrap()));
+            browser
+                .find(Locator::Id("code"))
+                .await?
+                .send_keys(&code(&secret, 0))
+                .await?;
+            browser
+                .find(Locator::Css("form button[type=submit]"))
+                .await?
+                .click()
+                .await?;
+
+            if browser
+                .wait()
+                .for_element(Locator::Css("ol.codes"))
+                .await
+                .is_err()
+            {
+                panic!("no recovery codes page: {}", browser.source().await?);
+            }
+            let codes = browser.find_all(Locator::Css("ol.codes code")).await?;
+            assert_eq!(codes.len(), 10);
+            shoot("recovery-codes.png", browser.screenshot().await?);
+            browser
+                .find(Locator::Css("form[action='/.portvakt/continue'] button"))
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait()
+                .for_element(Locator::XPath("//*[contains(text(), 'Welcome')]"))
+                .await?;
+            assert!(browser
+                .source()
+                .await?
+                .contains("Welcome, <strong>alice</strong>"));
+
+            // Signed out, then back with a code.
+            browser.goto(&format!("{base}/logout")).await?;
+            browser
+                .wait()
+                .for_element(Locator::Css("input[name=username]"))
+                .await?;
+            browser
+                .find(Locator::Css("input[name=username]"))
+                .await?
+                .send_keys("alice")
+                .await?;
+            browser
+                .find(Locator::Css("input[name=password]"))
+                .await?
+                .send_keys("wonderland")
+                .await?;
+            browser
+                .find(Locator::Css("button[type=submit]"))
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait()
+                .for_element(Locator::Css("form[action='/.portvakt/verify']"))
+                .await?;
+            assert_eq!(browser.current_url().await?.path(), "/.portvakt/verify");
+            shoot("verify.png", browser.screenshot().await?);
+            browser
+                .find(Locator::Id("code"))
+                .await?
+                .send_keys(&code(&secret, 1))
+                .await?;
+            browser
+                .find(Locator::Css("form button[type=submit]"))
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait()
+                .for_element(Locator::XPath("//*[contains(text(), 'Welcome')]"))
+                .await?;
+            assert!(browser
+                .source()
+                .await?
+                .contains("Welcome, <strong>alice</strong>"));
+            Ok::<(), fantoccini::error::CmdError>(())
+        };
+        let outcome = journey.await;
+        let _ = browser.close().await;
+        outcome
+    });
+    let _ = driver.kill();
+    let _ = driver.wait();
+    result.expect("the browser journey");
 }

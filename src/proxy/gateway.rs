@@ -485,6 +485,24 @@ impl Gateway {
             _ => "/".to_owned(),
         };
         ctx.path = Some(path);
+        // Only a browser navigating to a page is sent to sign in or to a challenge.
+        // Background fetches (favicons, images, API calls) get a plain 401: sending
+        // them to the app's login form would reload it behind the user's back (and
+        // rotate its CSRF token), and would replace a challenge in progress.
+        let navigating = is_navigation(session.req_header());
+        if !navigating
+            && matches!(
+                decision.outcome,
+                Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp
+            )
+        {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorKind::SignInRequired,
+                decision.outcome.label(),
+            )
+            .into());
+        }
         match decision.outcome {
             Outcome::Forward => Ok(Admission::Forward),
             Outcome::Allow => {
@@ -922,4 +940,16 @@ fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
 /// Percent-encodes a value for a query string.
 fn encode_component(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Whether the request is a browser navigating to a page (Fetch Metadata), or, from
+/// a client that sends none, a GET that asks for HTML.
+fn is_navigation(req: &RequestHeader) -> bool {
+    match header_str(req, "sec-fetch-mode") {
+        Some(mode) => mode == "navigate",
+        None => {
+            matches!(req.method, http::Method::GET | http::Method::HEAD)
+                && header_str(req, "accept").is_some_and(|a| a.contains("text/html"))
+        }
+    }
 }

@@ -419,6 +419,10 @@ impl Browser {
     }
 
     fn send(&mut self, request: reqwest::blocking::RequestBuilder) -> Page {
+        // What a browser says when the user follows a link or submits a form.
+        let request = request
+            .header("sec-fetch-mode", "navigate")
+            .header("accept", "text/html");
         let cookie_header: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let request = if cookie_header.is_empty() {
             request
