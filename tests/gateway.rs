@@ -592,7 +592,7 @@ fn explain_names_the_deciding_rule() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("(apps.intranet.routes[2])"), "{stdout}");
+    assert!(stdout.contains("(apps.intranet.routes[1])"), "{stdout}");
     assert!(
         stdout.contains("outcome:  forward with the user's identity"),
         "{stdout}"
