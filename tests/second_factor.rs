@@ -614,3 +614,50 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
     let _ = driver.wait();
     result.expect("the browser journey");
 }
+
+/// An app may name the headers its identity arrives in; client copies of those names
+/// are stripped like the X-Portvakt-* family. Oversized login bodies are refused, and
+/// the gateway's own sign-out ends the session.
+#[test]
+fn custom_identity_headers_body_limits_and_sign_out() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+         \x20   login: {{ path: /login, username_field: username, max_body: 2048 }}\n\
+         \x20   upstream_headers: {{ user: X-Remote-User, groups: X-Remote-Groups }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let request = format!(
+        "GET /whoami HTTP/1.1\r\nHost: {HOST}\r\nCookie: portvakt={}\r\nX-Remote-User: root\r\nx_remote_user: root\r\nConnection: close\r\n\r\n",
+        browser.cookies["portvakt"]
+    );
+    let (status, body) = gateway.raw(request.as_bytes());
+    assert_eq!(status, 200);
+    let echo: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let headers: Vec<(String, String)> = serde_json::from_value(echo["headers"].clone()).unwrap();
+    let users: Vec<&str> = headers
+        .iter()
+        .filter(|(k, _)| k == "x-remote-user")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(users, ["alice"], "only the gateway's value: {headers:?}");
+    assert!(!headers
+        .iter()
+        .any(|(k, _)| k == "x-portvakt-user" || k == "x_remote_user"));
+
+    let big = "a".repeat(4096);
+    let refused = browser.post("/login", &[("username", "alice"), ("password", &big)]);
+    assert_eq!(refused.status, 413, "login bodies over max_body are refused");
+
+    let out = browser.get("/.portvakt/logout");
+    assert_eq!(out.status, 200);
+    assert!(out.body.contains("You are signed out"));
+    assert!(!browser.cookies.contains_key("portvakt"));
+    assert_eq!(
+        gateway.raw(request.as_bytes()).0,
+        401,
+        "the old session cookie is dead"
+    );
+}

@@ -94,6 +94,8 @@ pub struct AppFile {
     pub case_insensitive_paths: Option<bool>,
     pub mfa: Option<Spanned<MfaFile>>,
     pub login: Option<LoginSpec>,
+    /// Header names for the identity sent upstream, by field.
+    pub upstream_headers: Vec<(String, Spanned<String>)>,
     pub routes: Vec<RouteFile>,
 }
 
@@ -161,8 +163,10 @@ const APP_KEYS: &[&str] = &[
     "case_insensitive_paths",
     "mfa",
     "login",
+    "upstream_headers",
     "routes",
 ];
+const UPSTREAM_HEADER_KEYS: &[&str] = &["user", "groups", "auth_time", "method", "assertion"];
 const MFA_KEYS: &[&str] = &["users", "groups"];
 const ROUTE_KEYS: &[&str] = &[
     "path", "match", "methods", "policy", "max_age", "users", "groups", "networks",
@@ -346,6 +350,7 @@ fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) ->
         case_insensitive_paths: None,
         mfa: None,
         login: None,
+        upstream_headers: Vec::new(),
         routes: Vec::new(),
     };
     if let Some((n, k)) = m.require(
@@ -378,6 +383,18 @@ fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) ->
     }
     if let Some((n, k)) = m.get("login") {
         app.login = decode_login(d, n, &k);
+    }
+    if let Some((n, k)) = m.get("upstream_headers") {
+        if let Some(mut h) = d.map(n, &k, UPSTREAM_HEADER_KEYS) {
+            for field in UPSTREAM_HEADER_KEYS {
+                if let Some((n, k)) = h.get(field) {
+                    if let Some(name) = d.spanned_string(n, &k) {
+                        app.upstream_headers.push(((*field).to_owned(), name));
+                    }
+                }
+            }
+            h.finish(d);
+        }
     }
     if let Some((n, k)) = m.get("routes") {
         let items = d.seq(n, &k, "route rules");

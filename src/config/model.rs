@@ -111,6 +111,31 @@ pub struct App {
     /// How users sign in; `None` when the app has no sign-in the gateway knows of
     /// (then a request that needs a signed-in user is refused with 401).
     pub sign_in: Option<SignIn>,
+    /// The header names the identity goes upstream in.
+    pub upstream_headers: UpstreamHeaders,
+}
+
+/// The names of the headers that carry the identity to an app. Every name is also
+/// removed from client requests, so none can be forged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamHeaders {
+    pub user: http::HeaderName,
+    pub groups: http::HeaderName,
+    pub auth_time: http::HeaderName,
+    pub method: http::HeaderName,
+    pub assertion: http::HeaderName,
+}
+
+impl Default for UpstreamHeaders {
+    fn default() -> Self {
+        UpstreamHeaders {
+            user: http::HeaderName::from_static("x-portvakt-user"),
+            groups: http::HeaderName::from_static("x-portvakt-groups"),
+            auth_time: http::HeaderName::from_static("x-portvakt-auth-time"),
+            method: http::HeaderName::from_static("x-portvakt-method"),
+            assertion: http::HeaderName::from_static("x-portvakt-assertion"),
+        }
+    }
 }
 
 impl App {

@@ -14,7 +14,7 @@ use super::file::{
 use super::model::{
     fold_header_name, fold_host, App, Config, Enrolment, Listener, LogFormat, LogSettings, LoginInterception,
     SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SuccessRule, TlsFiles, Upstream,
-    UsernameSource, Users,
+    UpstreamHeaders, UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -140,6 +140,16 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             apps.push(app);
         }
     }
+    // Whatever names an app receives identity in, no client may send them.
+    for app in &apps {
+        let h = &app.upstream_headers;
+        for name in [&h.user, &h.groups, &h.auth_time, &h.method, &h.assertion] {
+            let folded = fold_header_name(name.as_str());
+            if !identity_headers.contains(&folded) {
+                identity_headers.push(folded);
+            }
+        }
+    }
     let users = match &file.users_file {
         Some(path) => super::users::load(d, path, base),
         None => Users::default(),
@@ -197,6 +207,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         Some(LoginSpec::Gateway) => Some(Some(SignIn::Gateway)),
         Some(LoginSpec::Form(form)) => Some(build_login(d, form).map(|l| SignIn::AppForm(Box::new(l)))),
     };
+    let upstream_headers = build_upstream_headers(d, &app.upstream_headers);
     let host_header = app.host_header.and_then(|h| check_host(d, &h).map(|_| h.value));
     let mfa = match app.mfa.map(|m| m.value) {
         None | Some(MfaFile::Required) => MfaMode::Required,
@@ -236,6 +247,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         upstream: upstream?,
         host_header,
         sign_in: sign_in.flatten(),
+        upstream_headers,
         policy: AppPolicy { mfa, routes: routes? },
     })
 }
@@ -538,4 +550,40 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(64 * 1024),
     })
+}
+
+fn build_upstream_headers(d: &mut Decoder, names: &[(String, Spanned<String>)]) -> UpstreamHeaders {
+    let mut headers = UpstreamHeaders::default();
+    for (field, name) in names {
+        let Ok(parsed) = http::HeaderName::from_bytes(name.value.as_bytes()) else {
+            d.error(
+                name.at,
+                &name.key,
+                format!("`{}` is not a valid header name", name.value),
+            );
+            continue;
+        };
+        if matches!(
+            parsed.as_str(),
+            "host" | "cookie" | "authorization" | "content-length" | "transfer-encoding"
+        ) {
+            d.error(
+                name.at,
+                &name.key,
+                format!(
+                    "`{}` is a header the request needs for itself; pick another name",
+                    name.value
+                ),
+            );
+            continue;
+        }
+        match field.as_str() {
+            "user" => headers.user = parsed,
+            "groups" => headers.groups = parsed,
+            "auth_time" => headers.auth_time = parsed,
+            "method" => headers.method = parsed,
+            _ => headers.assertion = parsed,
+        }
+    }
+    headers
 }

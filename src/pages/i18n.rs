@@ -133,6 +133,8 @@ pub struct Texts {
     pub password_label: &'static str,
     pub sign_in_button: &'static str,
     pub wrong_password: &'static str,
+    pub signed_out_title: &'static str,
+    pub signed_out_text: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -175,6 +177,8 @@ const EN: Texts = Texts {
     password_label: "Password",
     sign_in_button: "Sign in",
     wrong_password: "The user name or password is wrong.",
+    signed_out_title: "You are signed out",
+    signed_out_text: "Your session with the gateway has ended. Close the browser if this is a shared computer.",
 };
 
 const SV: Texts = Texts {
@@ -217,6 +221,8 @@ const SV: Texts = Texts {
     password_label: "Lösenord",
     sign_in_button: "Logga in",
     wrong_password: "Användarnamnet eller lösenordet är fel.",
+    signed_out_title: "Du är utloggad",
+    signed_out_text: "Din session med gatewayen har avslutats. Stäng webbläsaren om datorn delas med andra.",
 };
 
 pub fn texts(lang: Lang) -> &'static Texts {

@@ -35,7 +35,7 @@ use super::identity::{self, unix, Claims};
 use super::login::{self, LoginCapture};
 use super::second_factor::{self, PageRequest};
 use super::target;
-use crate::config::model::{SignIn, GATEWAY_LOGIN_PAGE};
+use crate::config::model::{SignIn, UpstreamHeaders, GATEWAY_LOGIN_PAGE};
 use crate::config::reload::SharedConfig;
 use crate::config::Config;
 use crate::pages::{self, ErrorKind, Lang};
@@ -237,8 +237,8 @@ impl ProxyHttp for Gateway {
         }
         upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
         if let (Some(identity), Some(session)) = (&ctx.identity, &ctx.session) {
-            let app_name = ctx.on_app(|app| app.name.clone())?;
-            self.send_identity(upstream_request, identity, session, &app_name)?;
+            let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
+            self.send_identity(upstream_request, identity, session, &app_name, &names)?;
         }
         Ok(())
     }
@@ -736,6 +736,24 @@ impl Gateway {
                 };
                 gateway_login::serve(&self.auth, session, &request).await
             }
+            "logout" => {
+                if let Some(cookie) = &ctx.session_cookie {
+                    if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
+                        tracing::error!(error = %e, "could not end a session at sign-out");
+                    }
+                }
+                ctx.session = None;
+                let t = pages::texts(lang);
+                let sign_in = ctx.app(config).and_then(|app| app.sign_in_page()).unwrap_or("/");
+                let page = pages::message(
+                    StatusCode::OK,
+                    lang,
+                    t.signed_out_title,
+                    t.signed_out_text,
+                    Some((sign_in, t.sign_in_again)),
+                );
+                Answer::page(page, "logout").with_cookie(&cookies::clear_session(ctx.secure))
+            }
             "unavailable" => {
                 let page = pages::error(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -793,6 +811,7 @@ impl Gateway {
         identity: &Authentication,
         session: &SessionRecord,
         app: &str,
+        names: &UpstreamHeaders,
     ) -> Result<()> {
         let now = unix(SystemTime::now());
         let auth_time = unix(session.second_factor_at.unwrap_or(session.created_at));
@@ -816,11 +835,11 @@ impl Gateway {
             HeaderValue::from_bytes(text.as_bytes())
                 .map_err(|e| Error::because(ErrorType::InternalError, "an identity header value", e))
         };
-        request.insert_header("x-portvakt-user", value(&identity.user)?)?;
-        request.insert_header("x-portvakt-groups", value(&identity.groups.join(","))?)?;
-        request.insert_header("x-portvakt-auth-time", auth_time.to_string())?;
-        request.insert_header("x-portvakt-method", session.method.as_str())?;
-        request.insert_header("x-portvakt-assertion", assertion)?;
+        request.insert_header(names.user.clone(), value(&identity.user)?)?;
+        request.insert_header(names.groups.clone(), value(&identity.groups.join(","))?)?;
+        request.insert_header(names.auth_time.clone(), auth_time.to_string())?;
+        request.insert_header(names.method.clone(), session.method.as_str())?;
+        request.insert_header(names.assertion.clone(), assertion)?;
         Ok(())
     }
 }
