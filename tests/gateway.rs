@@ -598,3 +598,46 @@ fn explain_names_the_deciding_rule() {
         "{stdout}"
     );
 }
+
+#[test]
+fn page_language_colour_and_logo_come_from_the_configuration() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let svg =
+        "<svg xmlns='http://www.w3.org/2000/svg' width='10' height='10'><script>alert(1)</script></svg>";
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "pages: {{ language: sv, colour: \"#a01010\", logo: logo.svg }}\n{}",
+            intranet(&app, "")
+        ),
+        &[("logo.svg", svg)],
+    );
+    let client = gateway.client(&["intranet.test"]);
+    let denied = client
+        .get(gateway.url("intranet.test", "/admin"))
+        .header("accept-language", "en-GB")
+        .send()
+        .unwrap();
+    assert!(
+        denied.text().unwrap().contains("Åtkomst nekad"),
+        "one language for everybody"
+    );
+    let css = client
+        .get(gateway.url("intranet.test", "/.portvakt/assets/portvakt.css"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(css.contains("--accent: #a01010") && css.contains("/.portvakt/assets/logo"));
+    let logo = client
+        .get(gateway.url("intranet.test", "/.portvakt/assets/logo"))
+        .send()
+        .unwrap();
+    assert_eq!(logo.headers()["content-type"], "image/svg+xml");
+    assert!(
+        logo.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .starts_with("default-src 'none'"),
+        "a script in the logo never runs"
+    );
+}

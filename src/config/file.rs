@@ -23,10 +23,18 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub identity_headers: Vec<Spanned<String>>,
     pub users_file: Option<Spanned<String>>,
+    pub pages: PagesFile,
     pub second_factor: SecondFactorFile,
     pub session: SessionFile,
     pub lockout: LockoutFile,
     pub apps: Vec<AppFile>,
+}
+
+#[derive(Default)]
+pub struct PagesFile {
+    pub language: Option<Spanned<String>>,
+    pub colour: Option<Spanned<String>>,
+    pub logo: Option<Spanned<String>>,
 }
 
 #[derive(Default)]
@@ -128,12 +136,14 @@ const TOP_KEYS: &[&str] = &[
     "trusted_proxies",
     "identity_headers",
     "users",
+    "pages",
     "second_factor",
     "session",
     "lockout",
     "apps",
 ];
 const USERS_KEYS: &[&str] = &["file"];
+const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
 const SECOND_FACTOR_KEYS: &[&str] = &["issuer", "totp", "recovery_codes", "enrolment"];
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
@@ -189,6 +199,7 @@ impl FileConfig {
             trusted_proxies: Vec::new(),
             identity_headers: Vec::new(),
             users_file: None,
+            pages: PagesFile::default(),
             second_factor: SecondFactorFile::default(),
             session: SessionFile::default(),
             lockout: LockoutFile::default(),
@@ -264,6 +275,20 @@ impl FileConfig {
             if let Some(mut m) = d.map(node, &key, USERS_KEYS) {
                 if let Some((n, k)) = m.require(d, "file", node.at, "the users file, such as users.yaml") {
                     file.users_file = d.spanned_string(n, &k);
+                }
+                m.finish(d);
+            }
+        }
+        if let Some((node, key)) = top.get("pages") {
+            if let Some(mut m) = d.map(node, &key, PAGES_KEYS) {
+                for (name, slot) in [
+                    ("language", &mut file.pages.language),
+                    ("colour", &mut file.pages.colour),
+                    ("logo", &mut file.pages.logo),
+                ] {
+                    if let Some((n, k)) = m.get(name) {
+                        *slot = d.spanned_string(n, &k);
+                    }
                 }
                 m.finish(d);
             }

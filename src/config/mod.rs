@@ -241,6 +241,34 @@ mod tests {
     }
 
     #[test]
+    fn page_settings_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("logo.gif"), b"GIF89a").unwrap();
+        std::fs::write(
+            dir.path().join("logo.svg"),
+            b"<svg xmlns='http://www.w3.org/2000/svg'/>",
+        )
+        .unwrap();
+        let path = dir.path().join("p.yaml");
+        let bad = format!("pages: {{language: de, colour: blue, logo: logo.gif}}\n{MINIMAL}");
+        let found: Vec<String> = parse(&bad, &path)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.message.clone())
+            .collect();
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].contains("`de` is not a language here"));
+        assert!(found[1].contains("`blue` is not a colour"));
+        assert!(found[2].contains("must be a .png, .svg, .jpg or .webp"));
+        let good = format!("pages: {{language: sv, colour: \"#a01010\", logo: logo.svg}}\n{MINIMAL}");
+        let config = parse(&good, &path).unwrap();
+        assert_eq!(config.pages.language, Some(crate::pages::Lang::Sv));
+        assert!(config.pages.stylesheet.contains("--accent: #a01010"));
+        assert_eq!(config.pages.logo.as_ref().map(|(_, t)| *t), Some("image/svg+xml"));
+    }
+
+    #[test]
     fn missing_top_level_keys_are_named() {
         let found = errors("log: {format: xml}\n");
         assert!(found.iter().any(|e| e.contains("missing `listen`")), "{found:#?}");

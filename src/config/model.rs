@@ -27,6 +27,7 @@ pub struct Config {
     /// request, beside every `x-portvakt-*` header.
     pub identity_headers: Vec<String>,
     pub users: Users,
+    pub pages: PageSettings,
     pub second_factor: SecondFactorSettings,
     pub session: SessionSettings,
     pub lockout: LockoutPolicy,
@@ -153,6 +154,27 @@ impl App {
             Some(SignIn::AppForm(form)) => Some(&form.page),
             Some(SignIn::Gateway) => Some(GATEWAY_LOGIN_PAGE),
             None => None,
+        }
+    }
+}
+
+/// How the gateway's pages look and speak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageSettings {
+    /// One language for every page; `None` follows each browser's Accept-Language.
+    pub language: Option<crate::pages::Lang>,
+    /// The stylesheet, with the configured colour and logo applied.
+    pub stylesheet: std::sync::Arc<str>,
+    /// The logo's bytes and content type, served at `/.portvakt/assets/logo`.
+    pub logo: Option<(std::sync::Arc<[u8]>, &'static str)>,
+}
+
+impl Default for PageSettings {
+    fn default() -> Self {
+        PageSettings {
+            language: None,
+            stylesheet: crate::pages::STYLESHEET.into(),
+            logo: None,
         }
     }
 }

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use super::decode::{Decoder, Spanned};
 use super::file::{
-    AppFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, RouteFile, SecondFactorFile, SessionFile,
+    AppFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile, RouteFile, SecondFactorFile,
+    SessionFile,
 };
 use super::model::{
     fold_header_name, fold_host, App, Config, Enrolment, Listener, LogFormat, LogSettings, LoginInterception,
-    SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SuccessRule, TlsFiles, Upstream,
-    UpstreamHeaders, UsernameSource, Users,
+    PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SuccessRule, TlsFiles,
+    Upstream, UpstreamHeaders, UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -154,6 +155,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         Some(path) => super::users::load(d, path, base),
         None => Users::default(),
     };
+    let pages = build_pages(d, &file.pages, base);
     let second_factor = build_second_factor(file.second_factor);
     let session = build_session(d, file.session);
     let lockout = build_lockout(file.lockout);
@@ -168,6 +170,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         trusted_proxies: file.trusted_proxies,
         identity_headers,
         users,
+        pages,
         second_factor,
         session,
         lockout,
@@ -586,4 +589,84 @@ fn build_upstream_headers(d: &mut Decoder, names: &[(String, Spanned<String>)]) 
         }
     }
     headers
+}
+
+/// The largest logo the gateway will serve.
+const MAX_LOGO_BYTES: u64 = 256 * 1024;
+
+fn build_pages(d: &mut Decoder, file: &PagesFile, base: &Path) -> PageSettings {
+    let mut pages = PageSettings::default();
+    if let Some(language) = &file.language {
+        pages.language = match language.value.as_str() {
+            "auto" => None,
+            "en" => Some(crate::pages::Lang::En),
+            "sv" => Some(crate::pages::Lang::Sv),
+            other => {
+                d.error(
+                    language.at,
+                    &language.key,
+                    format!("`{other}` is not a language here; use auto, en or sv"),
+                );
+                None
+            }
+        };
+    }
+    let mut extra = String::new();
+    if let Some(colour) = &file.colour {
+        let hex = colour.value.strip_prefix('#').unwrap_or("");
+        if matches!(hex.len(), 3 | 6) && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            extra.push_str(&format!(":root {{ --accent: #{hex}; }}\n"));
+        } else {
+            d.error(
+                colour.at,
+                &colour.key,
+                format!(
+                    "`{}` is not a colour; write #rrggbb, such as #1f5fbf",
+                    colour.value
+                ),
+            );
+        }
+    }
+    if let Some(logo) = &file.logo {
+        let path = base.join(&logo.value);
+        let content_type = match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("png") => Some("image/png"),
+            Some("svg") => Some("image/svg+xml"),
+            Some("jpg" | "jpeg") => Some("image/jpeg"),
+            Some("webp") => Some("image/webp"),
+            _ => None,
+        };
+        match (content_type, std::fs::metadata(&path).map(|m| m.len())) {
+            (None, _) => d.error(
+                logo.at,
+                &logo.key,
+                "the logo must be a .png, .svg, .jpg or .webp file",
+            ),
+            (_, Err(e)) => d.error(logo.at, &logo.key, format!("cannot read {}: {e}", path.display())),
+            (_, Ok(len)) if len > MAX_LOGO_BYTES => d.error(
+                logo.at,
+                &logo.key,
+                format!("the logo is {len} bytes; keep it under {MAX_LOGO_BYTES}"),
+            ),
+            (Some(content_type), Ok(_)) => match std::fs::read(&path) {
+                Ok(bytes) => {
+                    pages.logo = Some((bytes.into(), content_type));
+                    extra.push_str(
+                        ".card::before { content: \"\"; display: block; height: 48px; margin-bottom: 1.25rem; \
+                         background: url(\"/.portvakt/assets/logo\") left center / contain no-repeat; }\n",
+                    );
+                }
+                Err(e) => d.error(logo.at, &logo.key, format!("cannot read {}: {e}", path.display())),
+            },
+        }
+    }
+    if !extra.is_empty() {
+        pages.stylesheet = format!("{}{extra}", crate::pages::STYLESHEET).into();
+    }
+    pages
 }

@@ -153,7 +153,7 @@ impl ProxyHttp for Gateway {
         let config = self.config.load_full();
         ctx.config = Some(config.clone());
         let tls = is_tls(session);
-        let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
+        let lang = page_language(&config, session.req_header());
         let answer = match self.admit(session, ctx, &config, tls).await {
             Ok(Admission::Forward) => return Ok(false),
             Ok(Admission::GatewayPage(page)) => self.gateway_page(session, ctx, &config, &page, lang).await,
@@ -323,7 +323,10 @@ impl ProxyHttp for Gateway {
             },
         };
         tracing::warn!(reference = %ctx.reference, error = %e, status = status.as_u16(), "request failed");
-        let lang = Lang::negotiate(header_str(session.req_header(), "accept-language"));
+        let lang = match ctx.config.as_deref() {
+            Some(config) => page_language(config, session.req_header()),
+            None => Lang::negotiate(header_str(session.req_header(), "accept-language")),
+        };
         let page = pages::error(status, kind, lang, None, &ctx.reference.to_string());
         let tls = is_tls(session);
         if let Err(write_error) = answer::write(session, &Answer::page(page, "error"), tls).await {
@@ -694,9 +697,22 @@ impl Gateway {
                     http::header::CONTENT_TYPE,
                     HeaderValue::from_static("text/css; charset=utf-8"),
                 )],
-                body: pages::STYLESHEET.as_bytes().to_vec(),
+                body: config.pages.stylesheet.as_bytes().to_vec(),
                 label: "gateway_page",
                 own_page: true,
+            },
+            "assets/logo" => match &config.pages.logo {
+                Some((bytes, content_type)) => Answer {
+                    status: StatusCode::OK,
+                    headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+                    body: bytes.to_vec(),
+                    label: "gateway_page",
+                    own_page: true,
+                },
+                None => Answer::page(
+                    pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
+                    "not_found",
+                ),
             },
             "jwks.json" => Answer {
                 status: StatusCode::OK,
@@ -971,4 +987,12 @@ fn is_navigation(req: &RequestHeader) -> bool {
                 && header_str(req, "accept").is_some_and(|a| a.contains("text/html"))
         }
     }
+}
+
+/// The configured page language, or the browser's choice.
+fn page_language(config: &Config, req: &RequestHeader) -> Lang {
+    config
+        .pages
+        .language
+        .unwrap_or_else(|| Lang::negotiate(header_str(req, "accept-language")))
 }
