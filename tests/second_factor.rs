@@ -661,3 +661,34 @@ fn custom_identity_headers_body_limits_and_sign_out() {
         "the old session cookie is dead"
     );
 }
+
+/// With `enrolment: admin`, a password alone cannot enrol a device: only after an
+/// admin opens enrolment for the user (from the command line, while the gateway runs).
+#[test]
+fn enrolment_waits_for_an_admin_when_configured() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "second_factor: { enrolment: admin }\n");
+    let mut browser = Browser::new(&gateway, HOST);
+    let closed = app_login(&mut browser, "alice", "wonderland");
+    assert_eq!(closed.location(), Some("/.portvakt/enrolment-closed"));
+    assert!(!browser.cookies.contains_key("sessionid"), "nothing released");
+    let page = browser.get("/.portvakt/enrolment-closed");
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("Contact your administrator"));
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
+        .args(["users", "open-enrolment", "alice", "--for", "1h", "-c"])
+        .arg(gateway.config_path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("alice may enrol"));
+
+    let open = app_login(&mut browser, "alice", "wonderland");
+    assert_eq!(open.location(), Some("/.portvakt/enrol"));
+    enrol(&mut browser);
+}

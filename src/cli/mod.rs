@@ -3,6 +3,7 @@
 mod explain;
 mod hash_password;
 mod run;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +40,11 @@ enum Command {
     Explain(explain::Args),
     /// Read a password on standard input and print its argon2id hash for the users file.
     HashPassword,
+    /// Act on users in the gateway's store.
+    Users {
+        #[command(subcommand)]
+        command: users::Command,
+    },
 }
 
 /// Exit status for an invalid configuration, as `check` documents.
@@ -51,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Check { config } => return check(&config),
         Command::Explain(args) => explain::explain(&args),
         Command::HashPassword => hash_password::hash_password(),
+        Command::Users { command } => users::run(&command),
     };
     match result {
         Ok(code) => code,

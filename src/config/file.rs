@@ -46,6 +46,8 @@ pub struct SecondFactorFile {
     pub recovery_codes: Option<u64>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
+    /// `enrolment: admin`.
+    pub enrolment_by_admin: bool,
 }
 
 #[derive(Default)]
@@ -567,11 +569,13 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
                 }
                 e.finish(d);
             }
+        } else if d.string(n, &k).as_deref() == Some("admin") {
+            file.enrolment_by_admin = true;
         } else if let Some(other) = d.string(n, &k).filter(|v| v != "open") {
             d.error(
                 n.at,
                 &k,
-                format!("`{other}` is not an enrolment rule; use `open`, or `{{networks: [...]}}` to allow it only from those networks"),
+                format!("`{other}` is not an enrolment rule; use `open`, `admin`, or `{{networks: [...]}}` to allow it only from those networks"),
             );
         }
     }

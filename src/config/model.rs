@@ -235,15 +235,9 @@ pub struct SecondFactorSettings {
 pub enum Enrolment {
     Open,
     FromNetworks(Vec<IpNet>),
-}
-
-impl Enrolment {
-    pub fn allows(&self, client: std::net::IpAddr) -> bool {
-        match self {
-            Enrolment::Open => true,
-            Enrolment::FromNetworks(networks) => networks.iter().any(|n| n.contains(&client)),
-        }
-    }
+    /// Only while an admin has opened enrolment for the user
+    /// (`portvakt users open-enrolment`).
+    AdminOpened,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use super::answer::Answer;
 use super::auth::AuthServices;
 use super::identity::unix;
+use crate::config::model::Enrolment;
 use crate::config::{App, Config};
 use crate::factors::recovery;
 use crate::factors::totp::{self, TotpSecret, Verification};
@@ -92,9 +93,20 @@ pub async fn begin(
             return (Answer::redirect("/.portvakt/unavailable", "error"), None);
         }
     };
+    let may_enrol = match &config.second_factor.enrolment {
+        Enrolment::Open => true,
+        Enrolment::FromNetworks(networks) => networks.iter().any(|n| n.contains(&client)),
+        Enrolment::AdminOpened => match auth.store.enrolment_open_until(user).await {
+            Ok(until) => until.is_some_and(|until| until > now),
+            Err(e) => {
+                tracing::error!(error = %e, user = %user, "could not read whether enrolment is open");
+                false
+            }
+        },
+    };
     let stage = if !devices.is_empty() {
         Stage::Verify
-    } else if config.second_factor.enrolment.allows(client) {
+    } else if may_enrol {
         Stage::Enrol(TotpSecret::generate())
     } else {
         tracing::warn!(user = %user, client = %client, "enrolment is not allowed from this address");

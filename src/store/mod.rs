@@ -139,6 +139,12 @@ pub trait Store: Send + Sync {
 
     async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;
 
+    /// Lets the user enrol a first device until `until` (an admin's decision).
+    async fn open_enrolment(&self, user: &str, until: SystemTime, now: SystemTime) -> StoreResult<()>;
+
+    /// Until when an admin has opened enrolment for the user, if they have.
+    async fn enrolment_open_until(&self, user: &str) -> StoreResult<Option<SystemTime>>;
+
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
 
     async fn session(&self, id_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>>;

@@ -61,6 +61,9 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX sessions_by_user ON sessions (user_name);
 ",
+    r"
+    ALTER TABLE users ADD COLUMN enrolment_open_until BIGINT;
+",
 ];
 
 pub struct SqliteStore {
@@ -180,6 +183,11 @@ impl Store for SqliteStore {
                 params![user, name, sealed_secret, to_unix(now)],
             )?;
             let id = tx.last_insert_rowid();
+            // An opened enrolment is used up by the device it let in.
+            tx.execute(
+                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+                params![user],
+            )?;
             tx.execute(
                 "UPDATE users SET last_totp_step = ?2
                  WHERE name = ?1 AND (last_totp_step IS NULL OR last_totp_step < ?2)",
@@ -349,6 +357,36 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             conn.execute("DELETE FROM failures WHERE subject = ?1", params![key])?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn open_enrolment(&self, user: &str, until: SystemTime, now: SystemTime) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &user, now)?;
+            tx.execute(
+                "UPDATE users SET enrolment_open_until = ?2 WHERE name = ?1",
+                params![user, to_unix(until)],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enrolment_open_until(&self, user: &str) -> StoreResult<Option<SystemTime>> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let until: Option<Option<i64>> = conn
+                .query_row(
+                    "SELECT enrolment_open_until FROM users WHERE name = ?1",
+                    params![user],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(until.flatten().map(from_unix))
         })
         .await
     }
@@ -585,6 +623,19 @@ mod tests {
         assert_eq!(store.revoke_user_sessions("alice").await.unwrap(), 1);
         assert!(store.session([8; 32]).await.unwrap().unwrap().revoked);
         assert_eq!(store.session([9; 32]).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_opened_enrolment_is_used_up_by_the_device_it_lets_in() {
+        let (_dir, store) = store();
+        assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
+        store.open_enrolment("alice", at(3600), at(0)).await.unwrap();
+        assert_eq!(store.enrolment_open_until("alice").await.unwrap(), Some(at(3600)));
+        store
+            .add_totp_device("alice", "Phone", vec![1], 5, at(10))
+            .await
+            .unwrap();
+        assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
     }
 
     #[test]
