@@ -90,6 +90,11 @@ fn the_whole_journey_releases_the_app_session_only_after_the_second_factor() {
         ["portvakt-challenge"],
         "no app cookie before the second factor"
     );
+    let challenge_cookie = answer.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        challenge_cookie.contains("Max-Age=300") && challenge_cookie.contains("HttpOnly"),
+        "{challenge_cookie}"
+    );
     assert!(!browser.cookies.contains_key("sessionid"));
     // The app's cookie alone reaches nothing protected.
     assert_eq!(browser.get("/whoami").status, 303);
@@ -248,12 +253,12 @@ fn lockout_holds_across_new_cookies_and_a_crash() {
 }
 
 #[test]
-fn an_enrolment_survives_a_crash() {
+fn an_enrolment_and_its_used_code_survive_a_crash() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let mut gateway = gateway_for(&app, "");
     let mut browser = Browser::new(&gateway, HOST);
     app_login(&mut browser, "alice", "wonderland");
-    let (secret, _codes, _) = enrol(&mut browser);
+    let (secret, _codes, first_code) = enrol(&mut browser);
     gateway.crash_and_restart();
     let mut later = Browser::new(&gateway, HOST);
     assert_eq!(
@@ -261,6 +266,8 @@ fn an_enrolment_survives_a_crash() {
         Some("/.portvakt/verify")
     );
     let csrf = later.get("/.portvakt/verify").input("csrf").unwrap();
+    let replay = later.post("/.portvakt/verify", &[("csrf", &csrf), ("code", &first_code)]);
+    assert_eq!(replay.status, 422, "the used step is remembered across the crash");
     let released = later.post(
         "/.portvakt/verify",
         &[("csrf", &csrf), ("code", &code(&secret, 1))],
@@ -268,9 +275,55 @@ fn an_enrolment_survives_a_crash() {
     assert_eq!(released.status, 302, "{}", released.body);
 }
 
-/// A password-only session meeting a route that needs a second factor goes through
-/// the challenge and back to the page it asked for. (A `max_age` step-up takes the
-/// same path; its age arithmetic is unit-tested with an explicit clock.)
+/// Step-up on a `max_age` route: the second factor is aged in the real database
+/// (no sleeping), the gateway restarted so that nothing is cached, and the route
+/// then asks for a code again and returns to the page.
+#[test]
+fn a_max_age_route_asks_for_a_fresh_second_factor() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let mut gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, _codes, _) = enrol(&mut browser);
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    assert_eq!(
+        browser.get("/admin/").status,
+        200,
+        "fresh enough for /admin (max_age 10m)"
+    );
+
+    let database = gateway.config_path().with_file_name("state").join("portvakt.db");
+    let aged = rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET second_factor_at = second_factor_at - 3600, created_at = created_at - 3600, \
+             last_seen_at = last_seen_at - 60",
+            [],
+        )
+        .unwrap();
+    assert_eq!(aged, 1);
+    gateway.crash_and_restart();
+
+    assert_eq!(
+        browser.get("/whoami").status,
+        200,
+        "the session itself is still good"
+    );
+    let step_up = browser.get("/admin/users?tab=2");
+    assert_eq!(
+        (step_up.status, step_up.location()),
+        (303, Some("/.portvakt/verify"))
+    );
+    let csrf = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    let back = browser.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1))],
+    );
+    assert_eq!((back.status, back.location()), (303, Some("/admin/users?tab=2")));
+    assert_eq!(browser.get("/admin/users?tab=2").status, 200);
+}
+
 #[test]
 fn a_route_that_needs_more_sends_the_user_through_the_challenge_and_back() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
@@ -691,4 +744,40 @@ fn enrolment_waits_for_an_admin_when_configured() {
     let open = app_login(&mut browser, "alice", "wonderland");
     assert_eq!(open.location(), Some("/.portvakt/enrol"));
     enrol(&mut browser);
+}
+
+/// With `return_param`, a request without a session is sent to the app's login page
+/// with the path it asked for, and the app (which honours `next`) lands there.
+#[test]
+fn the_apps_login_page_gets_the_path_to_return_to() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
+         \x20   login: {{ path: /login, username_field: username, return_param: next }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    let start = browser.get("/admin/users?tab=2");
+    assert_eq!(start.location(), Some("/login?next=%2Fadmin%2Fusers%3Ftab%3D2"));
+    let form = browser.get(start.location().unwrap());
+    let csrf = form.input("csrf_token").unwrap();
+    let next = form.input("next").unwrap();
+    assert_eq!(next, "/admin/users?tab=2");
+    browser.post(
+        "/login",
+        &[
+            ("csrf_token", &csrf),
+            ("next", &next),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ],
+    );
+    enrol(&mut browser);
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    let released = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    assert_eq!(
+        released.location(),
+        Some("/admin/users?tab=2"),
+        "the app's own redirect, released as it was"
+    );
 }

@@ -87,6 +87,7 @@ pub struct LoginFile {
     pub success_set_cookie: Option<Spanned<String>>,
     pub logout_path: Option<Spanned<String>>,
     pub page: Option<Spanned<String>>,
+    pub return_param: Option<Spanned<String>>,
     pub max_body: Option<u64>,
 }
 
@@ -159,6 +160,7 @@ const LOGIN_KEYS: &[&str] = &[
     "success",
     "logout_path",
     "page",
+    "return_param",
     "max_body",
 ];
 const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
@@ -652,6 +654,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         success_set_cookie: None,
         logout_path: None,
         page: None,
+        return_param: None,
         max_body: None,
     };
     if let Some((n, k)) = m.require(
@@ -668,6 +671,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         ("identity", &mut login.identity),
         ("logout_path", &mut login.logout_path),
         ("page", &mut login.page),
+        ("return_param", &mut login.return_param),
     ] {
         if let Some((n, k)) = m.get(name) {
             *slot = d.spanned_string(n, &k);

@@ -262,6 +262,9 @@ pub struct LoginInterception {
     pub logout_path: Option<String>,
     /// Where a request without a session is sent to sign in.
     pub page: String,
+    /// The query parameter through which the app's login page takes the path to
+    /// return to after signing in (`next` in many frameworks), if it has one.
+    pub return_param: Option<String>,
     /// Larger login bodies are refused with 413.
     pub max_body: usize,
 }

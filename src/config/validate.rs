@@ -549,6 +549,7 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
         username: username?,
         success,
         logout_path: logout_path.flatten(),
+        return_param: file.return_param.as_ref().map(|p| p.value.clone()),
         max_body: file
             .max_body
             .and_then(|n| usize::try_from(n).ok())

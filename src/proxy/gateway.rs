@@ -33,6 +33,7 @@ use super::gateway_login;
 use super::headers::{self, ClientOrigin};
 use super::identity::{self, unix, Claims};
 use super::login::{self, LoginCapture};
+use super::return_path::safe_return_path;
 use super::second_factor::{self, PageRequest};
 use super::target;
 use crate::config::model::{SignIn, UpstreamHeaders, GATEWAY_LOGIN_PAGE};
@@ -518,7 +519,17 @@ impl Gateway {
                     let location = format!("{GATEWAY_LOGIN_PAGE}?return={}", encode_component(&return_to));
                     Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
                 }
-                Some(page) => Err(Stop::Answer(Answer::redirect(page, "sign_in"))),
+                Some(page) => {
+                    let next = app.app_form().and_then(|form| form.return_param.as_deref());
+                    let location = match next {
+                        Some(param) => format!(
+                            "{page}?{param}={}",
+                            encode_component(safe_return_path(&return_to))
+                        ),
+                        None => page.to_owned(),
+                    };
+                    Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
+                }
                 None => {
                     Err(Refusal::new(StatusCode::UNAUTHORIZED, ErrorKind::SignInRequired, "sign_in").into())
                 }

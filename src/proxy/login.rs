@@ -123,6 +123,7 @@ mod tests {
             },
             logout_path: None,
             page: "/login".into(),
+            return_param: None,
             max_body: 1024,
         }
     }

@@ -37,12 +37,15 @@ pub fn challenge_cookie_name(secure: bool) -> &'static str {
     }
 }
 
-pub fn set_challenge_cookie(id: &str, secure: bool) -> String {
+/// The challenge cookie lives no longer than the challenge it names.
+fn set_challenge_cookie(id: &str, secure: bool, lifetime: std::time::Duration) -> String {
+    let seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
     cookie::Cookie::build((challenge_cookie_name(secure), id.to_owned()))
         .path("/")
         .http_only(true)
         .secure(secure)
         .same_site(cookie::SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(seconds))
         .build()
         .to_string()
 }
@@ -122,7 +125,11 @@ pub async fn begin(
     let (id, challenge) = auth
         .challenges
         .insert(Challenge::new(user, &app.name, purpose, stage, now));
-    let answer = Answer::redirect(page, "second_factor").with_cookie(&set_challenge_cookie(&id, secure));
+    let answer = Answer::redirect(page, "second_factor").with_cookie(&set_challenge_cookie(
+        &id,
+        secure,
+        config.session.login_timeout,
+    ));
     (answer, Some(challenge))
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Form, State};
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -149,15 +149,25 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-fn login_page(csrf: &str, error: Option<&str>) -> Html<String> {
+/// Where to go after signing in: a same-site path, or home.
+fn next_path(next: Option<&str>) -> &str {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        _ => "/",
+    }
+}
+
+fn login_page(csrf: &str, next: &str, error: Option<&str>) -> Html<String> {
     let error = error.map_or(String::new(), |e| {
         format!("<p role=\"alert\" style=\"color: #b00\">{e}</p>")
     });
+    let next = escape(next);
     page(
         "Sign in",
         &format!(
             "{error}<form method=\"post\" action=\"/login\">\
              <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+             <input type=\"hidden\" name=\"next\" value=\"{next}\">\
              <p><label>Username <input name=\"username\" autocomplete=\"username\"></label></p>\
              <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label></p>\
              <p><button type=\"submit\">Sign in</button></p></form>"
@@ -165,15 +175,20 @@ fn login_page(csrf: &str, error: Option<&str>) -> Html<String> {
     )
 }
 
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
 /// The login form, with a fresh CSRF token in a cookie and in the form (double submit).
-async fn login_form() -> Response {
+async fn login_form(Query(query): Query<NextQuery>) -> Response {
     let csrf = token();
     (
         [(
             header::SET_COOKIE,
             format!("csrftoken={csrf}; Path=/; HttpOnly; SameSite=Lax"),
         )],
-        login_page(&csrf, None),
+        login_page(&csrf, next_path(query.next.as_deref()), None),
     )
         .into_response()
 }
@@ -186,6 +201,7 @@ struct LoginForm {
     username: String,
     #[serde(default)]
     password: String,
+    next: Option<String>,
 }
 
 async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
@@ -207,7 +223,11 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
                 header::SET_COOKIE,
                 format!("csrftoken={csrf}; Path=/; HttpOnly; SameSite=Lax"),
             )],
-            login_page(&csrf, Some("Invalid username or password.")),
+            login_page(
+                &csrf,
+                next_path(form.next.as_deref()),
+                Some("Invalid username or password."),
+            ),
         )
             .into_response();
     }
@@ -216,7 +236,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
         sessions.insert(session.clone(), form.username.clone());
     }
     // Like many frameworks, rotate the CSRF cookie beside setting the session.
-    let mut response = Redirect::to("/").into_response();
+    let mut response = Redirect::to(next_path(form.next.as_deref())).into_response();
     *response.status_mut() = StatusCode::FOUND;
     let headers = response.headers_mut();
     for value in [
