@@ -69,6 +69,16 @@ fn enrol(browser: &mut Browser) -> (TotpSecret, Vec<String>, String) {
     (secret, codes, first)
 }
 
+/// Presses Continue on the page shown after the second factor (new recovery codes,
+/// or how many are left), which releases what was waiting.
+fn press_continue(browser: &mut Browser) -> Page {
+    let csrf = browser
+        .get("/.portvakt/enrol")
+        .input("csrf")
+        .expect("the Continue form");
+    browser.post("/.portvakt/continue", &[("csrf", &csrf)])
+}
+
 #[test]
 fn the_whole_journey_releases_the_app_session_only_after_the_second_factor() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
@@ -192,8 +202,7 @@ fn recovery_codes_work_once_and_say_how_many_are_left() {
     let mut browser = Browser::new(&gateway, HOST);
     app_login(&mut browser, "alice", "wonderland");
     let (_secret, codes, _) = enrol(&mut browser);
-    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
-    browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    press_continue(&mut browser);
     browser.get("/logout");
 
     let mut phone_at_home = Browser::new(&gateway, HOST);
@@ -225,8 +234,7 @@ fn lockout_holds_across_new_cookies_and_a_crash() {
     let mut browser = Browser::new(&gateway, HOST);
     app_login(&mut browser, "alice", "wonderland");
     let (secret, _codes, _) = enrol(&mut browser);
-    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
-    browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    press_continue(&mut browser);
 
     // A fresh browser each time: cookies cannot reset the count.
     for attempt in 0..3 {
@@ -285,8 +293,7 @@ fn a_max_age_route_asks_for_a_fresh_second_factor() {
     let mut browser = Browser::new(&gateway, HOST);
     app_login(&mut browser, "alice", "wonderland");
     let (secret, _codes, _) = enrol(&mut browser);
-    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
-    browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    press_continue(&mut browser);
     assert_eq!(
         browser.get("/admin/").status,
         200,
@@ -351,8 +358,7 @@ fn a_route_that_needs_more_sends_the_user_through_the_challenge_and_back() {
         (303, Some("/.portvakt/enrol"))
     );
     let (_secret, _codes, _) = enrol(&mut browser);
-    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
-    let back = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    let back = press_continue(&mut browser);
     assert_eq!((back.status, back.location()), (303, Some("/admin/users?tab=2")));
     let admin = browser.get("/admin/users?tab=2");
     assert_eq!(admin.status, 200);
@@ -448,8 +454,7 @@ fn the_gateway_login_checks_the_users_file() {
     );
     assert_eq!(signed_in.location(), Some("/.portvakt/enrol"));
     enrol(&mut browser);
-    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
-    let back = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    let back = press_continue(&mut browser);
     assert_eq!(
         (back.status, back.location()),
         (303, Some("/")),
@@ -773,8 +778,7 @@ fn the_apps_login_page_gets_the_path_to_return_to() {
         ],
     );
     enrol(&mut browser);
-    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
-    let released = browser.post("/.portvakt/continue", &[("csrf", &csrf)]);
+    let released = press_continue(&mut browser);
     assert_eq!(
         released.location(),
         Some("/admin/users?tab=2"),

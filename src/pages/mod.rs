@@ -134,11 +134,7 @@ struct LoginPage<'a> {
 /// The gateway's own login page, for apps without one.
 pub fn login(lang: Lang, csrf: &str, return_to: &str, username: &str, error: Option<&str>) -> Page {
     let t = texts(lang);
-    let status = if error.is_some() {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(error.is_some(), StatusCode::UNAUTHORIZED);
     html(
         status,
         LoginPage {
@@ -164,6 +160,15 @@ pub struct Enrolment<'a> {
     pub error: Option<&'a str>,
 }
 
+/// A form page is 200, or `rejected` when it is shown again with an error.
+fn form_status(has_error: bool, rejected: StatusCode) -> StatusCode {
+    if has_error {
+        rejected
+    } else {
+        StatusCode::OK
+    }
+}
+
 fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Page {
     match rendered {
         Ok(body) => Page {
@@ -185,11 +190,7 @@ fn html(status: StatusCode, rendered: Result<String, askama::Error>) -> Page {
 pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
     let t = texts(lang);
     let qr = qr_svg(page.otpauth);
-    let status = if page.error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(page.error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
         status,
         EnrolPage {
@@ -210,11 +211,7 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
 
 pub fn verify(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
     let t = texts(lang);
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
         status,
         VerifyPage {
@@ -230,11 +227,7 @@ pub fn verify(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
 
 pub fn recovery(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
     let t = texts(lang);
-    let status = if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
+    let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
         status,
         RecoveryPage {

@@ -691,6 +691,12 @@ impl Gateway {
         lang: Lang,
     ) -> Answer {
         let reference = ctx.reference.to_string();
+        let not_found = || {
+            Answer::page(
+                pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
+                "not_found",
+            )
+        };
         match page {
             "health" => Answer {
                 status: StatusCode::OK,
@@ -720,10 +726,7 @@ impl Gateway {
                     label: "gateway_page",
                     own_page: true,
                 },
-                None => Answer::page(
-                    pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
-                    "not_found",
-                ),
+                None => not_found(),
             },
             "jwks.json" => Answer {
                 status: StatusCode::OK,
@@ -735,34 +738,6 @@ impl Gateway {
                 label: "gateway_page",
                 own_page: true,
             },
-            "login" => {
-                let Some(app) = ctx.app(config) else {
-                    return Answer::page(
-                        pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
-                        "not_found",
-                    );
-                };
-                if !matches!(app.sign_in, Some(SignIn::Gateway)) {
-                    return Answer::page(
-                        pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
-                        "not_found",
-                    );
-                }
-                let request = PageRequest {
-                    config,
-                    app,
-                    page,
-                    lang,
-                    secure: ctx.secure,
-                    client: ctx
-                        .origin
-                        .as_ref()
-                        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip),
-                    now: SystemTime::now(),
-                    session_cookie: ctx.session_cookie.clone(),
-                };
-                gateway_login::serve(&self.auth, session, &request).await
-            }
             "logout" => {
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
@@ -802,12 +777,10 @@ impl Gateway {
                 );
                 Answer::page(page, "enrolment_closed")
             }
-            page if second_factor::is_challenge_page(page) => {
+            // The rest belong to an app's sign-in and second factor.
+            _ => {
                 let Some(app) = ctx.app(config) else {
-                    return Answer::page(
-                        pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
-                        "not_found",
-                    );
+                    return not_found();
                 };
                 let request = PageRequest {
                     config,
@@ -822,12 +795,16 @@ impl Gateway {
                     now: SystemTime::now(),
                     session_cookie: ctx.session_cookie.clone(),
                 };
-                second_factor::serve(&self.auth, session, &request).await
+                match page {
+                    "login" if matches!(app.sign_in, Some(SignIn::Gateway)) => {
+                        gateway_login::serve(&self.auth, session, &request).await
+                    }
+                    page if second_factor::is_challenge_page(page) => {
+                        second_factor::serve(&self.auth, session, &request).await
+                    }
+                    _ => not_found(),
+                }
             }
-            _ => Answer::page(
-                pages::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference),
-                "not_found",
-            ),
         }
     }
 
