@@ -467,6 +467,30 @@ fn the_gateway_login_checks_the_users_file() {
     );
 }
 
+/// Types alice's password into the example app's own form and submits it.
+async fn sign_in_on_the_apps_form(browser: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator;
+    browser
+        .wait()
+        .for_element(Locator::Css("input[name=username]"))
+        .await?;
+    browser
+        .find(Locator::Css("input[name=username]"))
+        .await?
+        .send_keys("alice")
+        .await?;
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await?
+        .send_keys("wonderland")
+        .await?;
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await?
+        .click()
+        .await
+}
+
 /// The journey in a real browser (Debian's Chromium, driven over WebDriver), taking
 /// the screenshots the README shows. Set PORTVAKT_SCREENSHOTS=docs/screenshots to
 /// refresh them; they are always written under the test's target folder too.
@@ -540,21 +564,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
             // A protected page sends the browser to the app's own login form.
             browser.goto(&format!("{base}/")).await?;
             assert!(browser.current_url().await?.path().ends_with("/login"));
-            browser
-                .find(Locator::Css("input[name=username]"))
-                .await?
-                .send_keys("alice")
-                .await?;
-            browser
-                .find(Locator::Css("input[name=password]"))
-                .await?
-                .send_keys("wonderland")
-                .await?;
-            browser
-                .find(Locator::Css("button[type=submit]"))
-                .await?
-                .click()
-                .await?;
+            sign_in_on_the_apps_form(&browser).await?;
 
             // The app said yes; the gateway asks for an authenticator first.
             browser
@@ -619,25 +629,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
 
             // Signed out, then back with a code.
             browser.goto(&format!("{base}/logout")).await?;
-            browser
-                .wait()
-                .for_element(Locator::Css("input[name=username]"))
-                .await?;
-            browser
-                .find(Locator::Css("input[name=username]"))
-                .await?
-                .send_keys("alice")
-                .await?;
-            browser
-                .find(Locator::Css("input[name=password]"))
-                .await?
-                .send_keys("wonderland")
-                .await?;
-            browser
-                .find(Locator::Css("button[type=submit]"))
-                .await?
-                .click()
-                .await?;
+            sign_in_on_the_apps_form(&browser).await?;
             browser
                 .wait()
                 .for_element(Locator::Css("form[action='/.portvakt/verify']"))
