@@ -777,3 +777,26 @@ fn the_apps_login_page_gets_the_path_to_return_to() {
         "the app's own redirect, released as it was"
     );
 }
+
+/// The example app, like many, accepts `ALICE` for alice. The gateway must see one
+/// account too: otherwise `ALICE` would have no device, and whoever holds alice's
+/// password could enrol their own phone.
+#[test]
+fn a_user_name_typed_in_another_case_is_the_same_account() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    enrol(&mut browser);
+    press_continue(&mut browser);
+
+    let mut attacker = Browser::new(&gateway, HOST);
+    for typed in ["ALICE", " Alice "] {
+        let answer = app_login(&mut attacker, typed, "wonderland");
+        assert_eq!(
+            answer.location(),
+            Some("/.portvakt/verify"),
+            "{typed:?} must meet alice's device, not a new enrolment"
+        );
+    }
+}

@@ -88,6 +88,7 @@ pub struct LoginFile {
     pub logout_path: Option<Spanned<String>>,
     pub page: Option<Spanned<String>>,
     pub return_param: Option<Spanned<String>>,
+    pub username_case_sensitive: Option<bool>,
     pub max_body: Option<u64>,
 }
 
@@ -161,6 +162,7 @@ const LOGIN_KEYS: &[&str] = &[
     "logout_path",
     "page",
     "return_param",
+    "username_case_sensitive",
     "max_body",
 ];
 const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
@@ -655,6 +657,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         logout_path: None,
         page: None,
         return_param: None,
+        username_case_sensitive: None,
         max_body: None,
     };
     if let Some((n, k)) = m.require(
@@ -702,6 +705,9 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     }
     if let Some((n, k)) = m.get("max_body") {
         login.max_body = d.integer(n, &k, 1024..=1_048_576);
+    }
+    if let Some((n, k)) = m.get("username_case_sensitive") {
+        login.username_case_sensitive = d.bool(n, &k);
     }
     m.finish(d);
     Some(LoginSpec::Form(Box::new(login)))

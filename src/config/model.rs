@@ -262,6 +262,9 @@ pub struct LoginInterception {
     pub logout_path: Option<String>,
     /// Where a request without a session is sent to sign in.
     pub page: String,
+    /// Keep the user name's case (the app tells `Alice` from `alice`); by default
+    /// names are lower-cased, so that one account cannot be split in two.
+    pub username_case_sensitive: bool,
     /// The query parameter through which the app's login page takes the path to
     /// return to after signing in (`next` in many frameworks), if it has one.
     pub return_param: Option<String>,

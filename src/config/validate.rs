@@ -550,6 +550,7 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
         success,
         logout_path: logout_path.flatten(),
         return_param: file.return_param.as_ref().map(|p| p.value.clone()),
+        username_case_sensitive: file.username_case_sensitive.unwrap_or(false),
         max_body: file
             .max_body
             .and_then(|n| usize::try_from(n).ok())

@@ -34,10 +34,17 @@ impl LoginCapture {
 }
 
 /// The user name a login names: a form or JSON field, or the app's one identity.
-/// `None` when the body does not name anyone (the login then counts as failed).
+/// `None` when the body does not name anyone, or was not seen whole (the login then
+/// cannot be accepted).
+///
+/// The name is trimmed and, unless the app is configured as case-sensitive, lower-
+/// cased. Many apps accept `ALICE` or ` alice` for `alice`; were the gateway to keep
+/// them apart, someone with alice's password could type `ALICE`, find no device
+/// enrolled under that name, and enrol their own phone.
 pub fn username(login: &LoginInterception, capture: &LoginCapture) -> Option<String> {
     let field = match &login.username {
         UsernameSource::Fixed(identity) => return Some(identity.clone()),
+        UsernameSource::Field(_) if !capture.complete => return None,
         UsernameSource::Field(field) => field,
     };
     let name =
@@ -49,10 +56,16 @@ pub fn username(login: &LoginInterception, capture: &LoginCapture) -> Option<Str
                 .find(|(k, _)| k == field)
                 .map(|(_, v)| v.into_owned())?
         };
-    // Exactly as the app received it: trimming here could pair one app account with
-    // another's second factor (" alice" and "alice" may be two users to the app).
-    let acceptable = !name.trim().is_empty() && name.len() <= 256 && !name.chars().any(char::is_control);
-    acceptable.then_some(name)
+    if name.len() > 256 || name.chars().any(char::is_control) {
+        return None;
+    }
+    let trimmed = name.trim();
+    let canonical = if login.username_case_sensitive {
+        trimmed.to_owned()
+    } else {
+        trimmed.to_lowercase()
+    };
+    (!canonical.is_empty()).then_some(canonical)
 }
 
 /// Whether the app's answer means the password was right.
@@ -124,6 +137,7 @@ mod tests {
             logout_path: None,
             page: "/login".into(),
             return_param: None,
+            username_case_sensitive: false,
             max_body: 1024,
         }
     }
@@ -131,6 +145,7 @@ mod tests {
     fn capture(content_type: &str, body: &str) -> LoginCapture {
         let mut c = LoginCapture::new(Some(content_type));
         assert!(c.push(body.as_bytes(), 1024));
+        c.complete = true;
         c
     }
 
@@ -156,6 +171,20 @@ mod tests {
         ] {
             assert_eq!(username(&by_field, &capture(ct, body)), None, "{body}");
         }
+        // One account, however it is typed; the exact form only when configured so.
+        for typed in ["ALICE", " alice ", "Alice"] {
+            let body = format!("username={}", typed.replace(' ', "+"));
+            let c = capture("application/x-www-form-urlencoded", &body);
+            assert_eq!(username(&by_field, &c).as_deref(), Some("alice"), "{typed:?}");
+        }
+        let mut exact = by_field.clone();
+        exact.username_case_sensitive = true;
+        let c = capture("application/x-www-form-urlencoded", "username=Alice");
+        assert_eq!(username(&exact, &c).as_deref(), Some("Alice"));
+        // A body not seen to its end names nobody.
+        let mut partial = capture("application/x-www-form-urlencoded", "username=alice");
+        partial.complete = false;
+        assert_eq!(username(&by_field, &partial), None);
         let single = login(UsernameSource::Fixed("admin".into()));
         assert_eq!(
             username(&single, &capture("text/plain", "password=p")).as_deref(),

@@ -212,9 +212,11 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
         )
             .into_response();
     }
+    // Like many apps, user names are not case-sensitive here: `ALICE` is alice.
+    let username = form.username.trim().to_lowercase();
     let valid = state
         .accounts
-        .get(&form.username)
+        .get(&username)
         .is_some_and(|a| a.password == form.password);
     if !valid {
         let csrf = token();
@@ -233,7 +235,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
     }
     let session = token();
     if let Ok(mut sessions) = state.sessions.lock() {
-        sessions.insert(session.clone(), form.username.clone());
+        sessions.insert(session.clone(), username.clone());
     }
     // Like many frameworks, rotate the CSRF cookie beside setting the session.
     let mut response = Redirect::to(next_path(form.next.as_deref())).into_response();
