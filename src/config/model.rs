@@ -209,8 +209,9 @@ impl Users {
         Users { by_name }
     }
 
+    /// User names are not case-sensitive (see `login.username_case_sensitive`).
     pub fn get(&self, name: &str) -> Option<&UserEntry> {
-        self.by_name.get(name)
+        self.by_name.get(&name.trim().to_lowercase())
     }
 
     /// The user's groups; none for a user the file does not list.

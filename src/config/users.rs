@@ -91,7 +91,19 @@ fn decode(d: &mut Decoder, root: &yaml::Node) -> Users {
                 });
             }
             m.finish(d);
-            by_name.insert(name.name.clone(), entry);
+            match by_name.entry(name.name.trim().to_lowercase()) {
+                std::collections::hash_map::Entry::Occupied(_) => d.error(
+                    name.at,
+                    &user_key,
+                    format!(
+                        "`{}` is already listed: user names are not case-sensitive",
+                        name.name
+                    ),
+                ),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(entry);
+                }
+            }
         }
     }
     top.finish(d);

@@ -63,7 +63,8 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     if !token_ok {
         return refused(req);
     }
-    let user = field("username").unwrap_or_default().to_owned();
+    // One account however it is typed, as for the apps' own forms.
+    let user = field("username").unwrap_or_default().trim().to_lowercase();
     let password = Zeroizing::new(field("password").unwrap_or_default().to_owned());
     let return_to = safe_return_path(field("return").unwrap_or("/")).to_owned();
     let t = texts(req.lang);
