@@ -800,3 +800,84 @@ fn a_user_name_typed_in_another_case_is_the_same_account() {
         );
     }
 }
+
+/// Administration from the command line while the gateway runs, and the audit trail
+/// it leaves — which never holds a code, a key or a cookie.
+#[test]
+fn administration_from_the_command_line_leaves_an_audit_trail() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "lockout: { max_failures: 2, window: 15m, delay: 10m }\n");
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
+            .args(args)
+            .arg("-c")
+            .arg(gateway.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, codes, first_code) = enrol(&mut browser);
+    press_continue(&mut browser);
+    let session_cookie = browser.cookies["portvakt"].clone();
+    assert!(cli(&["users", "list"]).contains("1 device(s), 10 recovery code(s) left"));
+
+    // Two wrong codes lock alice out; an admin lifts it.
+    let mut again = Browser::new(&gateway, HOST);
+    app_login(&mut again, "alice", "wonderland");
+    let csrf = again.get("/.portvakt/verify").input("csrf").unwrap();
+    for _ in 0..2 {
+        again.post("/.portvakt/verify", &[("csrf", &csrf), ("code", "000000")]);
+    }
+    let right = code(&secret, 1);
+    assert_eq!(
+        again
+            .post("/.portvakt/verify", &[("csrf", &csrf), ("code", &right)])
+            .status,
+        429
+    );
+    assert!(cli(&["users", "show", "alice"]).contains("locked until"));
+    assert!(cli(&["users", "unlock", "alice"]).contains("alice: unlocked"));
+    assert_eq!(
+        again
+            .post("/.portvakt/verify", &[("csrf", &csrf), ("code", &right)])
+            .status,
+        302
+    );
+
+    let trail = cli(&["audit", "--user", "alice", "--json"]);
+    let events: Vec<serde_json::Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for wanted in [
+        "login_ok",
+        "enrolled",
+        "second_factor_failed",
+        "locked_out",
+        "unlocked",
+        "second_factor_ok",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} missing from {names:?}");
+    }
+    let key = BASE32_NOPAD.encode(secret.as_bytes());
+    for secret_text in [key.as_str(), &first_code, &right, &codes[0], &session_cookie] {
+        assert!(
+            !trail.contains(secret_text),
+            "the audit trail must not hold {secret_text}"
+        );
+    }
+
+    // A reset removes the factors: the next sign-in enrols again.
+    assert!(cli(&["users", "reset", "alice"]).contains("second factor reset"));
+    assert!(cli(&["users", "list"]).contains("0 device(s), 0 recovery code(s) left"));
+    let mut fresh = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut fresh, "alice", "wonderland").location(),
+        Some("/.portvakt/enrol")
+    );
+}

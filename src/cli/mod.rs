@@ -1,5 +1,6 @@
 //! The command line: `run`, `check`, `explain`, `hash-password`.
 
+mod audit;
 mod explain;
 mod hash_password;
 mod run;
@@ -40,6 +41,8 @@ enum Command {
     Explain(explain::Args),
     /// Read a password on standard input and print its argon2id hash for the users file.
     HashPassword,
+    /// Show the audit trail: security events, newest first.
+    Audit(audit::Args),
     /// Act on users in the gateway's store.
     Users {
         #[command(subcommand)]
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::explain(&args),
         Command::HashPassword => hash_password::hash_password(),
         Command::Users { command } => users::run(&command),
+        Command::Audit(args) => audit::audit(&args),
     };
     match result {
         Ok(code) => code,

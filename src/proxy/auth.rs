@@ -13,7 +13,7 @@ use crate::factors::lockout::LockoutPolicy;
 use crate::keys::Keys;
 use crate::session::challenge::Challenges;
 use crate::session::Sessions;
-use crate::store::{SqliteStore, Store, StoreResult, Subject};
+use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
 
 pub struct AuthServices {
     pub store: Arc<dyn Store>,
@@ -59,7 +59,7 @@ impl AuthServices {
         let by_address = self.store.failures(Subject::Address(client)).await?;
         Ok(policy
             .locked_for(&by_user, now)
-            .max(policy.locked_for(&by_address, now)))
+            .max(address_policy(policy).locked_for(&by_address, now)))
     }
 
     /// Counts a failed attempt against the user and the address.
@@ -74,14 +74,73 @@ impl AuthServices {
             .record_failure(Subject::User(user), policy, now)
             .await?;
         self.store
-            .record_failure(Subject::Address(client), policy, now)
+            .record_failure(Subject::Address(client), &address_policy(policy), now)
             .await?;
         Ok(())
+    }
+
+    /// Appends a security event done by the user themself. A trail that cannot be
+    /// written is logged as an error; it does not stop the request.
+    pub async fn audit(
+        &self,
+        event: &str,
+        user: &str,
+        app: &str,
+        client: IpAddr,
+        outcome: &str,
+        now: SystemTime,
+    ) {
+        let row = AuditEvent {
+            at: now,
+            event: event.to_owned(),
+            actor: user.to_owned(),
+            subject: user.to_owned(),
+            app: Some(app.to_owned()),
+            client: Some(client.to_string()),
+            outcome: outcome.to_owned(),
+        };
+        if let Err(e) = self.store.record(&row).await {
+            tracing::error!(error = %e, event, user = %user, "could not write the audit trail");
+        }
     }
 
     /// A success resets the account's counter (not the address's: one good account
     /// must not clear the record of an address guessing at others).
     pub async fn succeeded(&self, user: &str) -> StoreResult<()> {
         self.store.reset_failures(Subject::User(user)).await
+    }
+}
+
+/// An address may be shared (an office behind one NAT): its counter stops one source
+/// guessing at many accounts, so it allows five times the account's failures (still
+/// never more than 100 in a row), and one person's typos do not lock out colleagues.
+fn address_policy(policy: &LockoutPolicy) -> LockoutPolicy {
+    LockoutPolicy {
+        max_failures: policy.max_failures.saturating_mul(5),
+        ..*policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_allows_more_failures_than_an_account_but_never_over_100() {
+        let account = LockoutPolicy::default();
+        assert_eq!(address_policy(&account).max_failures, 50);
+        let strict = LockoutPolicy {
+            max_failures: 30,
+            ..account
+        };
+        let address = address_policy(&strict);
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut record = crate::factors::lockout::FailureRecord::default();
+        for i in 0..100 {
+            record = address.after_failure(&record, start + Duration::from_secs(i));
+        }
+        assert!(address
+            .locked_for(&record, start + Duration::from_secs(100))
+            .is_some());
     }
 }

@@ -614,8 +614,14 @@ impl Gateway {
             if let Err(e) = self.auth.failed(&config.lockout, &user, client, now).await {
                 tracing::error!(error = %e, "could not count a failed login");
             }
+            self.auth
+                .audit("login_failed", &user, &app.name, client, "refused", now)
+                .await;
             return Ok(());
         }
+        self.auth
+            .audit("login_ok", &user, &app.name, client, "ok", now)
+            .await;
         let auth = Authentication {
             user: user.clone(),
             groups: config.users.groups(&user),
@@ -739,6 +745,22 @@ impl Gateway {
                 own_page: true,
             },
             "logout" => {
+                if let (Some(session), Some(app)) = (&ctx.session, ctx.app(config)) {
+                    let client = ctx
+                        .origin
+                        .as_ref()
+                        .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip);
+                    self.auth
+                        .audit(
+                            "signed_out",
+                            &session.user,
+                            &app.name,
+                            client,
+                            "ok",
+                            SystemTime::now(),
+                        )
+                        .await;
+                }
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
                         tracing::error!(error = %e, "could not end a session at sign-out");

@@ -75,6 +75,8 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     {
         Ok(None) => {}
         Ok(Some(_)) => {
+            auth.audit("locked_out", &user, &req.app.name, req.client, "refused", req.now)
+                .await;
             let page = pages::message(
                 StatusCode::TOO_MANY_REQUESTS,
                 req.lang,
@@ -95,10 +97,21 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         if let Err(e) = auth.failed(&req.config.lockout, &user, req.client, req.now).await {
             return unavailable(req, &e);
         }
+        auth.audit(
+            "login_failed",
+            &user,
+            &req.app.name,
+            req.client,
+            "refused",
+            req.now,
+        )
+        .await;
         let mut answer = form(req, &return_to, &user, Some(t.wrong_password));
         answer.label = "login_failed";
         return answer;
     }
+    auth.audit("login_ok", &user, &req.app.name, req.client, "ok", req.now)
+        .await;
     // The password alone never resets the failure counter: it would let a stolen
     // password clear the lockout on guessing the second factor.
     let identity = Authentication {

@@ -210,6 +210,7 @@ async fn serve_inner(
                         .await?;
                     let codes = new_recovery_codes(auth, req, &user).await?;
                     auth.succeeded(&user).await?;
+                    note(auth, req, &user, "enrolled", "ok").await;
                     tracing::info!(user = %user, app = %req.app.name, "authenticator app enrolled");
                     lock(&challenge).stage = Stage::Passed {
                         method: SignInMethod::Totp,
@@ -221,6 +222,7 @@ async fn serve_inner(
                 Verification::Replayed | Verification::Rejected => {
                     auth.failed(&req.config.lockout, &user, req.client, req.now)
                         .await?;
+                    note(auth, req, &user, "second_factor_failed", "refused").await;
                     Ok(enrol_page(&challenge, req, &user, &csrf, Some(t.wrong_code)))
                 }
             }
@@ -236,6 +238,7 @@ async fn serve_inner(
             let code = form_value(&form, "code").unwrap_or_default();
             if check_totp(auth, req, &user, code).await? {
                 auth.succeeded(&user).await?;
+                note(auth, req, &user, "second_factor_ok", "ok").await;
                 lock(&challenge).stage = Stage::Passed {
                     method: SignInMethod::Totp,
                     new_codes: None,
@@ -245,6 +248,7 @@ async fn serve_inner(
             }
             auth.failed(&req.config.lockout, &user, req.client, req.now)
                 .await?;
+            note(auth, req, &user, "second_factor_failed", "refused").await;
             Ok(Answer::page(
                 pages::verify(req.lang, &csrf, Some(t.wrong_code)),
                 "second_factor",
@@ -262,6 +266,7 @@ async fn serve_inner(
             match use_recovery_code(auth, req, &user, code).await? {
                 Some(left) => {
                     auth.succeeded(&user).await?;
+                    note(auth, req, &user, "recovery_code_used", "ok").await;
                     tracing::info!(user = %user, codes_left = left, "recovery code used");
                     lock(&challenge).stage = Stage::Passed {
                         method: SignInMethod::Recovery,
@@ -273,6 +278,7 @@ async fn serve_inner(
                 None => {
                     auth.failed(&req.config.lockout, &user, req.client, req.now)
                         .await?;
+                    note(auth, req, &user, "second_factor_failed", "refused").await;
                     Ok(Answer::page(
                         pages::recovery(req.lang, &csrf, Some(t.wrong_code)),
                         "second_factor",
@@ -420,6 +426,9 @@ async fn locked(
     let wait = auth
         .locked_for(&req.config.lockout, user, req.client, req.now)
         .await?;
+    if wait.is_some() {
+        note(auth, req, user, "locked_out", "refused").await;
+    }
     Ok(wait.map(|_| {
         let t = texts(req.lang);
         Answer::page(
@@ -433,6 +442,12 @@ async fn locked(
             "locked",
         )
     }))
+}
+
+/// Writes an event about this user on this app to the audit trail.
+async fn note(auth: &AuthServices, req: &PageRequest<'_>, user: &str, event: &str, outcome: &str) {
+    auth.audit(event, user, &req.app.name, req.client, outcome, req.now)
+        .await;
 }
 
 /// Checks a code against each of the user's devices; true once a step is accepted
@@ -459,6 +474,7 @@ async fn check_totp(
             }
             Verification::Replayed => {
                 tracing::warn!(user = %user, "a used code was offered again");
+                note(auth, req, user, "replay_rejected", "refused").await;
                 return Ok(false);
             }
             Verification::Rejected => {}

@@ -74,6 +74,51 @@ pub struct SessionRecord {
     pub revoked: bool,
 }
 
+/// One row of the audit trail: who did what to whom, where, and how it ended.
+/// Never a code, a secret or a cookie.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    #[serde(serialize_with = "serialize_unix")]
+    pub at: SystemTime,
+    /// What happened: `login_ok`, `login_failed`, `enrolled`, `second_factor_ok`,
+    /// `second_factor_failed`, `replay_rejected`, `recovery_code_used`, `locked_out`,
+    /// `signed_out`, `enrolment_opened`, `reset`, `unlocked`.
+    pub event: String,
+    /// Who acted: the user themself, or `admin:<name>` / `cli` for administration.
+    pub actor: String,
+    /// Whom it concerned.
+    pub subject: String,
+    pub app: Option<String>,
+    pub client: Option<String>,
+    /// `ok` or `refused`.
+    pub outcome: String,
+}
+
+fn serialize_unix<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
+}
+
+/// Which audit rows to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub subject: Option<String>,
+    pub since: Option<SystemTime>,
+    pub limit: usize,
+}
+
+/// What the store knows about one user, for administration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub name: String,
+    pub devices: usize,
+    pub recovery_codes_left: usize,
+    pub last_used_at: Option<SystemTime>,
+    pub locked_until: Option<SystemTime>,
+}
+
 /// Who or what a failure counter belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Subject<'a> {
@@ -144,6 +189,18 @@ pub trait Store: Send + Sync {
 
     /// Until when an admin has opened enrolment for the user, if they have.
     async fn enrolment_open_until(&self, user: &str) -> StoreResult<Option<SystemTime>>;
+
+    /// Appends to the audit trail (there is no way to change or delete a row).
+    async fn record(&self, event: &AuditEvent) -> StoreResult<()>;
+
+    async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+
+    /// Every user the store knows, by name.
+    async fn users(&self) -> StoreResult<Vec<UserSummary>>;
+
+    /// Removes a user's devices, recovery codes and opened enrolment, and revokes
+    /// their sessions, in one transaction: the next sign-in asks them to enrol again.
+    async fn reset_second_factor(&self, user: &str) -> StoreResult<()>;
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
 

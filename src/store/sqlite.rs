@@ -11,7 +11,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{SessionRecord, Store, StoreError, StoreResult, StoredRecoveryCode, Subject, TotpDevice};
+use super::{
+    AuditEvent, AuditQuery, SessionRecord, Store, StoreError, StoreResult, StoredRecoveryCode, Subject,
+    TotpDevice, UserSummary,
+};
 use crate::factors::lockout::{FailureRecord, LockoutPolicy};
 
 pub const DATABASE_FILE: &str = "portvakt.db";
@@ -63,6 +66,23 @@ const MIGRATIONS: &[&str] = &[
 ",
     r"
     ALTER TABLE users ADD COLUMN enrolment_open_until BIGINT;
+",
+    r"
+    CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          BIGINT NOT NULL,
+        event       TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        subject     TEXT NOT NULL,
+        app         TEXT,
+        client      TEXT,
+        outcome     TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_subject ON audit (subject, at);
+    CREATE TRIGGER audit_is_append_only_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 ",
 ];
 
@@ -391,6 +411,94 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record(&self, event: &AuditEvent) -> StoreResult<()> {
+        let e = event.clone();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO audit (at, event, actor, subject, app, client, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![to_unix(e.at), e.event, e.actor, e.subject, e.app, e.client, e.outcome],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(&self, query: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+        let query = query.clone();
+        self.run(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT at, event, actor, subject, app, client, outcome FROM audit
+                 WHERE (?1 IS NULL OR subject = ?1) AND at >= ?2
+                 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX);
+            let rows = statement
+                .query_map(
+                    params![query.subject, query.since.map_or(0, to_unix), limit],
+                    |row| {
+                        Ok(AuditEvent {
+                            at: from_unix(row.get(0)?),
+                            event: row.get(1)?,
+                            actor: row.get(2)?,
+                            subject: row.get(3)?,
+                            app: row.get(4)?,
+                            client: row.get(5)?,
+                            outcome: row.get(6)?,
+                        })
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<UserSummary>> {
+        self.run(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT u.name,
+                        (SELECT COUNT(*) FROM totp_devices d WHERE d.user_name = u.name),
+                        (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_name = u.name AND r.used_at IS NULL),
+                        (SELECT MAX(last_used_at) FROM totp_devices d WHERE d.user_name = u.name),
+                        (SELECT locked_until FROM failures f WHERE f.subject = 'user:' || u.name)
+                 FROM users u ORDER BY u.name",
+            )?;
+            let users = statement
+                .query_map([], |row| {
+                    Ok(UserSummary {
+                        name: row.get(0)?,
+                        devices: usize::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                        recovery_codes_left: usize::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+                        last_used_at: row.get::<_, Option<i64>>(3)?.map(from_unix),
+                        locked_until: row.get::<_, Option<i64>>(4)?.map(from_unix),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn reset_second_factor(&self, user: &str) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM totp_devices WHERE user_name = ?1", params![user])?;
+            tx.execute("DELETE FROM recovery_codes WHERE user_name = ?1", params![user])?;
+            tx.execute(
+                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+                params![user],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET revoked = 1 WHERE user_name = ?1",
+                params![user],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()> {
         let s = session.clone();
         self.run(move |conn| {
@@ -636,6 +744,71 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_audit_trail_only_grows() {
+        let (dir, store) = store();
+        let event = |n: u64, subject: &str| AuditEvent {
+            at: at(n),
+            event: "login_ok".into(),
+            actor: subject.into(),
+            subject: subject.into(),
+            app: Some("wiki".into()),
+            client: Some("192.0.2.1".into()),
+            outcome: "ok".into(),
+        };
+        for (n, who) in [(1, "alice"), (2, "bob"), (3, "alice")] {
+            store.record(&event(n, who)).await.unwrap();
+        }
+        let query = AuditQuery {
+            subject: Some("alice".into()),
+            since: None,
+            limit: 10,
+        };
+        let rows = store.audit(&query).await.unwrap();
+        assert_eq!(rows, [event(3, "alice"), event(1, "alice")], "newest first");
+        let since = AuditQuery {
+            subject: None,
+            since: Some(at(2)),
+            limit: 10,
+        };
+        assert_eq!(store.audit(&since).await.unwrap().len(), 2);
+        let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
+        assert!(
+            conn.execute("UPDATE audit SET outcome = 'ok'", []).is_err(),
+            "no edits"
+        );
+        assert!(conn.execute("DELETE FROM audit", []).is_err(), "no deletions");
+    }
+
+    #[tokio::test]
+    async fn a_reset_removes_every_factor_and_revokes_sessions() {
+        let (_dir, store) = store();
+        store
+            .add_totp_device("alice", "Phone", vec![1], 5, at(0))
+            .await
+            .unwrap();
+        store
+            .replace_recovery_codes("alice", vec!["h".into()], at(0))
+            .await
+            .unwrap();
+        let session = SessionRecord {
+            id_hash: [1; 32],
+            user: "alice".into(),
+            created_at: at(0),
+            last_seen_at: at(0),
+            second_factor_at: Some(at(0)),
+            method: "totp".into(),
+            revoked: false,
+        };
+        store.insert_session(&session).await.unwrap();
+        let before = store.users().await.unwrap();
+        assert_eq!((before[0].devices, before[0].recovery_codes_left), (1, 1));
+        store.reset_second_factor("alice").await.unwrap();
+        let after = store.users().await.unwrap();
+        assert_eq!((after[0].devices, after[0].recovery_codes_left), (0, 0));
+        assert!(store.session([1; 32]).await.unwrap().unwrap().revoked);
     }
 
     #[test]
