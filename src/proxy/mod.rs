@@ -1,5 +1,6 @@
 //! The proxy: Pingora's `ProxyHttp` implementation and the request hygiene it applies.
 
+mod admit;
 pub mod answer;
 pub mod auth;
 pub mod gateway;
@@ -7,8 +8,10 @@ pub mod gateway_login;
 pub mod headers;
 pub mod identity;
 pub mod login;
+mod own_pages;
 pub mod return_path;
 pub mod second_factor;
 pub mod target;
+mod withhold;
 
 pub use gateway::Gateway;

@@ -1,0 +1,300 @@
+//! Admission: everything `request_filter` decides before a request is forwarded or
+//! answered — client address, header hygiene, host and path, the session, the app's
+//! login and logout, and the policy decision.
+
+use std::net::{IpAddr, Ipv6Addr};
+use std::time::SystemTime;
+
+use http::StatusCode;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+
+use super::answer::Answer;
+use super::gateway::{authentication, header_str, Gateway, RequestCtx};
+use super::headers;
+use super::login::LoginCapture;
+use super::return_path::safe_return_path;
+use super::second_factor;
+use super::target;
+use crate::config::model::GATEWAY_LOGIN_PAGE;
+use crate::config::Config;
+use crate::pages::{self, ErrorKind, Lang};
+use crate::policy::{self, NormalisedPath, Outcome, RequestFacts};
+use crate::session::challenge::Purpose;
+use crate::session::cookies;
+
+impl Gateway {
+    /// Everything `request_filter` decides, in order.
+    pub(super) async fn admit(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        config: &Config,
+        tls: bool,
+    ) -> Result<Admission, Stop> {
+        // Read what a trusted proxy says about the client, then strip every header a
+        // client must not send upstream — before anything else looks at the request.
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |a| a.ip());
+        let origin =
+            headers::client_origin(peer, &session.req_header().headers, &config.trusted_proxies, tls);
+        for name in headers::names_to_strip(config, &session.req_header().headers) {
+            session.req_header_mut().remove_header(&name);
+        }
+        let origin = origin.map_err(Refusal::bad_request)?;
+        let client_ip = origin.ip;
+        ctx.secure = origin.proto == "https";
+        ctx.origin = Some(origin);
+
+        let req = session.req_header();
+        let target = target::parse(req).map_err(Refusal::bad_request)?;
+        ctx.host = target.authority.as_str().to_owned();
+        let (app_index, app) = config
+            .app_for_host(target.authority.host(), target.authority.port_u16())
+            .ok_or_else(|| {
+                Refusal::new(
+                    StatusCode::MISDIRECTED_REQUEST,
+                    ErrorKind::UnknownHost,
+                    "unknown_host",
+                )
+            })?;
+        ctx.app = Some(app_index);
+
+        let target_len = target.path.len() + target.query.map_or(0, |q| q.len() + 1);
+        if target_len > config.server.max_uri_length {
+            return Err(Refusal::new(StatusCode::URI_TOO_LONG, ErrorKind::UriTooLong, "bad_request").into());
+        }
+        let path = policy::normalise(target.path).map_err(Refusal::bad_request)?;
+        if let Some(page) = path.decoded().strip_prefix(pages::PREFIX) {
+            let page = page.to_owned();
+            ctx.path = Some(path);
+            self.resume_session(session, ctx, config).await;
+            return Ok(Admission::GatewayPage(page));
+        }
+        // The target sent upstream: exactly the path the policy sees, the query as sent.
+        let forwarded = match target.query {
+            Some(q) => format!("{}?{q}", path.forwarded()),
+            None => path.forwarded().to_owned(),
+        };
+        let upstream_uri = forwarded.parse::<http::Uri>().map_err(|_| {
+            Refusal::bad_request("the query string holds characters that cannot be forwarded")
+        })?;
+        ctx.upstream_uri = Some(upstream_uri);
+        let method = session.req_header().method.as_str().to_owned();
+        self.resume_session(session, ctx, config).await;
+
+        // The app's own login and logout pass to the app; the gateway watches them.
+        if let Some(login) = app.app_form() {
+            let key = rule_path(&path);
+            if key == login.path && method == login.method {
+                let content_type = header_str(session.req_header(), "content-type");
+                ctx.login = Some(LoginCapture::new(content_type));
+                ctx.label = Some("login");
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
+            if key == login.path || key == login.page {
+                ctx.label = Some("login_page");
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
+            if login.logout_path.as_deref() == Some(key) {
+                if let Some(cookie) = &ctx.session_cookie {
+                    if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
+                        tracing::error!(error = %e, "could not end a session at logout");
+                    }
+                }
+                ctx.session = None;
+                ctx.logout = true;
+                ctx.label = Some("logout");
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
+        }
+
+        let auth = ctx.session.as_ref().map(|s| authentication(s, config));
+        let now = SystemTime::now();
+        let decision = app.policy.decide(&RequestFacts {
+            method: &method,
+            path: &path,
+            client_ip,
+            auth: auth.as_ref(),
+            now,
+        });
+        ctx.decision = Some(decision);
+        let return_to = match method.as_str() {
+            "GET" | "HEAD" => ctx
+                .upstream_uri
+                .as_ref()
+                .map_or("/".to_owned(), ToString::to_string),
+            _ => "/".to_owned(),
+        };
+        ctx.path = Some(path);
+        // Only a browser navigating to a page is sent to sign in or to a challenge.
+        // Background fetches (favicons, images, API calls) get a plain 401: sending
+        // them to the app's login form would reload it behind the user's back (and
+        // rotate its CSRF token), and would replace a challenge in progress.
+        let navigating = is_navigation(session.req_header());
+        if !navigating
+            && matches!(
+                decision.outcome,
+                Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp
+            )
+        {
+            return Err(Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorKind::SignInRequired,
+                decision.outcome.label(),
+            )
+            .into());
+        }
+        match decision.outcome {
+            Outcome::Forward => Ok(Admission::Forward),
+            Outcome::Allow => {
+                ctx.identity = auth;
+                Ok(Admission::Forward)
+            }
+            Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, "deny").into()),
+            Outcome::SignIn => match app.sign_in_page() {
+                Some(GATEWAY_LOGIN_PAGE) => {
+                    let location = format!("{GATEWAY_LOGIN_PAGE}?return={}", encode_component(&return_to));
+                    Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
+                }
+                Some(page) => {
+                    let next = app.app_form().and_then(|form| form.return_param.as_deref());
+                    let location = match next {
+                        Some(param) => format!(
+                            "{page}?{param}={}",
+                            encode_component(safe_return_path(&return_to))
+                        ),
+                        None => page.to_owned(),
+                    };
+                    Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
+                }
+                None => {
+                    Err(Refusal::new(StatusCode::UNAUTHORIZED, ErrorKind::SignInRequired, "sign_in").into())
+                }
+            },
+            Outcome::SecondFactor | Outcome::StepUp => {
+                let user = ctx.session.as_ref().map(|s| s.user.clone()).unwrap_or_default();
+                let (answer, _) = second_factor::begin(
+                    &self.auth,
+                    config,
+                    app,
+                    &user,
+                    Purpose::Return(return_to),
+                    client_ip,
+                    ctx.secure,
+                    now,
+                )
+                .await;
+                Err(Stop::Answer(answer))
+            }
+        }
+    }
+
+    /// Finds the session the request's cookie names. Any failure means no session:
+    /// the auth path fails closed.
+    pub(super) async fn resume_session(&self, session: &Session, ctx: &mut RequestCtx, config: &Config) {
+        let name = cookies::session_cookie_name(ctx.secure);
+        let Some(value) = cookies::find(&session.req_header().headers, name).map(str::to_owned) else {
+            return;
+        };
+        match self
+            .auth
+            .sessions
+            .resume(&value, &config.session, SystemTime::now(), ctx.secure)
+            .await
+        {
+            Ok(found) => ctx.session = found,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up a session; treating the request as signed out")
+            }
+        }
+        ctx.session_cookie = Some(value);
+    }
+}
+
+/// A path as rules and login settings write it: decoded, no trailing slash.
+fn rule_path(path: &NormalisedPath) -> &str {
+    let trimmed = path.decoded().trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/"
+    } else {
+        trimmed
+    }
+}
+
+/// What `admit` lets through.
+pub(super) enum Admission {
+    /// Forward upstream (`ctx` holds the app, the target and the decision).
+    Forward,
+    /// A page of the gateway's own: the part of the path after `/.portvakt/`.
+    GatewayPage(String),
+}
+
+/// Why `admit` stopped a request.
+pub(super) enum Stop {
+    Refuse(Refusal),
+    /// A full answer, such as a redirect to sign in.
+    Answer(Answer),
+}
+
+impl From<Refusal> for Stop {
+    fn from(refusal: Refusal) -> Self {
+        Stop::Refuse(refusal)
+    }
+}
+
+/// Why the gateway answers a request itself instead of forwarding it.
+pub(super) struct Refusal {
+    status: StatusCode,
+    kind: ErrorKind,
+    /// The decision label for logs and metrics.
+    label: &'static str,
+    /// One sentence for the user about what was wrong with the request.
+    detail: Option<String>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, kind: ErrorKind, label: &'static str) -> Self {
+        Refusal {
+            status,
+            kind,
+            label,
+            detail: None,
+        }
+    }
+
+    /// The error page that says so.
+    pub(super) fn into_answer(self, lang: Lang, reference: &str) -> Answer {
+        let page = pages::error(self.status, self.kind, lang, self.detail.as_deref(), reference);
+        Answer::page(page, self.label)
+    }
+
+    fn bad_request(why: impl std::fmt::Display) -> Self {
+        Refusal {
+            detail: Some(why.to_string()),
+            ..Refusal::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, "bad_request")
+        }
+    }
+}
+
+/// Percent-encodes a value for a query string.
+pub(super) fn encode_component(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Whether the request is a browser navigating to a page (Fetch Metadata), or, from
+/// a client that sends none, a GET that asks for HTML.
+fn is_navigation(req: &RequestHeader) -> bool {
+    match header_str(req, "sec-fetch-mode") {
+        Some(mode) => mode == "navigate",
+        None => {
+            matches!(req.method, http::Method::GET | http::Method::HEAD)
+                && header_str(req, "accept").is_some_and(|a| a.contains("text/html"))
+        }
+    }
+}
