@@ -881,3 +881,77 @@ fn administration_from_the_command_line_leaves_an_audit_trail() {
         Some("/.portvakt/enrol")
     );
 }
+
+/// The security-info page: methods and activity, new recovery codes (the old ones
+/// die at once, and a stale second factor asks for a step-up first), sign out
+/// everywhere.
+#[test]
+fn the_security_info_page_renews_codes_and_signs_out_everywhere() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let mut gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, old_codes, _) = enrol(&mut browser);
+    press_continue(&mut browser);
+
+    let page = browser.get("/.portvakt/account");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Authenticator app: Authenticator app"));
+    assert!(page.body.contains("<strong>10</strong>"), "ten codes left");
+    assert!(page.body.contains("Authenticator app added"), "recent activity");
+    let csrf = page.input("csrf").unwrap();
+    let forged = browser.post("/.portvakt/account/recovery-codes", &[("csrf", "guess")]);
+    assert_eq!(forged.status, 403);
+
+    let renewed = browser.post("/.portvakt/account/recovery-codes", &[("csrf", &csrf)]);
+    assert_eq!(renewed.status, 200);
+    let new_codes = renewed.codes();
+    assert_eq!(new_codes.len(), 10);
+    assert!(renewed.body.contains("download=\"recovery-codes.txt\""));
+    let mut elsewhere = Browser::new(&gateway, HOST);
+    app_login(&mut elsewhere, "alice", "wonderland");
+    let token = elsewhere.get("/.portvakt/recovery").input("csrf").unwrap();
+    let old = elsewhere.post(
+        "/.portvakt/recovery",
+        &[("csrf", &token), ("code", &old_codes[0])],
+    );
+    assert_eq!(old.status, 422, "old codes die at once");
+    let fresh = elsewhere.post(
+        "/.portvakt/recovery",
+        &[("csrf", &token), ("code", &new_codes[0])],
+    );
+    assert_eq!(fresh.status, 200);
+    press_continue(&mut elsewhere);
+    assert_eq!(elsewhere.get("/whoami").status, 200);
+
+    // An old second factor must be renewed before changing anything.
+    let database = gateway.config_path().with_file_name("state").join("portvakt.db");
+    rusqlite::Connection::open(&database)
+        .unwrap()
+        .execute(
+            "UPDATE sessions SET second_factor_at = second_factor_at - 3600",
+            [],
+        )
+        .unwrap();
+    gateway.crash_and_restart();
+    let csrf = browser.get("/.portvakt/account").input("csrf").unwrap();
+    let step_up = browser.post("/.portvakt/account/recovery-codes", &[("csrf", &csrf)]);
+    assert_eq!(step_up.location(), Some("/.portvakt/verify"));
+    let token = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    let back = browser.post(
+        "/.portvakt/verify",
+        &[("csrf", &token), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(back.location(), Some("/.portvakt/account"));
+
+    // Sign out everywhere ends the other browser's session too.
+    let csrf = browser.get("/.portvakt/account").input("csrf").unwrap();
+    let out = browser.post("/.portvakt/account/sign-out-everywhere", &[("csrf", &csrf)]);
+    assert!(out.body.contains("You are signed out everywhere."));
+    assert_eq!(
+        elsewhere.get("/whoami").status,
+        303,
+        "the other browser is signed out"
+    );
+    assert_eq!(browser.get("/.portvakt/account").location(), Some("/login"));
+}

@@ -6,7 +6,7 @@ pub mod i18n;
 use askama::Template;
 use http::StatusCode;
 
-pub use i18n::{texts, ErrorKind, Lang, Texts};
+pub use i18n::{event_label, texts, ErrorKind, Lang, Texts};
 
 /// The path prefix reserved for the gateway on every app host.
 pub const PREFIX: &str = "/.portvakt/";
@@ -145,6 +145,88 @@ pub fn login(lang: Lang, csrf: &str, return_to: &str, username: &str, error: Opt
             return_to,
             username,
             error,
+        }
+        .render(),
+    )
+}
+
+/// One device on the security-info page.
+pub struct DeviceRow {
+    pub name: String,
+    pub added: String,
+    pub last_used: String,
+}
+
+/// One event on the security-info page.
+pub struct ActivityRow {
+    pub when: String,
+    pub what: String,
+    pub client: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    user: &'a str,
+    devices: &'a [DeviceRow],
+    codes_left: usize,
+    activity: &'a [ActivityRow],
+    csrf: &'a str,
+}
+
+/// The user's security info: their methods, recovery codes, sessions and activity.
+pub fn account(
+    lang: Lang,
+    user: &str,
+    devices: &[DeviceRow],
+    codes_left: usize,
+    activity: &[ActivityRow],
+    csrf: &str,
+) -> Page {
+    let t = texts(lang);
+    html(
+        StatusCode::OK,
+        AccountPage {
+            lang: lang.code(),
+            title: t.account_title,
+            t,
+            user,
+            devices,
+            codes_left,
+            activity,
+            csrf,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "new-codes.html")]
+struct NewCodesPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    codes: &'a [&'a str],
+    download: &'a str,
+}
+
+/// Freshly made recovery codes, with a download that needs no second request.
+pub fn new_codes(lang: Lang, issuer: &str, account: &str, codes: &[&str]) -> Page {
+    let t = texts(lang);
+    let file = String::from_utf8(codes_file(issuer, account, codes).body).unwrap_or_default();
+    let download: String =
+        percent_encoding::utf8_percent_encode(&file, percent_encoding::NON_ALPHANUMERIC).to_string();
+    html(
+        StatusCode::OK,
+        NewCodesPage {
+            lang: lang.code(),
+            title: t.codes_title,
+            t,
+            codes,
+            download: &download,
         }
         .render(),
     )

@@ -1,5 +1,6 @@
 //! The proxy: Pingora's `ProxyHttp` implementation and the request hygiene it applies.
 
+mod account;
 mod admit;
 pub mod answer;
 pub mod auth;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use http::{HeaderValue, StatusCode};
 use pingora::prelude::*;
 
+use super::account;
 use super::answer::Answer;
 use super::gateway::{Gateway, RequestCtx};
 use super::gateway_login;
@@ -152,6 +153,9 @@ impl Gateway {
                     }
                     page if second_factor::is_challenge_page(page) => {
                         second_factor::serve(&self.auth, session, &request).await
+                    }
+                    page if account::is_account_page(page) => {
+                        account::serve(&self.auth, session, &request, ctx.session.as_ref()).await
                     }
                     _ => not_found(),
                 }

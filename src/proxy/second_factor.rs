@@ -484,7 +484,7 @@ async fn check_totp(
 }
 
 /// Makes, stores (as hashes) and returns a fresh set of recovery codes.
-async fn new_recovery_codes(
+pub(super) async fn new_recovery_codes(
     auth: &AuthServices,
     req: &PageRequest<'_>,
     user: &str,

@@ -162,6 +162,22 @@ impl Sessions {
         Ok(count)
     }
 
+    /// The CSRF token of forms shown to a signed-in user: tied to the session, and
+    /// unforgeable without the key file.
+    pub fn form_token(&self, session: &SessionRecord) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(b"portvakt form token\0");
+        hasher.update(self.jar_key.signing());
+        hasher.update(session.id_hash);
+        BASE64URL_NOPAD.encode(&hasher.finalize())
+    }
+
+    /// Whether a form's token belongs to this session (constant-time).
+    pub fn form_token_matches(&self, session: &SessionRecord, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.form_token(session).as_bytes().ct_eq(token.as_bytes()).into()
+    }
+
     fn id_hash_of(&self, cookie_value: &str, secure: bool) -> Option<[u8; 32]> {
         let id = cookies::open_id(&self.jar_key, cookie_value, secure)?;
         let bytes = BASE64URL_NOPAD.decode(id.as_bytes()).ok()?;
@@ -301,6 +317,27 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+    }
+
+    #[tokio::test]
+    async fn form_tokens_belong_to_one_session() {
+        let (_dir, store, sessions) = sessions();
+        let a = sessions
+            .start("alice", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap()
+            .record;
+        let b = sessions
+            .start("alice", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap()
+            .record;
+        let token = sessions.form_token(&a);
+        assert!(sessions.form_token_matches(&a, &token));
+        assert!(!sessions.form_token_matches(&b, &token));
+        assert!(!sessions.form_token_matches(&a, ""));
+        let other_key = Sessions::new(store, &[7; 64]).unwrap();
+        assert!(!other_key.form_token_matches(&a, &token));
     }
 
     #[tokio::test]
