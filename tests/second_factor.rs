@@ -955,3 +955,121 @@ fn the_security_info_page_renews_codes_and_signs_out_everywhere() {
     );
     assert_eq!(browser.get("/.portvakt/account").location(), Some("/login"));
 }
+
+/// A renamed device keeps working: its secret is sealed again for the new name.
+#[test]
+fn a_renamed_device_still_signs_in() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, _codes, _) = enrol(&mut browser);
+    press_continue(&mut browser);
+    let page = browser.get("/.portvakt/account");
+    let csrf = page.input("csrf").unwrap();
+    let id = page.input("id").unwrap();
+    let renamed = browser.post(
+        "/.portvakt/account/rename-device",
+        &[("csrf", &csrf), ("id", &id), ("name", "Work phone")],
+    );
+    assert_eq!(renamed.location(), Some("/.portvakt/account"));
+    assert!(browser
+        .get("/.portvakt/account")
+        .body
+        .contains("Authenticator app: Work phone"));
+
+    let mut later = Browser::new(&gateway, HOST);
+    app_login(&mut later, "alice", "wonderland");
+    let token = later.get("/.portvakt/verify").input("csrf").unwrap();
+    let signed_in = later.post(
+        "/.portvakt/verify",
+        &[("csrf", &token), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(signed_in.status, 302, "the renamed device's code works");
+}
+
+/// Adding a second device (up to the limit), and removing one after confirming —
+/// but never the last one of a user who must have a second factor.
+#[test]
+fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_for(&app, "second_factor: { max_devices: 2 }\n");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    enrol(&mut browser);
+    press_continue(&mut browser);
+
+    let csrf = browser.get("/.portvakt/account").input("csrf").unwrap();
+    let adding = browser.post(
+        "/.portvakt/account/add-device",
+        &[("csrf", &csrf), ("name", "Tablet")],
+    );
+    assert_eq!(adding.location(), Some("/.portvakt/enrol"));
+    let page = browser.get("/.portvakt/enrol");
+    let key: String = page
+        .body
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .replace(' ', "");
+    let tablet = TotpSecret::from_bytes(Zeroizing::new(BASE32_NOPAD.decode(key.as_bytes()).unwrap()));
+    let token = page.input("csrf").unwrap();
+    let added = browser.post(
+        "/.portvakt/enrol",
+        &[("csrf", &token), ("code", &code(&tablet, 1))],
+    );
+    assert_eq!(added.status, 200);
+    assert!(
+        added.codes().is_empty(),
+        "a second device keeps the recovery codes"
+    );
+    assert_eq!(
+        press_continue(&mut browser).location(),
+        Some("/.portvakt/account")
+    );
+
+    let page = browser.get("/.portvakt/account");
+    assert!(page.body.contains("Authenticator app: Tablet"));
+    let csrf = page.input("csrf").unwrap();
+    let third = browser.post(
+        "/.portvakt/account/add-device",
+        &[("csrf", &csrf), ("name", "Laptop")],
+    );
+    assert_eq!(third.status, 422);
+    assert!(third.body.contains("as many authenticator apps as allowed"));
+
+    // Remove the tablet: a confirmation first.
+    let ids: Vec<String> = page
+        .body
+        .match_indices("name=\"id\" value=\"")
+        .map(|(i, m)| page.body[i + m.len()..].split('"').next().unwrap().to_owned())
+        .collect();
+    let tablet_id = ids.last().unwrap().clone();
+    let confirm = browser.post(
+        "/.portvakt/account/remove-device",
+        &[("csrf", &csrf), ("id", &tablet_id)],
+    );
+    assert!(confirm.body.contains("Remove this authenticator app?"));
+    let removed = browser.post(
+        "/.portvakt/account/remove-device/confirm",
+        &[("csrf", &csrf), ("id", &tablet_id)],
+    );
+    assert_eq!(removed.location(), Some("/.portvakt/account"));
+    let page = browser.get("/.portvakt/account");
+    assert!(!page.body.contains("Authenticator app: Tablet"));
+
+    let last_id = ids[0].clone();
+    let refused = browser.post(
+        "/.portvakt/account/remove-device/confirm",
+        &[("csrf", &csrf), ("id", &last_id)],
+    );
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("your only authenticator app"));
+    assert!(browser
+        .get("/.portvakt/account")
+        .body
+        .contains("Authenticator app: Authenticator app"));
+}

@@ -44,6 +44,7 @@ pub struct SecondFactorFile {
     pub period: Option<Duration>,
     pub skew: Option<u64>,
     pub recovery_codes: Option<u64>,
+    pub max_devices: Option<u64>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
     /// `enrolment: admin`.
@@ -148,7 +149,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const USERS_KEYS: &[&str] = &["file"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
-const SECOND_FACTOR_KEYS: &[&str] = &["issuer", "totp", "recovery_codes", "enrolment"];
+const SECOND_FACTOR_KEYS: &[&str] = &["issuer", "totp", "recovery_codes", "max_devices", "enrolment"];
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
 const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout"];
@@ -563,6 +564,9 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
     }
     if let Some((n, k)) = m.get("recovery_codes") {
         file.recovery_codes = d.integer(n, &k, 1..=20);
+    }
+    if let Some((n, k)) = m.get("max_devices") {
+        file.max_devices = d.integer(n, &k, 1..=20);
     }
     if let Some((n, k)) = m.get("enrolment") {
         if matches!(n.value, Value::Map(_)) {

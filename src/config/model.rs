@@ -227,6 +227,8 @@ pub struct SecondFactorSettings {
     pub totp: TotpSettings,
     /// How many recovery codes a user gets.
     pub recovery_codes: usize,
+    /// How many authenticator apps a user may have.
+    pub max_devices: usize,
     pub enrolment: Enrolment,
 }
 

@@ -432,6 +432,10 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .recovery_codes
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(10),
+        max_devices: file
+            .max_devices
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(5),
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,
             (false, None) => Enrolment::Open,

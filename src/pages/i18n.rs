@@ -152,6 +152,16 @@ pub struct Texts {
     pub sign_out_everywhere_hint: &'static str,
     pub signed_out_everywhere: &'static str,
     pub activity_heading: &'static str,
+    pub add_device_button: &'static str,
+    pub device_name_label: &'static str,
+    pub rename_button: &'static str,
+    pub remove_button: &'static str,
+    pub remove_confirm_title: &'static str,
+    pub remove_confirm_text: &'static str,
+    pub cancel: &'static str,
+    pub device_limit: &'static str,
+    pub last_device_refused: &'static str,
+    pub invalid_device_name: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -213,6 +223,16 @@ const EN: Texts = Texts {
     sign_out_everywhere_hint: "Ends every session of yours, in every browser, including this one.",
     signed_out_everywhere: "You are signed out everywhere.",
     activity_heading: "Recent activity",
+    add_device_button: "Add an authenticator app",
+    device_name_label: "Name",
+    rename_button: "Rename",
+    remove_button: "Remove",
+    remove_confirm_title: "Remove this authenticator app?",
+    remove_confirm_text: "Codes from it will stop working. Remove the account from the app on your phone too.",
+    cancel: "Cancel",
+    device_limit: "You already have as many authenticator apps as allowed. Remove one before you add another, or ask your administrator.",
+    last_device_refused: "This is your only authenticator app, and two-factor authentication is required for you. Add another app before you remove this one, or ask your administrator to reset it.",
+    invalid_device_name: "Give the app a name of 1 to 40 characters that none of your other apps has.",
 };
 
 const SV: Texts = Texts {
@@ -274,6 +294,16 @@ const SV: Texts = Texts {
     sign_out_everywhere_hint: "Avslutar alla dina sessioner, i alla webbläsare, även den här.",
     signed_out_everywhere: "Du är utloggad överallt.",
     activity_heading: "Senaste aktivitet",
+    add_device_button: "Lägg till en autentiseringsapp",
+    device_name_label: "Namn",
+    rename_button: "Byt namn",
+    remove_button: "Ta bort",
+    remove_confirm_title: "Ta bort autentiseringsappen?",
+    remove_confirm_text: "Koder från den slutar fungera. Ta också bort kontot från appen i telefonen.",
+    cancel: "Avbryt",
+    device_limit: "Du har redan så många autentiseringsappar som tillåts. Ta bort en innan du lägger till en ny, eller kontakta administratören.",
+    last_device_refused: "Det här är din enda autentiseringsapp, och tvåfaktorsautentisering krävs för dig. Lägg till en annan app innan du tar bort den här, eller be administratören att återställa den.",
+    invalid_device_name: "Ge appen ett namn på 1 till 40 tecken som ingen av dina andra appar har.",
 };
 
 /// How an audit event reads on the user's own activity list.
@@ -299,6 +329,10 @@ pub fn event_label(lang: Lang, event: &str) -> &str {
         (Lang::Sv, "locked_out") => "Spärrad efter för många försök",
         (Lang::En, "signed_out" | "signed_out_everywhere") => "Signed out",
         (Lang::Sv, "signed_out" | "signed_out_everywhere") => "Utloggad",
+        (Lang::En, "device_removed") => "Authenticator app removed",
+        (Lang::Sv, "device_removed") => "Autentiseringsapp borttagen",
+        (Lang::En, "device_renamed") => "Authenticator app renamed",
+        (Lang::Sv, "device_renamed") => "Autentiseringsapp fick nytt namn",
         (Lang::En, "reset") => "Reset by an administrator",
         (Lang::Sv, "reset") => "Återställd av en administratör",
         (Lang::En, "unlocked") => "Unlocked by an administrator",

@@ -152,6 +152,7 @@ pub fn login(lang: Lang, csrf: &str, return_to: &str, username: &str, error: Opt
 
 /// One device on the security-info page.
 pub struct DeviceRow {
+    pub id: i64,
     pub name: String,
     pub added: String,
     pub last_used: String,
@@ -198,6 +199,38 @@ pub fn account(
             codes_left,
             activity,
             csrf,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    text: &'a str,
+    action: &'a str,
+    csrf: &'a str,
+    id: i64,
+    confirm: &'a str,
+    cancel: &'a str,
+}
+
+/// Asks the user to confirm removing device `id` from the security info.
+pub fn confirm_removal(lang: Lang, csrf: &str, id: i64) -> Page {
+    let t = texts(lang);
+    html(
+        StatusCode::OK,
+        ConfirmPage {
+            lang: lang.code(),
+            title: t.remove_confirm_title,
+            text: t.remove_confirm_text,
+            action: "/.portvakt/account/remove-device/confirm",
+            csrf,
+            id,
+            confirm: t.remove_button,
+            cancel: t.cancel,
         }
         .render(),
     )

@@ -11,9 +11,10 @@ use super::answer::Answer;
 use super::auth::AuthServices;
 use super::second_factor::{self, PageRequest};
 use crate::pages::{self, texts, ActivityRow, DeviceRow};
+use crate::policy::Authentication;
 use crate::session::challenge::Purpose;
 use crate::session::cookies;
-use crate::store::{AuditQuery, SessionRecord, StoreError};
+use crate::store::{AuditQuery, SessionRecord, StoreError, TotpDevice};
 
 /// How recent a second factor must be to change the account.
 const FRESH_ENOUGH: Duration = Duration::from_secs(5 * 60);
@@ -22,7 +23,13 @@ const ACCOUNT_PAGE: &str = "/.portvakt/account";
 pub fn is_account_page(page: &str) -> bool {
     matches!(
         page,
-        "account" | "account/recovery-codes" | "account/sign-out-everywhere"
+        "account"
+            | "account/recovery-codes"
+            | "account/sign-out-everywhere"
+            | "account/add-device"
+            | "account/rename-device"
+            | "account/remove-device"
+            | "account/remove-device/confirm"
     )
 }
 
@@ -124,18 +131,7 @@ async fn serve_inner(
         }
         "account/recovery-codes" => {
             if !fresh(account, req.now) {
-                let (answer, _) = second_factor::begin(
-                    auth,
-                    req.config,
-                    req.app,
-                    user,
-                    Purpose::Return(ACCOUNT_PAGE.to_owned()),
-                    req.client,
-                    req.secure,
-                    req.now,
-                )
-                .await;
-                return Ok(answer);
+                return Ok(step_up(auth, req, user).await);
             }
             let codes = second_factor::new_recovery_codes(auth, req, user).await?;
             auth.audit(
@@ -153,8 +149,128 @@ async fn serve_inner(
                 "recovery_codes_renewed",
             ))
         }
+        "account/add-device" => {
+            let devices = auth.store.totp_devices(user).await?;
+            let name = field(&form, "name").trim();
+            if devices.len() >= req.config.second_factor.max_devices {
+                return Ok(back_with(req, t.add_device_button, t.device_limit));
+            }
+            if !valid_device_name(name) || devices.iter().any(|d| d.name == name) {
+                return Ok(back_with(req, t.add_device_button, t.invalid_device_name));
+            }
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            Ok(second_factor::begin_adding_device(
+                auth,
+                req,
+                user,
+                name,
+                ACCOUNT_PAGE,
+            ))
+        }
+        "account/rename-device" => {
+            let name = field(&form, "name").trim();
+            let device = find_device(auth, user, field(&form, "id")).await?;
+            let (Some(device), true) = (device, valid_device_name(name)) else {
+                return Ok(back_with(req, t.rename_button, t.invalid_device_name));
+            };
+            // The secret is sealed to the device's name: seal it again for the new one.
+            let old_context = TotpDevice::seal_context(user, &device.name);
+            let Ok(secret) = auth.keys.open(&device.sealed_secret, &old_context) else {
+                tracing::error!(user = %user, device = device.id, "a device secret does not open");
+                return Ok(back_with(req, t.rename_button, t.invalid_device_name));
+            };
+            let sealed = auth.keys.seal(&secret, &TotpDevice::seal_context(user, name));
+            if !auth.store.rename_device(user, device.id, name, sealed).await? {
+                return Ok(back_with(req, t.rename_button, t.invalid_device_name));
+            }
+            auth.audit("device_renamed", user, &req.app.name, req.client, "ok", req.now)
+                .await;
+            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+        }
+        "account/remove-device" => match find_device(auth, user, field(&form, "id")).await? {
+            Some(device) => {
+                let csrf = auth.sessions.form_token(account);
+                Ok(Answer::page(
+                    pages::confirm_removal(req.lang, &csrf, device.id),
+                    "account",
+                ))
+            }
+            None => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
+        },
+        "account/remove-device/confirm" => {
+            let Some(device) = find_device(auth, user, field(&form, "id")).await? else {
+                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+            };
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            let devices = auth.store.totp_devices(user).await?;
+            let identity = Authentication {
+                user: user.to_owned(),
+                groups: req.config.users.groups(user),
+                second_factor_at: account.second_factor_at,
+                mfa_opted_in: false,
+            };
+            if devices.len() <= 1 && req.app.policy.second_factor_at_sign_in(&identity) {
+                return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));
+            }
+            if auth.store.remove_device(user, device.id).await? {
+                auth.audit("device_removed", user, &req.app.name, req.client, "ok", req.now)
+                    .await;
+            }
+            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+        }
         _ => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
     }
+}
+
+/// Sends the user through the second factor, then back to the security info.
+async fn step_up(auth: &AuthServices, req: &PageRequest<'_>, user: &str) -> Answer {
+    let purpose = Purpose::Return(ACCOUNT_PAGE.to_owned());
+    let (answer, _) = second_factor::begin(
+        auth, req.config, req.app, user, purpose, req.client, req.secure, req.now,
+    )
+    .await;
+    answer
+}
+
+/// A message about the security info, with the way back to it.
+fn back_with(req: &PageRequest<'_>, title: &str, text: &str) -> Answer {
+    let t = texts(req.lang);
+    let page = pages::message(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        req.lang,
+        title,
+        text,
+        Some((ACCOUNT_PAGE, t.back_to_account)),
+    );
+    Answer::page(page, "account")
+}
+
+fn field<'f>(form: &'f [(String, String)], name: &str) -> &'f str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// A name a person gave a device: 1 to 40 characters, no control characters.
+fn valid_device_name(name: &str) -> bool {
+    (1..=40).contains(&name.chars().count()) && !name.chars().any(char::is_control)
+}
+
+/// The user's device with this id (as sent in a form), if it is theirs.
+async fn find_device(auth: &AuthServices, user: &str, id: &str) -> Result<Option<TotpDevice>, StoreError> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(None);
+    };
+    Ok(auth
+        .store
+        .totp_devices(user)
+        .await?
+        .into_iter()
+        .find(|d| d.id == id))
 }
 
 /// Whether the session's second factor is recent enough to change the account.
@@ -177,6 +293,7 @@ async fn overview(
         .await?
         .into_iter()
         .map(|d| DeviceRow {
+            id: d.id,
             name: d.name,
             added: when(d.created_at),
             last_used: d.last_used_at.map_or_else(|| t.never.to_owned(), when),

@@ -133,6 +133,29 @@ pub async fn begin(
     (answer, Some(challenge))
 }
 
+/// Starts enrolling one more device, named `name`, for a signed-in user whose second
+/// factor is recent; passing it returns to `return_to`.
+pub fn begin_adding_device(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    name: &str,
+    return_to: &str,
+) -> Answer {
+    let stage = Stage::Enrol(TotpSecret::generate());
+    let mut challenge = Challenge::new(
+        user,
+        &req.app.name,
+        Purpose::Return(return_to.to_owned()),
+        stage,
+        req.now,
+    );
+    challenge.device_name = name.to_owned();
+    let (id, _) = auth.challenges.insert(challenge);
+    let cookie = set_challenge_cookie(&id, req.secure, req.config.session.login_timeout);
+    Answer::redirect("/.portvakt/enrol", "second_factor").with_cookie(&cookie)
+}
+
 /// Whether `page` is one of the challenge pages.
 pub fn is_challenge_page(page: &str) -> bool {
     matches!(
@@ -194,27 +217,35 @@ async fn serve_inner(
                 return Ok(wait);
             }
             let code = form_value(&form, "code").unwrap_or_default();
-            let secret = match &lock(&challenge).stage {
-                Stage::Enrol(secret) => secret.clone(),
-                _ => return Ok(expired(req)),
+            let (secret, name) = {
+                let c = lock(&challenge);
+                match &c.stage {
+                    Stage::Enrol(secret) => (secret.clone(), c.device_name.clone()),
+                    _ => return Ok(expired(req)),
+                }
             };
             let last = auth.store.last_totp_step(&user).await?;
             match totp::verify(&secret, &req.config.second_factor.totp, code, unix(req.now), last) {
                 Verification::Accepted { step } => {
-                    let name = "Authenticator app";
+                    let first = auth.store.totp_devices(&user).await?.is_empty();
                     let sealed = auth
                         .keys
-                        .seal(secret.as_bytes(), &TotpDevice::seal_context(&user, name));
+                        .seal(secret.as_bytes(), &TotpDevice::seal_context(&user, &name));
                     auth.store
-                        .add_totp_device(&user, name, sealed, step, req.now)
+                        .add_totp_device(&user, &name, sealed, step, req.now)
                         .await?;
-                    let codes = new_recovery_codes(auth, req, &user).await?;
+                    // Recovery codes come with the first device; later ones keep them.
+                    let codes = if first {
+                        Some(new_recovery_codes(auth, req, &user).await?)
+                    } else {
+                        None
+                    };
                     auth.succeeded(&user).await?;
                     note(auth, req, &user, "enrolled", "ok").await;
                     tracing::info!(user = %user, app = %req.app.name, "authenticator app enrolled");
                     lock(&challenge).stage = Stage::Passed {
                         method: SignInMethod::Totp,
-                        new_codes: Some(codes),
+                        new_codes: codes,
                         codes_left: None,
                     };
                     Ok(passed_page(&challenge, req))

@@ -17,6 +17,9 @@ use super::SignInMethod;
 use crate::factors::recovery::RecoveryCode;
 use crate::factors::totp::TotpSecret;
 
+/// What a first device is called until its user renames it.
+pub const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
+
 /// The largest app response the gateway will hold back; a login answer is small.
 pub const MAX_WITHHELD_BODY: usize = 1024 * 1024;
 
@@ -83,6 +86,8 @@ pub struct Challenge {
     pub stage: Stage,
     /// Every form of this challenge carries this token.
     pub csrf: String,
+    /// The name a device enrolled through this challenge gets.
+    pub device_name: String,
     pub created_at: SystemTime,
 }
 
@@ -94,6 +99,7 @@ impl Challenge {
             purpose,
             stage,
             csrf: random_token(),
+            device_name: DEFAULT_DEVICE_NAME.to_owned(),
             created_at: now,
         }
     }

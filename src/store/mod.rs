@@ -150,6 +150,19 @@ pub trait Store: Send + Sync {
 
     async fn totp_devices(&self, user: &str) -> StoreResult<Vec<TotpDevice>>;
 
+    /// Renames a device; its secret, sealed to the new name, comes along.
+    /// False if the user has no such device or already one of that name.
+    async fn rename_device(
+        &self,
+        user: &str,
+        id: i64,
+        name: &str,
+        sealed_secret: Vec<u8>,
+    ) -> StoreResult<bool>;
+
+    /// Removes one of the user's devices; false if there was no such device.
+    async fn remove_device(&self, user: &str, id: i64) -> StoreResult<bool>;
+
     /// The newest TOTP step this user ever had accepted.
     async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>>;
 

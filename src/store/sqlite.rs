@@ -243,6 +243,38 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn rename_device(
+        &self,
+        user: &str,
+        id: i64,
+        name: &str,
+        sealed_secret: Vec<u8>,
+    ) -> StoreResult<bool> {
+        let (user, name) = (user.to_owned(), name.to_owned());
+        self.run(move |conn| {
+            let changed = conn.execute(
+                "UPDATE totp_devices SET name = ?3, sealed_secret = ?4
+                 WHERE id = ?1 AND user_name = ?2
+                   AND NOT EXISTS (SELECT 1 FROM totp_devices WHERE user_name = ?2 AND name = ?3)",
+                params![id, user, name, sealed_secret],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn remove_device(&self, user: &str, id: i64) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let changed = conn.execute(
+                "DELETE FROM totp_devices WHERE id = ?1 AND user_name = ?2",
+                params![id, user],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>> {
         let user = user.to_owned();
         self.run(move |conn| {
@@ -744,6 +776,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn devices_are_renamed_and_removed_only_by_their_owner() {
+        let (_dir, store) = store();
+        let phone = store
+            .add_totp_device("alice", "Phone", vec![1], 5, at(0))
+            .await
+            .unwrap();
+        store
+            .add_totp_device("alice", "Tablet", vec![2], 6, at(0))
+            .await
+            .unwrap();
+        assert!(
+            !store
+                .rename_device("alice", phone, "Tablet", vec![3])
+                .await
+                .unwrap(),
+            "names are unique"
+        );
+        assert!(
+            !store.rename_device("bob", phone, "Mine", vec![3]).await.unwrap(),
+            "not bob's"
+        );
+        assert!(store
+            .rename_device("alice", phone, "Work phone", vec![9])
+            .await
+            .unwrap());
+        let devices = store.totp_devices("alice").await.unwrap();
+        assert_eq!(
+            (devices[0].name.as_str(), devices[0].sealed_secret.as_slice()),
+            ("Work phone", &[9][..])
+        );
+        assert!(!store.remove_device("bob", phone).await.unwrap());
+        assert!(store.remove_device("alice", phone).await.unwrap());
+        assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1);
     }
 
     #[tokio::test]
