@@ -1073,3 +1073,59 @@ fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
         .body
         .contains("Authenticator app: Authenticator app"));
 }
+
+/// Where the second factor is optional, a user can turn it on from the security info
+/// (enrolling at once), is then asked for a code at every sign-in, and can turn it
+/// off again with a recent code.
+#[test]
+fn a_user_turns_the_second_factor_on_where_it_is_optional() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: optional\n\
+         \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/"),
+        "password only"
+    );
+    let page = browser.get("/.portvakt/account");
+    assert!(page.body.contains("Off: your password alone"));
+    let csrf = page.input("csrf").unwrap();
+    let on = browser.post("/.portvakt/account/two-factor", &[("csrf", &csrf), ("on", "on")]);
+    assert_eq!(on.location(), Some("/.portvakt/enrol"), "enrol right away");
+    let (secret, _codes, _) = enrol(&mut browser);
+    assert_eq!(
+        press_continue(&mut browser).location(),
+        Some("/.portvakt/account")
+    );
+    assert!(browser.get("/.portvakt/account").body.contains("On: a code"));
+
+    browser.get("/logout");
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+    let token = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    assert_eq!(
+        browser
+            .post(
+                "/.portvakt/verify",
+                &[("csrf", &token), ("code", &code(&secret, 1))]
+            )
+            .status,
+        302
+    );
+
+    let csrf = browser.get("/.portvakt/account").input("csrf").unwrap();
+    let off = browser.post("/.portvakt/account/two-factor", &[("csrf", &csrf), ("on", "off")]);
+    assert_eq!(off.location(), Some("/.portvakt/account"));
+    browser.get("/logout");
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/"),
+        "password only again"
+    );
+}

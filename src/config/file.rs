@@ -45,6 +45,7 @@ pub struct SecondFactorFile {
     pub skew: Option<u64>,
     pub recovery_codes: Option<u64>,
     pub max_devices: Option<u64>,
+    pub allow_opt_out: Option<bool>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
     /// `enrolment: admin`.
@@ -149,7 +150,14 @@ const TOP_KEYS: &[&str] = &[
 ];
 const USERS_KEYS: &[&str] = &["file"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
-const SECOND_FACTOR_KEYS: &[&str] = &["issuer", "totp", "recovery_codes", "max_devices", "enrolment"];
+const SECOND_FACTOR_KEYS: &[&str] = &[
+    "issuer",
+    "totp",
+    "recovery_codes",
+    "max_devices",
+    "allow_opt_out",
+    "enrolment",
+];
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
 const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout"];
@@ -567,6 +575,9 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
     }
     if let Some((n, k)) = m.get("max_devices") {
         file.max_devices = d.integer(n, &k, 1..=20);
+    }
+    if let Some((n, k)) = m.get("allow_opt_out") {
+        file.allow_opt_out = d.bool(n, &k);
     }
     if let Some((n, k)) = m.get("enrolment") {
         if matches!(n.value, Value::Map(_)) {

@@ -229,6 +229,9 @@ pub struct SecondFactorSettings {
     pub recovery_codes: usize,
     /// How many authenticator apps a user may have.
     pub max_devices: usize,
+    /// Whether a user who turned the second factor on (where it is optional) may
+    /// turn it off again.
+    pub allow_opt_out: bool,
     pub enrolment: Enrolment,
 }
 

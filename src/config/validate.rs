@@ -436,6 +436,7 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .max_devices
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(5),
+        allow_opt_out: file.allow_opt_out.unwrap_or(true),
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,
             (false, None) => Enrolment::Open,

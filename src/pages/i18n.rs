@@ -162,6 +162,12 @@ pub struct Texts {
     pub device_limit: &'static str,
     pub last_device_refused: &'static str,
     pub invalid_device_name: &'static str,
+    pub two_factor_heading: &'static str,
+    pub two_factor_on: &'static str,
+    pub two_factor_off: &'static str,
+    pub turn_on: &'static str,
+    pub turn_off: &'static str,
+    pub opt_out_not_allowed: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -233,6 +239,12 @@ const EN: Texts = Texts {
     device_limit: "You already have as many authenticator apps as allowed. Remove one before you add another, or ask your administrator.",
     last_device_refused: "This is your only authenticator app, and two-factor authentication is required for you. Add another app before you remove this one, or ask your administrator to reset it.",
     invalid_device_name: "Give the app a name of 1 to 40 characters that none of your other apps has.",
+    two_factor_heading: "Two-factor authentication",
+    two_factor_on: "On: a code from your authenticator app is needed each time you sign in to this app.",
+    two_factor_off: "Off: your password alone signs you in to this app. Turn it on to protect your account with a code from your phone.",
+    turn_on: "Turn on",
+    turn_off: "Turn off",
+    opt_out_not_allowed: "Your organisation does not allow turning two-factor authentication off.",
 };
 
 const SV: Texts = Texts {
@@ -304,6 +316,12 @@ const SV: Texts = Texts {
     device_limit: "Du har redan så många autentiseringsappar som tillåts. Ta bort en innan du lägger till en ny, eller kontakta administratören.",
     last_device_refused: "Det här är din enda autentiseringsapp, och tvåfaktorsautentisering krävs för dig. Lägg till en annan app innan du tar bort den här, eller be administratören att återställa den.",
     invalid_device_name: "Ge appen ett namn på 1 till 40 tecken som ingen av dina andra appar har.",
+    two_factor_heading: "Tvåfaktorsautentisering",
+    two_factor_on: "På: en kod från autentiseringsappen behövs varje gång du loggar in i det här programmet.",
+    two_factor_off: "Av: lösenordet räcker för att logga in i det här programmet. Aktivera för att skydda kontot med en kod från telefonen.",
+    turn_on: "Aktivera",
+    turn_off: "Inaktivera",
+    opt_out_not_allowed: "Din organisation tillåter inte att tvåfaktorsautentisering stängs av.",
 };
 
 /// How an audit event reads on the user's own activity list.
@@ -333,6 +351,10 @@ pub fn event_label(lang: Lang, event: &str) -> &str {
         (Lang::Sv, "device_removed") => "Autentiseringsapp borttagen",
         (Lang::En, "device_renamed") => "Authenticator app renamed",
         (Lang::Sv, "device_renamed") => "Autentiseringsapp fick nytt namn",
+        (Lang::En, "mfa_turned_on") => "Two-factor authentication turned on",
+        (Lang::Sv, "mfa_turned_on") => "Tvåfaktorsautentisering aktiverad",
+        (Lang::En, "mfa_turned_off") => "Two-factor authentication turned off",
+        (Lang::Sv, "mfa_turned_off") => "Tvåfaktorsautentisering inaktiverad",
         (Lang::En, "reset") => "Reset by an administrator",
         (Lang::Sv, "reset") => "Återställd av en administratör",
         (Lang::En, "unlocked") => "Unlocked by an administrator",

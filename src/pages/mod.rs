@@ -176,17 +176,24 @@ struct AccountPage<'a> {
     codes_left: usize,
     activity: &'a [ActivityRow],
     csrf: &'a str,
+    opt_in: Option<bool>,
+    can_opt_out: bool,
+}
+
+/// What the security-info page shows.
+pub struct Account<'a> {
+    pub user: &'a str,
+    pub devices: &'a [DeviceRow],
+    pub codes_left: usize,
+    pub activity: &'a [ActivityRow],
+    pub csrf: &'a str,
+    /// For an app where the second factor is optional: whether the user turned it on.
+    pub opt_in: Option<bool>,
+    pub can_opt_out: bool,
 }
 
 /// The user's security info: their methods, recovery codes, sessions and activity.
-pub fn account(
-    lang: Lang,
-    user: &str,
-    devices: &[DeviceRow],
-    codes_left: usize,
-    activity: &[ActivityRow],
-    csrf: &str,
-) -> Page {
+pub fn account(lang: Lang, page: &Account<'_>) -> Page {
     let t = texts(lang);
     html(
         StatusCode::OK,
@@ -194,11 +201,13 @@ pub fn account(
             lang: lang.code(),
             title: t.account_title,
             t,
-            user,
-            devices,
-            codes_left,
-            activity,
-            csrf,
+            user: page.user,
+            devices: page.devices,
+            codes_left: page.codes_left,
+            activity: page.activity,
+            csrf: page.csrf,
+            opt_in: page.opt_in,
+            can_opt_out: page.can_opt_out,
         }
         .render(),
     )

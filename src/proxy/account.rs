@@ -11,7 +11,7 @@ use super::answer::Answer;
 use super::auth::AuthServices;
 use super::second_factor::{self, PageRequest};
 use crate::pages::{self, texts, ActivityRow, DeviceRow};
-use crate::policy::Authentication;
+use crate::policy::{Authentication, MfaMode};
 use crate::session::challenge::Purpose;
 use crate::session::cookies;
 use crate::store::{AuditQuery, SessionRecord, StoreError, TotpDevice};
@@ -30,6 +30,7 @@ pub fn is_account_page(page: &str) -> bool {
             | "account/rename-device"
             | "account/remove-device"
             | "account/remove-device/confirm"
+            | "account/two-factor"
     )
 }
 
@@ -211,7 +212,7 @@ async fn serve_inner(
                 user: user.to_owned(),
                 groups: req.config.users.groups(user),
                 second_factor_at: account.second_factor_at,
-                mfa_opted_in: false,
+                mfa_opted_in: account.mfa_opted_in,
             };
             if devices.len() <= 1 && req.app.policy.second_factor_at_sign_in(&identity) {
                 return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));
@@ -219,6 +220,27 @@ async fn serve_inner(
             if auth.store.remove_device(user, device.id).await? {
                 auth.audit("device_removed", user, &req.app.name, req.client, "ok", req.now)
                     .await;
+            }
+            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+        }
+        "account/two-factor" if matches!(req.app.policy.mfa, MfaMode::Optional) => {
+            let on = field(&form, "on") == "on";
+            if !on && !req.config.second_factor.allow_opt_out {
+                return Ok(back_with(req, t.two_factor_heading, t.opt_out_not_allowed));
+            }
+            // Turning protection off is a change like removing a device: it needs a
+            // recent second factor.
+            if !on && !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            auth.store.set_mfa_opted_in(user, on, req.now).await?;
+            auth.sessions.refresh_user(user);
+            let event = if on { "mfa_turned_on" } else { "mfa_turned_off" };
+            auth.audit(event, user, &req.app.name, req.client, "ok", req.now)
+                .await;
+            if on && account.second_factor_at.is_none() {
+                // Enrol (or verify) now, and come back here.
+                return Ok(step_up(auth, req, user).await);
             }
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
@@ -317,10 +339,17 @@ async fn overview(
         })
         .collect();
     let csrf = auth.sessions.form_token(account);
-    Ok(Answer::page(
-        pages::account(req.lang, user, &devices, codes_left, &activity, &csrf),
-        "account",
-    ))
+    let optional = matches!(req.app.policy.mfa, MfaMode::Optional);
+    let page = pages::Account {
+        user,
+        devices: &devices,
+        codes_left,
+        activity: &activity,
+        csrf: &csrf,
+        opt_in: optional.then_some(account.mfa_opted_in),
+        can_opt_out: req.config.second_factor.allow_opt_out,
+    };
+    Ok(Answer::page(pages::account(req.lang, &page), "account"))
 }
 
 /// A time as people read it: `2026-11-23 07:55 UTC`.

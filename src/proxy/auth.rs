@@ -104,6 +104,15 @@ impl AuthServices {
         }
     }
 
+    /// Whether the user turned the second factor on where it is optional. If the
+    /// store cannot say, the answer is yes: asking for a factor too often is safe.
+    pub async fn opted_in(&self, user: &str) -> bool {
+        self.store.mfa_opted_in(user).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, user = %user, "could not read the opt-in; asking for a second factor");
+            true
+        })
+    }
+
     /// A success resets the account's counter (not the address's: one good account
     /// must not clear the record of an address guessing at others).
     pub async fn succeeded(&self, user: &str) -> StoreResult<()> {

@@ -428,6 +428,6 @@ pub(super) fn authentication(session: &SessionRecord, config: &Config) -> Authen
         user: session.user.clone(),
         groups: config.users.groups(&session.user),
         second_factor_at: session.second_factor_at,
-        mfa_opted_in: false,
+        mfa_opted_in: session.mfa_opted_in,
     }
 }

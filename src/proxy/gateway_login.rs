@@ -118,7 +118,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         user: user.clone(),
         groups: req.config.users.groups(&user),
         second_factor_at: None,
-        mfa_opted_in: false,
+        mfa_opted_in: auth.opted_in(&user).await,
     };
     if req.app.policy.second_factor_at_sign_in(&identity) {
         return second_factor::begin(

@@ -69,7 +69,7 @@ impl Gateway {
             user: user.clone(),
             groups: config.users.groups(&user),
             second_factor_at: None,
-            mfa_opted_in: false,
+            mfa_opted_in: self.auth.opted_in(&user).await,
         };
         if !app.policy.second_factor_at_sign_in(&auth) {
             // No second factor for this user here: the app's answer passes, with a

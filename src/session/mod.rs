@@ -84,6 +84,7 @@ impl Sessions {
     ) -> StoreResult<Issued> {
         let mut id = [0u8; 32];
         rand::rng().fill_bytes(&mut id);
+        let mfa_opted_in = self.store.mfa_opted_in(user).await?;
         let record = SessionRecord {
             id_hash: hash_id(&id),
             user: user.to_owned(),
@@ -92,6 +93,7 @@ impl Sessions {
             second_factor_at: (method != SignInMethod::Password).then_some(now),
             method: method.as_str().to_owned(),
             revoked: false,
+            mfa_opted_in,
         };
         self.store.insert_session(&record).await?;
         self.cache.insert(record.id_hash, Arc::new(record.clone())).await;
@@ -144,6 +146,18 @@ impl Sessions {
             self.cache.invalidate(&id_hash).await;
         }
         Ok(())
+    }
+
+    /// Forgets what the cache holds about a user's sessions, so that the next request
+    /// reads them (and the user's settings) from the store again.
+    pub fn refresh_user(&self, user: &str) {
+        let user = user.to_owned();
+        if let Err(e) = self
+            .cache
+            .invalidate_entries_if(move |_, record| record.user == user)
+        {
+            tracing::error!(error = %e, "could not refresh cached sessions");
+        }
     }
 
     /// Ends every session of a user (sign out everywhere, admin reset).

@@ -72,6 +72,9 @@ pub struct SessionRecord {
     /// How the user signed in: `password`, `totp` or `recovery`.
     pub method: String,
     pub revoked: bool,
+    /// The user turned the second factor on for apps where it is optional (read
+    /// from the user's record, not stored with the session).
+    pub mfa_opted_in: bool,
 }
 
 /// One row of the audit trail: who did what to whom, where, and how it ended.
@@ -196,6 +199,11 @@ pub trait Store: Send + Sync {
     ) -> StoreResult<FailureRecord>;
 
     async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;
+
+    /// Whether the user turned the second factor on where it is optional.
+    async fn mfa_opted_in(&self, user: &str) -> StoreResult<bool>;
+
+    async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()>;
 
     /// Lets the user enrol a first device until `until` (an admin's decision).
     async fn open_enrolment(&self, user: &str, until: SystemTime, now: SystemTime) -> StoreResult<()>;

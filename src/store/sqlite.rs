@@ -84,6 +84,9 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_is_append_only_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 ",
+    r"
+    ALTER TABLE users ADD COLUMN mfa_opted_in INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 pub struct SqliteStore {
@@ -413,6 +416,36 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn mfa_opted_in(&self, user: &str) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let on: Option<bool> = conn
+                .query_row(
+                    "SELECT mfa_opted_in FROM users WHERE name = ?1",
+                    params![user],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(on.unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &user, now)?;
+            tx.execute(
+                "UPDATE users SET mfa_opted_in = ?2 WHERE name = ?1",
+                params![user, on],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn open_enrolment(&self, user: &str, until: SystemTime, now: SystemTime) -> StoreResult<()> {
         let user = user.to_owned();
         self.run(move |conn| {
@@ -556,8 +589,10 @@ impl Store for SqliteStore {
         self.run(move |conn| {
             let record = conn
                 .query_row(
-                    "SELECT user_name, created_at, last_seen_at, second_factor_at, method, revoked
-                     FROM sessions WHERE id_hash = ?1",
+                    "SELECT s.user_name, s.created_at, s.last_seen_at, s.second_factor_at, s.method, s.revoked,
+                            COALESCE(u.mfa_opted_in, 0)
+                     FROM sessions s LEFT JOIN users u ON u.name = s.user_name
+                     WHERE s.id_hash = ?1",
                     params![id_hash.as_slice()],
                     |row| {
                         Ok(SessionRecord {
@@ -568,6 +603,7 @@ impl Store for SqliteStore {
                             second_factor_at: row.get::<_, Option<i64>>(3)?.map(from_unix),
                             method: row.get(4)?,
                             revoked: row.get(5)?,
+                            mfa_opted_in: row.get(6)?,
                         })
                     },
                 )
@@ -742,6 +778,7 @@ mod tests {
             second_factor_at: Some(at(0)),
             method: "totp".into(),
             revoked: false,
+            mfa_opted_in: false,
         };
         store.insert_session(&record).await.unwrap();
         store
@@ -869,6 +906,7 @@ mod tests {
             second_factor_at: Some(at(0)),
             method: "totp".into(),
             revoked: false,
+            mfa_opted_in: false,
         };
         store.insert_session(&session).await.unwrap();
         let before = store.users().await.unwrap();
