@@ -1,6 +1,7 @@
 //! Portvakt: a reverse proxy (Pingora) that puts a second factor in front of web apps
 //! that only know passwords. See ARCHITECTURE.md for the map.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod factors;

@@ -1129,3 +1129,57 @@ fn a_user_turns_the_second_factor_on_where_it_is_optional() {
         "password only again"
     );
 }
+
+/// Admin pages: a non-admin is refused every page and action; an admin resets a
+/// user after confirming with a code of their own, which ends the user's sessions and
+/// makes them enrol again.
+#[test]
+fn admins_reset_users_and_everyone_else_is_refused() {
+    let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
+    let gateway = gateway_for(&app, "admins: { users: [Alice] }\n");
+    let mut bob = Browser::new(&gateway, HOST);
+    app_login(&mut bob, "bob", "builder");
+    enrol(&mut bob);
+    press_continue(&mut bob);
+    assert_eq!(bob.get("/.portvakt/admin").status, 403);
+    for action in [
+        "/.portvakt/admin/reset",
+        "/.portvakt/admin/reset/confirm",
+        "/.portvakt/admin/unlock",
+    ] {
+        assert_eq!(
+            bob.post(action, &[("csrf", "x"), ("user", "alice")]).status,
+            403,
+            "{action}"
+        );
+    }
+
+    let mut alice = Browser::new(&gateway, HOST);
+    app_login(&mut alice, "alice", "wonderland");
+    let (secret, _codes, _) = enrol(&mut alice);
+    press_continue(&mut alice);
+    let page = alice.get("/.portvakt/admin");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("value=\"bob\""));
+    let csrf = page.input("csrf").unwrap();
+    let confirm = alice.post("/.portvakt/admin/reset", &[("csrf", &csrf), ("user", "bob")]);
+    assert!(confirm.body.contains("Confirm the reset"));
+    let wrong = alice.post(
+        "/.portvakt/admin/reset/confirm",
+        &[("csrf", &csrf), ("user", "bob"), ("code", "000000")],
+    );
+    assert_eq!(wrong.status, 422);
+    let done = alice.post(
+        "/.portvakt/admin/reset/confirm",
+        &[("csrf", &csrf), ("user", "bob"), ("code", &code(&secret, 1))],
+    );
+    assert!(done.body.contains("Done."), "{}", done.body);
+    assert!(done.body.contains("bob — reset (admin:alice, ok)"));
+
+    assert_eq!(bob.get("/whoami").status, 303, "bob's session ended");
+    let mut bob_again = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut bob_again, "bob", "builder").location(),
+        Some("/.portvakt/enrol")
+    );
+}

@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub identity_headers: Vec<Spanned<String>>,
     pub users_file: Option<Spanned<String>>,
+    /// Who administers the gateway: (users, groups).
+    pub admins: Option<(Vec<String>, Vec<String>)>,
     pub pages: PagesFile,
     pub second_factor: SecondFactorFile,
     pub session: SessionFile,
@@ -142,6 +144,7 @@ const TOP_KEYS: &[&str] = &[
     "trusted_proxies",
     "identity_headers",
     "users",
+    "admins",
     "pages",
     "second_factor",
     "session",
@@ -149,6 +152,7 @@ const TOP_KEYS: &[&str] = &[
     "apps",
 ];
 const USERS_KEYS: &[&str] = &["file"];
+const ADMINS_KEYS: &[&str] = &["users", "groups"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
 const SECOND_FACTOR_KEYS: &[&str] = &[
     "issuer",
@@ -214,6 +218,7 @@ impl FileConfig {
             trusted_proxies: Vec::new(),
             identity_headers: Vec::new(),
             users_file: None,
+            admins: None,
             pages: PagesFile::default(),
             second_factor: SecondFactorFile::default(),
             session: SessionFile::default(),
@@ -292,6 +297,20 @@ impl FileConfig {
                     file.users_file = d.spanned_string(n, &k);
                 }
                 m.finish(d);
+            }
+        }
+        if let Some((node, key)) = top.get("admins") {
+            if let Some(mut m) = d.map(node, &key, ADMINS_KEYS) {
+                let users = m
+                    .get("users")
+                    .map(|(n, k)| d.list(n, &k, "user names", |d, n, k| d.string(n, k)))
+                    .unwrap_or_default();
+                let groups = m
+                    .get("groups")
+                    .map(|(n, k)| d.list(n, &k, "group names", |d, n, k| d.string(n, k)))
+                    .unwrap_or_default();
+                m.finish(d);
+                file.admins = Some((users, groups));
             }
         }
         if let Some((node, key)) = top.get("pages") {

@@ -27,6 +27,8 @@ pub struct Config {
     /// request, beside every `x-portvakt-*` header.
     pub identity_headers: Vec<String>,
     pub users: Users,
+    /// Who may use the admin pages (users by name, or members of groups).
+    pub admins: crate::policy::Subjects,
     pub pages: PageSettings,
     pub second_factor: SecondFactorSettings,
     pub session: SessionSettings,

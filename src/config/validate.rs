@@ -156,6 +156,15 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         None => Users::default(),
     };
     let pages = build_pages(d, &file.pages, base);
+    // Admin names follow the same single-account rule as every user name.
+    let admins = file
+        .admins
+        .clone()
+        .map(|(users, groups)| Subjects {
+            users: users.iter().map(|u| u.trim().to_lowercase()).collect(),
+            groups,
+        })
+        .unwrap_or_default();
     let second_factor = build_second_factor(file.second_factor);
     let session = build_session(d, file.session);
     let lockout = build_lockout(file.lockout);
@@ -170,6 +179,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         trusted_proxies: file.trusted_proxies,
         identity_headers,
         users,
+        admins,
         pages,
         second_factor,
         session,

@@ -168,6 +168,19 @@ pub struct Texts {
     pub turn_on: &'static str,
     pub turn_off: &'static str,
     pub opt_out_not_allowed: &'static str,
+    pub admin_title: &'static str,
+    pub admin_users: &'static str,
+    pub admin_find: &'static str,
+    pub admin_devices: &'static str,
+    pub admin_locked: &'static str,
+    pub admin_reset_selected: &'static str,
+    pub admin_unlock: &'static str,
+    pub admin_open_enrolment: &'static str,
+    pub admin_confirm_title: &'static str,
+    pub admin_confirm_text: &'static str,
+    pub admin_done: &'static str,
+    pub admin_audit: &'static str,
+    pub admin_back: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -245,6 +258,19 @@ const EN: Texts = Texts {
     turn_on: "Turn on",
     turn_off: "Turn off",
     opt_out_not_allowed: "Your organisation does not allow turning two-factor authentication off.",
+    admin_title: "Administration",
+    admin_users: "Users",
+    admin_find: "Find",
+    admin_devices: "Apps",
+    admin_locked: "Locked",
+    admin_reset_selected: "Reset two-factor authentication of the selected users",
+    admin_unlock: "Unlock",
+    admin_open_enrolment: "Open enrolment for 24 h",
+    admin_confirm_title: "Confirm the reset",
+    admin_confirm_text: "These users lose their authenticator apps and recovery codes and are signed out everywhere; they set up two-factor authentication again at their next sign-in. Enter a code from your own authenticator app to confirm.",
+    admin_done: "Done.",
+    admin_audit: "Audit trail",
+    admin_back: "Back to administration",
 };
 
 const SV: Texts = Texts {
@@ -322,6 +348,19 @@ const SV: Texts = Texts {
     turn_on: "Aktivera",
     turn_off: "Inaktivera",
     opt_out_not_allowed: "Din organisation tillåter inte att tvåfaktorsautentisering stängs av.",
+    admin_title: "Administration",
+    admin_users: "Användare",
+    admin_find: "Sök",
+    admin_devices: "Appar",
+    admin_locked: "Spärrad",
+    admin_reset_selected: "Återställ tvåfaktorsautentisering för valda användare",
+    admin_unlock: "Lås upp",
+    admin_open_enrolment: "Öppna registrering i 24 h",
+    admin_confirm_title: "Bekräfta återställningen",
+    admin_confirm_text: "De här användarna förlorar sina autentiseringsappar och återställningskoder och loggas ut överallt; de konfigurerar tvåfaktorsautentisering igen vid nästa inloggning. Ange en kod från din egen autentiseringsapp för att bekräfta.",
+    admin_done: "Klart.",
+    admin_audit: "Granskningslogg",
+    admin_back: "Tillbaka till administrationen",
 };
 
 /// How an audit event reads on the user's own activity list.

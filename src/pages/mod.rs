@@ -274,6 +274,83 @@ pub fn new_codes(lang: Lang, issuer: &str, account: &str, codes: &[&str]) -> Pag
     )
 }
 
+/// One user on the admin page.
+pub struct AdminUserRow {
+    pub name: String,
+    pub devices: usize,
+    pub codes_left: usize,
+    pub last_used: String,
+    pub locked: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    users: &'a [AdminUserRow],
+    audit: &'a [ActivityRow],
+    query: &'a str,
+    csrf: &'a str,
+    notice: Option<&'a str>,
+}
+
+/// The admin page: users (filtered by `query`), actions on them, and the audit trail.
+pub fn admin(
+    lang: Lang,
+    users: &[AdminUserRow],
+    audit: &[ActivityRow],
+    query: &str,
+    csrf: &str,
+    notice: Option<&str>,
+) -> Page {
+    let t = texts(lang);
+    html(
+        StatusCode::OK,
+        AdminPage {
+            lang: lang.code(),
+            title: t.admin_title,
+            t,
+            users,
+            audit,
+            query,
+            csrf,
+            notice,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "admin-confirm.html")]
+struct AdminConfirmPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    users: &'a [String],
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+/// Asks the admin to confirm resetting `users` with a code of their own.
+pub fn admin_confirm(lang: Lang, users: &[String], csrf: &str, error: Option<&str>) -> Page {
+    let t = texts(lang);
+    let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
+    html(
+        status,
+        AdminConfirmPage {
+            lang: lang.code(),
+            title: t.admin_confirm_title,
+            t,
+            users,
+            csrf,
+            error,
+        }
+        .render(),
+    )
+}
+
 /// What the enrolment page shows.
 pub struct Enrolment<'a> {
     pub otpauth: &'a str,
@@ -427,6 +504,12 @@ pub fn message(status: StatusCode, lang: Lang, title: &str, text: &str, link: Op
         }
         .render(),
     )
+}
+
+/// A time as people read it on a page: `2026-11-23 07:55 UTC`.
+pub fn human_time(t: std::time::SystemTime) -> String {
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    format!("{} {} UTC", &text[..10], &text[11..16])
 }
 
 /// A QR code as inline SVG, drawn here: no image service sees the secret.

@@ -317,8 +317,10 @@ async fn overview(
         .map(|d| DeviceRow {
             id: d.id,
             name: d.name,
-            added: when(d.created_at),
-            last_used: d.last_used_at.map_or_else(|| t.never.to_owned(), when),
+            added: pages::human_time(d.created_at),
+            last_used: d
+                .last_used_at
+                .map_or_else(|| t.never.to_owned(), pages::human_time),
         })
         .collect();
     let codes_left = auth.store.unused_recovery_codes(user).await?.len();
@@ -333,7 +335,7 @@ async fn overview(
         .await?
         .into_iter()
         .map(|e| ActivityRow {
-            when: when(e.at),
+            when: pages::human_time(e.at),
             what: pages::event_label(req.lang, &e.event).to_owned(),
             client: e.client.unwrap_or_default(),
         })
@@ -350,10 +352,4 @@ async fn overview(
         can_opt_out: req.config.second_factor.allow_opt_out,
     };
     Ok(Answer::page(pages::account(req.lang, &page), "account"))
-}
-
-/// A time as people read it: `2026-11-23 07:55 UTC`.
-fn when(t: SystemTime) -> String {
-    let text = humantime::format_rfc3339_seconds(t).to_string();
-    format!("{} {} UTC", &text[..10], &text[11..16])
 }

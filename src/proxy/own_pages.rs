@@ -157,6 +157,9 @@ impl Gateway {
                     page if account::is_account_page(page) => {
                         account::serve(&self.auth, session, &request, ctx.session.as_ref()).await
                     }
+                    page if crate::admin::is_admin_page(page) => {
+                        crate::admin::serve(&self.auth, session, &request, ctx.session.as_ref()).await
+                    }
                     _ => not_found(),
                 }
             }

@@ -483,7 +483,7 @@ async fn note(auth: &AuthServices, req: &PageRequest<'_>, user: &str, event: &st
 
 /// Checks a code against each of the user's devices; true once a step is accepted
 /// (and recorded as used) for one of them.
-async fn check_totp(
+pub(crate) async fn check_totp(
     auth: &AuthServices,
     req: &PageRequest<'_>,
     user: &str,
@@ -605,7 +605,7 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
 }
 
 /// Reads a small urlencoded form from the request body.
-pub async fn read_form(session: &mut Session) -> Option<Vec<(String, String)>> {
+pub(crate) async fn read_form(session: &mut Session) -> Option<Vec<(String, String)>> {
     const LIMIT: usize = 8 * 1024;
     let mut body = Vec::new();
     loop {

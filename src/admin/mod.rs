@@ -1,0 +1,252 @@
+//! The admin pages (`/.portvakt/admin`): find users, unlock them, open enrolment,
+//! reset second factors (confirmed with the admin's own code), and read the audit
+//! trail. Only admins named in the configuration, with a recent second factor, get
+//! in; everyone else gets 403 on every admin URL and action.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use pingora::prelude::*;
+
+use crate::pages::{self, texts, ActivityRow, AdminUserRow};
+use crate::policy::Authentication;
+use crate::proxy::answer::Answer;
+use crate::proxy::auth::AuthServices;
+use crate::proxy::second_factor::{self, PageRequest};
+use crate::session::challenge::Purpose;
+use crate::store::{AuditEvent, AuditQuery, SessionRecord, StoreError, Subject};
+
+const ADMIN_PAGE: &str = "/.portvakt/admin";
+/// How recent an admin's second factor must be.
+const FRESH_ENOUGH: Duration = Duration::from_secs(10 * 60);
+/// How long an enrolment opened from the admin page stays open.
+const ENROLMENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+pub fn is_admin_page(page: &str) -> bool {
+    page == "admin" || page.starts_with("admin/")
+}
+
+pub async fn serve(
+    auth: &AuthServices,
+    session: &mut Session,
+    req: &PageRequest<'_>,
+    account: Option<&SessionRecord>,
+) -> Answer {
+    let Some(account) = account else {
+        return match req.app.sign_in_page() {
+            Some(page) => Answer::redirect(page, "sign_in"),
+            None => denied(req),
+        };
+    };
+    let identity = Authentication {
+        user: account.user.clone(),
+        groups: req.config.users.groups(&account.user),
+        second_factor_at: account.second_factor_at,
+        mfa_opted_in: account.mfa_opted_in,
+    };
+    if !req.config.admins.admit(&identity) {
+        tracing::warn!(user = %account.user, page = req.page, "a non-admin tried an admin page");
+        return denied(req);
+    }
+    let fresh = account
+        .second_factor_at
+        .is_some_and(|at| req.now.duration_since(at).unwrap_or(Duration::ZERO) <= FRESH_ENOUGH);
+    if !fresh {
+        let purpose = Purpose::Return(ADMIN_PAGE.to_owned());
+        let user = &account.user;
+        let (answer, _) = second_factor::begin(
+            auth, req.config, req.app, user, purpose, req.client, req.secure, req.now,
+        )
+        .await;
+        return answer;
+    }
+    match serve_admin(auth, session, req, account).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            tracing::error!(error = %e, "admin page failed");
+            Answer::page(
+                pages::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    pages::ErrorKind::Internal,
+                    req.lang,
+                    None,
+                    "-",
+                ),
+                "error",
+            )
+        }
+    }
+}
+
+fn denied(req: &PageRequest<'_>) -> Answer {
+    Answer::page(
+        pages::error(
+            StatusCode::FORBIDDEN,
+            pages::ErrorKind::Denied,
+            req.lang,
+            None,
+            "-",
+        ),
+        "deny",
+    )
+}
+
+async fn serve_admin(
+    auth: &AuthServices,
+    session: &mut Session,
+    req: &PageRequest<'_>,
+    account: &SessionRecord,
+) -> Result<Answer, StoreError> {
+    let admin = account.user.as_str();
+    let t = texts(req.lang);
+    if session.req_header().method != http::Method::POST {
+        let query = session
+            .req_header()
+            .uri
+            .query()
+            .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "q"))
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        return overview(auth, req, account, &query, None).await;
+    }
+    let form = second_factor::read_form(session).await.unwrap_or_default();
+    let token_ok = form
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .is_some_and(|(_, v)| auth.sessions.form_token_matches(account, v));
+    if !token_ok {
+        return Ok(Answer::page(
+            pages::error(
+                StatusCode::FORBIDDEN,
+                pages::ErrorKind::BadRequest,
+                req.lang,
+                None,
+                "-",
+            ),
+            "bad_request",
+        ));
+    }
+    let users: Vec<String> = form
+        .iter()
+        .filter(|(k, _)| k == "user")
+        .map(|(_, v)| v.trim().to_lowercase())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let csrf = auth.sessions.form_token(account);
+    match req.page {
+        "admin/unlock" => {
+            for user in &users {
+                auth.store.reset_failures(Subject::User(user)).await?;
+                record(auth, req, admin, "unlocked", user).await;
+            }
+            overview(auth, req, account, "", Some(t.admin_done)).await
+        }
+        "admin/open-enrolment" => {
+            for user in &users {
+                auth.store
+                    .open_enrolment(user, req.now + ENROLMENT_WINDOW, req.now)
+                    .await?;
+                record(auth, req, admin, "enrolment_opened", user).await;
+            }
+            overview(auth, req, account, "", Some(t.admin_done)).await
+        }
+        "admin/reset" if !users.is_empty() => Ok(Answer::page(
+            pages::admin_confirm(req.lang, &users, &csrf, None),
+            "admin",
+        )),
+        "admin/reset/confirm" if !users.is_empty() => {
+            // The admin's own code confirms a bulk reset, and counts like any other.
+            if let Some(wait) = auth
+                .locked_for(&req.config.lockout, admin, req.client, req.now)
+                .await?
+            {
+                tracing::warn!(admin = %admin, seconds = wait.as_secs(), "admin locked out");
+                let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.locked));
+                return Ok(Answer::page(page, "locked"));
+            }
+            let code = form
+                .iter()
+                .find(|(k, _)| k == "code")
+                .map_or("", |(_, v)| v.as_str());
+            if !second_factor::check_totp(auth, req, admin, code).await? {
+                auth.failed(&req.config.lockout, admin, req.client, req.now)
+                    .await?;
+                let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.wrong_code));
+                return Ok(Answer::page(page, "admin"));
+            }
+            auth.succeeded(admin).await?;
+            for user in &users {
+                auth.store.reset_second_factor(user).await?;
+                auth.sessions.end_all_for(user).await?;
+                record(auth, req, admin, "reset", user).await;
+                tracing::info!(admin = %admin, user = %user, "second factor reset by an admin");
+            }
+            overview(auth, req, account, "", Some(t.admin_done)).await
+        }
+        _ => Ok(Answer::redirect(ADMIN_PAGE, "admin")),
+    }
+}
+
+async fn overview(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    account: &SessionRecord,
+    query: &str,
+    notice: Option<&str>,
+) -> Result<Answer, StoreError> {
+    let t = texts(req.lang);
+    let needle = query.trim().to_lowercase();
+    let users: Vec<AdminUserRow> = auth
+        .store
+        .users()
+        .await?
+        .into_iter()
+        .filter(|u| u.name.contains(&needle))
+        .map(|u| AdminUserRow {
+            devices: u.devices,
+            codes_left: u.recovery_codes_left,
+            last_used: u
+                .last_used_at
+                .map_or_else(|| t.never.to_owned(), pages::human_time),
+            locked: u.locked_until.is_some_and(|until| until > req.now),
+            name: u.name,
+        })
+        .collect();
+    let events = auth
+        .store
+        .audit(&AuditQuery {
+            subject: None,
+            since: None,
+            limit: 50,
+        })
+        .await?;
+    let audit: Vec<ActivityRow> = events
+        .into_iter()
+        .map(|e| ActivityRow {
+            when: pages::human_time(e.at),
+            what: format!("{} — {} ({}, {})", e.subject, e.event, e.actor, e.outcome),
+            client: e.client.unwrap_or_default(),
+        })
+        .collect();
+    let csrf = auth.sessions.form_token(account);
+    Ok(Answer::page(
+        pages::admin(req.lang, &users, &audit, query, &csrf, notice),
+        "admin",
+    ))
+}
+
+/// An admin action in the audit trail.
+async fn record(auth: &AuthServices, req: &PageRequest<'_>, admin: &str, event: &str, user: &str) {
+    let row = AuditEvent {
+        at: req.now,
+        event: event.to_owned(),
+        actor: format!("admin:{admin}"),
+        subject: user.to_owned(),
+        app: Some(req.app.name.clone()),
+        client: Some(req.client.to_string()),
+        outcome: "ok".to_owned(),
+    };
+    if let Err(e) = auth.store.record(&row).await {
+        tracing::error!(error = %e, event, "could not write the audit trail");
+    }
+}
