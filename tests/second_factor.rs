@@ -1183,3 +1183,179 @@ fn admins_reset_users_and_everyone_else_is_refused() {
         Some("/.portvakt/enrol")
     );
 }
+
+/// The e-mailed code of the last message in the development mail file.
+fn last_mailed_code(gateway: &Gateway) -> String {
+    let mail = std::fs::read_to_string(gateway.config_path().with_file_name("mail.log")).unwrap();
+    let after = mail.rsplit("Your sign-in code is ").next().unwrap();
+    after.chars().take_while(char::is_ascii_digit).collect()
+}
+
+fn email_gateway(app: &LegacyApp, email_use: &str) -> Gateway {
+    Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\nemail: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+             second_factor: {{ email: {email_use} }}\napps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+            app.url()
+        ),
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    )
+}
+
+/// "Sign in another way": a code e-mailed to the address in the users file, after an
+/// app was enrolled; single use, with a cool-down on resending.
+#[test]
+fn an_emailed_code_is_another_way_in() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = email_gateway(&app, "fallback");
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/enrol"),
+        "fallback only"
+    );
+    enrol(&mut browser);
+    press_continue(&mut browser);
+    browser.get("/logout");
+
+    app_login(&mut browser, "alice", "wonderland");
+    let verify = browser.get("/.portvakt/verify");
+    assert!(
+        verify.body.contains("E-mail a code to a•••@example.com"),
+        "{}",
+        verify.body
+    );
+    let csrf = verify.input("csrf").unwrap();
+    let sent = browser.post("/.portvakt/email/send", &[("csrf", &csrf)]);
+    assert_eq!(sent.location(), Some("/.portvakt/email"));
+    let code = last_mailed_code(&gateway);
+    assert_eq!(code.len(), 6);
+    let again = browser.post("/.portvakt/email/send", &[("csrf", &csrf)]);
+    assert!(again.body.contains("Wait a minute"), "cool-down");
+    assert_eq!(last_mailed_code(&gateway), code, "no second message");
+
+    let wrong = browser.post("/.portvakt/email", &[("csrf", &csrf), ("code", "000000")]);
+    assert_eq!(wrong.status, 422);
+    let released = browser.post("/.portvakt/email", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!((released.status, released.location()), (302, Some("/")));
+    let echo = browser.get("/whoami").body;
+    assert!(echo.contains("[\"x-portvakt-method\",\"email\"]"), "{echo}");
+}
+
+/// Where an e-mailed code is a second factor in its own right, a user with an
+/// address signs in without enrolling an app.
+#[test]
+fn an_emailed_code_can_stand_alone() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = email_gateway(&app, "second_factor");
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+    let verify = browser.get("/.portvakt/verify");
+    assert!(
+        !verify.body.contains("action=\"/.portvakt/verify\""),
+        "no app to ask a code from"
+    );
+    let csrf = verify.input("csrf").unwrap();
+    browser.post("/.portvakt/email/send", &[("csrf", &csrf)]);
+    let code = last_mailed_code(&gateway);
+    assert_eq!(
+        browser
+            .post("/.portvakt/email", &[("csrf", &csrf), ("code", &code)])
+            .status,
+        302
+    );
+}
+
+/// A mail server in miniature on loopback: speaks enough SMTP to take messages, and
+/// hands each one's text to the test.
+fn smtp_sink() -> (u16, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut writer = stream.try_clone().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut say = |line: &str| writer.write_all(format!("{line}\r\n").as_bytes());
+            say("220 sink.test ESMTP").unwrap();
+            let mut line = String::new();
+            let mut message = String::new();
+            let mut in_data = false;
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if in_data {
+                    if line == ".\r\n" {
+                        in_data = false;
+                        tx.send(std::mem::take(&mut message)).unwrap();
+                        say("250 queued").unwrap();
+                    } else {
+                        message.push_str(&line);
+                    }
+                } else {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    match verb.as_str() {
+                        "EHLO" | "HELO" => say("250 sink.test").unwrap(),
+                        "DATA" => {
+                            in_data = true;
+                            say("354 go ahead").unwrap();
+                        }
+                        "QUIT" => {
+                            say("221 bye").unwrap();
+                            break;
+                        }
+                        _ => say("250 ok").unwrap(),
+                    }
+                }
+                line.clear();
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// The production path: e-mail codes go out over SMTP.
+#[test]
+fn emailed_codes_go_out_over_smtp() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let (port, mail) = smtp_sink();
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\n\
+             email: {{ from: \"Portvakt <portvakt@example.com>\", smtp: {{ host: 127.0.0.1, port: {port}, security: none }} }}\n\
+             second_factor: {{ email: second_factor }}\napps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
+             \x20   login: {{ path: /login, username_field: username }}\n",
+            app.url()
+        ),
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    );
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let csrf = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    assert_eq!(
+        browser
+            .post("/.portvakt/email/send", &[("csrf", &csrf)])
+            .location(),
+        Some("/.portvakt/email")
+    );
+    let message = mail
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("a message");
+    assert!(message.contains("To: alice@example.com"), "{message}");
+    let code: String = message
+        .rsplit("Your sign-in code is ")
+        .next()
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert_eq!(
+        browser
+            .post("/.portvakt/email", &[("csrf", &csrf), ("code", &code)])
+            .status,
+        302
+    );
+}

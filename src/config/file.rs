@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub identity_headers: Vec<Spanned<String>>,
     pub users_file: Option<Spanned<String>>,
+    pub email: Option<EmailFile>,
     /// Who administers the gateway: (users, groups).
     pub admins: Option<(Vec<String>, Vec<String>)>,
     pub pages: PagesFile,
@@ -30,6 +31,26 @@ pub struct FileConfig {
     pub session: SessionFile,
     pub lockout: LockoutFile,
     pub apps: Vec<AppFile>,
+}
+
+/// How e-mail is sent (for e-mail codes).
+pub struct EmailFile {
+    pub at: Pos,
+    pub key: String,
+    pub from: Option<Spanned<String>>,
+    pub smtp: Option<SmtpFile>,
+    pub file: Option<Spanned<String>>,
+    pub code_digits: Option<u64>,
+    pub code_lifetime: Option<Duration>,
+    pub resend_after: Option<Duration>,
+}
+
+pub struct SmtpFile {
+    pub host: Option<Spanned<String>>,
+    pub port: Option<u64>,
+    pub security: Option<Spanned<String>>,
+    pub username: Option<String>,
+    pub password_file: Option<Spanned<String>>,
 }
 
 #[derive(Default)]
@@ -48,6 +69,7 @@ pub struct SecondFactorFile {
     pub recovery_codes: Option<u64>,
     pub max_devices: Option<u64>,
     pub allow_opt_out: Option<bool>,
+    pub email: Option<Spanned<String>>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
     /// `enrolment: admin`.
@@ -144,6 +166,7 @@ const TOP_KEYS: &[&str] = &[
     "trusted_proxies",
     "identity_headers",
     "users",
+    "email",
     "admins",
     "pages",
     "second_factor",
@@ -152,10 +175,20 @@ const TOP_KEYS: &[&str] = &[
     "apps",
 ];
 const USERS_KEYS: &[&str] = &["file"];
+const EMAIL_KEYS: &[&str] = &[
+    "from",
+    "smtp",
+    "file",
+    "code_digits",
+    "code_lifetime",
+    "resend_after",
+];
+const SMTP_KEYS: &[&str] = &["host", "port", "security", "username", "password_file"];
 const ADMINS_KEYS: &[&str] = &["users", "groups"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
 const SECOND_FACTOR_KEYS: &[&str] = &[
     "issuer",
+    "email",
     "totp",
     "recovery_codes",
     "max_devices",
@@ -218,6 +251,7 @@ impl FileConfig {
             trusted_proxies: Vec::new(),
             identity_headers: Vec::new(),
             users_file: None,
+            email: None,
             admins: None,
             pages: PagesFile::default(),
             second_factor: SecondFactorFile::default(),
@@ -298,6 +332,9 @@ impl FileConfig {
                 }
                 m.finish(d);
             }
+        }
+        if let Some((node, key)) = top.get("email") {
+            file.email = decode_email(d, node, &key);
         }
         if let Some((node, key)) = top.get("admins") {
             if let Some(mut m) = d.map(node, &key, ADMINS_KEYS) {
@@ -598,6 +635,9 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
     if let Some((n, k)) = m.get("allow_opt_out") {
         file.allow_opt_out = d.bool(n, &k);
     }
+    if let Some((n, k)) = m.get("email") {
+        file.email = d.spanned_string(n, &k);
+    }
     if let Some((n, k)) = m.get("enrolment") {
         if matches!(n.value, Value::Map(_)) {
             if let Some(mut e) = d.map(n, &k, ENROLMENT_KEYS) {
@@ -745,4 +785,68 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     }
     m.finish(d);
     Some(LoginSpec::Form(Box::new(login)))
+}
+
+fn decode_email(d: &mut Decoder, node: &Node, key: &str) -> Option<EmailFile> {
+    let mut m = d.map(node, key, EMAIL_KEYS)?;
+    let mut email = EmailFile {
+        at: node.at,
+        key: key.to_owned(),
+        from: None,
+        smtp: None,
+        file: None,
+        code_digits: None,
+        code_lifetime: None,
+        resend_after: None,
+    };
+    if let Some((n, k)) = m.require(
+        d,
+        "from",
+        node.at,
+        "the sender, such as \"Portvakt <portvakt@example.com>\"",
+    ) {
+        email.from = d.spanned_string(n, &k);
+    }
+    if let Some((n, k)) = m.get("file") {
+        email.file = d.spanned_string(n, &k);
+    }
+    if let Some((n, k)) = m.get("code_digits") {
+        email.code_digits = d.integer(n, &k, 6..=8);
+    }
+    if let Some((n, k)) = m.get("code_lifetime") {
+        email.code_lifetime = d.duration(n, &k);
+    }
+    if let Some((n, k)) = m.get("resend_after") {
+        email.resend_after = d.duration(n, &k);
+    }
+    if let Some((n, k)) = m.get("smtp") {
+        if let Some(mut s) = d.map(n, &k, SMTP_KEYS) {
+            let mut smtp = SmtpFile {
+                host: None,
+                port: None,
+                security: None,
+                username: None,
+                password_file: None,
+            };
+            if let Some((n, k)) = s.require(d, "host", n.at, "the SMTP server's name") {
+                smtp.host = d.spanned_string(n, &k);
+            }
+            if let Some((n, k)) = s.get("port") {
+                smtp.port = d.integer(n, &k, 1..=65_535);
+            }
+            if let Some((n, k)) = s.get("security") {
+                smtp.security = d.spanned_string(n, &k);
+            }
+            if let Some((n, k)) = s.get("username") {
+                smtp.username = d.string(n, &k);
+            }
+            if let Some((n, k)) = s.get("password_file") {
+                smtp.password_file = d.spanned_string(n, &k);
+            }
+            s.finish(d);
+            email.smtp = Some(smtp);
+        }
+    }
+    m.finish(d);
+    Some(email)
 }

@@ -270,6 +270,43 @@ mod tests {
     }
 
     #[test]
+    fn email_settings_are_checked() {
+        let found = errors(&format!("second_factor: {{email: fallback}}\n{MINIMAL}"));
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("e-mail codes need an `email` section")),
+            "{found:#?}"
+        );
+        let both = format!(
+            "email: {{from: nobody, file: m.log, smtp: {{host: mail.example, security: ssl}}}}\nsecond_factor: {{email: always}}\n{MINIMAL}"
+        );
+        let found = errors(&both);
+        for want in [
+            "`nobody` is not an e-mail sender",
+            "`ssl` is not an SMTP security",
+            "give `smtp` (a mail server) or `file`",
+            "`always` is not an e-mail use",
+        ] {
+            assert!(
+                found.iter().any(|e| e.contains(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        let good = format!("email: {{from: \"P <p@example.com>\", smtp: {{host: mail.example}}}}\n{MINIMAL}");
+        let config = parse(&good, &PathBuf::from("t.yaml")).expect("valid");
+        let email = config.email.expect("email");
+        assert!(matches!(
+            email.transport,
+            model::EmailTransport::Smtp {
+                port: 587,
+                security: model::SmtpSecurity::StartTls,
+                ..
+            }
+        ));
+    }
+
+    #[test]
     fn missing_top_level_keys_are_named() {
         let found = errors("log: {format: xml}\n");
         assert!(found.iter().any(|e| e.contains("missing `listen`")), "{found:#?}");

@@ -27,6 +27,8 @@ pub struct Config {
     /// request, beside every `x-portvakt-*` header.
     pub identity_headers: Vec<String>,
     pub users: Users,
+    /// How e-mail is sent, when it is.
+    pub email: Option<EmailSettings>,
     /// Who may use the admin pages (users by name, or members of groups).
     pub admins: crate::policy::Subjects,
     pub pages: PageSettings,
@@ -160,6 +162,48 @@ impl App {
     }
 }
 
+/// What e-mailed one-time codes may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailUse {
+    Off,
+    /// Offered on the verification page to users who enrolled an authenticator app
+    /// ("sign in another way").
+    Fallback,
+    /// A second factor in its own right: a user with an address need not enrol an app.
+    SecondFactor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailSettings {
+    pub from: String,
+    pub transport: EmailTransport,
+    pub code_digits: usize,
+    pub code_lifetime: Duration,
+    /// How long before another code may be sent.
+    pub resend_after: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailTransport {
+    Smtp {
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        /// User name and password (read from a file, never written in the config).
+        credentials: Option<(String, String)>,
+    },
+    /// For development and tests: each message is appended to this file.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    StartTls,
+    Tls,
+    /// Plain SMTP, for a relay on the same host.
+    None,
+}
+
 /// How the gateway's pages look and speak.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSettings {
@@ -234,6 +278,8 @@ pub struct SecondFactorSettings {
     /// Whether a user who turned the second factor on (where it is optional) may
     /// turn it off again.
     pub allow_opt_out: bool,
+    /// What e-mailed codes may be used for.
+    pub email: EmailUse,
     pub enrolment: Enrolment,
 }
 

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use super::decode::{Decoder, Spanned};
 use super::file::{
-    AppFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile, RouteFile, SecondFactorFile,
-    SessionFile,
+    AppFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile, RouteFile,
+    SecondFactorFile, SessionFile, SmtpFile,
 };
 use super::model::{
-    fold_header_name, fold_host, App, Config, Enrolment, Listener, LogFormat, LogSettings, LoginInterception,
-    PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SuccessRule, TlsFiles,
-    Upstream, UpstreamHeaders, UsernameSource, Users,
+    fold_header_name, fold_host, App, Config, EmailSettings, EmailTransport, EmailUse, Enrolment, Listener,
+    LogFormat, LogSettings, LoginInterception, PageSettings, SecondFactorSettings, ServerSettings,
+    SessionSettings, SignIn, SmtpSecurity, SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource,
+    Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -156,6 +157,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         None => Users::default(),
     };
     let pages = build_pages(d, &file.pages, base);
+    let email = file.email.as_ref().and_then(|e| build_email(d, e, base));
     // Admin names follow the same single-account rule as every user name.
     let admins = file
         .admins
@@ -165,7 +167,37 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             groups,
         })
         .unwrap_or_default();
-    let second_factor = build_second_factor(file.second_factor);
+    let email_use = match file.second_factor.email.as_ref() {
+        None => EmailUse::Off,
+        Some(s) => match s.value.as_str() {
+            "off" => EmailUse::Off,
+            "fallback" => EmailUse::Fallback,
+            "second_factor" => EmailUse::SecondFactor,
+            other => {
+                d.error(
+                    s.at,
+                    &s.key,
+                    format!("`{other}` is not an e-mail use; write off, fallback or second_factor"),
+                );
+                EmailUse::Off
+            }
+        },
+    };
+    if email_use != EmailUse::Off && file.email.is_none() {
+        let at = file
+            .second_factor
+            .email
+            .as_ref()
+            .map(|s| (s.at, s.key.clone()))
+            .unwrap_or_default();
+        d.error(
+            at.0,
+            &at.1,
+            "e-mail codes need an `email` section saying how mail is sent",
+        );
+    }
+    let mut second_factor = build_second_factor(file.second_factor);
+    second_factor.email = email_use;
     let session = build_session(d, file.session);
     let lockout = build_lockout(file.lockout);
     let state_dir = file.state_dir.map(|s| base.join(s.value))?;
@@ -179,6 +211,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         trusted_proxies: file.trusted_proxies,
         identity_headers,
         users,
+        email,
         admins,
         pages,
         second_factor,
@@ -447,6 +480,7 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(5),
         allow_opt_out: file.allow_opt_out.unwrap_or(true),
+        email: EmailUse::Off,
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,
             (false, None) => Enrolment::Open,
@@ -687,4 +721,95 @@ fn build_pages(d: &mut Decoder, file: &PagesFile, base: &Path) -> PageSettings {
         pages.stylesheet = format!("{}{extra}", crate::pages::STYLESHEET).into();
     }
     pages
+}
+
+fn build_email(d: &mut Decoder, file: &EmailFile, base: &Path) -> Option<EmailSettings> {
+    let from = file.from.as_ref().and_then(|from| {
+        if from.value.parse::<lettre::message::Mailbox>().is_ok() {
+            Some(from.value.clone())
+        } else {
+            d.error(
+                from.at,
+                &from.key,
+                format!(
+                    "`{}` is not an e-mail sender; write \"Name <address@example.com>\"",
+                    from.value
+                ),
+            );
+            None
+        }
+    });
+    // The SMTP block is checked whatever else is wrong, so all its errors show.
+    let smtp = file.smtp.as_ref().and_then(|smtp| build_smtp(d, smtp, base));
+    let transport = match (&file.smtp, &file.file) {
+        (Some(_), None) => smtp,
+        (None, Some(path)) => Some(EmailTransport::File(base.join(&path.value))),
+        _ => {
+            d.error(
+                file.at,
+                &file.key,
+                "give `smtp` (a mail server) or `file` (development: messages go to a file), one of them",
+            );
+            None
+        }
+    };
+    Some(EmailSettings {
+        from: from?,
+        transport: transport?,
+        code_digits: file
+            .code_digits
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(6),
+        code_lifetime: file.code_lifetime.unwrap_or(Duration::from_secs(10 * 60)),
+        resend_after: file.resend_after.unwrap_or(Duration::from_secs(60)),
+    })
+}
+
+fn build_smtp(d: &mut Decoder, smtp: &SmtpFile, base: &Path) -> Option<EmailTransport> {
+    let security = match smtp.security.as_ref().map(|s| s.value.as_str()) {
+        None | Some("starttls") => Some(SmtpSecurity::StartTls),
+        Some("tls") => Some(SmtpSecurity::Tls),
+        Some("none") => Some(SmtpSecurity::None),
+        Some(other) => {
+            let at = smtp
+                .security
+                .as_ref()
+                .map(|s| (s.at, s.key.clone()))
+                .unwrap_or_default();
+            d.error(
+                at.0,
+                &at.1,
+                format!("`{other}` is not an SMTP security; use starttls, tls or none"),
+            );
+            None
+        }
+    };
+    let default_port = match security {
+        Some(SmtpSecurity::Tls) => 465,
+        Some(SmtpSecurity::None) => 25,
+        _ => 587,
+    };
+    let password = smtp.password_file.as_ref().and_then(|p| {
+        let path = base.join(&p.value);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
+            Err(e) => {
+                d.error(
+                    p.at,
+                    &p.key,
+                    format!("cannot read the SMTP password from {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    });
+    Some(EmailTransport::Smtp {
+        host: smtp.host.as_ref()?.value.clone(),
+        port: smtp
+            .port
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(default_port),
+        security: security?,
+        credentials: smtp.username.clone().zip(password),
+    })
 }

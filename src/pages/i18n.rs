@@ -181,6 +181,16 @@ pub struct Texts {
     pub admin_done: &'static str,
     pub admin_audit: &'static str,
     pub admin_back: &'static str,
+    pub email_send: &'static str,
+    pub email_title: &'static str,
+    pub email_intro: &'static str,
+    pub email_resend: &'static str,
+    pub email_wait: &'static str,
+    pub email_failed: &'static str,
+    pub email_subject: &'static str,
+    /// Followed by the code, then `email_body_after`.
+    pub email_body: &'static str,
+    pub email_body_after: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -271,6 +281,15 @@ const EN: Texts = Texts {
     admin_done: "Done.",
     admin_audit: "Audit trail",
     admin_back: "Back to administration",
+    email_send: "E-mail a code to",
+    email_title: "Enter the code we e-mailed you",
+    email_intro: "We sent a code to",
+    email_resend: "Send a new code",
+    email_wait: "A code was sent a moment ago. Wait a minute before asking for another.",
+    email_failed: "The code could not be sent. Try another way, or try again later.",
+    email_subject: "Your sign-in code",
+    email_body: "Your sign-in code is",
+    email_body_after: "It works once, for a few minutes. If you did not just try to sign in, someone may know your password: change it.",
 };
 
 const SV: Texts = Texts {
@@ -361,6 +380,15 @@ const SV: Texts = Texts {
     admin_done: "Klart.",
     admin_audit: "Granskningslogg",
     admin_back: "Tillbaka till administrationen",
+    email_send: "Skicka en kod med e-post till",
+    email_title: "Ange koden vi skickade med e-post",
+    email_intro: "Vi skickade en kod till",
+    email_resend: "Skicka en ny kod",
+    email_wait: "En kod skickades nyss. Vänta en minut innan du ber om en ny.",
+    email_failed: "Koden kunde inte skickas. Logga in på ett annat sätt, eller försök igen senare.",
+    email_subject: "Din inloggningskod",
+    email_body: "Din inloggningskod är",
+    email_body_after: "Den fungerar en gång, i några minuter. Om du inte just försökte logga in kan någon känna till ditt lösenord: byt det.",
 };
 
 /// How an audit event reads on the user's own activity list.

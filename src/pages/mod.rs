@@ -77,6 +77,37 @@ struct VerifyPage<'a> {
     t: &'a Texts,
     csrf: &'a str,
     error: Option<&'a str>,
+    has_app: bool,
+    email_to: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "email.html")]
+struct EmailPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    csrf: &'a str,
+    address: &'a str,
+    error: Option<&'a str>,
+}
+
+/// Where to type the code that was e-mailed to `address` (masked).
+pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>) -> Page {
+    let t = texts(lang);
+    let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
+    html(
+        status,
+        EmailPage {
+            lang: lang.code(),
+            title: t.email_title,
+            t,
+            csrf,
+            address,
+            error,
+        }
+        .render(),
+    )
 }
 
 #[derive(Template)]
@@ -410,7 +441,9 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
     )
 }
 
-pub fn verify(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
+/// Ways to pass the second factor: the app's code (when the user has an app) and, if
+/// allowed, a code e-mailed to `email_to` (masked).
+pub fn verify(lang: Lang, csrf: &str, error: Option<&str>, has_app: bool, email_to: Option<&str>) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
@@ -421,6 +454,8 @@ pub fn verify(lang: Lang, csrf: &str, error: Option<&str>) -> Page {
             t,
             csrf,
             error,
+            has_app,
+            email_to,
         }
         .render(),
     )

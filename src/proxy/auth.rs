@@ -11,6 +11,7 @@ use super::identity::IdentitySigner;
 use crate::config::Config;
 use crate::factors::lockout::LockoutPolicy;
 use crate::keys::Keys;
+use crate::notify::Mailer;
 use crate::session::challenge::Challenges;
 use crate::session::Sessions;
 use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
@@ -21,6 +22,8 @@ pub struct AuthServices {
     pub challenges: Challenges,
     pub keys: Keys,
     pub signer: IdentitySigner,
+    /// Sends e-mail codes, when e-mail is configured.
+    pub mailer: Option<Mailer>,
     /// Bounds the argon2 work running at once, so a burst of recovery-code attempts
     /// waits its turn instead of taking every thread.
     pub hashing: Semaphore,
@@ -37,7 +40,14 @@ impl AuthServices {
         let sessions = Sessions::new(store.clone(), keys.cookie_key())
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
         let hashing_slots = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mailer = config
+            .email
+            .as_ref()
+            .map(Mailer::new)
+            .transpose()
+            .context("setting up e-mail")?;
         Ok(AuthServices {
+            mailer,
             sessions,
             challenges: Challenges::new(config.session.login_timeout),
             signer: IdentitySigner::new(keys.signing_seed()),

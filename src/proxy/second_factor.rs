@@ -19,8 +19,9 @@ use zeroize::Zeroizing;
 use super::answer::Answer;
 use super::auth::AuthServices;
 use super::identity::unix;
-use crate::config::model::Enrolment;
+use crate::config::model::{EmailUse, Enrolment};
 use crate::config::{App, Config};
+use crate::factors::email::{self, EmailCode};
 use crate::factors::recovery;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::pages::{self, texts, Lang};
@@ -107,7 +108,11 @@ pub async fn begin(
             }
         },
     };
-    let stage = if !devices.is_empty() {
+    // Where an e-mailed code is a second factor in its own right, a user with an
+    // address need not enrol an app first.
+    let email_will_do =
+        config.second_factor.email == EmailUse::SecondFactor && email_address(config, user).is_some();
+    let stage = if !devices.is_empty() || email_will_do {
         Stage::Verify
     } else if may_enrol {
         Stage::Enrol(TotpSecret::generate())
@@ -160,7 +165,14 @@ pub fn begin_adding_device(
 pub fn is_challenge_page(page: &str) -> bool {
     matches!(
         page,
-        "enrol" | "verify" | "recovery" | "continue" | "recovery-codes.txt" | "recovery-codes/print"
+        "enrol"
+            | "verify"
+            | "recovery"
+            | "email"
+            | "email/send"
+            | "continue"
+            | "recovery-codes.txt"
+            | "recovery-codes/print"
     )
 }
 
@@ -258,10 +270,7 @@ async fn serve_inner(
                 }
             }
         }
-        ("verify", false, StageKind::Verify) => Ok(Answer::page(
-            pages::verify(req.lang, &csrf, None),
-            "second_factor",
-        )),
+        ("verify", false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
         ("verify", true, StageKind::Verify) => {
             if let Some(wait) = locked(auth, req, &user).await? {
                 return Ok(wait);
@@ -280,10 +289,7 @@ async fn serve_inner(
             auth.failed(&req.config.lockout, &user, req.client, req.now)
                 .await?;
             note(auth, req, &user, "second_factor_failed", "refused").await;
-            Ok(Answer::page(
-                pages::verify(req.lang, &csrf, Some(t.wrong_code)),
-                "second_factor",
-            ))
+            verify_page(auth, req, &user, &csrf, Some(t.wrong_code)).await
         }
         ("recovery", false, StageKind::Verify) => Ok(Answer::page(
             pages::recovery(req.lang, &csrf, None),
@@ -316,6 +322,74 @@ async fn serve_inner(
                     ))
                 }
             }
+        }
+        ("email/send", true, StageKind::Verify) => {
+            let has_app = !auth.store.totp_devices(&user).await?.is_empty();
+            let Some(address) = email_offer(req, &user, has_app) else {
+                return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
+            };
+            let settings = req.config.email.as_ref();
+            let (Some(settings), Some(mailer)) = (settings, auth.mailer.as_ref()) else {
+                return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
+            };
+            let waiting = lock(&challenge)
+                .email_code
+                .as_ref()
+                .is_some_and(|sent| !sent.may_resend(req.now, settings.resend_after));
+            if waiting {
+                let page = pages::email(req.lang, &csrf, &email::mask(&address), Some(t.email_wait));
+                return Ok(Answer::page(page, "second_factor"));
+            }
+            let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
+            let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
+            if let Err(e) = mailer.send(&address, t.email_subject, &body).await {
+                tracing::error!(error = %e, user = %user, "could not send an e-mail code");
+                return verify_page(auth, req, &user, &csrf, Some(t.email_failed)).await;
+            }
+            lock(&challenge).email_code = Some(code);
+            note(auth, req, &user, "email_code_sent", "ok").await;
+            Ok(Answer::redirect("/.portvakt/email", "second_factor"))
+        }
+        ("email", false, StageKind::Verify) => match email_address(req.config, &user) {
+            Some(address) if lock(&challenge).email_code.is_some() => Ok(Answer::page(
+                pages::email(req.lang, &csrf, &email::mask(&address), None),
+                "second_factor",
+            )),
+            _ => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
+        },
+        ("email", true, StageKind::Verify) => {
+            if let Some(wait) = locked(auth, req, &user).await? {
+                return Ok(wait);
+            }
+            let typed = form_value(&form, "code").unwrap_or_default();
+            let passed = {
+                let mut c = lock(&challenge);
+                let ok = c
+                    .email_code
+                    .as_ref()
+                    .is_some_and(|sent| sent.matches(typed, req.now));
+                if ok {
+                    // Single use: the code is gone the moment it works.
+                    c.email_code = None;
+                }
+                ok
+            };
+            if passed {
+                auth.succeeded(&user).await?;
+                note(auth, req, &user, "second_factor_ok", "ok").await;
+                lock(&challenge).stage = Stage::Passed {
+                    method: SignInMethod::Email,
+                    new_codes: None,
+                    codes_left: None,
+                };
+                return complete(auth, req, &id).await;
+            }
+            auth.failed(&req.config.lockout, &user, req.client, req.now)
+                .await?;
+            note(auth, req, &user, "second_factor_failed", "refused").await;
+            let address = email_address(req.config, &user).unwrap_or_default();
+            let page = pages::email(req.lang, &csrf, &email::mask(&address), Some(t.wrong_code));
+            Ok(Answer::page(page, "second_factor"))
         }
         ("continue", true, StageKind::Passed) => complete(auth, req, &id).await,
         ("recovery-codes.txt" | "recovery-codes/print", false, StageKind::Passed) => {
@@ -473,6 +547,36 @@ async fn locked(
             "locked",
         )
     }))
+}
+
+/// The verification page, with every way this user has: their app's code, a
+/// recovery code, and an e-mailed code where allowed.
+async fn verify_page(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Result<Answer, StoreError> {
+    let has_app = !auth.store.totp_devices(user).await?.is_empty();
+    let email_to = email_offer(req, user, has_app).map(|a| email::mask(&a));
+    let page = pages::verify(req.lang, csrf, error, has_app, email_to.as_deref());
+    Ok(Answer::page(page, "second_factor"))
+}
+
+/// The address to offer an e-mailed code to, if the deployment allows it here.
+fn email_offer(req: &PageRequest<'_>, user: &str, has_app: bool) -> Option<String> {
+    let allowed = match req.config.second_factor.email {
+        EmailUse::Off => false,
+        EmailUse::Fallback => has_app,
+        EmailUse::SecondFactor => true,
+    };
+    allowed.then(|| email_address(req.config, user)).flatten()
+}
+
+/// The user's address, from the users file.
+fn email_address(config: &Config, user: &str) -> Option<String> {
+    config.users.get(user).and_then(|u| u.email.clone())
 }
 
 /// Writes an event about this user on this app to the audit trail.

@@ -88,6 +88,8 @@ pub struct Challenge {
     pub csrf: String,
     /// The name a device enrolled through this challenge gets.
     pub device_name: String,
+    /// The code last e-mailed for this challenge, if any.
+    pub email_code: Option<crate::factors::email::EmailCode>,
     pub created_at: SystemTime,
 }
 
@@ -100,6 +102,7 @@ impl Challenge {
             stage,
             csrf: random_token(),
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
+            email_code: None,
             created_at: now,
         }
     }

@@ -28,6 +28,7 @@ pub enum SignInMethod {
     Password,
     Totp,
     Recovery,
+    Email,
 }
 
 impl SignInMethod {
@@ -36,6 +37,7 @@ impl SignInMethod {
             SignInMethod::Password => "password",
             SignInMethod::Totp => "totp",
             SignInMethod::Recovery => "recovery",
+            SignInMethod::Email => "email",
         }
     }
 }
