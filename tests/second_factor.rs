@@ -1217,6 +1217,15 @@ fn an_emailed_code_is_another_way_in() {
     );
     enrol(&mut browser);
     press_continue(&mut browser);
+    let mail = std::fs::read_to_string(gateway.config_path().with_file_name("mail.log")).unwrap();
+    assert!(
+        mail.contains("An authenticator app was added"),
+        "the user is told: {mail}"
+    );
+    assert!(browser
+        .get("/.portvakt/account")
+        .body
+        .contains("E-mail: a•••@example.com"));
     browser.get("/logout");
 
     app_login(&mut browser, "alice", "wonderland");

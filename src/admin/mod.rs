@@ -179,6 +179,8 @@ async fn serve_admin(
                 auth.store.reset_second_factor(user).await?;
                 auth.sessions.end_all_for(user).await?;
                 record(auth, req, admin, "reset", user).await;
+                auth.notify(req.config, user, t.notice_reset_subject, t.notice_reset_body)
+                    .await;
                 tracing::info!(admin = %admin, user = %user, "second factor reset by an admin");
             }
             overview(auth, req, account, "", Some(t.admin_done)).await

@@ -191,6 +191,13 @@ pub struct Texts {
     /// Followed by the code, then `email_body_after`.
     pub email_body: &'static str,
     pub email_body_after: &'static str,
+    pub notice_device_subject: &'static str,
+    pub notice_device_body: &'static str,
+    pub notice_recovery_subject: &'static str,
+    pub notice_recovery_body: &'static str,
+    pub notice_reset_subject: &'static str,
+    pub notice_reset_body: &'static str,
+    pub email_label: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -290,6 +297,13 @@ const EN: Texts = Texts {
     email_subject: "Your sign-in code",
     email_body: "Your sign-in code is",
     email_body_after: "It works once, for a few minutes. If you did not just try to sign in, someone may know your password: change it.",
+    notice_device_subject: "An authenticator app was added to your account",
+    notice_device_body: "An authenticator app was just added to your account. If this was not you, contact your administrator at once.",
+    notice_recovery_subject: "A recovery code was used to sign in",
+    notice_recovery_body: "One of your recovery codes was just used to sign in. If this was not you, contact your administrator at once.",
+    notice_reset_subject: "Your two-factor authentication was reset",
+    notice_reset_body: "An administrator reset your two-factor authentication. You will set it up again the next time you sign in. If you did not ask for this, contact your administrator.",
+    email_label: "E-mail",
 };
 
 const SV: Texts = Texts {
@@ -389,6 +403,13 @@ const SV: Texts = Texts {
     email_subject: "Din inloggningskod",
     email_body: "Din inloggningskod är",
     email_body_after: "Den fungerar en gång, i några minuter. Om du inte just försökte logga in kan någon känna till ditt lösenord: byt det.",
+    notice_device_subject: "En autentiseringsapp lades till för ditt konto",
+    notice_device_body: "En autentiseringsapp lades nyss till för ditt konto. Om det inte var du, kontakta administratören omedelbart.",
+    notice_recovery_subject: "En återställningskod användes för att logga in",
+    notice_recovery_body: "En av dina återställningskoder användes nyss för att logga in. Om det inte var du, kontakta administratören omedelbart.",
+    notice_reset_subject: "Din tvåfaktorsautentisering återställdes",
+    notice_reset_body: "En administratör återställde din tvåfaktorsautentisering. Du konfigurerar den igen nästa gång du loggar in. Om du inte bad om det, kontakta administratören.",
+    email_label: "E-post",
 };
 
 /// How an audit event reads on the user's own activity list.

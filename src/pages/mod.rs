@@ -209,6 +209,7 @@ struct AccountPage<'a> {
     csrf: &'a str,
     opt_in: Option<bool>,
     can_opt_out: bool,
+    email: Option<&'a str>,
 }
 
 /// What the security-info page shows.
@@ -221,6 +222,8 @@ pub struct Account<'a> {
     /// For an app where the second factor is optional: whether the user turned it on.
     pub opt_in: Option<bool>,
     pub can_opt_out: bool,
+    /// The user's address, masked, if the users file has one.
+    pub email: Option<&'a str>,
 }
 
 /// The user's security info: their methods, recovery codes, sessions and activity.
@@ -239,6 +242,7 @@ pub fn account(lang: Lang, page: &Account<'_>) -> Page {
             csrf: page.csrf,
             opt_in: page.opt_in,
             can_opt_out: page.can_opt_out,
+            email: page.email,
         }
         .render(),
     )

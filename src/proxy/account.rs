@@ -342,6 +342,12 @@ async fn overview(
         .collect();
     let csrf = auth.sessions.form_token(account);
     let optional = matches!(req.app.policy.mfa, MfaMode::Optional);
+    let masked_email = req
+        .config
+        .users
+        .get(user)
+        .and_then(|u| u.email.as_deref())
+        .map(crate::factors::email::mask);
     let page = pages::Account {
         user,
         devices: &devices,
@@ -350,6 +356,7 @@ async fn overview(
         csrf: &csrf,
         opt_in: optional.then_some(account.mfa_opted_in),
         can_opt_out: req.config.second_factor.allow_opt_out,
+        email: masked_email.as_deref(),
     };
     Ok(Answer::page(pages::account(req.lang, &page), "account"))
 }

@@ -123,6 +123,21 @@ impl AuthServices {
         })
     }
 
+    /// Tells the user by e-mail (when mail is set up and the users file has their
+    /// address). Bounded in time and never fatal: a notice that cannot go out is logged.
+    pub async fn notify(&self, config: &Config, user: &str, subject: &str, body: &str) {
+        let (Some(mailer), Some(address)) =
+            (&self.mailer, config.users.get(user).and_then(|u| u.email.clone()))
+        else {
+            return;
+        };
+        match tokio::time::timeout(Duration::from_secs(5), mailer.send(&address, subject, body)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, user = %user, "a notice could not be sent"),
+            Err(_) => tracing::warn!(user = %user, "a notice took too long to send; gave up"),
+        }
+    }
+
     /// A success resets the account's counter (not the address's: one good account
     /// must not clear the record of an address guessing at others).
     pub async fn succeeded(&self, user: &str) -> StoreResult<()> {

@@ -254,6 +254,8 @@ async fn serve_inner(
                     };
                     auth.succeeded(&user).await?;
                     note(auth, req, &user, "enrolled", "ok").await;
+                    auth.notify(req.config, &user, t.notice_device_subject, t.notice_device_body)
+                        .await;
                     tracing::info!(user = %user, app = %req.app.name, "authenticator app enrolled");
                     lock(&challenge).stage = Stage::Passed {
                         method: SignInMethod::Totp,
@@ -304,6 +306,13 @@ async fn serve_inner(
                 Some(left) => {
                     auth.succeeded(&user).await?;
                     note(auth, req, &user, "recovery_code_used", "ok").await;
+                    auth.notify(
+                        req.config,
+                        &user,
+                        t.notice_recovery_subject,
+                        t.notice_recovery_body,
+                    )
+                    .await;
                     tracing::info!(user = %user, codes_left = left, "recovery code used");
                     lock(&challenge).stage = Stage::Passed {
                         method: SignInMethod::Recovery,
