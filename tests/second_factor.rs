@@ -1368,3 +1368,86 @@ fn emailed_codes_go_out_over_smtp() {
         302
     );
 }
+
+#[test]
+fn a_remembered_browser_skips_the_code_until_signed_out_everywhere() {
+    let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
+    let gateway = gateway_for(&app, "second_factor: { remember_device: 30d }\n");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let (secret, codes, _) = enrol(&mut browser);
+    press_continue(&mut browser);
+    browser.get("/logout");
+
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+    let page = browser.get("/.portvakt/verify");
+    assert!(
+        page.body.contains("ask again in this browser for 30 days"),
+        "{}",
+        page.body
+    );
+    let csrf = page.input("csrf").unwrap();
+    let released = browser.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1)), ("remember", "on")],
+    );
+    let set = released.set_cookie_names();
+    assert!(set.contains(&"portvakt-trust".to_owned()), "{set:?}");
+    assert!(
+        set.contains(&"sessionid".to_owned()),
+        "the app's session is released: {set:?}"
+    );
+    browser.get("/logout");
+
+    // The next sign-in in this browser passes straight to the app.
+    let skipped = app_login(&mut browser, "alice", "wonderland");
+    assert_ne!(
+        skipped.location(),
+        Some("/.portvakt/verify"),
+        "{:?}",
+        skipped.headers
+    );
+    assert!(skipped.set_cookie_names().contains(&"sessionid".to_owned()));
+    assert_eq!(browser.get("/whoami").status, 200);
+    // The second factor dates from when it was really passed: /admin (max_age 1s)
+    // still asks for a fresh one.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(browser.get("/admin/").location(), Some("/.portvakt/verify"));
+
+    // The cookie is alice's: bob signing in with it is asked for his own factor.
+    let mut borrowed = Browser::new(&gateway, HOST);
+    borrowed.cookies = browser.cookies.clone();
+    borrowed.cookies.retain(|name, _| name == "portvakt-trust");
+    let bob = app_login(&mut borrowed, "bob", "builder");
+    assert_eq!(bob.location(), Some("/.portvakt/enrol"));
+    // A forged cookie is worth nothing either.
+    let mut forged = Browser::new(&gateway, HOST);
+    forged
+        .cookies
+        .insert("portvakt-trust".to_owned(), "AAAA".to_owned());
+    assert_eq!(
+        app_login(&mut forged, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+
+    // Signing out everywhere (here from a browser that used a recovery code, which
+    // remembers nothing) forgets every remembered browser.
+    let mut other = Browser::new(&gateway, HOST);
+    app_login(&mut other, "alice", "wonderland");
+    let token = other.get("/.portvakt/recovery").input("csrf").unwrap();
+    let used = other.post("/.portvakt/recovery", &[("csrf", &token), ("code", &codes[0])]);
+    assert_eq!(used.status, 200);
+    assert!(!press_continue(&mut other)
+        .set_cookie_names()
+        .contains(&"portvakt-trust".to_owned()));
+    let csrf = other.get("/.portvakt/account").input("csrf").unwrap();
+    let out = other.post("/.portvakt/account/sign-out-everywhere", &[("csrf", &csrf)]);
+    assert!(out.body.contains("You are signed out everywhere."));
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+}

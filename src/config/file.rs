@@ -69,6 +69,7 @@ pub struct SecondFactorFile {
     pub recovery_codes: Option<u64>,
     pub max_devices: Option<u64>,
     pub allow_opt_out: Option<bool>,
+    pub remember_device: Option<Duration>,
     pub email: Option<Spanned<String>>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
@@ -193,8 +194,12 @@ const SECOND_FACTOR_KEYS: &[&str] = &[
     "recovery_codes",
     "max_devices",
     "allow_opt_out",
+    "remember_device",
     "enrolment",
 ];
+/// How long a browser may skip the second factor (Azure AD's range, too).
+const REMEMBER_DEVICE_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(24 * 3600)..=Duration::from_secs(365 * 24 * 3600);
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
 const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout"];
@@ -634,6 +639,19 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
     }
     if let Some((n, k)) = m.get("allow_opt_out") {
         file.allow_opt_out = d.bool(n, &k);
+    }
+    if let Some((n, k)) = m.get("remember_device") {
+        file.remember_device = d.duration(n, &k);
+        if file
+            .remember_device
+            .is_some_and(|t| !REMEMBER_DEVICE_RANGE.contains(&t))
+        {
+            d.error(
+                n.at,
+                &k,
+                "a browser may be remembered for 1 to 365 days (such as 30d); leave the key out to never remember browsers",
+            );
+        }
     }
     if let Some((n, k)) = m.get("email") {
         file.email = d.spanned_string(n, &k);

@@ -118,6 +118,30 @@ mod tests {
     }
 
     #[test]
+    fn remembering_a_browser_is_off_unless_asked_and_bounded() {
+        let config = parse(MINIMAL, &PathBuf::from("p.yaml")).expect("valid");
+        assert_eq!(
+            config.second_factor.remember_device, None,
+            "never remembered by default"
+        );
+        let asked = format!("second_factor:\n  remember_device: 30d\n{MINIMAL}");
+        let config = parse(&asked, &PathBuf::from("p.yaml")).expect("valid");
+        assert_eq!(
+            config.second_factor.remember_device,
+            Some(std::time::Duration::from_secs(30 * 24 * 3600))
+        );
+        for too in ["400d", "1h"] {
+            let found = errors(&format!("second_factor:\n  remember_device: {too}\n{MINIMAL}"));
+            assert_eq!(found.len(), 1, "{found:#?}");
+            assert!(
+                found[0].starts_with("t.yaml:2:20: second_factor.remember_device: a browser may be remembered for 1 to 365 days"),
+                "{}",
+                found[0]
+            );
+        }
+    }
+
+    #[test]
     fn cross_key_errors_name_both_places() {
         let text = "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\napps:\n  a:\n    hosts: [x.example]\n    upstream: http://127.0.0.1:1\n    routes:\n      - {path: /admin, policy: deny}\n      - {path: /admin/, policy: bypass}\n  b:\n    hosts: [X.example]\n    upstream: http://127.0.0.1:1\n";
         let found = errors(text);

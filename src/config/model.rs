@@ -278,6 +278,9 @@ pub struct SecondFactorSettings {
     /// Whether a user who turned the second factor on (where it is optional) may
     /// turn it off again.
     pub allow_opt_out: bool,
+    /// How long a browser the user asked to be remembered in skips the second
+    /// factor at sign-in; `None` (the default) offers no such choice.
+    pub remember_device: Option<Duration>,
     /// What e-mailed codes may be used for.
     pub email: EmailUse,
     pub enrolment: Enrolment,

@@ -480,6 +480,7 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(5),
         allow_opt_out: file.allow_opt_out.unwrap_or(true),
+        remember_device: file.remember_device,
         email: EmailUse::Off,
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,

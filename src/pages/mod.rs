@@ -79,6 +79,7 @@ struct VerifyPage<'a> {
     error: Option<&'a str>,
     has_app: bool,
     email_to: Option<&'a str>,
+    remember_days: Option<u64>,
 }
 
 #[derive(Template)]
@@ -90,10 +91,12 @@ struct EmailPage<'a> {
     csrf: &'a str,
     address: &'a str,
     error: Option<&'a str>,
+    remember_days: Option<u64>,
 }
 
 /// Where to type the code that was e-mailed to `address` (masked).
-pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>) -> Page {
+/// `remember_days`: offer to remember the browser for that many days.
+pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>, remember_days: Option<u64>) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
@@ -105,6 +108,7 @@ pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>) -> Page
             csrf,
             address,
             error,
+            remember_days,
         }
         .render(),
     )
@@ -447,7 +451,15 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
 
 /// Ways to pass the second factor: the app's code (when the user has an app) and, if
 /// allowed, a code e-mailed to `email_to` (masked).
-pub fn verify(lang: Lang, csrf: &str, error: Option<&str>, has_app: bool, email_to: Option<&str>) -> Page {
+/// `remember_days`: offer to remember the browser for that many days.
+pub fn verify(
+    lang: Lang,
+    csrf: &str,
+    error: Option<&str>,
+    has_app: bool,
+    email_to: Option<&str>,
+    remember_days: Option<u64>,
+) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
@@ -460,6 +472,7 @@ pub fn verify(lang: Lang, csrf: &str, error: Option<&str>, has_app: bool, email_
             error,
             has_app,
             email_to,
+            remember_days,
         }
         .render(),
     )

@@ -218,6 +218,8 @@ async fn serve_inner(
                 return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));
             }
             if auth.store.remove_device(user, device.id).await? {
+                // A lost phone may be why: remembered browsers ask for a code again.
+                auth.store.forget_trusted_devices(user).await?;
                 auth.audit("device_removed", user, &req.app.name, req.client, "ok", req.now)
                     .await;
             }

@@ -90,7 +90,13 @@ impl Gateway {
             let key = rule_path(&path);
             if key == login.path && method == login.method {
                 let content_type = header_str(session.req_header(), "content-type");
-                ctx.login = Some(LoginCapture::new(content_type));
+                let mut capture = LoginCapture::new(content_type);
+                capture.trust_cookie = cookies::find(
+                    &session.req_header().headers,
+                    cookies::trust_cookie_name(ctx.secure),
+                )
+                .map(str::to_owned);
+                ctx.login = Some(capture);
                 ctx.label = Some("login");
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);

@@ -13,6 +13,8 @@ pub struct LoginCapture {
     pub content_type: String,
     /// Set when the whole body has passed.
     pub complete: bool,
+    /// The "don't ask again in this browser" cookie the login came with.
+    pub trust_cookie: Option<String>,
 }
 
 impl LoginCapture {

@@ -281,11 +281,7 @@ async fn serve_inner(
             if check_totp(auth, req, &user, code).await? {
                 auth.succeeded(&user).await?;
                 note(auth, req, &user, "second_factor_ok", "ok").await;
-                lock(&challenge).stage = Stage::Passed {
-                    method: SignInMethod::Totp,
-                    new_codes: None,
-                    codes_left: None,
-                };
+                pass(&challenge, SignInMethod::Totp, wants_remembering(req, &form));
                 return complete(auth, req, &id).await;
             }
             auth.failed(&req.config.lockout, &user, req.client, req.now)
@@ -346,7 +342,13 @@ async fn serve_inner(
                 .as_ref()
                 .is_some_and(|sent| !sent.may_resend(req.now, settings.resend_after));
             if waiting {
-                let page = pages::email(req.lang, &csrf, &email::mask(&address), Some(t.email_wait));
+                let page = pages::email(
+                    req.lang,
+                    &csrf,
+                    &email::mask(&address),
+                    Some(t.email_wait),
+                    remember_days(req),
+                );
                 return Ok(Answer::page(page, "second_factor"));
             }
             let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
@@ -361,7 +363,7 @@ async fn serve_inner(
         }
         ("email", false, StageKind::Verify) => match email_address(req.config, &user) {
             Some(address) if lock(&challenge).email_code.is_some() => Ok(Answer::page(
-                pages::email(req.lang, &csrf, &email::mask(&address), None),
+                pages::email(req.lang, &csrf, &email::mask(&address), None, remember_days(req)),
                 "second_factor",
             )),
             _ => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
@@ -386,18 +388,20 @@ async fn serve_inner(
             if passed {
                 auth.succeeded(&user).await?;
                 note(auth, req, &user, "second_factor_ok", "ok").await;
-                lock(&challenge).stage = Stage::Passed {
-                    method: SignInMethod::Email,
-                    new_codes: None,
-                    codes_left: None,
-                };
+                pass(&challenge, SignInMethod::Email, wants_remembering(req, &form));
                 return complete(auth, req, &id).await;
             }
             auth.failed(&req.config.lockout, &user, req.client, req.now)
                 .await?;
             note(auth, req, &user, "second_factor_failed", "refused").await;
             let address = email_address(req.config, &user).unwrap_or_default();
-            let page = pages::email(req.lang, &csrf, &email::mask(&address), Some(t.wrong_code));
+            let page = pages::email(
+                req.lang,
+                &csrf,
+                &email::mask(&address),
+                Some(t.wrong_code),
+                remember_days(req),
+            );
             Ok(Answer::page(page, "second_factor"))
         }
         ("continue", true, StageKind::Passed) => complete(auth, req, &id).await,
@@ -569,8 +573,39 @@ async fn verify_page(
 ) -> Result<Answer, StoreError> {
     let has_app = !auth.store.totp_devices(user).await?.is_empty();
     let email_to = email_offer(req, user, has_app).map(|a| email::mask(&a));
-    let page = pages::verify(req.lang, csrf, error, has_app, email_to.as_deref());
+    let page = pages::verify(
+        req.lang,
+        csrf,
+        error,
+        has_app,
+        email_to.as_deref(),
+        remember_days(req),
+    );
     Ok(Answer::page(page, "second_factor"))
+}
+
+/// Marks a challenge passed by a code typed on the verification page.
+fn pass(challenge: &SharedChallenge, method: SignInMethod, remember_browser: bool) {
+    let mut c = lock(challenge);
+    c.stage = Stage::Passed {
+        method,
+        new_codes: None,
+        codes_left: None,
+    };
+    c.remember_browser = remember_browser;
+}
+
+/// How many days "don't ask again in this browser" lasts, if it is offered at all.
+fn remember_days(req: &PageRequest<'_>) -> Option<u64> {
+    req.config
+        .second_factor
+        .remember_device
+        .map(|lifetime| lifetime.as_secs() / (24 * 3600))
+}
+
+/// Whether the user ticked "don't ask again" where the deployment offers it.
+fn wants_remembering(req: &PageRequest<'_>, form: &[(String, String)]) -> bool {
+    req.config.second_factor.remember_device.is_some() && form_value(form, "remember") == Some("on")
 }
 
 /// The address to offer an e-mailed code to, if the deployment allows it here.
@@ -684,13 +719,13 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
     let Some(challenge) = auth.challenges.take(id) else {
         return Ok(expired(req));
     };
-    let (user, method, purpose) = {
+    let (user, method, purpose, remember) = {
         let mut c = lock(&challenge);
         let Stage::Passed { method, .. } = c.stage else {
             return Ok(expired(req));
         };
         let purpose = std::mem::replace(&mut c.purpose, Purpose::Return("/".to_owned()));
-        (c.user.clone(), method, purpose)
+        (c.user.clone(), method, purpose, c.remember_browser)
     };
     // A new session id at every authentication; a step-up retires the old one.
     if let Some(old) = &req.session_cookie {
@@ -712,9 +747,18 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
             Answer::redirect(super::return_path::safe_return_path(&path), "step_up_passed")
         }
     };
-    Ok(answer
+    let mut answer = answer
         .with_cookie(&session_cookie)
-        .with_cookie(&clear_challenge_cookie(req.secure)))
+        .with_cookie(&clear_challenge_cookie(req.secure));
+    if let Some(lifetime) = req.config.second_factor.remember_device.filter(|_| remember) {
+        let value = auth
+            .sessions
+            .remember(&user, req.now, req.now, lifetime, req.secure)
+            .await?;
+        answer = answer.with_cookie(&cookies::set_trust(&value, req.secure, lifetime));
+        note(auth, req, &user, "browser_remembered", "ok").await;
+    }
+    Ok(answer)
 }
 
 /// Reads a small urlencoded form from the request body.

@@ -90,6 +90,8 @@ pub struct Challenge {
     pub device_name: String,
     /// The code last e-mailed for this challenge, if any.
     pub email_code: Option<crate::factors::email::EmailCode>,
+    /// The user ticked "don't ask again in this browser" with the code that passed.
+    pub remember_browser: bool,
     pub created_at: SystemTime,
 }
 
@@ -103,6 +105,7 @@ impl Challenge {
             csrf: random_token(),
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
             email_code: None,
+            remember_browser: false,
             created_at: now,
         }
     }

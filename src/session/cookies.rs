@@ -17,22 +17,51 @@ pub fn session_cookie_name(secure: bool) -> &'static str {
     }
 }
 
+/// The "don't ask again on this device" cookie's name.
+pub fn trust_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-portvakt-trust"
+    } else {
+        "portvakt-trust"
+    }
+}
+
 /// Encrypts a session id into the value of the session cookie.
 pub fn seal_id(key: &Key, id: &str, secure: bool) -> String {
-    let mut jar = CookieJar::new();
-    jar.private_mut(key)
-        .add(Cookie::new(session_cookie_name(secure), id.to_owned()));
-    jar.get(session_cookie_name(secure))
-        .map(|c| c.value().to_owned())
-        .unwrap_or_default()
+    seal(key, session_cookie_name(secure), id)
 }
 
 /// The session id inside a session cookie value, if it is genuine.
 pub fn open_id(key: &Key, value: &str, secure: bool) -> Option<String> {
-    let jar = CookieJar::new();
-    jar.private(key)
-        .decrypt(Cookie::new(session_cookie_name(secure), value.to_owned()))
+    open(key, session_cookie_name(secure), value)
+}
+
+/// Encrypts `value` for the cookie `name` (the name is bound in: a value made for
+/// one cookie does not open as another).
+pub fn seal(key: &Key, name: &'static str, value: &str) -> String {
+    let mut jar = CookieJar::new();
+    jar.private_mut(key).add(Cookie::new(name, value.to_owned()));
+    jar.get(name).map(|c| c.value().to_owned()).unwrap_or_default()
+}
+
+pub fn open(key: &Key, name: &'static str, value: &str) -> Option<String> {
+    CookieJar::new()
+        .private(key)
+        .decrypt(Cookie::new(name, value.to_owned()))
         .map(|c| c.value().to_owned())
+}
+
+/// The `Set-Cookie` value that remembers this browser for `lifetime`.
+pub fn set_trust(value: &str, secure: bool, lifetime: std::time::Duration) -> String {
+    let seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
+    Cookie::build((trust_cookie_name(secure), value.to_owned()))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(seconds))
+        .build()
+        .to_string()
 }
 
 /// The `Set-Cookie` value that gives the browser its session.

@@ -29,6 +29,8 @@ pub enum SignInMethod {
     Totp,
     Recovery,
     Email,
+    /// A browser the user asked to be remembered in, within its lifetime.
+    TrustedDevice,
 }
 
 impl SignInMethod {
@@ -38,6 +40,7 @@ impl SignInMethod {
             SignInMethod::Totp => "totp",
             SignInMethod::Recovery => "recovery",
             SignInMethod::Email => "email",
+            SignInMethod::TrustedDevice => "trusted_device",
         }
     }
 }
@@ -84,6 +87,20 @@ impl Sessions {
         now: SystemTime,
         secure: bool,
     ) -> StoreResult<Issued> {
+        let second_factor_at = (method != SignInMethod::Password).then_some(now);
+        self.start_at(user, method, second_factor_at, now, secure).await
+    }
+
+    /// Starts a session whose second factor was passed at `second_factor_at` (for a
+    /// remembered browser: when it really was, so that `max_age` routes ask again).
+    pub async fn start_at(
+        &self,
+        user: &str,
+        method: SignInMethod,
+        second_factor_at: Option<SystemTime>,
+        now: SystemTime,
+        secure: bool,
+    ) -> StoreResult<Issued> {
         let mut id = [0u8; 32];
         rand::rng().fill_bytes(&mut id);
         let mfa_opted_in = self.store.mfa_opted_in(user).await?;
@@ -92,7 +109,7 @@ impl Sessions {
             user: user.to_owned(),
             created_at: now,
             last_seen_at: now,
-            second_factor_at: (method != SignInMethod::Password).then_some(now),
+            second_factor_at,
             method: method.as_str().to_owned(),
             revoked: false,
             mfa_opted_in,
@@ -162,8 +179,10 @@ impl Sessions {
         }
     }
 
-    /// Ends every session of a user (sign out everywhere, admin reset).
+    /// Ends every session of a user (sign out everywhere, admin reset), and forgets
+    /// every browser they asked to be remembered in: each asks for the code again.
     pub async fn end_all_for(&self, user: &str) -> StoreResult<usize> {
+        self.store.forget_trusted_devices(user).await?;
         let count = self.store.revoke_user_sessions(user).await?;
         let user = user.to_owned();
         // Entries of other users stay; this user's are dropped from the cache. The
@@ -176,6 +195,51 @@ impl Sessions {
             tracing::error!(error = %e, "could not drop revoked sessions from the cache");
         }
         Ok(count)
+    }
+
+    /// Remembers this browser for `user` until `now + lifetime`; returns the cookie
+    /// value. `passed_at` is when the second factor was passed.
+    pub async fn remember(
+        &self,
+        user: &str,
+        passed_at: SystemTime,
+        now: SystemTime,
+        lifetime: Duration,
+        secure: bool,
+    ) -> StoreResult<String> {
+        let mut id = [0u8; 32];
+        rand::rng().fill_bytes(&mut id);
+        self.store
+            .trust_device(hash_id(&id), user, passed_at, now + lifetime)
+            .await?;
+        Ok(cookies::seal(
+            &self.jar_key,
+            cookies::trust_cookie_name(secure),
+            &BASE64URL_NOPAD.encode(&id),
+        ))
+    }
+
+    /// When `user` passed the second factor in this remembered browser, if the
+    /// cookie is genuine, theirs, and still trusted.
+    pub async fn remembered(
+        &self,
+        cookie_value: &str,
+        user: &str,
+        now: SystemTime,
+        secure: bool,
+    ) -> StoreResult<Option<SystemTime>> {
+        let Some(id) = cookies::open(&self.jar_key, cookies::trust_cookie_name(secure), cookie_value) else {
+            return Ok(None);
+        };
+        let Ok(bytes) = BASE64URL_NOPAD.decode(id.as_bytes()) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .trusted_device(hash_id(&bytes), now)
+            .await?
+            .filter(|(owner, _)| owner == user)
+            .map(|(_, passed_at)| passed_at))
     }
 
     /// The CSRF token of forms shown to a signed-in user: tied to the session, and

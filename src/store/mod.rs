@@ -200,6 +200,26 @@ pub trait Store: Send + Sync {
 
     async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;
 
+    /// Remembers a browser the user passed the second factor in ("don't ask again").
+    async fn trust_device(
+        &self,
+        id_hash: [u8; 32],
+        user: &str,
+        passed_at: SystemTime,
+        until: SystemTime,
+    ) -> StoreResult<()>;
+
+    /// The user a remembered browser belongs to and when it passed the second factor,
+    /// if it is still trusted at `now`.
+    async fn trusted_device(
+        &self,
+        id_hash: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<(String, SystemTime)>>;
+
+    /// Forgets every browser the user asked to be remembered in.
+    async fn forget_trusted_devices(&self, user: &str) -> StoreResult<()>;
+
     /// Whether the user turned the second factor on where it is optional.
     async fn mfa_opted_in(&self, user: &str) -> StoreResult<bool>;
 

@@ -87,6 +87,15 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE users ADD COLUMN mfa_opted_in INTEGER NOT NULL DEFAULT 0;
 ",
+    r"
+    CREATE TABLE trusted_devices (
+        id_hash     BLOB PRIMARY KEY,
+        user_name   TEXT NOT NULL,
+        passed_at   BIGINT NOT NULL,
+        expires_at  BIGINT NOT NULL
+    );
+    CREATE INDEX trusted_devices_by_user ON trusted_devices (user_name);
+",
 ];
 
 pub struct SqliteStore {
@@ -416,6 +425,51 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn trust_device(
+        &self,
+        id_hash: [u8; 32],
+        user: &str,
+        passed_at: SystemTime,
+        until: SystemTime,
+    ) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO trusted_devices (id_hash, user_name, passed_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id_hash.as_slice(), user, to_unix(passed_at), to_unix(until)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn trusted_device(
+        &self,
+        id_hash: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<(String, SystemTime)>> {
+        self.run(move |conn| {
+            let found = conn
+                .query_row(
+                    "SELECT user_name, passed_at FROM trusted_devices WHERE id_hash = ?1 AND expires_at > ?2",
+                    params![id_hash.as_slice(), to_unix(now)],
+                    |row| Ok((row.get::<_, String>(0)?, from_unix(row.get(1)?))),
+                )
+                .optional()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn forget_trusted_devices(&self, user: &str) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM trusted_devices WHERE user_name = ?1", params![user])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn mfa_opted_in(&self, user: &str) -> StoreResult<bool> {
         let user = user.to_owned();
         self.run(move |conn| {
@@ -558,6 +612,7 @@ impl Store for SqliteStore {
                 "UPDATE sessions SET revoked = 1 WHERE user_name = ?1",
                 params![user],
             )?;
+            tx.execute("DELETE FROM trusted_devices WHERE user_name = ?1", params![user])?;
             tx.commit()?;
             Ok(())
         })
