@@ -943,7 +943,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reset_removes_every_factor_and_revokes_sessions() {
+    async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers() {
         let (_dir, store) = store();
         store
             .add_totp_device("alice", "Phone", vec![1], 5, at(0))
@@ -964,12 +964,25 @@ mod tests {
             mfa_opted_in: false,
         };
         store.insert_session(&session).await.unwrap();
+        store
+            .trust_device([2; 32], "alice", at(0), at(1000))
+            .await
+            .unwrap();
+        assert!(store.trusted_device([2; 32], at(1)).await.unwrap().is_some());
+        assert!(
+            store.trusted_device([2; 32], at(1000)).await.unwrap().is_none(),
+            "a remembered browser expires"
+        );
         let before = store.users().await.unwrap();
         assert_eq!((before[0].devices, before[0].recovery_codes_left), (1, 1));
         store.reset_second_factor("alice").await.unwrap();
         let after = store.users().await.unwrap();
         assert_eq!((after[0].devices, after[0].recovery_codes_left), (0, 0));
         assert!(store.session([1; 32]).await.unwrap().unwrap().revoked);
+        assert!(
+            store.trusted_device([2; 32], at(1)).await.unwrap().is_none(),
+            "remembered browsers are forgotten"
+        );
     }
 
     #[test]
