@@ -1161,6 +1161,12 @@ fn admins_reset_users_and_everyone_else_is_refused() {
     let page = alice.get("/.portvakt/admin");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("value=\"bob\""));
+    assert!(
+        page.body.contains("<td>bob</td><td>Authenticator app</td>"),
+        "the admin sees bob's methods by name: {}",
+        page.body
+    );
+    assert!(!page.body.contains("otpauth"), "never a secret");
     let csrf = page.input("csrf").unwrap();
     let confirm = alice.post("/.portvakt/admin/reset", &[("csrf", &csrf), ("user", "bob")]);
     assert!(confirm.body.contains("Confirm the reset"));
@@ -1250,6 +1256,37 @@ fn an_emailed_code_is_another_way_in() {
     assert_eq!((released.status, released.location()), (302, Some("/")));
     let echo = browser.get("/whoami").body;
     assert!(echo.contains("[\"x-portvakt-method\",\"email\"]"), "{echo}");
+
+    // With both ways in, the user chooses which one the verification page offers first.
+    let verify_first = |page: &Page| {
+        let app_form = page.body.find("action=\"/.portvakt/verify\"").unwrap();
+        let mail_form = page.body.find("action=\"/.portvakt/email/send\"").unwrap();
+        app_form < mail_form
+    };
+    assert!(verify_first(&verify), "the app's code comes first by default");
+    let account = browser.get("/.portvakt/account");
+    assert!(account.body.contains("value=\"app\" checked"), "{}", account.body);
+    let csrf = account.input("csrf").unwrap();
+    let bogus = browser.post(
+        "/.portvakt/account/default-method",
+        &[("csrf", &csrf), ("method", "sms")],
+    );
+    assert_eq!(bogus.location(), Some("/.portvakt/account"));
+    let chosen = browser.post(
+        "/.portvakt/account/default-method",
+        &[("csrf", &csrf), ("method", "email")],
+    );
+    assert_eq!(chosen.location(), Some("/.portvakt/account"));
+    assert!(browser
+        .get("/.portvakt/account")
+        .body
+        .contains("value=\"email\" checked"));
+    browser.get("/logout");
+    app_login(&mut browser, "alice", "wonderland");
+    assert!(
+        !verify_first(&browser.get("/.portvakt/verify")),
+        "e-mail first now"
+    );
 }
 
 /// Where an e-mailed code is a second factor in its own right, a user with an

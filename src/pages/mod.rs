@@ -6,6 +6,8 @@ pub mod i18n;
 use askama::Template;
 use http::StatusCode;
 
+use crate::store::PreferredMethod;
+
 pub use i18n::{event_label, texts, ErrorKind, Lang, Texts};
 
 /// The path prefix reserved for the gateway on every app host.
@@ -79,6 +81,8 @@ struct VerifyPage<'a> {
     error: Option<&'a str>,
     has_app: bool,
     email_to: Option<&'a str>,
+    /// The user chose e-mail as the way offered first.
+    email_first: bool,
     remember_days: Option<u64>,
 }
 
@@ -214,6 +218,7 @@ struct AccountPage<'a> {
     opt_in: Option<bool>,
     can_opt_out: bool,
     email: Option<&'a str>,
+    default_method: Option<PreferredMethod>,
 }
 
 /// What the security-info page shows.
@@ -228,6 +233,8 @@ pub struct Account<'a> {
     pub can_opt_out: bool,
     /// The user's address, masked, if the users file has one.
     pub email: Option<&'a str>,
+    /// With more than one way in: the one offered first.
+    pub default_method: Option<PreferredMethod>,
 }
 
 /// The user's security info: their methods, recovery codes, sessions and activity.
@@ -247,6 +254,7 @@ pub fn account(lang: Lang, page: &Account<'_>) -> Page {
             opt_in: page.opt_in,
             can_opt_out: page.can_opt_out,
             email: page.email,
+            default_method: page.default_method,
         }
         .render(),
     )
@@ -316,7 +324,10 @@ pub fn new_codes(lang: Lang, issuer: &str, account: &str, codes: &[&str]) -> Pag
 /// One user on the admin page.
 pub struct AdminUserRow {
     pub name: String,
-    pub devices: usize,
+    /// The names of the user's authenticator apps.
+    pub devices: String,
+    /// The user's address, masked; empty without one.
+    pub email: String,
     pub codes_left: usize,
     pub last_used: String,
     pub locked: bool,
@@ -452,12 +463,14 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
 /// Ways to pass the second factor: the app's code (when the user has an app) and, if
 /// allowed, a code e-mailed to `email_to` (masked).
 /// `remember_days`: offer to remember the browser for that many days.
+/// `email_first`: the e-mail offer comes before the app's code (the user's choice).
 pub fn verify(
     lang: Lang,
     csrf: &str,
     error: Option<&str>,
     has_app: bool,
     email_to: Option<&str>,
+    email_first: bool,
     remember_days: Option<u64>,
 ) -> Page {
     let t = texts(lang);
@@ -472,6 +485,7 @@ pub fn verify(
             error,
             has_app,
             email_to,
+            email_first,
             remember_days,
         }
         .render(),

@@ -14,7 +14,7 @@ use crate::pages::{self, texts, ActivityRow, DeviceRow};
 use crate::policy::{Authentication, MfaMode};
 use crate::session::challenge::Purpose;
 use crate::session::cookies;
-use crate::store::{AuditQuery, SessionRecord, StoreError, TotpDevice};
+use crate::store::{AuditQuery, PreferredMethod, SessionRecord, StoreError, TotpDevice};
 
 /// How recent a second factor must be to change the account.
 const FRESH_ENOUGH: Duration = Duration::from_secs(5 * 60);
@@ -31,6 +31,7 @@ pub fn is_account_page(page: &str) -> bool {
             | "account/remove-device"
             | "account/remove-device/confirm"
             | "account/two-factor"
+            | "account/default-method"
     )
 }
 
@@ -246,6 +247,22 @@ async fn serve_inner(
             }
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
+        "account/default-method" => {
+            let Some(method) = PreferredMethod::parse(field(&form, "method")) else {
+                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+            };
+            auth.store.set_preferred_method(user, method, req.now).await?;
+            auth.audit(
+                "default_method_changed",
+                user,
+                &req.app.name,
+                req.client,
+                method.as_str(),
+                req.now,
+            )
+            .await;
+            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+        }
         _ => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
     }
 }
@@ -350,6 +367,16 @@ async fn overview(
         .get(user)
         .and_then(|u| u.email.as_deref())
         .map(crate::factors::email::mask);
+    // A choice only for a user with both an app and an e-mail offer.
+    let default_method = match second_factor::email_offer(req, user, !devices.is_empty()) {
+        Some(_) if !devices.is_empty() => Some(
+            auth.store
+                .preferred_method(user)
+                .await?
+                .unwrap_or(PreferredMethod::App),
+        ),
+        _ => None,
+    };
     let page = pages::Account {
         user,
         devices: &devices,
@@ -359,6 +386,7 @@ async fn overview(
         opt_in: optional.then_some(account.mfa_opted_in),
         can_opt_out: req.config.second_factor.allow_opt_out,
         email: masked_email.as_deref(),
+        default_method,
     };
     Ok(Answer::page(pages::account(req.lang, &page), "account"))
 }

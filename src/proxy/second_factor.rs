@@ -27,7 +27,7 @@ use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::pages::{self, texts, Lang};
 use crate::session::challenge::{Challenge, Purpose, SharedChallenge, Stage};
 use crate::session::{cookies, SignInMethod};
-use crate::store::{StoreError, TotpDevice};
+use crate::store::{PreferredMethod, StoreError, TotpDevice};
 
 /// The challenge cookie's name (host-only; `__Host-` on HTTPS).
 pub fn challenge_cookie_name(secure: bool) -> &'static str {
@@ -573,12 +573,15 @@ async fn verify_page(
 ) -> Result<Answer, StoreError> {
     let has_app = !auth.store.totp_devices(user).await?.is_empty();
     let email_to = email_offer(req, user, has_app).map(|a| email::mask(&a));
+    let email_first =
+        email_to.is_some() && auth.store.preferred_method(user).await? == Some(PreferredMethod::Email);
     let page = pages::verify(
         req.lang,
         csrf,
         error,
         has_app,
         email_to.as_deref(),
+        email_first,
         remember_days(req),
     );
     Ok(Answer::page(page, "second_factor"))
@@ -609,7 +612,7 @@ fn wants_remembering(req: &PageRequest<'_>, form: &[(String, String)]) -> bool {
 }
 
 /// The address to offer an e-mailed code to, if the deployment allows it here.
-fn email_offer(req: &PageRequest<'_>, user: &str, has_app: bool) -> Option<String> {
+pub(crate) fn email_offer(req: &PageRequest<'_>, user: &str, has_app: bool) -> Option<String> {
     let allowed = match req.config.second_factor.email {
         EmailUse::Off => false,
         EmailUse::Fallback => has_app,

@@ -225,6 +225,16 @@ pub trait Store: Send + Sync {
 
     async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()>;
 
+    /// The method the user chose to be offered first at sign-in, if they chose one.
+    async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>>;
+
+    async fn set_preferred_method(
+        &self,
+        user: &str,
+        method: PreferredMethod,
+        now: SystemTime,
+    ) -> StoreResult<()>;
+
     /// Lets the user enrol a first device until `until` (an admin's decision).
     async fn open_enrolment(&self, user: &str, until: SystemTime, now: SystemTime) -> StoreResult<()>;
 
@@ -254,4 +264,30 @@ pub trait Store: Send + Sync {
 
     /// Revokes every session of a user; returns how many were live.
     async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize>;
+}
+
+/// The way in a user chose to be offered first on the verification page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreferredMethod {
+    /// A code from an authenticator app.
+    App,
+    /// A code sent by e-mail.
+    Email,
+}
+
+impl PreferredMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PreferredMethod::App => "app",
+            PreferredMethod::Email => "email",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PreferredMethod> {
+        match text {
+            "app" => Some(PreferredMethod::App),
+            "email" => Some(PreferredMethod::Email),
+            _ => None,
+        }
+    }
 }

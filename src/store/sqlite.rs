@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    AuditEvent, AuditQuery, SessionRecord, Store, StoreError, StoreResult, StoredRecoveryCode, Subject,
-    TotpDevice, UserSummary,
+    AuditEvent, AuditQuery, PreferredMethod, SessionRecord, Store, StoreError, StoreResult,
+    StoredRecoveryCode, Subject, TotpDevice, UserSummary,
 };
 use crate::factors::lockout::{FailureRecord, LockoutPolicy};
 
@@ -95,6 +95,9 @@ const MIGRATIONS: &[&str] = &[
         expires_at  BIGINT NOT NULL
     );
     CREATE INDEX trusted_devices_by_user ON trusted_devices (user_name);
+",
+    r"
+    ALTER TABLE users ADD COLUMN preferred_method TEXT;
 ",
 ];
 
@@ -217,7 +220,7 @@ impl Store for SqliteStore {
             let id = tx.last_insert_rowid();
             // An opened enrolment is used up by the device it let in.
             tx.execute(
-                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL WHERE name = ?1",
                 params![user],
             )?;
             tx.execute(
@@ -493,6 +496,41 @@ impl Store for SqliteStore {
             tx.execute(
                 "UPDATE users SET mfa_opted_in = ?2 WHERE name = ?1",
                 params![user, on],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let chosen: Option<Option<String>> = conn
+                .query_row(
+                    "SELECT preferred_method FROM users WHERE name = ?1",
+                    params![user],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(chosen.flatten().as_deref().and_then(PreferredMethod::parse))
+        })
+        .await
+    }
+
+    async fn set_preferred_method(
+        &self,
+        user: &str,
+        method: PreferredMethod,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &user, now)?;
+            tx.execute(
+                "UPDATE users SET preferred_method = ?2 WHERE name = ?1",
+                params![user, method.as_str()],
             )?;
             tx.commit()?;
             Ok(())
