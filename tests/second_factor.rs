@@ -504,12 +504,18 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
         "the browser test needs Debian's chromium and chromium-driver: scripts/test installs them as root, or run \
          `sudo apt-get install -y chromium chromium-driver`"
     );
-    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
     let gateway = Gateway::start(&format!(
-        "apps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
+        "admins: {{ users: [alice] }}\napps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
          \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
         app.url()
     ));
+    // Bob enrols over plain HTTP; alice resets him from the admin page in the browser.
+    let mut bob = Browser::new(&gateway, "localhost");
+    app_login(&mut bob, "bob", "builder");
+    enrol(&mut bob);
+    press_continue(&mut bob);
+    assert_eq!(bob.get("/whoami").status, 200);
     let driver_port = harness::free_port();
     let mut driver = std::process::Command::new(chromedriver)
         .arg(format!("--port={driver_port}"))
@@ -654,6 +660,52 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
                 .source()
                 .await?
                 .contains("Welcome, <strong>alice</strong>"));
+
+            // Her security info lists her methods.
+            browser.goto(&format!("{base}/.portvakt/account")).await?;
+            let page = browser.source().await?;
+            assert!(page.contains("Sign-in methods"), "{page}");
+            assert!(page.contains("Authenticator app: Authenticator app"), "{page}");
+            assert!(page.contains("<strong>10</strong>"), "ten recovery codes left");
+            shoot("account.png", browser.screenshot().await?);
+
+            // As an admin she resets bob, confirming with a code of a step not used yet.
+            browser.goto(&format!("{base}/.portvakt/admin")).await?;
+            browser
+                .find(Locator::Css("input[name=user][value=bob]"))
+                .await?
+                .click()
+                .await?;
+            browser
+                .find(Locator::Css(
+                    "form[action='/.portvakt/admin/reset'] button[type=submit]",
+                ))
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait()
+                .for_element(Locator::Css("form[action='/.portvakt/admin/reset/confirm']"))
+                .await?;
+            let step = now() / 30;
+            while now() / 30 == step {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            browser
+                .find(Locator::Id("code"))
+                .await?
+                .send_keys(&code(&secret, 1))
+                .await?;
+            browser
+                .find(Locator::Css("form button[type=submit]"))
+                .await?
+                .click()
+                .await?;
+            browser
+                .wait()
+                .for_element(Locator::XPath("//*[contains(text(), 'Done.')]"))
+                .await?;
+            assert!(browser.source().await?.contains("bob — reset (admin:alice, ok)"));
             Ok::<(), fantoccini::error::CmdError>(())
         };
         let outcome = journey.await;
@@ -663,6 +715,13 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
     let _ = driver.kill();
     let _ = driver.wait();
     result.expect("the browser journey");
+    assert_eq!(bob.get("/whoami").status, 303, "the reset ended bob's session");
+    let mut bob_again = Browser::new(&gateway, "localhost");
+    assert_eq!(
+        app_login(&mut bob_again, "bob", "builder").location(),
+        Some("/.portvakt/enrol"),
+        "bob enrols again"
+    );
 }
 
 /// An app may name the headers its identity arrives in; client copies of those names
