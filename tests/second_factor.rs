@@ -468,6 +468,20 @@ fn the_gateway_login_checks_the_users_file() {
 }
 
 /// Types alice's password into the example app's own form and submits it.
+/// Types a code into the page's code field and submits its form.
+async fn type_code_and_submit(
+    browser: &fantoccini::Client,
+    code: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    use fantoccini::Locator;
+    browser.find(Locator::Id("code")).await?.send_keys(code).await?;
+    click(browser, "form button[type=submit]").await
+}
+
+async fn click(browser: &fantoccini::Client, css: &str) -> Result<(), fantoccini::error::CmdError> {
+    browser.find(fantoccini::Locator::Css(css)).await?.click().await
+}
+
 async fn sign_in_on_the_apps_form(browser: &fantoccini::Client) -> Result<(), fantoccini::error::CmdError> {
     use fantoccini::Locator;
     browser
@@ -585,11 +599,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
                 "the QR code is drawn"
             );
             shoot("enrol.png", browser.screenshot().await?);
-            browser
-                .find(Locator::Css("details summary"))
-                .await?
-                .click()
-                .await?;
+            click(&browser, "details summary").await?;
             let key = browser
                 .find(Locator::Css("code.secret"))
                 .await?
@@ -597,16 +607,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
                 .await?
                 .replace(' ', "");
             let secret = TotpSecret::from_bytes(Zeroizing::new(BASE32_NOPAD.decode(key.as_bytes()).unwrap()));
-            browser
-                .find(Locator::Id("code"))
-                .await?
-                .send_keys(&code(&secret, 0))
-                .await?;
-            browser
-                .find(Locator::Css("form button[type=submit]"))
-                .await?
-                .click()
-                .await?;
+            type_code_and_submit(&browser, &code(&secret, 0)).await?;
 
             if browser
                 .wait()
@@ -619,11 +620,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
             let codes = browser.find_all(Locator::Css("ol.codes code")).await?;
             assert_eq!(codes.len(), 10);
             shoot("recovery-codes.png", browser.screenshot().await?);
-            browser
-                .find(Locator::Css("form[action='/.portvakt/continue'] button"))
-                .await?
-                .click()
-                .await?;
+            click(&browser, "form[action='/.portvakt/continue'] button").await?;
             browser
                 .wait()
                 .for_element(Locator::XPath("//*[contains(text(), 'Welcome')]"))
@@ -642,16 +639,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
                 .await?;
             assert_eq!(browser.current_url().await?.path(), "/.portvakt/verify");
             shoot("verify.png", browser.screenshot().await?);
-            browser
-                .find(Locator::Id("code"))
-                .await?
-                .send_keys(&code(&secret, 1))
-                .await?;
-            browser
-                .find(Locator::Css("form button[type=submit]"))
-                .await?
-                .click()
-                .await?;
+            type_code_and_submit(&browser, &code(&secret, 1)).await?;
             browser
                 .wait()
                 .for_element(Locator::XPath("//*[contains(text(), 'Welcome')]"))
@@ -671,18 +659,12 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
 
             // As an admin she resets bob, confirming with a code of a step not used yet.
             browser.goto(&format!("{base}/.portvakt/admin")).await?;
-            browser
-                .find(Locator::Css("input[name=user][value=bob]"))
-                .await?
-                .click()
-                .await?;
-            browser
-                .find(Locator::Css(
-                    "form[action='/.portvakt/admin/reset'] button[type=submit]",
-                ))
-                .await?
-                .click()
-                .await?;
+            click(&browser, "input[name=user][value=bob]").await?;
+            click(
+                &browser,
+                "form[action='/.portvakt/admin/reset'] button[type=submit]",
+            )
+            .await?;
             browser
                 .wait()
                 .for_element(Locator::Css("form[action='/.portvakt/admin/reset/confirm']"))
@@ -691,16 +673,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
             while now() / 30 == step {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
-            browser
-                .find(Locator::Id("code"))
-                .await?
-                .send_keys(&code(&secret, 1))
-                .await?;
-            browser
-                .find(Locator::Css("form button[type=submit]"))
-                .await?
-                .click()
-                .await?;
+            type_code_and_submit(&browser, &code(&secret, 1)).await?;
             browser
                 .wait()
                 .for_element(Locator::XPath("//*[contains(text(), 'Done.')]"))

@@ -342,14 +342,7 @@ async fn serve_inner(
                 .as_ref()
                 .is_some_and(|sent| !sent.may_resend(req.now, settings.resend_after));
             if waiting {
-                let page = pages::email(
-                    req.lang,
-                    &csrf,
-                    &email::mask(&address),
-                    Some(t.email_wait),
-                    remember_days(req),
-                );
-                return Ok(Answer::page(page, "second_factor"));
+                return Ok(email_page(req, &csrf, &address, Some(t.email_wait)));
             }
             let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
             let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
@@ -362,10 +355,9 @@ async fn serve_inner(
             Ok(Answer::redirect("/.portvakt/email", "second_factor"))
         }
         ("email", false, StageKind::Verify) => match email_address(req.config, &user) {
-            Some(address) if lock(&challenge).email_code.is_some() => Ok(Answer::page(
-                pages::email(req.lang, &csrf, &email::mask(&address), None, remember_days(req)),
-                "second_factor",
-            )),
+            Some(address) if lock(&challenge).email_code.is_some() => {
+                Ok(email_page(req, &csrf, &address, None))
+            }
             _ => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
         },
         ("email", true, StageKind::Verify) => {
@@ -395,14 +387,7 @@ async fn serve_inner(
                 .await?;
             note(auth, req, &user, "second_factor_failed", "refused").await;
             let address = email_address(req.config, &user).unwrap_or_default();
-            let page = pages::email(
-                req.lang,
-                &csrf,
-                &email::mask(&address),
-                Some(t.wrong_code),
-                remember_days(req),
-            );
-            Ok(Answer::page(page, "second_factor"))
+            Ok(email_page(req, &csrf, &address, Some(t.wrong_code)))
         }
         ("continue", true, StageKind::Passed) => complete(auth, req, &id).await,
         ("recovery-codes.txt" | "recovery-codes/print", false, StageKind::Passed) => {
@@ -596,6 +581,12 @@ fn pass(challenge: &SharedChallenge, method: SignInMethod, remember_browser: boo
         codes_left: None,
     };
     c.remember_browser = remember_browser;
+}
+
+/// Where to type an e-mailed code (the address shown masked).
+fn email_page(req: &PageRequest<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
+    let page = pages::email(req.lang, csrf, &email::mask(address), error, remember_days(req));
+    Answer::page(page, "second_factor")
 }
 
 /// How many days "don't ask again in this browser" lasts, if it is offered at all.

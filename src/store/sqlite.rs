@@ -182,6 +182,21 @@ fn ensure_user(conn: &Connection, user: &str, now: SystemTime) -> rusqlite::Resu
     Ok(())
 }
 
+/// One column of the user's row; `None` when the user has no row yet. `column` is
+/// always a constant of this file, never input.
+fn user_column<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    user: &str,
+    column: &'static str,
+) -> rusqlite::Result<Option<T>> {
+    conn.query_row(
+        &format!("SELECT {column} FROM users WHERE name = ?1"),
+        params![user],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
 fn read_failures(conn: &Connection, key: &str) -> rusqlite::Result<FailureRecord> {
     conn.query_row(
         "SELECT count, last_failure, locked_until FROM failures WHERE subject = ?1",
@@ -293,13 +308,7 @@ impl Store for SqliteStore {
     async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>> {
         let user = user.to_owned();
         self.run(move |conn| {
-            let step: Option<Option<i64>> = conn
-                .query_row(
-                    "SELECT last_totp_step FROM users WHERE name = ?1",
-                    params![user],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let step: Option<Option<i64>> = user_column(conn, &user, "last_totp_step")?;
             Ok(step.flatten().and_then(|s| u64::try_from(s).ok()))
         })
         .await
@@ -476,13 +485,7 @@ impl Store for SqliteStore {
     async fn mfa_opted_in(&self, user: &str) -> StoreResult<bool> {
         let user = user.to_owned();
         self.run(move |conn| {
-            let on: Option<bool> = conn
-                .query_row(
-                    "SELECT mfa_opted_in FROM users WHERE name = ?1",
-                    params![user],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let on: Option<bool> = user_column(conn, &user, "mfa_opted_in")?;
             Ok(on.unwrap_or(false))
         })
         .await
@@ -506,13 +509,7 @@ impl Store for SqliteStore {
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>> {
         let user = user.to_owned();
         self.run(move |conn| {
-            let chosen: Option<Option<String>> = conn
-                .query_row(
-                    "SELECT preferred_method FROM users WHERE name = ?1",
-                    params![user],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let chosen: Option<Option<String>> = user_column(conn, &user, "preferred_method")?;
             Ok(chosen.flatten().as_deref().and_then(PreferredMethod::parse))
         })
         .await
@@ -556,13 +553,7 @@ impl Store for SqliteStore {
     async fn enrolment_open_until(&self, user: &str) -> StoreResult<Option<SystemTime>> {
         let user = user.to_owned();
         self.run(move |conn| {
-            let until: Option<Option<i64>> = conn
-                .query_row(
-                    "SELECT enrolment_open_until FROM users WHERE name = ?1",
-                    params![user],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let until: Option<Option<i64>> = user_column(conn, &user, "enrolment_open_until")?;
             Ok(until.flatten().map(from_unix))
         })
         .await
