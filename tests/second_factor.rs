@@ -154,6 +154,15 @@ fn the_whole_journey_releases_the_app_session_only_after_the_second_factor() {
     let get = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(get("x-portvakt-user").as_deref(), Some("alice"));
     assert_eq!(get("x-portvakt-method").as_deref(), Some("totp"));
+    let cookie = get("cookie").unwrap_or_default();
+    assert!(
+        cookie.contains("sessionid="),
+        "the app's own cookie arrives: {cookie}"
+    );
+    assert!(
+        !cookie.contains("portvakt"),
+        "the gateway's cookies stay at the gateway: {cookie}"
+    );
     let jwt = get("x-portvakt-assertion").unwrap();
     let jwks: serde_json::Value = serde_json::from_str(&browser.get("/.portvakt/jwks.json").body).unwrap();
     let key = jsonwebtoken::DecodingKey::from_ed_components(jwks["keys"][0]["x"].as_str().unwrap()).unwrap();

@@ -223,6 +223,12 @@ impl ProxyHttp for Gateway {
             upstream_request.insert_header("x-forwarded-proto", origin.proto)?;
         }
         upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
+        if let Some(rest) = cookies::app_cookies(&upstream_request.headers) {
+            upstream_request.remove_header(&http::header::COOKIE);
+            if !rest.is_empty() {
+                upstream_request.insert_header(http::header::COOKIE, rest)?;
+            }
+        }
         if let (Some(identity), Some(session)) = (&ctx.identity, &ctx.session) {
             let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
             self.send_identity(upstream_request, identity, session, &app_name, &names)?;

@@ -99,9 +99,61 @@ pub fn find<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
         .map(|(_, v)| v)
 }
 
+/// Whether a cookie is the gateway's own (names beginning `portvakt` or
+/// `__Host-portvakt` are reserved for it).
+fn is_own(name: &str) -> bool {
+    name.strip_prefix("__Host-")
+        .unwrap_or(name)
+        .starts_with("portvakt")
+}
+
+/// The request's cookies without the gateway's own, when it carried any of those
+/// (`None`: nothing to change). The app has no use for them, and what it never
+/// receives it cannot log or leak.
+pub fn app_cookies(headers: &http::HeaderMap) -> Option<String> {
+    let pairs: Vec<&str> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .collect();
+    let own = |pair: &&str| is_own(pair.split_once('=').map_or(*pair, |(name, _)| name));
+    if !pairs.iter().any(own) {
+        return None;
+    }
+    Some(
+        pairs
+            .into_iter()
+            .filter(|pair| !own(pair))
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_app_never_receives_the_gateways_cookies() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::COOKIE, "sessionid=1; portvakt=abc".parse().unwrap());
+        headers.append(
+            http::header::COOKIE,
+            "__Host-portvakt-trust=x; csrftoken=2; portvakt-challenge=y"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(app_cookies(&headers).as_deref(), Some("sessionid=1; csrftoken=2"));
+        let mut only_ours = http::HeaderMap::new();
+        only_ours.insert(http::header::COOKIE, "portvakt=abc".parse().unwrap());
+        assert_eq!(app_cookies(&only_ours).as_deref(), Some(""));
+        let mut theirs = http::HeaderMap::new();
+        theirs.insert(http::header::COOKIE, "sessionid=1; vakt=2".parse().unwrap());
+        assert_eq!(app_cookies(&theirs), None, "left exactly as sent");
+    }
 
     #[test]
     fn session_cookies_carry_the_attributes_design_asks_for() {
