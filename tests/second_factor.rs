@@ -401,7 +401,7 @@ fn the_gateway_login_checks_the_users_file() {
     let users = format!("users:\n  alice: {{ password: \"{hash}\", groups: [admins, staff] }}\n  bob: {{ groups: [staff] }}\n");
     let gateway = Gateway::start_with_files(
         &format!(
-            "users: {{ file: users.yaml }}\napps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
+            "users: {{ file: users.yaml }}\nsecond_factor: {{ remember_device: 7d }}\napps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
              \x20   mfa: {{ groups: [admins] }}\n    login: gateway\n",
             app.url()
         ),
@@ -462,7 +462,7 @@ fn the_gateway_login_checks_the_users_file() {
         ],
     );
     assert_eq!(signed_in.location(), Some("/.portvakt/enrol"));
-    enrol(&mut browser);
+    let (secret, _codes, _) = enrol(&mut browser);
     let back = press_continue(&mut browser);
     assert_eq!(
         (back.status, back.location()),
@@ -474,6 +474,34 @@ fn the_gateway_login_checks_the_users_file() {
         echo.contains("[\"x-portvakt-groups\",\"admins,staff\"]"),
         "{echo}"
     );
+
+    // A browser remembered at a code is not asked again at the gateway's login either.
+    let gateway_sign_in = |browser: &mut Browser| {
+        let csrf = browser.get("/.portvakt/login").input("csrf").unwrap();
+        browser.post(
+            "/.portvakt/login",
+            &[
+                ("csrf", &csrf),
+                ("return", "/whoami"),
+                ("username", "alice"),
+                ("password", "correct horse"),
+            ],
+        )
+    };
+    let mut laptop = Browser::new(&gateway, HOST);
+    assert_eq!(gateway_sign_in(&mut laptop).location(), Some("/.portvakt/verify"));
+    let csrf = laptop.get("/.portvakt/verify").input("csrf").unwrap();
+    let passed = laptop.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1)), ("remember", "on")],
+    );
+    assert_eq!(passed.location(), Some("/whoami"));
+    let mut next_time = Browser::new(&gateway, HOST);
+    next_time.cookies = laptop.cookies.clone();
+    next_time.cookies.retain(|name, _| name == "portvakt-trust");
+    let skipped = gateway_sign_in(&mut next_time);
+    assert_eq!(skipped.location(), Some("/whoami"), "{}", skipped.body);
+    assert!(next_time.get("/whoami").body.contains("trusted_device"));
 }
 
 /// Types alice's password into the example app's own form and submits it.

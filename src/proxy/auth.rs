@@ -13,7 +13,7 @@ use crate::factors::lockout::LockoutPolicy;
 use crate::keys::Keys;
 use crate::notify::Mailer;
 use crate::session::challenge::Challenges;
-use crate::session::Sessions;
+use crate::session::{Issued, Sessions, SignInMethod};
 use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
 
 pub struct AuthServices {
@@ -121,6 +121,39 @@ impl AuthServices {
             tracing::error!(error = %e, user = %user, "could not read the opt-in; asking for a second factor");
             true
         })
+    }
+
+    /// A session for a sign-in from a browser the user asked to be remembered in
+    /// (`trust_cookie`), which skips the second factor; `None` when there is no
+    /// such cookie, it is not this user's, it expired or was forgotten, or the store
+    /// cannot say (then the user is asked for a code, as usual). The session's second
+    /// factor dates from when it was really passed, so `max_age` routes ask again.
+    pub async fn remembered_sign_in(
+        &self,
+        trust_cookie: Option<&str>,
+        user: &str,
+        app: &str,
+        client: IpAddr,
+        now: SystemTime,
+        secure: bool,
+    ) -> Option<Issued> {
+        let passed_at = match self.sessions.remembered(trust_cookie?, user, now, secure).await {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up a remembered browser");
+                return None;
+            }
+        };
+        let issued = self
+            .sessions
+            .start_at(user, SignInMethod::TrustedDevice, Some(passed_at), now, secure)
+            .await
+            .inspect_err(|e| tracing::error!(error = %e, "could not start a session; asking for the code"))
+            .ok()?;
+        self.audit("second_factor_ok", user, app, client, "trusted_device", now)
+            .await;
+        tracing::info!(user = %user, app = %app, "remembered browser; second factor skipped");
+        Some(issued)
     }
 
     /// Tells the user by e-mail (when mail is set up and the users file has their

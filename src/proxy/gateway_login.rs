@@ -121,6 +121,24 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         mfa_opted_in: auth.opted_in(&user).await,
     };
     if req.app.policy.second_factor_at_sign_in(&identity) {
+        let trust_cookie = cookies::find(
+            &session.req_header().headers,
+            cookies::trust_cookie_name(req.secure),
+        );
+        if let Some(issued) = auth
+            .remembered_sign_in(
+                trust_cookie,
+                &user,
+                &req.app.name,
+                req.client,
+                req.now,
+                req.secure,
+            )
+            .await
+        {
+            return Answer::redirect(&return_to, "login_remembered")
+                .with_cookie(&cookies::set_session(&issued.cookie_value, req.secure));
+        }
         return second_factor::begin(
             auth,
             req.config,

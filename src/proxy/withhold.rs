@@ -95,11 +95,25 @@ impl Gateway {
             }
             return Ok(());
         }
-        if let Some(answer) = self
-            .remembered_browser(response, &capture, &user, &app.name, client, now, ctx)
+        // A browser the user asked to be remembered in passes with the app's answer.
+        if let Some(issued) = self
+            .auth
+            .remembered_sign_in(
+                capture.trust_cookie.as_deref(),
+                &user,
+                &app.name,
+                client,
+                now,
+                ctx.secure,
+            )
             .await
         {
-            return answer;
+            response.append_header(
+                http::header::SET_COOKIE,
+                cookies::set_session(&issued.cookie_value, ctx.secure),
+            )?;
+            ctx.label = Some("login_remembered");
+            return Ok(());
         }
         let withheld = Withheld {
             status: response.status.as_u16(),
@@ -134,64 +148,6 @@ impl Gateway {
         replace_with_redirect(response, location, cookie)?;
         ctx.label = Some("login_withheld");
         Ok(())
-    }
-}
-
-impl Gateway {
-    /// A browser the user asked to be remembered in skips the second factor: the
-    /// app's answer passes with a session whose second factor dates from when it
-    /// really was passed (so routes with a `max_age` still ask again). `None` when
-    /// the browser is not remembered for this user.
-    #[allow(clippy::too_many_arguments)]
-    async fn remembered_browser(
-        &self,
-        response: &mut ResponseHeader,
-        capture: &LoginCapture,
-        user: &str,
-        app: &str,
-        client: IpAddr,
-        now: SystemTime,
-        ctx: &mut RequestCtx,
-    ) -> Option<Result<()>> {
-        let cookie = capture.trust_cookie.as_deref()?;
-        let sessions = &self.auth.sessions;
-        let passed_at = match sessions.remembered(cookie, user, now, ctx.secure).await {
-            Ok(found) => found?,
-            Err(e) => {
-                // Without the store the browser cannot be vouched for: ask for the code.
-                tracing::error!(error = %e, "could not look up a remembered browser");
-                return None;
-            }
-        };
-        let issued = match sessions
-            .start_at(
-                user,
-                SignInMethod::TrustedDevice,
-                Some(passed_at),
-                now,
-                ctx.secure,
-            )
-            .await
-        {
-            Ok(issued) => issued,
-            Err(e) => {
-                tracing::error!(error = %e, "could not start a session; asking for the code");
-                return None;
-            }
-        };
-        self.auth
-            .audit("second_factor_ok", user, app, client, "trusted_device", now)
-            .await;
-        tracing::info!(user = %user, app = %app, "remembered browser; second factor skipped");
-        ctx.label = Some("login_remembered");
-        Some(
-            response
-                .append_header(
-                    http::header::SET_COOKIE,
-                    cookies::set_session(&issued.cookie_value, ctx.secure),
-                )
-                .map(|_| ()),
-        )
     }
 }
 
