@@ -1267,6 +1267,10 @@ fn last_mailed_code(gateway: &Gateway) -> String {
 }
 
 fn email_gateway(app: &LegacyApp, email_use: &str) -> Gateway {
+    email_gateway_with_users(app, email_use, "users:\n  alice: { email: alice@example.com }\n")
+}
+
+fn email_gateway_with_users(app: &LegacyApp, email_use: &str, users: &str) -> Gateway {
     Gateway::start_with_files(
         &format!(
             "users: {{ file: users.yaml }}\nemail: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
@@ -1274,7 +1278,7 @@ fn email_gateway(app: &LegacyApp, email_use: &str) -> Gateway {
              \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
             app.url()
         ),
-        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+        &[("users.yaml", users)],
     )
 }
 
@@ -1555,5 +1559,76 @@ fn a_remembered_browser_skips_the_code_until_signed_out_everywhere() {
     assert_eq!(
         app_login(&mut browser, "alice", "wonderland").location(),
         Some("/.portvakt/verify")
+    );
+}
+
+/// A user without an address in the users file adds one on their security info,
+/// proving it is theirs with a code sent to it; it then serves as a way in.
+#[test]
+fn a_user_adds_and_confirms_an_address_for_codes() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = email_gateway_with_users(&app, "fallback", "users:\n  bob: { email: bob@example.com }\n");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    enrol(&mut browser);
+    press_continue(&mut browser);
+    let account = browser.get("/.portvakt/account");
+    assert!(
+        account.body.contains("E-mail address for codes"),
+        "{}",
+        account.body
+    );
+    let csrf = account.input("csrf").unwrap();
+
+    let invalid = browser.post(
+        "/.portvakt/account/email",
+        &[("csrf", &csrf), ("address", "not an address")],
+    );
+    assert_eq!(invalid.status, 422);
+    assert!(invalid.body.contains("That is not an e-mail address."));
+    let sent = browser.post(
+        "/.portvakt/account/email",
+        &[("csrf", &csrf), ("address", "alice@example.org")],
+    );
+    assert_eq!(sent.status, 200, "{}", sent.body);
+    assert!(sent.body.contains("a•••@example.org"), "{}", sent.body);
+    let code = last_mailed_code(&gateway);
+    let wrong = browser.post(
+        "/.portvakt/account/email/confirm",
+        &[("csrf", &csrf), ("code", "000000")],
+    );
+    assert_eq!(wrong.status, 422);
+    let confirmed = browser.post(
+        "/.portvakt/account/email/confirm",
+        &[("csrf", &csrf), ("code", &code)],
+    );
+    assert_eq!(confirmed.location(), Some("/.portvakt/account"));
+    let again = browser.post(
+        "/.portvakt/account/email/confirm",
+        &[("csrf", &csrf), ("code", &code)],
+    );
+    assert_eq!(
+        again.location(),
+        Some("/.portvakt/account"),
+        "nothing pending any more"
+    );
+    let account = browser.get("/.portvakt/account");
+    assert!(
+        account.body.contains("E-mail: a•••@example.org"),
+        "{}",
+        account.body
+    );
+    assert!(
+        !account.body.contains("E-mail address for codes"),
+        "one address at a time"
+    );
+
+    browser.get("/logout");
+    app_login(&mut browser, "alice", "wonderland");
+    let verify = browser.get("/.portvakt/verify");
+    assert!(
+        verify.body.contains("E-mail a code to a•••@example.org"),
+        "{}",
+        verify.body
     );
 }

@@ -219,11 +219,10 @@ async fn overview(
             .into_iter()
             .map(|d| d.name)
             .collect();
-        let email = req
-            .config
-            .users
-            .get(&u.name)
-            .and_then(|entry| entry.email.as_deref())
+        let email = auth
+            .email_address(req.config, &u.name)
+            .await
+            .as_deref()
             .map(crate::factors::email::mask)
             .unwrap_or_default();
         users.push(AdminUserRow {

@@ -95,14 +95,34 @@ struct EmailPage<'a> {
     csrf: &'a str,
     address: &'a str,
     error: Option<&'a str>,
+    /// Where the code is posted.
+    action: &'a str,
+    /// Signing in (with a resend button and the way back to the other methods), not
+    /// confirming a new address.
+    signing_in: bool,
     remember_days: Option<u64>,
 }
 
-/// Where to type the code that was e-mailed to `address` (masked).
-/// `remember_days`: offer to remember the browser for that many days.
-pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>, remember_days: Option<u64>) -> Page {
+/// Where to type the code sent to a new address (masked) to confirm it.
+pub fn confirm_address(lang: Lang, csrf: &str, address: &str, error: Option<&str>) -> Page {
+    email_page(lang, csrf, address, error, EmailCodePurpose::ConfirmAddress)
+}
+
+/// What the code typed on the e-mail page is for.
+enum EmailCodePurpose {
+    /// Signing in; the browser may be remembered for so many days.
+    SignIn { remember_days: Option<u64> },
+    /// Proving that a new address on the security info is the user's.
+    ConfirmAddress,
+}
+
+fn email_page(lang: Lang, csrf: &str, address: &str, error: Option<&str>, purpose: EmailCodePurpose) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (action, signing_in, remember_days) = match purpose {
+        EmailCodePurpose::SignIn { remember_days } => ("/.portvakt/email", true, remember_days),
+        EmailCodePurpose::ConfirmAddress => ("/.portvakt/account/email/confirm", false, None),
+    };
     html(
         status,
         EmailPage {
@@ -112,9 +132,23 @@ pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>, remembe
             csrf,
             address,
             error,
+            action,
+            signing_in,
             remember_days,
         }
         .render(),
+    )
+}
+
+/// Where to type the code that was e-mailed to `address` (masked).
+/// `remember_days`: offer to remember the browser for that many days.
+pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>, remember_days: Option<u64>) -> Page {
+    email_page(
+        lang,
+        csrf,
+        address,
+        error,
+        EmailCodePurpose::SignIn { remember_days },
     )
 }
 
@@ -218,6 +252,7 @@ struct AccountPage<'a> {
     opt_in: Option<bool>,
     can_opt_out: bool,
     email: Option<&'a str>,
+    can_add_email: bool,
     default_method: Option<PreferredMethod>,
 }
 
@@ -233,6 +268,8 @@ pub struct Account<'a> {
     pub can_opt_out: bool,
     /// The user's address, masked, if the users file has one.
     pub email: Option<&'a str>,
+    /// Offer to add (and confirm) an address for e-mailed codes.
+    pub can_add_email: bool,
     /// With more than one way in: the one offered first.
     pub default_method: Option<PreferredMethod>,
 }
@@ -254,6 +291,7 @@ pub fn account(lang: Lang, page: &Account<'_>) -> Page {
             opt_in: page.opt_in,
             can_opt_out: page.can_opt_out,
             email: page.email,
+            can_add_email: page.can_add_email,
             default_method: page.default_method,
         }
         .render(),

@@ -8,8 +8,10 @@ use http::StatusCode;
 use pingora::prelude::*;
 
 use super::answer::Answer;
-use super::auth::AuthServices;
+use super::auth::{AuthServices, PendingAddress};
 use super::second_factor::{self, PageRequest};
+use crate::config::model::{EmailSettings, EmailUse};
+use crate::factors::email::EmailCode;
 use crate::pages::{self, texts, ActivityRow, DeviceRow};
 use crate::policy::{Authentication, MfaMode};
 use crate::session::challenge::Purpose;
@@ -32,6 +34,8 @@ pub fn is_account_page(page: &str) -> bool {
             | "account/remove-device/confirm"
             | "account/two-factor"
             | "account/default-method"
+            | "account/email"
+            | "account/email/confirm"
     )
 }
 
@@ -247,6 +251,77 @@ async fn serve_inner(
             }
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
+        "account/email" => {
+            let Some(settings) = may_add_address(auth, req, user).await else {
+                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+            };
+            let typed = field(&form, "address").trim();
+            // lettre's parser: the same rules the address must pass to be sent to.
+            if typed.len() > 254 || typed.parse::<lettre::Address>().is_err() {
+                return Ok(back_with(req, t.email_add_heading, t.email_invalid));
+            }
+            // Adding a way in is a change like adding a device.
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            let waiting = auth
+                .pending_addresses
+                .get(user)
+                .is_some_and(|p| !p.code.may_resend(req.now, settings.resend_after));
+            if waiting {
+                return Ok(back_with(req, t.email_add_heading, t.email_wait));
+            }
+            let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
+            let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
+            let sent = match &auth.mailer {
+                Some(mailer) => mailer.send(typed, t.email_subject, &body).await,
+                None => return Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
+            };
+            if let Err(e) = sent {
+                tracing::error!(error = %e, user = %user, "could not send a code to a new address");
+                return Ok(back_with(req, t.email_add_heading, t.email_failed));
+            }
+            auth.pending_addresses.insert(
+                user.to_owned(),
+                PendingAddress {
+                    address: typed.to_owned(),
+                    code,
+                },
+            );
+            auth.audit("email_code_sent", user, &req.app.name, req.client, "ok", req.now)
+                .await;
+            Ok(confirm_address_page(req, account, auth, typed, None))
+        }
+        "account/email/confirm" => {
+            let Some(pending) = auth.pending_addresses.get(user) else {
+                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+            };
+            if let Some(wait) = second_factor::locked(auth, req, user).await? {
+                return Ok(wait);
+            }
+            if !pending.code.matches(field(&form, "code"), req.now) {
+                auth.failed(&req.config.lockout, user, req.client, req.now)
+                    .await?;
+                auth.audit(
+                    "second_factor_failed",
+                    user,
+                    &req.app.name,
+                    req.client,
+                    "refused",
+                    req.now,
+                )
+                .await;
+                let page = confirm_address_page(req, account, auth, &pending.address, Some(t.wrong_code));
+                return Ok(page);
+            }
+            auth.pending_addresses.invalidate(user);
+            auth.store
+                .set_email_address(user, &pending.address, req.now)
+                .await?;
+            auth.audit("email_added", user, &req.app.name, req.client, "ok", req.now)
+                .await;
+            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+        }
         "account/default-method" => {
             let Some(method) = PreferredMethod::parse(field(&form, "method")) else {
                 return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
@@ -265,6 +340,31 @@ async fn serve_inner(
         }
         _ => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
     }
+}
+
+/// The e-mail settings, when this user may add an address for codes: e-mail is set
+/// up and used for codes here, and the user has no address yet.
+async fn may_add_address<'c>(
+    auth: &AuthServices,
+    req: &PageRequest<'c>,
+    user: &str,
+) -> Option<&'c EmailSettings> {
+    let settings = req.config.email.as_ref()?;
+    let used = req.config.second_factor.email != EmailUse::Off && auth.mailer.is_some();
+    (used && auth.email_address(req.config, user).await.is_none()).then_some(settings)
+}
+
+/// Where to type the code sent to a new address.
+fn confirm_address_page(
+    req: &PageRequest<'_>,
+    account: &SessionRecord,
+    auth: &AuthServices,
+    address: &str,
+    error: Option<&str>,
+) -> Answer {
+    let csrf = auth.sessions.form_token(account);
+    let page = pages::confirm_address(req.lang, &csrf, &crate::factors::email::mask(address), error);
+    Answer::page(page, "account")
 }
 
 /// Sends the user through the second factor, then back to the security info.
@@ -361,14 +461,11 @@ async fn overview(
         .collect();
     let csrf = auth.sessions.form_token(account);
     let optional = matches!(req.app.policy.mfa, MfaMode::Optional);
-    let masked_email = req
-        .config
-        .users
-        .get(user)
-        .and_then(|u| u.email.as_deref())
-        .map(crate::factors::email::mask);
+    let address = auth.email_address(req.config, user).await;
+    let masked_email = address.as_deref().map(crate::factors::email::mask);
+    let can_add_email = may_add_address(auth, req, user).await.is_some();
     // A choice only for a user with both an app and an e-mail offer.
-    let default_method = match second_factor::email_offer(req, user, !devices.is_empty()) {
+    let default_method = match second_factor::email_offer(auth, req, user, !devices.is_empty()).await {
         Some(_) if !devices.is_empty() => Some(
             auth.store
                 .preferred_method(user)
@@ -386,6 +483,7 @@ async fn overview(
         opt_in: optional.then_some(account.mfa_opted_in),
         can_opt_out: req.config.second_factor.allow_opt_out,
         email: masked_email.as_deref(),
+        can_add_email,
         default_method,
     };
     Ok(Answer::page(pages::account(req.lang, &page), "account"))

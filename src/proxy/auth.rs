@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use super::identity::IdentitySigner;
 use crate::config::Config;
+use crate::factors::email::EmailCode;
 use crate::factors::lockout::LockoutPolicy;
 use crate::keys::Keys;
 use crate::notify::Mailer;
@@ -24,9 +25,19 @@ pub struct AuthServices {
     pub signer: IdentitySigner,
     /// Sends e-mail codes, when e-mail is configured.
     pub mailer: Option<Mailer>,
+    /// Addresses users typed on their security info, waiting for the e-mailed code
+    /// that proves they are theirs (by user).
+    pub pending_addresses: moka::sync::Cache<String, PendingAddress>,
     /// Bounds the argon2 work running at once, so a burst of recovery-code attempts
     /// waits its turn instead of taking every thread.
     pub hashing: Semaphore,
+}
+
+/// An address not yet confirmed, and the code sent to it.
+#[derive(Clone)]
+pub struct PendingAddress {
+    pub address: String,
+    pub code: EmailCode,
 }
 
 impl AuthServices {
@@ -54,6 +65,10 @@ impl AuthServices {
             keys,
             store,
             hashing: Semaphore::new(hashing_slots),
+            pending_addresses: moka::sync::Cache::builder()
+                .time_to_live(Duration::from_secs(3600))
+                .max_capacity(10_000)
+                .build(),
         })
     }
 
@@ -156,12 +171,25 @@ impl AuthServices {
         Some(issued)
     }
 
-    /// Tells the user by e-mail (when mail is set up and the users file has their
-    /// address). Bounded in time and never fatal: a notice that cannot go out is logged.
+    /// The user's e-mail address: the users file's, else the one they confirmed on
+    /// their security info. If the store cannot say, there is none (and no e-mail).
+    pub async fn email_address(&self, config: &Config, user: &str) -> Option<String> {
+        if let Some(address) = config.users.get(user).and_then(|u| u.email.clone()) {
+            return Some(address);
+        }
+        self.store.email_address(user).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, user = %user, "could not read the user's e-mail address");
+            None
+        })
+    }
+
+    /// Tells the user by e-mail (when mail is set up and they have an address).
+    /// Bounded in time and never fatal: a notice that cannot go out is logged.
     pub async fn notify(&self, config: &Config, user: &str, subject: &str, body: &str) {
-        let (Some(mailer), Some(address)) =
-            (&self.mailer, config.users.get(user).and_then(|u| u.email.clone()))
-        else {
+        let Some(mailer) = &self.mailer else {
+            return;
+        };
+        let Some(address) = self.email_address(config, user).await else {
             return;
         };
         match tokio::time::timeout(Duration::from_secs(5), mailer.send(&address, subject, body)).await {

@@ -110,8 +110,8 @@ pub async fn begin(
     };
     // Where an e-mailed code is a second factor in its own right, a user with an
     // address need not enrol an app first.
-    let email_will_do =
-        config.second_factor.email == EmailUse::SecondFactor && email_address(config, user).is_some();
+    let email_will_do = config.second_factor.email == EmailUse::SecondFactor
+        && auth.email_address(config, user).await.is_some();
     let stage = if !devices.is_empty() || email_will_do {
         Stage::Verify
     } else if may_enrol {
@@ -330,7 +330,7 @@ async fn serve_inner(
         }
         ("email/send", true, StageKind::Verify) => {
             let has_app = !auth.store.totp_devices(&user).await?.is_empty();
-            let Some(address) = email_offer(req, &user, has_app) else {
+            let Some(address) = email_offer(auth, req, &user, has_app).await else {
                 return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
             };
             let settings = req.config.email.as_ref();
@@ -354,7 +354,7 @@ async fn serve_inner(
             note(auth, req, &user, "email_code_sent", "ok").await;
             Ok(Answer::redirect("/.portvakt/email", "second_factor"))
         }
-        ("email", false, StageKind::Verify) => match email_address(req.config, &user) {
+        ("email", false, StageKind::Verify) => match auth.email_address(req.config, &user).await {
             Some(address) if lock(&challenge).email_code.is_some() => {
                 Ok(email_page(req, &csrf, &address, None))
             }
@@ -386,7 +386,7 @@ async fn serve_inner(
             auth.failed(&req.config.lockout, &user, req.client, req.now)
                 .await?;
             note(auth, req, &user, "second_factor_failed", "refused").await;
-            let address = email_address(req.config, &user).unwrap_or_default();
+            let address = auth.email_address(req.config, &user).await.unwrap_or_default();
             Ok(email_page(req, &csrf, &address, Some(t.wrong_code)))
         }
         ("continue", true, StageKind::Passed) => complete(auth, req, &id).await,
@@ -521,7 +521,7 @@ fn refused_form(req: &PageRequest<'_>) -> Answer {
     Answer::page(page, "bad_request")
 }
 
-async fn locked(
+pub(crate) async fn locked(
     auth: &AuthServices,
     req: &PageRequest<'_>,
     user: &str,
@@ -557,7 +557,9 @@ async fn verify_page(
     error: Option<&str>,
 ) -> Result<Answer, StoreError> {
     let has_app = !auth.store.totp_devices(user).await?.is_empty();
-    let email_to = email_offer(req, user, has_app).map(|a| email::mask(&a));
+    let email_to = email_offer(auth, req, user, has_app)
+        .await
+        .map(|a| email::mask(&a));
     let email_first =
         email_to.is_some() && auth.store.preferred_method(user).await? == Some(PreferredMethod::Email);
     let page = pages::verify(
@@ -603,18 +605,21 @@ fn wants_remembering(req: &PageRequest<'_>, form: &[(String, String)]) -> bool {
 }
 
 /// The address to offer an e-mailed code to, if the deployment allows it here.
-pub(crate) fn email_offer(req: &PageRequest<'_>, user: &str, has_app: bool) -> Option<String> {
+pub(crate) async fn email_offer(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    has_app: bool,
+) -> Option<String> {
     let allowed = match req.config.second_factor.email {
         EmailUse::Off => false,
         EmailUse::Fallback => has_app,
         EmailUse::SecondFactor => true,
     };
-    allowed.then(|| email_address(req.config, user)).flatten()
-}
-
-/// The user's address, from the users file.
-fn email_address(config: &Config, user: &str) -> Option<String> {
-    config.users.get(user).and_then(|u| u.email.clone())
+    if !allowed {
+        return None;
+    }
+    auth.email_address(req.config, user).await
 }
 
 /// Writes an event about this user on this app to the audit trail.

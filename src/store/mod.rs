@@ -225,6 +225,11 @@ pub trait Store: Send + Sync {
 
     async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()>;
 
+    /// The address the user entered and confirmed for e-mailed codes, if any.
+    async fn email_address(&self, user: &str) -> StoreResult<Option<String>>;
+
+    async fn set_email_address(&self, user: &str, address: &str, now: SystemTime) -> StoreResult<()>;
+
     /// The method the user chose to be offered first at sign-in, if they chose one.
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>>;
 

@@ -99,6 +99,9 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE users ADD COLUMN preferred_method TEXT;
 ",
+    r"
+    ALTER TABLE users ADD COLUMN email TEXT;
+",
 ];
 
 pub struct SqliteStore {
@@ -235,7 +238,7 @@ impl Store for SqliteStore {
             let id = tx.last_insert_rowid();
             // An opened enrolment is used up by the device it let in.
             tx.execute(
-                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL WHERE name = ?1",
+                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
                 params![user],
             )?;
             tx.execute(
@@ -506,6 +509,30 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn email_address(&self, user: &str) -> StoreResult<Option<String>> {
+        let user = user.to_owned();
+        self.run(move |conn| {
+            let address: Option<Option<String>> = user_column(conn, &user, "email")?;
+            Ok(address.flatten())
+        })
+        .await
+    }
+
+    async fn set_email_address(&self, user: &str, address: &str, now: SystemTime) -> StoreResult<()> {
+        let (user, address) = (user.to_owned(), address.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &user, now)?;
+            tx.execute(
+                "UPDATE users SET email = ?2 WHERE name = ?1",
+                params![user, address],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>> {
         let user = user.to_owned();
         self.run(move |conn| {
@@ -634,7 +661,7 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM totp_devices WHERE user_name = ?1", params![user])?;
             tx.execute("DELETE FROM recovery_codes WHERE user_name = ?1", params![user])?;
             tx.execute(
-                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL WHERE name = ?1",
                 params![user],
             )?;
             tx.execute(
@@ -997,13 +1024,33 @@ mod tests {
             .trust_device([2; 32], "alice", at(0), at(1000))
             .await
             .unwrap();
+        store
+            .set_email_address("alice", "alice@example.org", at(0))
+            .await
+            .unwrap();
+        store
+            .set_preferred_method("alice", PreferredMethod::Email, at(0))
+            .await
+            .unwrap();
+        store
+            .add_totp_device("alice", "Tablet", vec![2], 6, at(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                store.email_address("alice").await.unwrap().as_deref(),
+                store.preferred_method("alice").await.unwrap()
+            ),
+            (Some("alice@example.org"), Some(PreferredMethod::Email)),
+            "a new device keeps the user's other choices"
+        );
         assert!(store.trusted_device([2; 32], at(1)).await.unwrap().is_some());
         assert!(
             store.trusted_device([2; 32], at(1000)).await.unwrap().is_none(),
             "a remembered browser expires"
         );
         let before = store.users().await.unwrap();
-        assert_eq!((before[0].devices, before[0].recovery_codes_left), (1, 1));
+        assert_eq!((before[0].devices, before[0].recovery_codes_left), (2, 1));
         store.reset_second_factor("alice").await.unwrap();
         let after = store.users().await.unwrap();
         assert_eq!((after[0].devices, after[0].recovery_codes_left), (0, 0));
@@ -1012,6 +1059,12 @@ mod tests {
             store.trusted_device([2; 32], at(1)).await.unwrap().is_none(),
             "remembered browsers are forgotten"
         );
+        assert_eq!(
+            store.email_address("alice").await.unwrap(),
+            None,
+            "the e-mail method goes too"
+        );
+        assert_eq!(store.preferred_method("alice").await.unwrap(), None);
     }
 
     #[test]
