@@ -12,6 +12,7 @@ use crate::pages::{self, texts, ActivityRow, AdminUserRow};
 use crate::policy::Authentication;
 use crate::proxy::answer::Answer;
 use crate::proxy::auth::AuthServices;
+use crate::proxy::forms;
 use crate::proxy::second_factor::{self, PageRequest};
 use crate::session::challenge::Purpose;
 use crate::store::{AuditEvent, AuditQuery, SessionRecord, StoreError, Subject};
@@ -64,16 +65,7 @@ pub async fn serve(
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "admin page failed");
-            Answer::page(
-                pages::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    pages::ErrorKind::Internal,
-                    req.lang,
-                    None,
-                    "-",
-                ),
-                "error",
-            )
+            Answer::unavailable(req.lang)
         }
     }
 }
@@ -109,23 +101,9 @@ async fn serve_admin(
             .unwrap_or_default();
         return overview(auth, req, account, &query, None).await;
     }
-    let form = second_factor::read_form(session).await.unwrap_or_default();
-    let token_ok = form
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .is_some_and(|(_, v)| auth.sessions.form_token_matches(account, v));
-    if !token_ok {
-        return Ok(Answer::page(
-            pages::error(
-                StatusCode::FORBIDDEN,
-                pages::ErrorKind::BadRequest,
-                req.lang,
-                None,
-                "-",
-            ),
-            "bad_request",
-        ));
-    }
+    let Some(form) = forms::read_signed_in(auth, session, account).await else {
+        return Ok(Answer::refused_form(req.lang));
+    };
     let users: Vec<String> = form
         .iter()
         .filter(|(k, _)| k == "user")
@@ -164,10 +142,7 @@ async fn serve_admin(
                 let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.locked));
                 return Ok(Answer::page(page, "locked"));
             }
-            let code = form
-                .iter()
-                .find(|(k, _)| k == "code")
-                .map_or("", |(_, v)| v.as_str());
+            let code = forms::field(&form, "code");
             if !second_factor::check_totp(auth, req, admin, code).await? {
                 auth.failed(&req.config.lockout, admin, req.client, req.now)
                     .await?;

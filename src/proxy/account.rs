@@ -9,6 +9,7 @@ use pingora::prelude::*;
 
 use super::answer::Answer;
 use super::auth::{AuthServices, PendingAddress};
+use super::forms::{self, field};
 use super::second_factor::{self, PageRequest};
 use crate::config::model::{EmailSettings, EmailUse};
 use crate::factors::email::EmailCode;
@@ -66,16 +67,7 @@ pub async fn serve(
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "security-info page failed");
-            Answer::page(
-                pages::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    pages::ErrorKind::Internal,
-                    req.lang,
-                    None,
-                    "-",
-                ),
-                "error",
-            )
+            Answer::unavailable(req.lang)
         }
     }
 }
@@ -91,23 +83,9 @@ async fn serve_inner(
     if !post {
         return overview(auth, req, account).await;
     }
-    let form = second_factor::read_form(session).await.unwrap_or_default();
-    let token_ok = form
-        .iter()
-        .find(|(k, _)| k == "csrf")
-        .is_some_and(|(_, v)| auth.sessions.form_token_matches(account, v));
-    if !token_ok {
-        return Ok(Answer::page(
-            pages::error(
-                StatusCode::FORBIDDEN,
-                pages::ErrorKind::BadRequest,
-                req.lang,
-                None,
-                "-",
-            ),
-            "bad_request",
-        ));
-    }
+    let Some(form) = forms::read_signed_in(auth, session, account).await else {
+        return Ok(Answer::refused_form(req.lang));
+    };
     let t = texts(req.lang);
     match req.page {
         "account/sign-out-everywhere" => {
@@ -388,12 +366,6 @@ fn back_with(req: &PageRequest<'_>, title: &str, text: &str) -> Answer {
         Some((ACCOUNT_PAGE, t.back_to_account)),
     );
     Answer::page(page, "account")
-}
-
-fn field<'f>(form: &'f [(String, String)], name: &str) -> &'f str {
-    form.iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
 }
 
 /// A name a person gave a device: 1 to 40 characters, no control characters.

@@ -34,6 +34,30 @@ impl Answer {
     }
 
     /// A 303 to a same-host path (or an absolute path the gateway chose).
+    /// 503 with the error page: the store or another part failed (logged by the caller).
+    pub fn unavailable(lang: pages::Lang) -> Answer {
+        let page = pages::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            pages::ErrorKind::Internal,
+            lang,
+            None,
+            "-",
+        );
+        Answer::page(page, "error")
+    }
+
+    /// 403 for a form without its CSRF token (or too large to read).
+    pub fn refused_form(lang: pages::Lang) -> Answer {
+        let page = pages::error(
+            StatusCode::FORBIDDEN,
+            pages::ErrorKind::BadRequest,
+            lang,
+            None,
+            "-",
+        );
+        Answer::page(page, "bad_request")
+    }
+
     pub fn redirect(location: &str, label: &'static str) -> Answer {
         let mut answer = Answer {
             status: StatusCode::SEE_OTHER,

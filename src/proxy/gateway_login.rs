@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::answer::Answer;
 use super::auth::AuthServices;
+use super::forms;
 use super::return_path::safe_return_path;
 use super::second_factor::{self, PageRequest};
 use crate::pages::{self, texts};
@@ -52,16 +53,16 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
             .unwrap_or_else(|| "/".to_owned());
         return form(req, &return_to, "", None);
     }
-    let Some(fields) = second_factor::read_form(session).await else {
-        return refused(req);
+    let Some(fields) = forms::read(session).await else {
+        return Answer::refused_form(req.lang);
     };
-    let field = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let field = |name: &str| forms::value(&fields, name);
     let token_ok = match (cookie_token.as_deref(), field("csrf")) {
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
         _ => false,
     };
     if !token_ok {
-        return refused(req);
+        return Answer::refused_form(req.lang);
     }
     // One account however it is typed, as for the apps' own forms.
     let user = field("username").unwrap_or_default().trim().to_lowercase();
@@ -169,31 +170,9 @@ fn form(req: &PageRequest<'_>, return_to: &str, username: &str, error: Option<&s
     Answer::page(page, "login_page").with_cookie(&csrf_cookie(&token, req.secure))
 }
 
-fn refused(req: &PageRequest<'_>) -> Answer {
-    Answer::page(
-        pages::error(
-            StatusCode::FORBIDDEN,
-            pages::ErrorKind::BadRequest,
-            req.lang,
-            None,
-            "-",
-        ),
-        "bad_request",
-    )
-}
-
 fn unavailable(req: &PageRequest<'_>, e: &dyn std::fmt::Display) -> Answer {
     tracing::error!(error = %e, "gateway login failed");
-    Answer::page(
-        pages::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            pages::ErrorKind::Internal,
-            req.lang,
-            None,
-            "-",
-        ),
-        "error",
-    )
+    Answer::unavailable(req.lang)
 }
 
 /// Verifies on the bounded pool. A user without a hash is checked against a dummy

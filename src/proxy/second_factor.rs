@@ -18,6 +18,7 @@ use zeroize::Zeroizing;
 
 use super::answer::Answer;
 use super::auth::AuthServices;
+use super::forms;
 use super::identity::unix;
 use crate::config::model::{EmailUse, Enrolment};
 use crate::config::{App, Config};
@@ -182,14 +183,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "second-factor page failed");
-            let page = pages::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::ErrorKind::Internal,
-                req.lang,
-                None,
-                "-",
-            );
-            Answer::page(page, "error")
+            Answer::unavailable(req.lang)
         }
     }
 }
@@ -213,9 +207,11 @@ async fn serve_inner(
     }
     let post = session.req_header().method == http::Method::POST;
     let form = if post {
-        match read_form(session).await {
-            Some(form) if form_value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => form,
-            _ => return Ok(refused_form(req)),
+        match forms::read(session).await {
+            Some(form) if forms::value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => {
+                form
+            }
+            _ => return Ok(Answer::refused_form(req.lang)),
         }
     } else {
         Vec::new()
@@ -228,7 +224,7 @@ async fn serve_inner(
             if let Some(wait) = locked(auth, req, &user).await? {
                 return Ok(wait);
             }
-            let code = form_value(&form, "code").unwrap_or_default();
+            let code = forms::field(&form, "code");
             let (secret, name) = {
                 let c = lock(&challenge);
                 match &c.stage {
@@ -277,7 +273,7 @@ async fn serve_inner(
             if let Some(wait) = locked(auth, req, &user).await? {
                 return Ok(wait);
             }
-            let code = form_value(&form, "code").unwrap_or_default();
+            let code = forms::field(&form, "code");
             if check_totp(auth, req, &user, code).await? {
                 auth.succeeded(&user).await?;
                 note(auth, req, &user, "second_factor_ok", "ok").await;
@@ -297,7 +293,7 @@ async fn serve_inner(
             if let Some(wait) = locked(auth, req, &user).await? {
                 return Ok(wait);
             }
-            let code = form_value(&form, "code").unwrap_or_default();
+            let code = forms::field(&form, "code");
             match use_recovery_code(auth, req, &user, code).await? {
                 Some(left) => {
                     auth.succeeded(&user).await?;
@@ -364,7 +360,7 @@ async fn serve_inner(
             if let Some(wait) = locked(auth, req, &user).await? {
                 return Ok(wait);
             }
-            let typed = form_value(&form, "code").unwrap_or_default();
+            let typed = forms::field(&form, "code");
             let passed = {
                 let mut c = lock(&challenge);
                 let ok = c
@@ -510,17 +506,6 @@ fn expired(req: &PageRequest<'_>) -> Answer {
     Answer::page(page, "challenge_expired").with_cookie(&clear_challenge_cookie(req.secure))
 }
 
-fn refused_form(req: &PageRequest<'_>) -> Answer {
-    let page = pages::error(
-        StatusCode::FORBIDDEN,
-        pages::ErrorKind::BadRequest,
-        req.lang,
-        None,
-        "-",
-    );
-    Answer::page(page, "bad_request")
-}
-
 pub(crate) async fn locked(
     auth: &AuthServices,
     req: &PageRequest<'_>,
@@ -601,7 +586,7 @@ fn remember_days(req: &PageRequest<'_>) -> Option<u64> {
 
 /// Whether the user ticked "don't ask again" where the deployment offers it.
 fn wants_remembering(req: &PageRequest<'_>, form: &[(String, String)]) -> bool {
-    req.config.second_factor.remember_device.is_some() && form_value(form, "remember") == Some("on")
+    req.config.second_factor.remember_device.is_some() && forms::value(form, "remember") == Some("on")
 }
 
 /// The address to offer an e-mailed code to, if the deployment allows it here.
@@ -758,22 +743,4 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
         note(auth, req, &user, "browser_remembered", "ok").await;
     }
     Ok(answer)
-}
-
-/// Reads a small urlencoded form from the request body.
-pub(crate) async fn read_form(session: &mut Session) -> Option<Vec<(String, String)>> {
-    const LIMIT: usize = 8 * 1024;
-    let mut body = Vec::new();
-    loop {
-        match session.read_request_body().await {
-            Ok(Some(chunk)) if body.len() + chunk.len() <= LIMIT => body.extend_from_slice(&chunk),
-            Ok(Some(_)) | Err(_) => return None,
-            Ok(None) => break,
-        }
-    }
-    Some(form_urlencoded::parse(&body).into_owned().collect())
-}
-
-fn form_value<'f>(form: &'f [(String, String)], name: &str) -> Option<&'f str> {
-    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }

@@ -111,25 +111,21 @@ fn is_own(name: &str) -> bool {
 /// (`None`: nothing to change). The app has no use for them, and what it never
 /// receives it cannot log or leak.
 pub fn app_cookies(headers: &http::HeaderMap) -> Option<String> {
-    let pairs: Vec<&str> = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .collect();
+    // Every request to the app comes through here: look without allocating first.
+    let pairs = || {
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+    };
     let own = |pair: &&str| is_own(pair.split_once('=').map_or(*pair, |(name, _)| name));
-    if !pairs.iter().any(own) {
+    if !pairs().any(|pair| own(&pair)) {
         return None;
     }
-    Some(
-        pairs
-            .into_iter()
-            .filter(|pair| !own(pair))
-            .collect::<Vec<_>>()
-            .join("; "),
-    )
+    Some(pairs().filter(|pair| !own(pair)).collect::<Vec<_>>().join("; "))
 }
 
 #[cfg(test)]

@@ -200,6 +200,24 @@ fn user_column<T: rusqlite::types::FromSql>(
     .optional()
 }
 
+/// Sets one column of the user's row, creating the row first if need be. `column`
+/// is always a constant of this file, never input.
+fn set_user_column<T: rusqlite::ToSql>(
+    conn: &mut Connection,
+    user: &str,
+    column: &'static str,
+    value: T,
+    now: SystemTime,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    ensure_user(&tx, user, now)?;
+    tx.execute(
+        &format!("UPDATE users SET {column} = ?2 WHERE name = ?1"),
+        params![user, value],
+    )?;
+    tx.commit()
+}
+
 fn read_failures(conn: &Connection, key: &str) -> rusqlite::Result<FailureRecord> {
     conn.query_row(
         "SELECT count, last_failure, locked_until FROM failures WHERE subject = ?1",
@@ -496,17 +514,8 @@ impl Store for SqliteStore {
 
     async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()> {
         let user = user.to_owned();
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ensure_user(&tx, &user, now)?;
-            tx.execute(
-                "UPDATE users SET mfa_opted_in = ?2 WHERE name = ?1",
-                params![user, on],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| Ok(set_user_column(conn, &user, "mfa_opted_in", on, now)?))
+            .await
     }
 
     async fn email_address(&self, user: &str) -> StoreResult<Option<String>> {
@@ -520,17 +529,8 @@ impl Store for SqliteStore {
 
     async fn set_email_address(&self, user: &str, address: &str, now: SystemTime) -> StoreResult<()> {
         let (user, address) = (user.to_owned(), address.to_owned());
-        self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ensure_user(&tx, &user, now)?;
-            tx.execute(
-                "UPDATE users SET email = ?2 WHERE name = ?1",
-                params![user, address],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.run(move |conn| Ok(set_user_column(conn, &user, "email", address, now)?))
+            .await
     }
 
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>> {
@@ -550,14 +550,13 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let user = user.to_owned();
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ensure_user(&tx, &user, now)?;
-            tx.execute(
-                "UPDATE users SET preferred_method = ?2 WHERE name = ?1",
-                params![user, method.as_str()],
-            )?;
-            tx.commit()?;
-            Ok(())
+            Ok(set_user_column(
+                conn,
+                &user,
+                "preferred_method",
+                method.as_str(),
+                now,
+            )?)
         })
         .await
     }
@@ -565,14 +564,13 @@ impl Store for SqliteStore {
     async fn open_enrolment(&self, user: &str, until: SystemTime, now: SystemTime) -> StoreResult<()> {
         let user = user.to_owned();
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ensure_user(&tx, &user, now)?;
-            tx.execute(
-                "UPDATE users SET enrolment_open_until = ?2 WHERE name = ?1",
-                params![user, to_unix(until)],
-            )?;
-            tx.commit()?;
-            Ok(())
+            Ok(set_user_column(
+                conn,
+                &user,
+                "enrolment_open_until",
+                to_unix(until),
+                now,
+            )?)
         })
         .await
     }
