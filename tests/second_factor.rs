@@ -1122,6 +1122,21 @@ fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
         &[("csrf", &csrf), ("id", &tablet_id)],
     );
     assert!(confirm.body.contains("Remove this authenticator app?"));
+    // A browser remembered for alice (as the verification page would leave it).
+    let database = gateway.config_path().with_file_name("state").join("portvakt.db");
+    let database = rusqlite::Connection::open(&database).unwrap();
+    database
+        .execute(
+            "INSERT INTO trusted_devices (id_hash, user_name, passed_at, expires_at) VALUES (x'01', 'alice', 0, 9999999999)",
+            [],
+        )
+        .unwrap();
+    let remembered_browsers = || {
+        database
+            .query_row("SELECT count(*) FROM trusted_devices", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(remembered_browsers(), 1);
     let removed = browser.post(
         "/.portvakt/account/remove-device/confirm",
         &[("csrf", &csrf), ("id", &tablet_id)],
@@ -1129,6 +1144,11 @@ fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
     assert_eq!(removed.location(), Some("/.portvakt/account"));
     let page = browser.get("/.portvakt/account");
     assert!(!page.body.contains("Authenticator app: Tablet"));
+    assert_eq!(
+        remembered_browsers(),
+        0,
+        "removing a device forgets remembered browsers"
+    );
 
     let last_id = ids[0].clone();
     let refused = browser.post(
