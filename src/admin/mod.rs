@@ -49,10 +49,7 @@ pub async fn serve(
         tracing::warn!(user = %account.user, page = req.page, "a non-admin tried an admin page");
         return denied(req);
     }
-    let fresh = account
-        .second_factor_at
-        .is_some_and(|at| req.now.duration_since(at).unwrap_or(Duration::ZERO) <= FRESH_ENOUGH);
-    if !fresh {
+    if !account.second_factor_within(req.now, FRESH_ENOUGH) {
         let purpose = Purpose::Return(ADMIN_PAGE.to_owned());
         let user = &account.user;
         let (answer, _) = second_factor::begin(

@@ -90,15 +90,7 @@ async fn serve_inner(
     match req.page {
         "account/sign-out-everywhere" => {
             let ended = auth.sessions.end_all_for(user).await?;
-            auth.audit(
-                "signed_out_everywhere",
-                user,
-                &req.app.name,
-                req.client,
-                "ok",
-                req.now,
-            )
-            .await;
+            second_factor::note(auth, req, user, "signed_out_everywhere", "ok").await;
             tracing::info!(user = %user, sessions = ended, "signed out everywhere");
             let page = req.app.sign_in_page().unwrap_or("/");
             let answer = Answer::page(
@@ -118,15 +110,7 @@ async fn serve_inner(
                 return Ok(step_up(auth, req, user).await);
             }
             let codes = second_factor::new_recovery_codes(auth, req, user).await?;
-            auth.audit(
-                "recovery_codes_renewed",
-                user,
-                &req.app.name,
-                req.client,
-                "ok",
-                req.now,
-            )
-            .await;
+            second_factor::note(auth, req, user, "recovery_codes_renewed", "ok").await;
             let shown: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
             Ok(Answer::page(
                 pages::new_codes(req.lang, &req.config.second_factor.issuer, user, &shown),
@@ -169,8 +153,7 @@ async fn serve_inner(
             if !auth.store.rename_device(user, device.id, name, sealed).await? {
                 return Ok(back_with(req, t.rename_button, t.invalid_device_name));
             }
-            auth.audit("device_renamed", user, &req.app.name, req.client, "ok", req.now)
-                .await;
+            second_factor::note(auth, req, user, "device_renamed", "ok").await;
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
         "account/remove-device" => match find_device(auth, user, field(&form, "id")).await? {
@@ -203,8 +186,7 @@ async fn serve_inner(
             if auth.store.remove_device(user, device.id).await? {
                 // A lost phone may be why: remembered browsers ask for a code again.
                 auth.store.forget_trusted_devices(user).await?;
-                auth.audit("device_removed", user, &req.app.name, req.client, "ok", req.now)
-                    .await;
+                second_factor::note(auth, req, user, "device_removed", "ok").await;
             }
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
@@ -221,8 +203,7 @@ async fn serve_inner(
             auth.store.set_mfa_opted_in(user, on, req.now).await?;
             auth.sessions.refresh_user(user);
             let event = if on { "mfa_turned_on" } else { "mfa_turned_off" };
-            auth.audit(event, user, &req.app.name, req.client, "ok", req.now)
-                .await;
+            second_factor::note(auth, req, user, event, "ok").await;
             if on && account.second_factor_at.is_none() {
                 // Enrol (or verify) now, and come back here.
                 return Ok(step_up(auth, req, user).await);
@@ -266,8 +247,7 @@ async fn serve_inner(
                     code,
                 },
             );
-            auth.audit("email_code_sent", user, &req.app.name, req.client, "ok", req.now)
-                .await;
+            second_factor::note(auth, req, user, "email_code_sent", "ok").await;
             Ok(confirm_address_page(req, account, auth, typed, None))
         }
         "account/email/confirm" => {
@@ -280,15 +260,7 @@ async fn serve_inner(
             if !pending.code.matches(field(&form, "code"), req.now) {
                 auth.failed(&req.config.lockout, user, req.client, req.now)
                     .await?;
-                auth.audit(
-                    "second_factor_failed",
-                    user,
-                    &req.app.name,
-                    req.client,
-                    "refused",
-                    req.now,
-                )
-                .await;
+                second_factor::note(auth, req, user, "second_factor_failed", "refused").await;
                 let page = confirm_address_page(req, account, auth, &pending.address, Some(t.wrong_code));
                 return Ok(page);
             }
@@ -296,8 +268,7 @@ async fn serve_inner(
             auth.store
                 .set_email_address(user, &pending.address, req.now)
                 .await?;
-            auth.audit("email_added", user, &req.app.name, req.client, "ok", req.now)
-                .await;
+            second_factor::note(auth, req, user, "email_added", "ok").await;
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
         "account/default-method" => {
@@ -305,15 +276,7 @@ async fn serve_inner(
                 return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
             };
             auth.store.set_preferred_method(user, method, req.now).await?;
-            auth.audit(
-                "default_method_changed",
-                user,
-                &req.app.name,
-                req.client,
-                method.as_str(),
-                req.now,
-            )
-            .await;
+            second_factor::note(auth, req, user, "default_method_changed", method.as_str()).await;
             Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
         }
         _ => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
@@ -388,9 +351,7 @@ async fn find_device(auth: &AuthServices, user: &str, id: &str) -> Result<Option
 
 /// Whether the session's second factor is recent enough to change the account.
 fn fresh(account: &SessionRecord, now: SystemTime) -> bool {
-    account
-        .second_factor_at
-        .is_some_and(|at| now.duration_since(at).unwrap_or(Duration::ZERO) <= FRESH_ENOUGH)
+    account.second_factor_within(now, FRESH_ENOUGH)
 }
 
 async fn overview(

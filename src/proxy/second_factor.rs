@@ -608,7 +608,7 @@ pub(crate) async fn email_offer(
 }
 
 /// Writes an event about this user on this app to the audit trail.
-async fn note(auth: &AuthServices, req: &PageRequest<'_>, user: &str, event: &str, outcome: &str) {
+pub(crate) async fn note(auth: &AuthServices, req: &PageRequest<'_>, user: &str, event: &str, outcome: &str) {
     auth.audit(event, user, &req.app.name, req.client, outcome, req.now)
         .await;
 }

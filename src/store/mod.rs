@@ -69,12 +69,22 @@ pub struct SessionRecord {
     pub last_seen_at: SystemTime,
     /// When the second factor was last passed; `None` for a password-only session.
     pub second_factor_at: Option<SystemTime>,
-    /// How the user signed in: `password`, `totp` or `recovery`.
+    /// How the user signed in: `password`, `totp`, `recovery`, `email` or
+    /// `trusted_device`.
     pub method: String,
     pub revoked: bool,
     /// The user turned the second factor on for apps where it is optional (read
     /// from the user's record, not stored with the session).
     pub mfa_opted_in: bool,
+}
+
+impl SessionRecord {
+    /// Whether the second factor was passed in this session within `window` of `now`
+    /// (changes to the account and administration ask for a recent one).
+    pub fn second_factor_within(&self, now: SystemTime, window: std::time::Duration) -> bool {
+        self.second_factor_at
+            .is_some_and(|at| now.duration_since(at).unwrap_or_default() <= window)
+    }
 }
 
 /// One row of the audit trail: who did what to whom, where, and how it ended.
