@@ -69,6 +69,20 @@ fn enrol(browser: &mut Browser) -> (TotpSecret, Vec<String>, String) {
     (secret, codes, first)
 }
 
+/// A browser in which `user` signed in on the app's form, enrolled an authenticator
+/// app and went on to the app; with what `enrol` returns.
+fn signed_in_with_an_app(
+    gateway: &Gateway,
+    user: &str,
+    password: &str,
+) -> (Browser, (TotpSecret, Vec<String>, String)) {
+    let mut browser = Browser::new(gateway, HOST);
+    app_login(&mut browser, user, password);
+    let enrolled = enrol(&mut browser);
+    press_continue(&mut browser);
+    (browser, enrolled)
+}
+
 /// Presses Continue on the page shown after the second factor (new recovery codes,
 /// or how many are left), which releases what was waiting.
 fn press_continue(browser: &mut Browser) -> Page {
@@ -208,10 +222,7 @@ fn a_wrong_password_passes_the_apps_answer_untouched() {
 fn recovery_codes_work_once_and_say_how_many_are_left() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let gateway = gateway_for(&app, "");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (_secret, codes, _) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, (_secret, codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     browser.get("/logout");
 
     let mut phone_at_home = Browser::new(&gateway, HOST);
@@ -240,10 +251,7 @@ fn recovery_codes_work_once_and_say_how_many_are_left() {
 fn lockout_holds_across_new_cookies_and_a_crash() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let mut gateway = gateway_for(&app, "lockout: { max_failures: 3, window: 15m, delay: 10m }\n");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (secret, _codes, _) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (_, (secret, _codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
 
     // A fresh browser each time: cookies cannot reset the count.
     for attempt in 0..3 {
@@ -299,10 +307,7 @@ fn an_enrolment_and_its_used_code_survive_a_crash() {
 fn a_max_age_route_asks_for_a_fresh_second_factor() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let mut gateway = gateway_for(&app, "");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (secret, _codes, _) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, (secret, _codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     assert_eq!(
         browser.get("/admin/").status,
         200,
@@ -854,10 +859,7 @@ fn the_apps_login_page_gets_the_path_to_return_to() {
 fn a_user_name_typed_in_another_case_is_the_same_account() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let gateway = gateway_for(&app, "");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    enrol(&mut browser);
-    press_continue(&mut browser);
+    signed_in_with_an_app(&gateway, "alice", "wonderland");
 
     let mut attacker = Browser::new(&gateway, HOST);
     for typed in ["ALICE", " Alice "] {
@@ -890,10 +892,7 @@ fn administration_from_the_command_line_leaves_an_audit_trail() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (secret, codes, first_code) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (browser, (secret, codes, first_code)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     let session_cookie = browser.cookies["portvakt"].clone();
     assert!(cli(&["users", "list"]).contains("1 device(s), 10 recovery code(s) left"));
 
@@ -958,10 +957,7 @@ fn administration_from_the_command_line_leaves_an_audit_trail() {
 fn the_security_info_page_renews_codes_and_signs_out_everywhere() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let mut gateway = gateway_for(&app, "");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (secret, old_codes, _) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, (secret, old_codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
 
     let page = browser.get("/.portvakt/account");
     assert_eq!(page.status, 200);
@@ -1030,10 +1026,7 @@ fn the_security_info_page_renews_codes_and_signs_out_everywhere() {
 fn a_renamed_device_still_signs_in() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let gateway = gateway_for(&app, "");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (secret, _codes, _) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, (secret, _codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     let page = browser.get("/.portvakt/account");
     let csrf = page.input("csrf").unwrap();
     let id = page.input("id").unwrap();
@@ -1063,10 +1056,7 @@ fn a_renamed_device_still_signs_in() {
 fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let gateway = gateway_for(&app, "second_factor: { max_devices: 2 }\n");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, _) = signed_in_with_an_app(&gateway, "alice", "wonderland");
 
     let csrf = browser.get("/.portvakt/account").input("csrf").unwrap();
     let adding = browser.post(
@@ -1226,10 +1216,7 @@ fn a_user_turns_the_second_factor_on_where_it_is_optional() {
 fn admins_reset_users_and_everyone_else_is_refused() {
     let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
     let gateway = gateway_for(&app, "admins: { users: [Alice] }\n");
-    let mut bob = Browser::new(&gateway, HOST);
-    app_login(&mut bob, "bob", "builder");
-    enrol(&mut bob);
-    press_continue(&mut bob);
+    let (mut bob, _) = signed_in_with_an_app(&gateway, "bob", "builder");
     assert_eq!(bob.get("/.portvakt/admin").status, 403);
     for action in [
         "/.portvakt/admin/reset",
@@ -1243,10 +1230,7 @@ fn admins_reset_users_and_everyone_else_is_refused() {
         );
     }
 
-    let mut alice = Browser::new(&gateway, HOST);
-    app_login(&mut alice, "alice", "wonderland");
-    let (secret, _codes, _) = enrol(&mut alice);
-    press_continue(&mut alice);
+    let (mut alice, (secret, _codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     let page = alice.get("/.portvakt/admin");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("value=\"bob\""));
@@ -1503,10 +1487,7 @@ fn emailed_codes_go_out_over_smtp() {
 fn a_remembered_browser_skips_the_code_until_signed_out_everywhere() {
     let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
     let gateway = gateway_for(&app, "second_factor: { remember_device: 30d }\n");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let (secret, codes, _) = enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, (secret, codes, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     browser.get("/logout");
 
     assert_eq!(
@@ -1588,10 +1569,7 @@ fn a_remembered_browser_skips_the_code_until_signed_out_everywhere() {
 fn a_user_adds_and_confirms_an_address_for_codes() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let gateway = email_gateway_with_users(&app, "fallback", "users:\n  bob: { email: bob@example.com }\n");
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    enrol(&mut browser);
-    press_continue(&mut browser);
+    let (mut browser, _) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     let account = browser.get("/.portvakt/account");
     assert!(
         account.body.contains("E-mail address for codes"),
