@@ -50,6 +50,7 @@ fn policy_with(n: usize) -> AppPolicy {
         .collect();
     AppPolicy {
         mfa: MfaMode::Required,
+        mfa_in_force_since: None,
         routes: RouteTable::build(rules, false).expect("generated rules do not conflict"),
     }
 }
@@ -60,6 +61,7 @@ fn decisions(c: &mut Criterion) {
         groups: vec!["staff".to_owned(), "admins".to_owned()],
         second_factor_at: Some(SystemTime::now() - Duration::from_secs(60)),
         mfa_opted_in: false,
+        signed_in_at: SystemTime::now() - Duration::from_secs(600),
     };
     let now = SystemTime::now();
     let mut group = c.benchmark_group("decide");

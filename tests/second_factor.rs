@@ -7,10 +7,10 @@
 
 mod harness;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use data_encoding::BASE32_NOPAD;
-use harness::{Browser, Gateway, LegacyApp, Page};
+use harness::{Browser, Gateway, LegacyApp, Page, Reload};
 use portvakt::factors::totp::{code_at, TotpSecret, TotpSettings};
 use zeroize::Zeroizing;
 
@@ -1628,5 +1628,89 @@ fn a_user_adds_and_confirms_an_address_for_codes() {
         verify.body.contains("E-mail a code to a•••@example.org"),
         "{}",
         verify.body
+    );
+}
+
+/// An app made stricter while users are signed in: with the default `next_sign_in`
+/// their password-only sessions go on until they end and the next sign-in asks for
+/// the second factor; with `immediately` the next page asks. Route rules always
+/// apply at once. The record of the change survives a restart.
+#[test]
+fn a_stricter_mfa_default_reaches_sessions_when_configured() {
+    let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
+    let config = |mfa: &str, changes: &str| {
+        format!(
+            "session: {{ mfa_changes: {changes} }}\n\
+             apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: {mfa}\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n\
+             \x20   routes:\n      - {{ path: /admin, policy: mfa }}\n",
+            app.url()
+        )
+    };
+    let mut gateway = Gateway::start(&config("off", "next_sign_in"));
+    let mut early = Browser::new(&gateway, HOST);
+    assert_eq!(app_login(&mut early, "alice", "wonderland").location(), Some("/"));
+    let mut other = Browser::new(&gateway, HOST);
+    assert_eq!(app_login(&mut other, "bob", "builder").location(), Some("/"));
+    // Sessions are dated to the second; the change must come later than that.
+    std::thread::sleep(Duration::from_millis(1100));
+
+    gateway.write_config(&config("required", "next_sign_in"));
+    assert!(matches!(gateway.reload(), Reload::Applied));
+    assert_eq!(early.get("/whoami").status, 200, "left alone until it ends");
+    assert_eq!(
+        early.get("/admin").location(),
+        Some("/.portvakt/enrol"),
+        "a route rule applies at once"
+    );
+    gateway.crash_and_restart();
+    assert_eq!(
+        early.get("/whoami").status,
+        200,
+        "still left alone after a restart"
+    );
+
+    let mut later = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut later, "alice", "wonderland").location(),
+        Some("/.portvakt/enrol"),
+        "the next sign-in asks for enrolment"
+    );
+
+    gateway.write_config(&config("required", "immediately"));
+    assert!(matches!(gateway.reload(), Reload::Applied));
+    assert_eq!(
+        other.get("/whoami").location(),
+        Some("/.portvakt/enrol"),
+        "asked at the next page"
+    );
+}
+
+/// A session is good for the app it was signed in to only: its cookie, carried to
+/// another app's host, names no session there.
+#[test]
+fn a_session_cookie_carried_to_another_app_is_no_session_there() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {url}\n    mfa: off\n\
+         \x20   login: {{ path: /login, username_field: username }}\n\
+         \x20 payroll:\n    hosts: [payroll.test]\n    upstream: {url}\n    mfa: off\n\
+         \x20   login: {{ path: /login, username_field: username }}\n",
+        url = app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/")
+    );
+    assert_eq!(browser.get("/whoami").status, 200);
+    let mut carried = Browser::new(&gateway, "payroll.test");
+    carried.cookies = browser.cookies.clone();
+    carried.cookies.retain(|name, _| name.starts_with("portvakt"));
+    assert!(!carried.cookies.is_empty(), "the gateway's session cookie");
+    assert_eq!(
+        carried.get("/whoami").location(),
+        Some("/login"),
+        "signed out at the other app"
     );
 }

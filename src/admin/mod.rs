@@ -44,6 +44,7 @@ pub async fn serve(
         groups: req.config.users.groups(&account.user),
         second_factor_at: account.second_factor_at,
         mfa_opted_in: account.mfa_opted_in,
+        signed_in_at: account.created_at,
     };
     if !req.config.admins.admit(&identity) {
         tracing::warn!(user = %account.user, page = req.page, "a non-admin tried an admin page");

@@ -76,6 +76,7 @@ fn report(config: &Config, args: &Args, now: SystemTime) -> String {
         groups: args.groups.clone(),
         second_factor_at: args.mfa_age.map(|age| now - age),
         mfa_opted_in: args.opted_in,
+        signed_in_at: now,
     });
     let decision = app.policy.decide(&RequestFacts {
         method: &args.method,

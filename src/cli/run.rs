@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -18,15 +19,22 @@ use crate::config::reload::Reloader;
 use crate::config::Config;
 use crate::proxy::auth::AuthServices;
 use crate::proxy::Gateway;
+use crate::session::mfa_changes::date_mfa_defaults;
 use crate::telemetry::{self, Metrics, MetricsApp};
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let Some(config) = super::load_or_report(path) else {
+    let Some(mut config) = super::load_or_report(path) else {
         return Ok(ExitCode::from(super::EXIT_INVALID_CONFIG));
     };
     telemetry::logging::init(&config.log)?;
     prepare_state_dir(&config.state_dir)?;
     let auth = Arc::new(AuthServices::open(&config)?);
+    super::users::block_on(date_mfa_defaults(
+        &mut config,
+        auth.store.as_ref(),
+        SystemTime::now(),
+    ))?;
+    let auth_store = auth.store.clone();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
@@ -70,6 +78,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         Reloader {
             config: shared.clone(),
             metrics,
+            store: auth_store,
         },
     ));
 

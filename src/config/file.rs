@@ -82,6 +82,7 @@ pub struct SessionFile {
     pub idle_timeout: Option<Duration>,
     pub absolute_timeout: Option<Spanned<Duration>>,
     pub login_timeout: Option<Duration>,
+    pub mfa_changes: Option<Spanned<String>>,
 }
 
 #[derive(Default)]
@@ -202,7 +203,7 @@ const REMEMBER_DEVICE_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(24 * 3600)..=Duration::from_secs(365 * 24 * 3600);
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
-const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout"];
+const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout", "mfa_changes"];
 const LOCKOUT_KEYS: &[&str] = &["max_failures", "window", "delay", "max_delay"];
 const LOGIN_KEYS: &[&str] = &[
     "path",
@@ -694,6 +695,9 @@ fn decode_session(d: &mut Decoder, node: &Node, key: &str) -> SessionFile {
         }
         if let Some((n, k)) = m.get("login_timeout") {
             file.login_timeout = d.duration(n, &k);
+        }
+        if let Some((n, k)) = m.get("mfa_changes") {
+            file.mfa_changes = d.spanned_string(n, &k);
         }
         m.finish(d);
     }

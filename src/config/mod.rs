@@ -294,6 +294,26 @@ mod tests {
     }
 
     #[test]
+    fn when_mfa_changes_reach_sessions_is_one_of_two_words() {
+        let found = errors(&format!("session: {{mfa_changes: sometimes}}\n{MINIMAL}"));
+        assert!(
+            found.iter().any(|e| e.contains(":1:")
+                && e.contains("session.mfa_changes")
+                && e.contains("write next_sign_in or immediately")),
+            "{found:#?}"
+        );
+        let path = PathBuf::from("t.yaml");
+        let config = parse(
+            &format!("session: {{mfa_changes: immediately}}\n{MINIMAL}"),
+            &path,
+        )
+        .unwrap();
+        assert_eq!(config.session.mfa_changes, model::MfaChanges::Immediately);
+        let config = parse(MINIMAL, &path).unwrap();
+        assert_eq!(config.session.mfa_changes, model::MfaChanges::NextSignIn);
+    }
+
+    #[test]
     fn email_settings_are_checked() {
         let found = errors(&format!("second_factor: {{email: fallback}}\n{MINIMAL}"));
         assert!(

@@ -305,6 +305,18 @@ pub struct SessionSettings {
     pub absolute_timeout: Duration,
     /// How long a withheld login waits for its second factor.
     pub login_timeout: Duration,
+    /// When a stricter `mfa` default for an app reaches sessions already signed in.
+    pub mfa_changes: MfaChanges,
+}
+
+/// When a change to an app's `mfa` default reaches sessions already signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaChanges {
+    /// Password-only sessions begun before the change keep working until they end;
+    /// the next sign-in asks for (or enrols) the second factor.
+    NextSignIn,
+    /// Every session is asked at its next page.
+    Immediately,
 }
 
 /// How to recognise an app's login and its outcome.

@@ -3,6 +3,7 @@
 //! they started with; an invalid file changes nothing.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
@@ -11,6 +12,8 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
 use super::{load, Config, LoadError};
+use crate::session::mfa_changes::date_mfa_defaults;
+use crate::store::Store;
 use crate::telemetry::Metrics;
 
 /// The configuration in force, shared by the proxy and the reloader.
@@ -19,6 +22,8 @@ pub type SharedConfig = Arc<ArcSwap<Config>>;
 pub struct Reloader {
     pub config: SharedConfig,
     pub metrics: Arc<Metrics>,
+    /// Where each app's `mfa` default is dated (see `session::mfa_changes`).
+    pub store: Arc<dyn Store>,
 }
 
 impl Reloader {
@@ -28,7 +33,8 @@ impl Reloader {
         let path = current.source.clone();
         let loaded = tokio::task::spawn_blocking(move || load(&path)).await;
         match loaded {
-            Ok(Ok(new)) => {
+            Ok(Ok(mut new)) => {
+                date_mfa_defaults(&mut new, self.store.as_ref(), SystemTime::now()).await;
                 for what in restart_only_changes(&current, &new) {
                     tracing::warn!(
                         setting = what,

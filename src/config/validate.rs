@@ -14,9 +14,9 @@ use super::file::{
 };
 use super::model::{
     fold_header_name, fold_host, App, Config, EmailSettings, EmailTransport, EmailUse, Enrolment, Listener,
-    LogFormat, LogSettings, LoginInterception, PageSettings, SecondFactorSettings, ServerSettings,
-    SessionSettings, SignIn, SmtpSecurity, SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource,
-    Users,
+    LogFormat, LogSettings, LoginInterception, MfaChanges, PageSettings, SecondFactorSettings,
+    ServerSettings, SessionSettings, SignIn, SmtpSecurity, SuccessRule, TlsFiles, Upstream, UpstreamHeaders,
+    UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -294,7 +294,12 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
         host_header,
         sign_in: sign_in.flatten(),
         upstream_headers,
-        policy: AppPolicy { mfa, routes: routes? },
+        policy: AppPolicy {
+            mfa,
+            // Set from the store's record of changes when the gateway takes the file.
+            mfa_in_force_since: None,
+            routes: routes?,
+        },
     })
 }
 
@@ -498,6 +503,21 @@ fn build_session(d: &mut Decoder, file: SessionFile) -> SessionSettings {
             .as_ref()
             .map_or(Duration::from_secs(12 * 3600), |a| a.value),
         login_timeout: file.login_timeout.unwrap_or(Duration::from_secs(5 * 60)),
+        mfa_changes: match &file.mfa_changes {
+            None => MfaChanges::NextSignIn,
+            Some(s) => match s.value.as_str() {
+                "next_sign_in" => MfaChanges::NextSignIn,
+                "immediately" => MfaChanges::Immediately,
+                other => {
+                    d.error(
+                        s.at,
+                        &s.key,
+                        format!("`{other}` is not a choice here; write next_sign_in or immediately"),
+                    );
+                    MfaChanges::NextSignIn
+                }
+            },
+        },
     };
     if let Some(absolute) = &file.absolute_timeout {
         if absolute.value < settings.idle_timeout {

@@ -16,6 +16,8 @@ pub struct Authentication {
     pub second_factor_at: Option<SystemTime>,
     /// Whether the user turned the second factor on for apps where it is optional.
     pub mfa_opted_in: bool,
+    /// When the session began (for a sign-in under way: now).
+    pub signed_in_at: SystemTime,
 }
 
 /// Everything a decision may depend on.
@@ -92,6 +94,10 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct AppPolicy {
     pub mfa: MfaMode,
+    /// Since when `mfa` has been what it is, when sessions begun before then are
+    /// left alone by it until they must sign in again; `None` applies it to every
+    /// session at once. Route rules always apply at once.
+    pub mfa_in_force_since: Option<SystemTime>,
     pub routes: RouteTable,
 }
 
@@ -136,6 +142,13 @@ impl AppPolicy {
 
     fn default_requirement(&self, auth: Option<&Authentication>) -> Requirement {
         let second_factor = Requirement::SecondFactor { max_age: None };
+        // A password-only session that began before the app's default asked for a
+        // second factor keeps working until it ends; the next sign-in asks for it.
+        if let (Some(since), Some(a)) = (self.mfa_in_force_since, auth) {
+            if a.second_factor_at.is_none() && a.signed_in_at < since {
+                return Requirement::Password;
+            }
+        }
         match (&self.mfa, auth) {
             (MfaMode::Required, _) => second_factor,
             (MfaMode::Off, _) => Requirement::Password,
@@ -201,6 +214,7 @@ mod tests {
     fn policy(mode: MfaMode, rules: Vec<Rule>) -> AppPolicy {
         AppPolicy {
             mfa: mode,
+            mfa_in_force_since: None,
             routes: RouteTable::build(rules, false).expect("no conflicts"),
         }
     }
@@ -211,6 +225,7 @@ mod tests {
             groups: groups.iter().map(|g| g.to_string()).collect(),
             second_factor_at: mfa_age.map(|s| now() - Duration::from_secs(s)),
             mfa_opted_in: false,
+            signed_in_at: now() - Duration::from_secs(3600),
         }
     }
 
@@ -386,6 +401,35 @@ mod tests {
     }
 
     #[test]
+    fn sessions_from_before_the_default_changed_are_left_alone_but_not_by_route_rules() {
+        let mut p = policy(MfaMode::Required, vec![rule("/admin", mfa(None))]);
+        let before = user("erik", &[], None);
+        let mut after = before.clone();
+        after.signed_in_at = now();
+        p.mfa_in_force_since = Some(now() - Duration::from_secs(60));
+        assert_eq!(
+            decide(&p, "GET", "/", "192.0.2.1", Some(&before)).outcome,
+            Outcome::Allow
+        );
+        assert_eq!(
+            decide(&p, "GET", "/", "192.0.2.1", Some(&after)).outcome,
+            Outcome::SecondFactor
+        );
+        assert_eq!(
+            decide(&p, "GET", "/admin", "192.0.2.1", Some(&before)).outcome,
+            Outcome::SecondFactor,
+            "a route rule is not the app's default"
+        );
+        assert!(p.second_factor_at_sign_in(&after), "a new sign-in is asked");
+        p.mfa_in_force_since = None;
+        assert_eq!(
+            decide(&p, "GET", "/", "192.0.2.1", Some(&before)).outcome,
+            Outcome::SecondFactor,
+            "applied at once when configured so"
+        );
+    }
+
+    #[test]
     fn max_age_edges() {
         let p = policy(MfaMode::Off, vec![rule("/", mfa(Some(600)))]);
         for (age, outcome) in [
@@ -429,6 +473,7 @@ mod tests {
     fn case_insensitive_apps_match_any_case() {
         let p = AppPolicy {
             mfa: MfaMode::Off,
+            mfa_in_force_since: None,
             routes: RouteTable::build(vec![rule("/Admin", RulePolicy::Deny)], true).expect("ok"),
         };
         let u = user("u", &[], None);

@@ -32,6 +32,27 @@ pub enum MfaMode {
     ForSubjects(Subjects),
 }
 
+impl MfaMode {
+    /// A stable description of the mode, the same for the same meaning however the
+    /// file lists names: it tells whether an app's default changed between loads.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            MfaMode::Required => "required".to_owned(),
+            MfaMode::Optional => "optional".to_owned(),
+            MfaMode::Off => "off".to_owned(),
+            MfaMode::ForSubjects(s) => {
+                let sorted = |names: &[String]| {
+                    let mut names = names.to_vec();
+                    names.sort();
+                    names.dedup();
+                    names.join(",")
+                };
+                format!("users={};groups={}", sorted(&s.users), sorted(&s.groups))
+            }
+        }
+    }
+}
+
 /// Users and groups named by a rule or an app; empty means nobody is named.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Subjects {

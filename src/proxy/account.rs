@@ -179,6 +179,8 @@ async fn serve_inner(
                 groups: req.config.users.groups(user),
                 second_factor_at: account.second_factor_at,
                 mfa_opted_in: account.mfa_opted_in,
+                // Whether the user must have a factor, as a new sign-in would see it.
+                signed_in_at: req.now,
             };
             if devices.len() <= 1 && req.app.policy.second_factor_at_sign_in(&identity) {
                 return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));

@@ -208,10 +208,13 @@ impl Gateway {
         let Some(value) = cookies::find(&session.req_header().headers, name).map(str::to_owned) else {
             return;
         };
+        let Some(app) = ctx.app.and_then(|i| config.apps.get(i)).map(|a| a.name.as_str()) else {
+            return;
+        };
         match self
             .auth
             .sessions
-            .resume(&value, &config.session, SystemTime::now(), ctx.secure)
+            .resume(&value, app, &config.session, SystemTime::now(), ctx.secure)
             .await
         {
             Ok(found) => ctx.session = found,

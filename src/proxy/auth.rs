@@ -161,7 +161,14 @@ impl AuthServices {
         };
         let issued = self
             .sessions
-            .start_at(user, SignInMethod::TrustedDevice, Some(passed_at), now, secure)
+            .start_at(
+                user,
+                app,
+                SignInMethod::TrustedDevice,
+                Some(passed_at),
+                now,
+                secure,
+            )
             .await
             .inspect_err(|e| tracing::error!(error = %e, "could not start a session; asking for the code"))
             .ok()?;

@@ -435,5 +435,6 @@ pub(super) fn authentication(session: &SessionRecord, config: &Config) -> Authen
         groups: config.users.groups(&session.user),
         second_factor_at: session.second_factor_at,
         mfa_opted_in: session.mfa_opted_in,
+        signed_in_at: session.created_at,
     }
 }

@@ -120,6 +120,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         groups: req.config.users.groups(&user),
         second_factor_at: None,
         mfa_opted_in: auth.opted_in(&user).await,
+        signed_in_at: req.now,
     };
     if req.app.policy.second_factor_at_sign_in(&identity) {
         let trust_cookie = cookies::find(
@@ -155,7 +156,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     }
     match auth
         .sessions
-        .start(&user, SignInMethod::Password, req.now, req.secure)
+        .start(&user, &req.app.name, SignInMethod::Password, req.now, req.secure)
         .await
     {
         Ok(issued) => Answer::redirect(&return_to, "login_password_only")

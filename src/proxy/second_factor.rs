@@ -715,7 +715,10 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
     if let Some(old) = &req.session_cookie {
         auth.sessions.end(old, req.secure).await?;
     }
-    let issued = auth.sessions.start(&user, method, req.now, req.secure).await?;
+    let issued = auth
+        .sessions
+        .start(&user, &req.app.name, method, req.now, req.secure)
+        .await?;
     let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
     tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
     let answer = match purpose {

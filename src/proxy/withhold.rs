@@ -70,6 +70,7 @@ impl Gateway {
             groups: config.users.groups(&user),
             second_factor_at: None,
             mfa_opted_in: self.auth.opted_in(&user).await,
+            signed_in_at: now,
         };
         if !app.policy.second_factor_at_sign_in(&auth) {
             // No second factor for this user here: the app's answer passes, with a
@@ -77,7 +78,7 @@ impl Gateway {
             match self
                 .auth
                 .sessions
-                .start(&user, SignInMethod::Password, now, ctx.secure)
+                .start(&user, &app.name, SignInMethod::Password, now, ctx.secure)
                 .await
             {
                 Ok(issued) => {

@@ -4,6 +4,7 @@
 
 pub mod challenge;
 pub mod cookies;
+pub mod mfa_changes;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -83,12 +84,14 @@ impl Sessions {
     pub async fn start(
         &self,
         user: &str,
+        app: &str,
         method: SignInMethod,
         now: SystemTime,
         secure: bool,
     ) -> StoreResult<Issued> {
         let second_factor_at = (method != SignInMethod::Password).then_some(now);
-        self.start_at(user, method, second_factor_at, now, secure).await
+        self.start_at(user, app, method, second_factor_at, now, secure)
+            .await
     }
 
     /// Starts a session whose second factor was passed at `second_factor_at` (for a
@@ -96,6 +99,7 @@ impl Sessions {
     pub async fn start_at(
         &self,
         user: &str,
+        app: &str,
         method: SignInMethod,
         second_factor_at: Option<SystemTime>,
         now: SystemTime,
@@ -107,6 +111,7 @@ impl Sessions {
         let record = SessionRecord {
             id_hash: hash_id(&id),
             user: user.to_owned(),
+            app: app.to_owned(),
             created_at: now,
             last_seen_at: now,
             second_factor_at,
@@ -120,10 +125,12 @@ impl Sessions {
         Ok(Issued { cookie_value, record })
     }
 
-    /// The live session a cookie value names, if any; refreshes its idle timer.
+    /// The live session a cookie value names for this app, if any; refreshes its
+    /// idle timer. A cookie carried over from another app's host names no session here.
     pub async fn resume(
         &self,
         cookie_value: &str,
+        app: &str,
         settings: &SessionSettings,
         now: SystemTime,
         secure: bool,
@@ -142,6 +149,9 @@ impl Sessions {
                 None => return Ok(None),
             },
         };
+        if record.app != app {
+            return Ok(None);
+        }
         if !is_live(&record, settings, now) {
             self.cache.invalidate(&id_hash).await;
             return Ok(None);
@@ -279,6 +289,7 @@ mod tests {
             idle_timeout: Duration::from_secs(30 * 60),
             absolute_timeout: Duration::from_secs(12 * 3600),
             login_timeout: Duration::from_secs(300),
+            mfa_changes: crate::config::model::MfaChanges::NextSignIn,
         }
     }
 
@@ -297,13 +308,13 @@ mod tests {
     async fn a_session_resumes_until_it_idles_out_and_never_after() {
         let (_dir, _store, sessions) = sessions();
         let issued = sessions
-            .start("alice", SignInMethod::Totp, at(0), true)
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap();
         assert!(!issued.cookie_value.contains("alice"));
         let s = settings();
         let found = sessions
-            .resume(&issued.cookie_value, &s, at(10), true)
+            .resume(&issued.cookie_value, "wiki", &s, at(10), true)
             .await
             .unwrap()
             .unwrap();
@@ -314,13 +325,13 @@ mod tests {
         // Used every 20 minutes, it lives on; left for 31 minutes, it ends.
         for minute in [20, 40, 60] {
             assert!(sessions
-                .resume(&issued.cookie_value, &s, at(minute * 60), true)
+                .resume(&issued.cookie_value, "wiki", &s, at(minute * 60), true)
                 .await
                 .unwrap()
                 .is_some());
         }
         assert!(sessions
-            .resume(&issued.cookie_value, &s, at(91 * 60 + 1), true)
+            .resume(&issued.cookie_value, "wiki", &s, at(91 * 60 + 1), true)
             .await
             .unwrap()
             .is_none());
@@ -330,7 +341,7 @@ mod tests {
     async fn the_absolute_timeout_ends_even_a_busy_session() {
         let (_dir, _store, sessions) = sessions();
         let issued = sessions
-            .start("alice", SignInMethod::Password, at(0), false)
+            .start("alice", "wiki", SignInMethod::Password, at(0), false)
             .await
             .unwrap();
         let s = settings();
@@ -338,7 +349,7 @@ mod tests {
         while t < 12 * 3600 {
             assert!(
                 sessions
-                    .resume(&issued.cookie_value, &s, at(t), false)
+                    .resume(&issued.cookie_value, "wiki", &s, at(t), false)
                     .await
                     .unwrap()
                     .is_some(),
@@ -347,7 +358,7 @@ mod tests {
             t += 20 * 60;
         }
         assert!(sessions
-            .resume(&issued.cookie_value, &s, at(12 * 3600), false)
+            .resume(&issued.cookie_value, "wiki", &s, at(12 * 3600), false)
             .await
             .unwrap()
             .is_none());
@@ -358,42 +369,42 @@ mod tests {
         let (_dir, _store, sessions) = sessions();
         let s = settings();
         let one = sessions
-            .start("alice", SignInMethod::Totp, at(0), true)
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap();
         let two = sessions
-            .start("alice", SignInMethod::Totp, at(0), true)
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap();
         let bob = sessions
-            .start("bob", SignInMethod::Totp, at(0), true)
+            .start("bob", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap();
         assert_ne!(one.cookie_value, two.cookie_value, "a new id every time");
         assert!(sessions
-            .resume(&one.cookie_value, &s, at(1), true)
+            .resume(&one.cookie_value, "wiki", &s, at(1), true)
             .await
             .unwrap()
             .is_some());
         sessions.end(&one.cookie_value, true).await.unwrap();
         assert!(sessions
-            .resume(&one.cookie_value, &s, at(2), true)
+            .resume(&one.cookie_value, "wiki", &s, at(2), true)
             .await
             .unwrap()
             .is_none());
         assert!(sessions
-            .resume(&two.cookie_value, &s, at(2), true)
+            .resume(&two.cookie_value, "wiki", &s, at(2), true)
             .await
             .unwrap()
             .is_some());
         assert_eq!(sessions.end_all_for("alice").await.unwrap(), 1);
         assert!(sessions
-            .resume(&two.cookie_value, &s, at(3), true)
+            .resume(&two.cookie_value, "wiki", &s, at(3), true)
             .await
             .unwrap()
             .is_none());
         assert!(sessions
-            .resume(&bob.cookie_value, &s, at(3), true)
+            .resume(&bob.cookie_value, "wiki", &s, at(3), true)
             .await
             .unwrap()
             .is_some());
@@ -403,12 +414,12 @@ mod tests {
     async fn form_tokens_belong_to_one_session() {
         let (_dir, store, sessions) = sessions();
         let a = sessions
-            .start("alice", SignInMethod::Totp, at(0), true)
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap()
             .record;
         let b = sessions
-            .start("alice", SignInMethod::Totp, at(0), true)
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap()
             .record;
@@ -425,7 +436,7 @@ mod tests {
         let (_dir, store, sessions) = sessions();
         let s = settings();
         let issued = sessions
-            .start("alice", SignInMethod::Totp, at(0), true)
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
             .await
             .unwrap();
         let mut tampered = issued.cookie_value.clone().into_bytes();
@@ -434,20 +445,30 @@ mod tests {
         let tampered = String::from_utf8(tampered).unwrap();
         for value in ["", "alice", "x".repeat(500).as_str(), tampered.as_str()] {
             assert!(
-                sessions.resume(value, &s, at(1), true).await.unwrap().is_none(),
+                sessions
+                    .resume(value, "wiki", &s, at(1), true)
+                    .await
+                    .unwrap()
+                    .is_none(),
                 "{value:?}"
             );
         }
+        // Nor in another app, whose password never vouched for the user.
+        assert!(sessions
+            .resume(&issued.cookie_value, "crm", &s, at(1), true)
+            .await
+            .unwrap()
+            .is_none());
         // A cookie made under another key file opens nothing here.
         let other = Sessions::new(store, &[7; 64]).unwrap();
         assert!(other
-            .resume(&issued.cookie_value, &s, at(1), true)
+            .resume(&issued.cookie_value, "wiki", &s, at(1), true)
             .await
             .unwrap()
             .is_none());
         // A Secure session's cookie is not accepted under the plain-HTTP name.
         assert!(sessions
-            .resume(&issued.cookie_value, &s, at(1), false)
+            .resume(&issued.cookie_value, "wiki", &s, at(1), false)
             .await
             .unwrap()
             .is_none());

@@ -65,6 +65,9 @@ pub struct StoredRecoveryCode {
 pub struct SessionRecord {
     pub id_hash: [u8; 32],
     pub user: String,
+    /// The app the session was signed in to: a session is good for that app only,
+    /// since its password (or its `login: gateway` users) vouched for the user there.
+    pub app: String,
     pub created_at: SystemTime,
     pub last_seen_at: SystemTime,
     /// When the second factor was last passed; `None` for a password-only session.
@@ -229,6 +232,16 @@ pub trait Store: Send + Sync {
 
     /// Forgets every browser the user asked to be remembered in.
     async fn forget_trusted_devices(&self, user: &str) -> StoreResult<()>;
+
+    /// Since when an app's `mfa` default has been the one `fingerprint` describes:
+    /// the time recorded when it was first seen, or `now` (recorded) when it is new
+    /// or differs from the one recorded last. Several gateways on one store agree.
+    async fn mfa_default_since(
+        &self,
+        app: &str,
+        fingerprint: &str,
+        now: SystemTime,
+    ) -> StoreResult<SystemTime>;
 
     /// Whether the user turned the second factor on where it is optional.
     async fn mfa_opted_in(&self, user: &str) -> StoreResult<bool>;

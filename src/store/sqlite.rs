@@ -102,6 +102,15 @@ const MIGRATIONS: &[&str] = &[
     r"
     ALTER TABLE users ADD COLUMN email TEXT;
 ",
+    // Sessions from before this migration name no app and are good for none.
+    r"
+    ALTER TABLE sessions ADD COLUMN app TEXT NOT NULL DEFAULT '';
+    CREATE TABLE mfa_defaults (
+        app         TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        since       BIGINT NOT NULL
+    );
+",
 ];
 
 pub struct SqliteStore {
@@ -512,6 +521,39 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn mfa_default_since(
+        &self,
+        app: &str,
+        fingerprint: &str,
+        now: SystemTime,
+    ) -> StoreResult<SystemTime> {
+        let (app, fingerprint) = (app.to_owned(), fingerprint.to_owned());
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let recorded: Option<(String, i64)> = tx
+                .query_row(
+                    "SELECT fingerprint, since FROM mfa_defaults WHERE app = ?1",
+                    params![app],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            let since = match recorded {
+                Some((seen, since)) if seen == fingerprint => from_unix(since),
+                _ => {
+                    tx.execute(
+                        "INSERT INTO mfa_defaults (app, fingerprint, since) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (app) DO UPDATE SET fingerprint = ?2, since = ?3",
+                        params![app, fingerprint, to_unix(now)],
+                    )?;
+                    now
+                }
+            };
+            tx.commit()?;
+            Ok(since)
+        })
+        .await
+    }
+
     async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()> {
         let user = user.to_owned();
         self.run(move |conn| Ok(set_user_column(conn, &user, "mfa_opted_in", on, now)?))
@@ -677,8 +719,8 @@ impl Store for SqliteStore {
         let s = session.clone();
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO sessions (id_hash, user_name, created_at, last_seen_at, second_factor_at, method, revoked)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO sessions (id_hash, user_name, created_at, last_seen_at, second_factor_at, method, revoked, app)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     s.id_hash.as_slice(),
                     s.user,
@@ -686,7 +728,8 @@ impl Store for SqliteStore {
                     to_unix(s.last_seen_at),
                     s.second_factor_at.map(to_unix),
                     s.method,
-                    s.revoked
+                    s.revoked,
+                    s.app
                 ],
             )?;
             Ok(())
@@ -699,7 +742,7 @@ impl Store for SqliteStore {
             let record = conn
                 .query_row(
                     "SELECT s.user_name, s.created_at, s.last_seen_at, s.second_factor_at, s.method, s.revoked,
-                            COALESCE(u.mfa_opted_in, 0)
+                            COALESCE(u.mfa_opted_in, 0), s.app
                      FROM sessions s LEFT JOIN users u ON u.name = s.user_name
                      WHERE s.id_hash = ?1",
                     params![id_hash.as_slice()],
@@ -713,6 +756,7 @@ impl Store for SqliteStore {
                             method: row.get(4)?,
                             revoked: row.get(5)?,
                             mfa_opted_in: row.get(6)?,
+                            app: row.get(7)?,
                         })
                     },
                 )
@@ -877,11 +921,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_apps_mfa_default_is_dated_from_its_last_change() {
+        let (_dir, store) = store();
+        assert_eq!(
+            store.mfa_default_since("wiki", "off", at(0)).await.unwrap(),
+            at(0)
+        );
+        assert_eq!(
+            store.mfa_default_since("wiki", "off", at(5)).await.unwrap(),
+            at(0),
+            "unchanged"
+        );
+        assert_eq!(
+            store.mfa_default_since("crm", "off", at(6)).await.unwrap(),
+            at(6),
+            "per app"
+        );
+        assert_eq!(
+            store.mfa_default_since("wiki", "required", at(9)).await.unwrap(),
+            at(9)
+        );
+        assert_eq!(
+            store.mfa_default_since("wiki", "required", at(20)).await.unwrap(),
+            at(9)
+        );
+    }
+
+    #[tokio::test]
     async fn sessions_are_found_by_hash_touched_and_revoked() {
         let (_dir, store) = store();
         let record = SessionRecord {
             id_hash: [7; 32],
             user: "alice".into(),
+            app: "wiki".into(),
             created_at: at(0),
             last_seen_at: at(0),
             second_factor_at: Some(at(0)),
@@ -1010,6 +1082,7 @@ mod tests {
         let session = SessionRecord {
             id_hash: [1; 32],
             user: "alice".into(),
+            app: "wiki".into(),
             created_at: at(0),
             last_seen_at: at(0),
             second_factor_at: Some(at(0)),
