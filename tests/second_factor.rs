@@ -878,20 +878,7 @@ fn a_user_name_typed_in_another_case_is_the_same_account() {
 fn administration_from_the_command_line_leaves_an_audit_trail() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let gateway = gateway_for(&app, "lockout: { max_failures: 2, window: 15m, delay: 10m }\n");
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
-            .args(args)
-            .arg("-c")
-            .arg(gateway.config_path())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
-    };
+    let cli = |args: &[&str]| gateway.cli(args);
     let (browser, (secret, codes, first_code)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     let session_cookie = browser.cookies["portvakt"].clone();
     assert!(cli(&["users", "list"]).contains("1 device(s), 10 recovery code(s) left"));
@@ -1713,4 +1700,124 @@ fn a_session_cookie_carried_to_another_app_is_no_session_there() {
         Some("/login"),
         "signed out at the other app"
     );
+}
+
+/// An app that names the signed-in user's address in its login answer
+/// (`login.email_header`): codes go there with no users file and nothing typed; a
+/// value that is no address is ignored.
+#[test]
+fn the_apps_login_answer_can_give_the_address_for_codes() {
+    let app = LegacyApp::start(&["bob:builder::bob@example.com", "carol:cheese::not an address"]);
+    let gateway = Gateway::start(&format!(
+        "email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+         second_factor: {{ email: second_factor }}\napps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n\
+         \x20   login: {{ path: /login, username_field: username, email_header: X-Account-Email }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "bob", "builder").location(),
+        Some("/.portvakt/verify"),
+        "an address to send a code to"
+    );
+    let csrf = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    browser.post("/.portvakt/email/send", &[("csrf", &csrf)]);
+    let mail = std::fs::read_to_string(gateway.config_path().with_file_name("mail.log")).unwrap();
+    assert!(mail.contains("To: bob@example.com"), "{mail}");
+    let code = last_mailed_code(&gateway);
+    let done = browser.post("/.portvakt/email", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!(done.status, 302);
+    let audit = gateway.cli(&["audit", "--user", "bob", "--json"]);
+    assert!(audit.contains("\"email_from_app\""), "{audit}");
+    assert!(
+        !audit.contains("bob@example.com"),
+        "the audit trail holds no address"
+    );
+
+    let mut other = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut other, "carol", "cheese").location(),
+        Some("/.portvakt/enrol"),
+        "no address taken: an app must be enrolled"
+    );
+}
+
+/// A user with no address gives and confirms one while enrolling: where e-mailed
+/// codes may stand alone, that code is their way in; where they are a fallback, the
+/// app is still to be set up and the address is offered on the verification page.
+#[test]
+fn an_address_is_given_and_confirmed_while_enrolling() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let no_address = "users:\n  alice: { groups: [staff] }\n";
+
+    let gateway = email_gateway_with_users(&app, "second_factor", no_address);
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/enrol")
+    );
+    let page = browser.get("/.portvakt/enrol");
+    assert!(page.body.contains("No authenticator app?"), "{}", page.body);
+    let csrf = page.input("csrf").unwrap();
+    let bad = browser.post(
+        "/.portvakt/enrol/email",
+        &[("csrf", &csrf), ("address", "not an address")],
+    );
+    assert_eq!(bad.status, 422);
+    let sent = browser.post(
+        "/.portvakt/enrol/email",
+        &[("csrf", &csrf), ("address", "alice@example.com")],
+    );
+    assert_eq!(sent.location(), Some("/.portvakt/enrol/email"));
+    assert!(browser
+        .get("/.portvakt/enrol/email")
+        .body
+        .contains("a•••@example.com"));
+    let wrong = browser.post(
+        "/.portvakt/enrol/email/confirm",
+        &[("csrf", &csrf), ("code", "00000000")],
+    );
+    assert_eq!(wrong.status, 422, "a wrong code is refused");
+    let code = last_mailed_code(&gateway);
+    let released = browser.post(
+        "/.portvakt/enrol/email/confirm",
+        &[("csrf", &csrf), ("code", &code)],
+    );
+    assert_eq!(released.status, 302, "the app's login answer is released");
+    assert!(browser.cookies.contains_key("sessionid"));
+    assert_eq!(browser.get("/whoami").status, 200);
+    browser.get("/logout");
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/verify"),
+        "the next sign-in asks for an e-mailed code"
+    );
+
+    let gateway = email_gateway_with_users(&app, "fallback", no_address);
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let page = browser.get("/.portvakt/enrol");
+    assert!(page.body.contains("You can also give your e-mail address"));
+    let csrf = page.input("csrf").unwrap();
+    browser.post(
+        "/.portvakt/enrol/email",
+        &[("csrf", &csrf), ("address", "alice@example.com")],
+    );
+    let code = last_mailed_code(&gateway);
+    let back = browser.post(
+        "/.portvakt/enrol/email/confirm",
+        &[("csrf", &csrf), ("code", &code)],
+    );
+    assert_eq!(
+        back.location(),
+        Some("/.portvakt/enrol"),
+        "the app is still to be set up"
+    );
+    assert!(!browser.cookies.contains_key("sessionid"), "nothing released yet");
+    assert!(!browser.get("/.portvakt/enrol").body.contains("You can also give"));
+    enrol(&mut browser);
+    press_continue(&mut browser);
+    browser.get("/logout");
+    app_login(&mut browser, "alice", "wonderland");
+    assert!(browser.get("/.portvakt/verify").body.contains("a•••@example.com"));
 }

@@ -116,6 +116,7 @@ pub struct LoginFile {
     pub logout_path: Option<Spanned<String>>,
     pub page: Option<Spanned<String>>,
     pub return_param: Option<Spanned<String>>,
+    pub email_header: Option<Spanned<String>>,
     pub username_case_sensitive: Option<bool>,
     pub max_body: Option<u64>,
 }
@@ -214,6 +215,7 @@ const LOGIN_KEYS: &[&str] = &[
     "logout_path",
     "page",
     "return_param",
+    "email_header",
     "username_case_sensitive",
     "max_body",
 ];
@@ -753,6 +755,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         logout_path: None,
         page: None,
         return_param: None,
+        email_header: None,
         username_case_sensitive: None,
         max_body: None,
     };
@@ -771,6 +774,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         ("logout_path", &mut login.logout_path),
         ("page", &mut login.page),
         ("return_param", &mut login.return_param),
+        ("email_header", &mut login.email_header),
     ] {
         if let Some((n, k)) = m.get(name) {
             *slot = d.spanned_string(n, &k);

@@ -314,6 +314,19 @@ mod tests {
     }
 
     #[test]
+    fn an_email_header_must_be_a_header_name() {
+        let app =
+            format!("{MINIMAL}    login: {{ path: /login, username_field: u, email_header: \"X Mail\" }}\n");
+        let found = errors(&app);
+        assert!(
+            found
+                .iter()
+                .any(|e| e.contains("email_header") && e.contains("`X Mail` is not a valid header name")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
     fn email_settings_are_checked() {
         let found = errors(&format!("second_factor: {{email: fallback}}\n{MINIMAL}"));
         assert!(

@@ -337,6 +337,9 @@ pub struct LoginInterception {
     /// The query parameter through which the app's login page takes the path to
     /// return to after signing in (`next` in many frameworks), if it has one.
     pub return_param: Option<String>,
+    /// A header of the app's successful login answer that holds the user's e-mail
+    /// address (for e-mailed codes and notices), when the app sends one.
+    pub email_header: Option<http::HeaderName>,
     /// Larger login bodies are refused with 413.
     pub max_body: usize,
 }

@@ -620,6 +620,7 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
         success,
         logout_path: logout_path.flatten(),
         return_param: file.return_param.as_ref().map(|p| p.value.clone()),
+        email_header: file.email_header.as_ref().and_then(|h| header_name(d, h)),
         username_case_sensitive: file.username_case_sensitive.unwrap_or(false),
         max_body: file
             .max_body
@@ -628,15 +629,23 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
     })
 }
 
+/// A header name as written, or an error at it.
+fn header_name(d: &mut Decoder, name: &Spanned<String>) -> Option<http::HeaderName> {
+    let parsed = http::HeaderName::from_bytes(name.value.as_bytes()).ok();
+    if parsed.is_none() {
+        d.error(
+            name.at,
+            &name.key,
+            format!("`{}` is not a valid header name", name.value),
+        );
+    }
+    parsed
+}
+
 fn build_upstream_headers(d: &mut Decoder, names: &[(String, Spanned<String>)]) -> UpstreamHeaders {
     let mut headers = UpstreamHeaders::default();
     for (field, name) in names {
-        let Ok(parsed) = http::HeaderName::from_bytes(name.value.as_bytes()) else {
-            d.error(
-                name.at,
-                &name.key,
-                format!("`{}` is not a valid header name", name.value),
-            );
+        let Some(parsed) = header_name(d, name) else {
             continue;
         };
         if matches!(

@@ -23,6 +23,12 @@ pub enum NotifyError {
     File(#[from] std::io::Error),
 }
 
+/// Whether mail can be sent to `address`: lettre's parser, the same rules the
+/// address must pass when a message is built, and the 254-byte limit of RFC 5321.
+pub fn is_deliverable(address: &str) -> bool {
+    address.len() <= 254 && address.parse::<lettre::Address>().is_ok()
+}
+
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     /// One writer at a time, so messages never interleave.

@@ -69,6 +69,7 @@ struct EnrolPage<'a> {
     account: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
+    email_offer: Option<bool>,
 }
 
 #[derive(Template)]
@@ -104,24 +105,38 @@ struct EmailPage<'a> {
 }
 
 /// Where to type the code sent to a new address (masked) to confirm it.
-pub fn confirm_address(lang: Lang, csrf: &str, address: &str, error: Option<&str>) -> Page {
-    email_page(lang, csrf, address, error, EmailCodePurpose::ConfirmAddress)
+/// Where to type the code sent to a new address; the form posts to `action`.
+pub fn confirm_address(lang: Lang, csrf: &str, address: &str, error: Option<&str>, action: &str) -> Page {
+    email_page(
+        lang,
+        csrf,
+        address,
+        error,
+        EmailCodePurpose::ConfirmAddress { action },
+    )
 }
 
 /// What the code typed on the e-mail page is for.
-enum EmailCodePurpose {
+enum EmailCodePurpose<'a> {
     /// Signing in; the browser may be remembered for so many days.
     SignIn { remember_days: Option<u64> },
-    /// Proving that a new address on the security info is the user's.
-    ConfirmAddress,
+    /// Proving that a new address (on the security info, or while enrolling) is the
+    /// user's; the form posts to `action`.
+    ConfirmAddress { action: &'a str },
 }
 
-fn email_page(lang: Lang, csrf: &str, address: &str, error: Option<&str>, purpose: EmailCodePurpose) -> Page {
+fn email_page(
+    lang: Lang,
+    csrf: &str,
+    address: &str,
+    error: Option<&str>,
+    purpose: EmailCodePurpose<'_>,
+) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     let (action, signing_in, remember_days) = match purpose {
         EmailCodePurpose::SignIn { remember_days } => ("/.portvakt/email", true, remember_days),
-        EmailCodePurpose::ConfirmAddress => ("/.portvakt/account/email/confirm", false, None),
+        EmailCodePurpose::ConfirmAddress { action } => (action, false, None),
     };
     html(
         status,
@@ -447,6 +462,9 @@ pub struct Enrolment<'a> {
     pub account: &'a str,
     pub csrf: &'a str,
     pub error: Option<&'a str>,
+    /// Offer to give an e-mail address for codes: `Some(true)` instead of the app
+    /// (an e-mailed code may stand alone), `Some(false)` beside it.
+    pub email_offer: Option<bool>,
 }
 
 /// A form page is 200, or `rejected` when it is shown again with an error.
@@ -493,6 +511,7 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
             account: page.account,
             csrf: page.csrf,
             error: page.error,
+            email_offer: page.email_offer,
         }
         .render(),
     )
@@ -666,10 +685,14 @@ mod tests {
                 account: "alice<b>",
                 csrf: "tok",
                 error: None,
+                email_offer: Some(true),
             },
         );
         let html = String::from_utf8(page.body).unwrap();
         assert!(html.contains("<svg"), "inline QR code");
+        assert!(
+            html.contains("Ingen autentiseringsapp?") && html.contains("action=\"/.portvakt/enrol/email\"")
+        );
         assert!(html.contains("href=\"otpauth://totp/Ex:alice?secret=ABC\""));
         assert!(html.contains("ABCD EFGH") && html.contains("Skanna QR-koden"));
         assert!(html.contains("autocomplete=\"one-time-code\"") && html.contains("inputmode=\"numeric\""));

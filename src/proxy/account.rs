@@ -12,7 +12,7 @@ use super::auth::{AuthServices, PendingAddress};
 use super::forms::{self, field};
 use super::second_factor::{self, PageRequest};
 use crate::config::model::{EmailSettings, EmailUse};
-use crate::factors::email::EmailCode;
+use crate::notify;
 use crate::pages::{self, texts, ActivityRow, DeviceRow};
 use crate::policy::{Authentication, MfaMode};
 use crate::session::challenge::Purpose;
@@ -217,8 +217,7 @@ async fn serve_inner(
                 return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
             };
             let typed = field(&form, "address").trim();
-            // lettre's parser: the same rules the address must pass to be sent to.
-            if typed.len() > 254 || typed.parse::<lettre::Address>().is_err() {
+            if !notify::is_deliverable(typed) {
                 return Ok(back_with(req, t.email_add_heading, t.email_invalid));
             }
             // Adding a way in is a change like adding a device.
@@ -232,16 +231,9 @@ async fn serve_inner(
             if waiting {
                 return Ok(back_with(req, t.email_add_heading, t.email_wait));
             }
-            let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
-            let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
-            let sent = match &auth.mailer {
-                Some(mailer) => mailer.send(typed, t.email_subject, &body).await,
-                None => return Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
-            };
-            if let Err(e) = sent {
-                tracing::error!(error = %e, user = %user, "could not send a code to a new address");
+            let Some(code) = second_factor::mail_code(auth, req, user, typed).await else {
                 return Ok(back_with(req, t.email_add_heading, t.email_failed));
-            }
+            };
             auth.pending_addresses.insert(
                 user.to_owned(),
                 PendingAddress {
@@ -306,7 +298,13 @@ fn confirm_address_page(
     error: Option<&str>,
 ) -> Answer {
     let csrf = auth.sessions.form_token(account);
-    let page = pages::confirm_address(req.lang, &csrf, &crate::factors::email::mask(address), error);
+    let page = pages::confirm_address(
+        req.lang,
+        &csrf,
+        &crate::factors::email::mask(address),
+        error,
+        "/.portvakt/account/email/confirm",
+    );
     Answer::page(page, "account")
 }
 

@@ -190,6 +190,46 @@ impl AuthServices {
         })
     }
 
+    /// Keeps the address the app's login answer gave for the user (`login.email_header`)
+    /// for codes and notices. An address in the users file stays first; a value that
+    /// is no address is logged and ignored.
+    pub async fn take_address_from_app(
+        &self,
+        config: &Config,
+        user: &str,
+        app: &str,
+        value: Option<&http::HeaderValue>,
+        client: IpAddr,
+        now: SystemTime,
+    ) {
+        let Some(address) = value.and_then(|v| v.to_str().ok()).map(str::trim) else {
+            return;
+        };
+        if !crate::notify::is_deliverable(address) {
+            tracing::warn!(app = %app, user = %user, "the app's login answer named an address mail cannot reach; ignored");
+            return;
+        }
+        if config.users.get(user).is_some_and(|u| u.email.is_some()) {
+            return;
+        }
+        let stored = match self.store.email_address(user).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::error!(error = %e, user = %user, "could not read the user's e-mail address");
+                return;
+            }
+        };
+        if stored.as_deref() == Some(address) {
+            return;
+        }
+        match self.store.set_email_address(user, address, now).await {
+            Ok(()) => self.audit("email_from_app", user, app, client, "ok", now).await,
+            Err(e) => {
+                tracing::error!(error = %e, user = %user, "could not keep the app's address for the user")
+            }
+        }
+    }
+
     /// Tells the user by e-mail (when mail is set up and they have an address).
     /// Bounded in time and never fatal: a notice that cannot go out is logged.
     pub async fn notify(&self, config: &Config, user: &str, subject: &str, body: &str) {

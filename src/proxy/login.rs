@@ -139,6 +139,7 @@ mod tests {
             logout_path: None,
             page: "/login".into(),
             return_param: None,
+            email_header: None,
             username_case_sensitive: false,
             max_body: 1024,
         }

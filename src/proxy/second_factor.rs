@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! login withheld ─► /.portvakt/enrol (no device yet)  ─► codes shown ─► /.portvakt/continue ─► release
+//!                │  └► /.portvakt/enrol/email (an address instead of an app) ─► confirmed ──► release
 //!                └► /.portvakt/verify ─────────────────────────────────────────────────────► release
 //!                   └► /.portvakt/recovery ─► codes left shown ─► /.portvakt/continue ──────► release
 //! ```
@@ -167,6 +168,8 @@ pub fn is_challenge_page(page: &str) -> bool {
     matches!(
         page,
         "enrol"
+            | "enrol/email"
+            | "enrol/email/confirm"
             | "verify"
             | "recovery"
             | "email"
@@ -219,7 +222,7 @@ async fn serve_inner(
     let t = texts(req.lang);
     let stage = StageKind::of(&challenge);
     match (req.page, post, stage) {
-        ("enrol", false, StageKind::Enrol) => Ok(enrol_page(&challenge, req, &user, &csrf, None)),
+        ("enrol", false, StageKind::Enrol) => enrol_page(auth, &challenge, req, &user, &csrf, None).await,
         ("enrol", true, StageKind::Enrol) => {
             if let Some(wait) = locked(auth, req, &user).await? {
                 return Ok(wait);
@@ -264,9 +267,75 @@ async fn serve_inner(
                     auth.failed(&req.config.lockout, &user, req.client, req.now)
                         .await?;
                     note(auth, req, &user, "second_factor_failed", "refused").await;
-                    Ok(enrol_page(&challenge, req, &user, &csrf, Some(t.wrong_code)))
+                    enrol_page(auth, &challenge, req, &user, &csrf, Some(t.wrong_code)).await
                 }
             }
+        }
+        ("enrol/email", true, StageKind::Enrol) => {
+            let Some(_) = enrol_email_offer(auth, req, &user).await? else {
+                return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
+            };
+            let typed = forms::field(&form, "address").trim();
+            if !crate::notify::is_deliverable(typed) {
+                return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_invalid)).await;
+            }
+            if resend_too_soon(&challenge, req) {
+                return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_wait)).await;
+            }
+            let Some(code) = mail_code(auth, req, &user, typed).await else {
+                return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_failed)).await;
+            };
+            {
+                let mut c = lock(&challenge);
+                c.email_code = Some(code);
+                c.pending_address = Some(typed.to_owned());
+            }
+            note(auth, req, &user, "email_code_sent", "ok").await;
+            Ok(Answer::redirect("/.portvakt/enrol/email", "second_factor"))
+        }
+        ("enrol/email", false, StageKind::Enrol) => match lock(&challenge).pending_address.clone() {
+            Some(address) => Ok(confirm_address_page(req, &csrf, &address, None)),
+            None => Ok(Answer::redirect("/.portvakt/enrol", "second_factor")),
+        },
+        ("enrol/email/confirm", true, StageKind::Enrol) => {
+            if let Some(wait) = locked(auth, req, &user).await? {
+                return Ok(wait);
+            }
+            let typed = forms::field(&form, "code");
+            let confirmed = {
+                let mut c = lock(&challenge);
+                let ok = c
+                    .email_code
+                    .as_ref()
+                    .is_some_and(|sent| sent.matches(typed, req.now));
+                if ok {
+                    c.email_code = None;
+                    c.pending_address.take()
+                } else {
+                    None
+                }
+            };
+            let Some(address) = confirmed else {
+                auth.failed(&req.config.lockout, &user, req.client, req.now)
+                    .await?;
+                note(auth, req, &user, "second_factor_failed", "refused").await;
+                let Some(address) = lock(&challenge).pending_address.clone() else {
+                    return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
+                };
+                return Ok(confirm_address_page(req, &csrf, &address, Some(t.wrong_code)));
+            };
+            auth.store.set_email_address(&user, &address, req.now).await?;
+            note(auth, req, &user, "email_added", "ok").await;
+            tracing::info!(user = %user, app = %req.app.name, "e-mail address confirmed while enrolling");
+            if req.config.second_factor.email != EmailUse::SecondFactor {
+                // A fallback beside the app: the app is still to be set up.
+                return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
+            }
+            // The code that proved the address is the user's is their second factor.
+            auth.succeeded(&user).await?;
+            note(auth, req, &user, "second_factor_ok", "ok").await;
+            pass(&challenge, SignInMethod::Email, false);
+            complete(auth, req, &id).await
         }
         ("verify", false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
         ("verify", true, StageKind::Verify) => {
@@ -329,23 +398,12 @@ async fn serve_inner(
             let Some(address) = email_offer(auth, req, &user, has_app).await else {
                 return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
             };
-            let settings = req.config.email.as_ref();
-            let (Some(settings), Some(mailer)) = (settings, auth.mailer.as_ref()) else {
-                return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
-            };
-            let waiting = lock(&challenge)
-                .email_code
-                .as_ref()
-                .is_some_and(|sent| !sent.may_resend(req.now, settings.resend_after));
-            if waiting {
+            if resend_too_soon(&challenge, req) {
                 return Ok(email_page(req, &csrf, &address, Some(t.email_wait)));
             }
-            let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
-            let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
-            if let Err(e) = mailer.send(&address, t.email_subject, &body).await {
-                tracing::error!(error = %e, user = %user, "could not send an e-mail code");
+            let Some(code) = mail_code(auth, req, &user, &address).await else {
                 return verify_page(auth, req, &user, &csrf, Some(t.email_failed)).await;
-            }
+            };
             lock(&challenge).email_code = Some(code);
             note(auth, req, &user, "email_code_sent", "ok").await;
             Ok(Answer::redirect("/.portvakt/email", "second_factor"))
@@ -445,16 +503,18 @@ fn lock(challenge: &SharedChallenge) -> std::sync::MutexGuard<'_, crate::session
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn enrol_page(
+async fn enrol_page(
+    auth: &AuthServices,
     challenge: &SharedChallenge,
     req: &PageRequest<'_>,
     user: &str,
     csrf: &str,
     error: Option<&str>,
-) -> Answer {
+) -> Result<Answer, StoreError> {
+    let email_offer = enrol_email_offer(auth, req, user).await?;
     let secret = match &lock(challenge).stage {
         Stage::Enrol(secret) => secret.clone(),
-        _ => return expired(req),
+        _ => return Ok(expired(req)),
     };
     let settings = &req.config.second_factor;
     let uri = totp::otpauth_uri(&secret, &settings.totp, &settings.issuer, user);
@@ -468,9 +528,10 @@ fn enrol_page(
             account: user,
             csrf,
             error,
+            email_offer,
         },
     );
-    Answer::page(page, "second_factor")
+    Ok(Answer::page(page, "second_factor"))
 }
 
 fn passed_page(challenge: &SharedChallenge, req: &PageRequest<'_>) -> Answer {
@@ -570,6 +631,18 @@ fn pass(challenge: &SharedChallenge, method: SignInMethod, remember_browser: boo
     c.remember_browser = remember_browser;
 }
 
+/// Where to type the code sent to an address given while enrolling (shown masked).
+fn confirm_address_page(req: &PageRequest<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
+    let page = pages::confirm_address(
+        req.lang,
+        csrf,
+        &email::mask(address),
+        error,
+        "/.portvakt/enrol/email/confirm",
+    );
+    Answer::page(page, "second_factor")
+}
+
 /// Where to type an e-mailed code (the address shown masked).
 fn email_page(req: &PageRequest<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
     let page = pages::email(req.lang, csrf, &email::mask(address), error, remember_days(req));
@@ -587,6 +660,60 @@ fn remember_days(req: &PageRequest<'_>) -> Option<u64> {
 /// Whether the user ticked "don't ask again" where the deployment offers it.
 fn wants_remembering(req: &PageRequest<'_>, form: &[(String, String)]) -> bool {
     req.config.second_factor.remember_device.is_some() && forms::value(form, "remember") == Some("on")
+}
+
+/// Makes a code and e-mails it to `address`, in the page's language. `None` when
+/// e-mail is not set up or the message could not go out (logged).
+pub(crate) async fn mail_code(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    address: &str,
+) -> Option<EmailCode> {
+    let (Some(settings), Some(mailer)) = (req.config.email.as_ref(), auth.mailer.as_ref()) else {
+        return None;
+    };
+    let t = texts(req.lang);
+    let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
+    let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
+    match mailer.send(address, t.email_subject, &body).await {
+        Ok(()) => Some(code),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not send an e-mail code");
+            None
+        }
+    }
+}
+
+/// Whether a code was e-mailed for this challenge too recently to send another.
+fn resend_too_soon(challenge: &SharedChallenge, req: &PageRequest<'_>) -> bool {
+    let Some(settings) = req.config.email.as_ref() else {
+        return false;
+    };
+    lock(challenge)
+        .email_code
+        .as_ref()
+        .is_some_and(|sent| !sent.may_resend(req.now, settings.resend_after))
+}
+
+/// Whether the enrolment page offers to give an e-mail address for codes: on a
+/// first enrolment, where e-mailed codes are used and the user has no address yet.
+/// `Some(true)`: instead of an app (they may stand alone); `Some(false)`: beside it.
+async fn enrol_email_offer(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+) -> Result<Option<bool>, StoreError> {
+    let email_use = req.config.second_factor.email;
+    if email_use == EmailUse::Off || auth.mailer.is_none() || req.config.email.is_none() {
+        return Ok(None);
+    }
+    if !auth.store.totp_devices(user).await?.is_empty()
+        || auth.email_address(req.config, user).await.is_some()
+    {
+        return Ok(None);
+    }
+    Ok(Some(email_use == EmailUse::SecondFactor))
 }
 
 /// The address to offer an e-mailed code to, if the deployment allows it here.

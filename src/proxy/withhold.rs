@@ -65,6 +65,11 @@ impl Gateway {
         self.auth
             .audit("login_ok", &user, &app.name, client, "ok", now)
             .await;
+        if let Some(name) = &login.email_header {
+            self.auth
+                .take_address_from_app(&config, &user, &app.name, response.headers.get(name), client, now)
+                .await;
+        }
         let auth = Authentication {
             user: user.clone(),
             groups: config.users.groups(&user),

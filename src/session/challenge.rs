@@ -90,6 +90,8 @@ pub struct Challenge {
     pub device_name: String,
     /// The code last e-mailed for this challenge, if any.
     pub email_code: Option<crate::factors::email::EmailCode>,
+    /// An address typed during enrolment, kept until the code sent to it comes back.
+    pub pending_address: Option<String>,
     /// The user ticked "don't ask again in this browser" with the code that passed.
     pub remember_browser: bool,
     pub created_at: SystemTime,
@@ -105,6 +107,7 @@ impl Challenge {
             csrf: random_token(),
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
             email_code: None,
+            pending_address: None,
             remember_browser: false,
             created_at: now,
         }

@@ -248,6 +248,22 @@ impl Gateway {
     }
 
     /// A client that sends `name` (an app host) to this gateway.
+    /// Runs a `portvakt` command on this gateway's file (while it runs); its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new(env!("CARGO_BIN_EXE_portvakt"))
+            .args(args)
+            .arg("-c")
+            .arg(self.config_path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
     pub fn client(&self, hosts: &[&str]) -> reqwest::blocking::Client {
         let mut builder = reqwest::blocking::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

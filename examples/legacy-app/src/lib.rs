@@ -20,15 +20,19 @@ use serde::Deserialize;
 pub struct Account {
     pub password: String,
     pub admin: bool,
+    /// Sent back in `X-Account-Email` when the user signs in, as apps that expose
+    /// the signed-in user's profile to a front proxy do.
+    pub email: Option<String>,
 }
 
-/// Parses `name:password` or `name:password:admin`.
+/// Parses `name:password`, `name:password:admin`, or either with `:address` after
+/// the role (empty for none): `bob:builder::bob@example.com`.
 pub fn parse_account(spec: &str) -> Result<(String, Account), String> {
-    let mut parts = spec.splitn(3, ':');
+    let mut parts = spec.splitn(4, ':');
     let name = parts.next().unwrap_or_default();
     let password = parts
         .next()
-        .ok_or_else(|| format!("`{spec}`: write name:password or name:password:admin"))?;
+        .ok_or_else(|| format!("`{spec}`: write name:password[:admin][:address]"))?;
     let admin = match parts.next() {
         None | Some("") => false,
         Some("admin") => true,
@@ -38,6 +42,7 @@ pub fn parse_account(spec: &str) -> Result<(String, Account), String> {
             ))
         }
     };
+    let email = parts.next().filter(|e| !e.is_empty()).map(str::to_owned);
     if name.is_empty() || password.is_empty() {
         return Err(format!("`{spec}`: the name and the password must not be empty"));
     }
@@ -46,11 +51,12 @@ pub fn parse_account(spec: &str) -> Result<(String, Account), String> {
         Account {
             password: password.to_owned(),
             admin,
+            email,
         },
     ))
 }
 
-/// Reads accounts from a file: one `name:password[:admin]` a line, `#` comments.
+/// Reads accounts from a file: one `name:password[:admin][:address]` a line, `#` comments.
 pub fn read_accounts(text: &str) -> Result<HashMap<String, Account>, String> {
     text.lines()
         .map(str::trim)
@@ -214,11 +220,11 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
     }
     // Like many apps, user names are not case-sensitive here: `ALICE` is alice.
     let username = form.username.trim().to_lowercase();
-    let valid = state
+    let account = state
         .accounts
         .get(&username)
-        .is_some_and(|a| a.password == form.password);
-    if !valid {
+        .filter(|a| a.password == form.password);
+    let Some(account) = account else {
         let csrf = token();
         return (
             [(
@@ -232,7 +238,7 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
             ),
         )
             .into_response();
-    }
+    };
     let session = token();
     if let Ok(mut sessions) = state.sessions.lock() {
         sessions.insert(session.clone(), username.clone());
@@ -248,6 +254,9 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
         if let Ok(v) = value.parse() {
             headers.append(header::SET_COOKIE, v);
         }
+    }
+    if let Some(address) = account.email.as_deref().and_then(|e| e.parse().ok()) {
+        headers.insert("x-account-email", address);
     }
     response
 }
