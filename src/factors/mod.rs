@@ -2,6 +2,7 @@
 //! lockout rule that all of them share.
 
 pub mod email;
+pub mod hashing;
 pub mod lockout;
 pub mod recovery;
 pub mod totp;

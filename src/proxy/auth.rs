@@ -5,17 +5,21 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use tokio::sync::Semaphore;
 
 use super::identity::IdentitySigner;
 use crate::config::Config;
 use crate::factors::email::EmailCode;
+use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::LockoutPolicy;
 use crate::keys::Keys;
 use crate::notify::Mailer;
 use crate::session::challenge::Challenges;
 use crate::session::{Issued, Sessions, SignInMethod};
 use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
+
+/// Password and recovery-code checks that may wait for a hashing thread; more are
+/// refused with 503 at once. At ~50 ms of CPU each, a full queue is seconds of work.
+const HASHING_QUEUE: usize = 256;
 
 pub struct AuthServices {
     pub store: Arc<dyn Store>,
@@ -28,9 +32,9 @@ pub struct AuthServices {
     /// Addresses users typed on their security info, waiting for the e-mailed code
     /// that proves they are theirs (by user).
     pub pending_addresses: moka::sync::Cache<String, PendingAddress>,
-    /// Bounds the argon2 work running at once, so a burst of recovery-code attempts
-    /// waits its turn instead of taking every thread.
-    pub hashing: Semaphore,
+    /// Where argon2 runs: low-priority threads behind a bounded queue, so that a
+    /// storm of password or recovery-code guesses never takes CPU from proxying.
+    pub hashing: HashingPool,
 }
 
 /// An address not yet confirmed, and the code sent to it.
@@ -50,7 +54,8 @@ impl AuthServices {
         );
         let sessions = Sessions::new(store.clone(), keys.cookie_key())
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
-        let hashing_slots = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // One thread a core: idle CPU goes to sign-ins, busy CPU to proxying.
+        let hashing_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mailer = config
             .email
             .as_ref()
@@ -64,7 +69,8 @@ impl AuthServices {
             signer: IdentitySigner::new(keys.signing_seed()),
             keys,
             store,
-            hashing: Semaphore::new(hashing_slots),
+            hashing: HashingPool::new(hashing_threads, HASHING_QUEUE)
+                .context("starting the hashing threads")?,
             pending_addresses: moka::sync::Cache::builder()
                 .time_to_live(Duration::from_secs(3600))
                 .max_capacity(10_000)

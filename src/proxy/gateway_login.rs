@@ -183,21 +183,21 @@ async fn check_password(
     phc: Option<String>,
     password: Zeroizing<String>,
 ) -> Result<bool, String> {
-    let _slot = auth.hashing.acquire().await.map_err(|e| e.to_string())?;
-    tokio::task::spawn_blocking(move || {
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
-        let matched = PasswordHash::new(&phc)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false);
-        known && matched
-    })
-    .await
-    .map_err(|e| e.to_string())
+    auth.hashing
+        .run(move || {
+            let known = phc.is_some();
+            let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
+            let matched = PasswordHash::new(&phc)
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
+                .unwrap_or(false);
+            known && matched
+        })
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A hash of nothing, to spend the same effort on a user who has no hash.

@@ -781,17 +781,12 @@ pub(super) async fn new_recovery_codes(
 ) -> Result<Vec<recovery::RecoveryCode>, StoreError> {
     let codes = recovery::generate(req.config.second_factor.recovery_codes);
     let to_hash = codes.clone();
-    let _slot = auth
+    let hashes = auth
         .hashing
-        .acquire()
+        .run(move || to_hash.iter().map(recovery::hash).collect::<Result<Vec<_>, _>>())
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?;
-    let hashes = tokio::task::spawn_blocking(move || {
-        to_hash.iter().map(recovery::hash).collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| StoreError::Task(e.to_string()))?
-    .map_err(|e| StoreError::Task(format!("hashing a recovery code: {e}")))?;
+        .map_err(|e| StoreError::Task(e.to_string()))?
+        .map_err(|e| StoreError::Task(format!("hashing a recovery code: {e}")))?;
     auth.store.replace_recovery_codes(user, hashes, req.now).await?;
     Ok(codes)
 }
@@ -806,18 +801,15 @@ async fn use_recovery_code(
     let stored = auth.store.unused_recovery_codes(user).await?;
     let candidate = Zeroizing::new(input.to_owned());
     let phcs: Vec<(i64, String)> = stored.iter().map(|c| (c.id, c.phc.clone())).collect();
-    let _slot = auth
+    let matched = auth
         .hashing
-        .acquire()
+        .run(move || {
+            phcs.into_iter()
+                .find(|(_, phc)| recovery::matches(&candidate, phc))
+                .map(|(id, _)| id)
+        })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
-    let matched = tokio::task::spawn_blocking(move || {
-        phcs.into_iter()
-            .find(|(_, phc)| recovery::matches(&candidate, phc))
-            .map(|(id, _)| id)
-    })
-    .await
-    .map_err(|e| StoreError::Task(e.to_string()))?;
     let Some(id) = matched else { return Ok(None) };
     if !auth.store.use_recovery_code(user, id, req.now).await? {
         return Ok(None);

@@ -53,8 +53,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                     anyhow::Ok(client.request(req).await?)
                 }
             });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service);
+            let connection =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             // A client that goes away mid-request is not the proxy's failure.
             let _ = connection.await;
         });

@@ -39,7 +39,9 @@ fn main() -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(&config.state_dir)?);
     let sessions = Sessions::new(store, keys.cookie_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         for i in 0..args.count {
             let user = format!("user{}", i % args.users.max(1) + 1);
