@@ -1,17 +1,24 @@
-//! Per-request policy cost: path normalisation and the decision, at 10, 1,000 and
-//! 10,000 rules. Run with `cargo bench --bench policy`; BENCHMARKS.md has the figures.
+//! What the gateway's own checks cost: path normalisation, the policy decision at
+//! 10, 1,000 and 10,000 rules, the session cookie check, both together as a request
+//! pays them, and a TOTP verification. Run with `cargo bench --bench per_request`;
+//! BENCHMARKS.md has the figures.
 
 // Benchmark setup: a failure to build the fixture is a broken benchmark.
 #![allow(clippy::expect_used)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use portvakt::config::model::{MfaChanges, SessionSettings};
+use portvakt::factors::totp::{self, TotpSecret, TotpSettings};
 use portvakt::policy::{
     normalise, AppPolicy, Authentication, MfaMode, PathMatch, RequestFacts, RouteTable, Rule, RulePolicy,
     Subjects,
 };
+use portvakt::session::{Sessions, SignInMethod};
+use portvakt::store::{SqliteStore, Store};
 
 /// `n` rules spread over departments and apps, with a mix of policies, methods and
 /// group conditions, as a large deployment's file might hold.
@@ -98,5 +105,80 @@ fn normalisation(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decisions, normalisation);
+/// A request's own checks: the session cookie opened and looked up (the session in
+/// the cache, as for every request after a user's first), then the decision with
+/// 10,000 rules.
+fn session_check(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(dir.path()).expect("store"));
+    let sessions = Sessions::new(store, &[7; 64]).expect("key");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let now = SystemTime::now();
+    let cookie = runtime
+        .block_on(sessions.start("alice", "app", SignInMethod::Totp, now, false))
+        .expect("session")
+        .cookie_value;
+    let settings = SessionSettings {
+        idle_timeout: Duration::from_secs(1800),
+        absolute_timeout: Duration::from_secs(12 * 3600),
+        login_timeout: Duration::from_secs(300),
+        mfa_changes: MfaChanges::NextSignIn,
+    };
+    let policy = policy_with(10_000);
+    let path = normalise(b"/dept5/app5/reports/2026/q3").expect("path");
+    let mut group = c.benchmark_group("request");
+    group.bench_function("cookie_check", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let found = sessions
+                .resume(black_box(&cookie), "app", &settings, now, false)
+                .await;
+            found.expect("store").expect("a live session")
+        })
+    });
+    group.bench_function("cookie_check_and_decide_10k_rules", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let session = sessions
+                .resume(black_box(&cookie), "app", &settings, now, false)
+                .await
+                .expect("store")
+                .expect("a live session");
+            let auth = Authentication {
+                user: session.user,
+                groups: vec!["staff".to_owned()],
+                second_factor_at: session.second_factor_at,
+                mfa_opted_in: session.mfa_opted_in,
+                signed_in_at: session.created_at,
+            };
+            policy.decide(&RequestFacts {
+                method: "GET",
+                path: &path,
+                client_ip: [192, 0, 2, 1].into(),
+                auth: Some(&auth),
+                now,
+            })
+        })
+    });
+    group.finish();
+}
+
+/// A code checked against one device (the three steps of the window, always all).
+fn totp_verification(c: &mut Criterion) {
+    let secret = TotpSecret::generate();
+    let settings = TotpSettings::default();
+    let now = 1_800_000_000;
+    c.bench_function("totp/verify", |b| {
+        b.iter(|| totp::verify(&secret, &settings, black_box("123456"), now, None))
+    });
+}
+
+criterion_group!(
+    benches,
+    decisions,
+    normalisation,
+    session_check,
+    totp_verification
+);
 criterion_main!(benches);
