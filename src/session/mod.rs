@@ -2,6 +2,7 @@
 //! against the store on every request (through a short-lived cache) so that logout
 //! and revocation take effect at once.
 
+pub mod cache;
 pub mod challenge;
 pub mod cookies;
 pub mod mfa_changes;
@@ -15,12 +16,16 @@ use sha2::{Digest, Sha256};
 
 use crate::config::model::SessionSettings;
 use crate::store::{SessionRecord, Store, StoreResult};
+use cache::SessionCache;
 
 /// How often `last_seen_at` is written back: the idle timeout is exact to this.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// How long a looked-up session is trusted without asking the store again. Local
 /// revocations clear it at once; this bounds what another gateway sees.
 const CACHE_FOR: Duration = Duration::from_secs(15);
+/// About this many sessions are kept in memory (~350 bytes each); beyond it, the
+/// least used are read from the store again.
+const CACHE_CAPACITY: usize = 500_000;
 
 /// How a user passed the gateway's check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +59,7 @@ pub struct Issued {
 
 pub struct Sessions {
     store: Arc<dyn Store>,
-    cache: moka::future::Cache<[u8; 32], Arc<SessionRecord>>,
+    cache: SessionCache,
     jar_key: cookie::Key,
 }
 
@@ -71,11 +76,7 @@ impl Sessions {
     pub fn new(store: Arc<dyn Store>, cookie_key: &[u8; 64]) -> Result<Sessions, cookie::KeyError> {
         Ok(Sessions {
             store,
-            cache: moka::future::Cache::builder()
-                .time_to_live(CACHE_FOR)
-                .max_capacity(1_000_000)
-                .support_invalidation_closures()
-                .build(),
+            cache: SessionCache::new(CACHE_CAPACITY, CACHE_FOR),
             jar_key: cookie::Key::try_from(cookie_key.as_slice())?,
         })
     }
@@ -120,7 +121,7 @@ impl Sessions {
             mfa_opted_in,
         };
         self.store.insert_session(&record).await?;
-        self.cache.insert(record.id_hash, Arc::new(record.clone())).await;
+        self.cache.insert(Arc::new(record.clone()));
         let cookie_value = cookies::seal_id(&self.jar_key, &BASE64URL_NOPAD.encode(&id), secure);
         Ok(Issued { cookie_value, record })
     }
@@ -138,12 +139,12 @@ impl Sessions {
         let Some(id_hash) = self.id_hash_of(cookie_value, secure) else {
             return Ok(None);
         };
-        let record = match self.cache.get(&id_hash).await {
+        let record = match self.cache.get(&id_hash) {
             Some(record) => record,
             None => match self.store.session(id_hash).await? {
                 Some(record) => {
                     let record = Arc::new(record);
-                    self.cache.insert(id_hash, record.clone()).await;
+                    self.cache.insert(record.clone());
                     record
                 }
                 None => return Ok(None),
@@ -153,7 +154,7 @@ impl Sessions {
             return Ok(None);
         }
         if !is_live(&record, settings, now) {
-            self.cache.invalidate(&id_hash).await;
+            self.cache.remove(&id_hash);
             return Ok(None);
         }
         if now
@@ -163,7 +164,7 @@ impl Sessions {
             self.store.touch_session(id_hash, now).await?;
             let mut touched = (*record).clone();
             touched.last_seen_at = now;
-            self.cache.insert(id_hash, Arc::new(touched)).await;
+            self.cache.insert(Arc::new(touched));
         }
         Ok(Some((*record).clone()))
     }
@@ -172,7 +173,7 @@ impl Sessions {
     pub async fn end(&self, cookie_value: &str, secure: bool) -> StoreResult<()> {
         if let Some(id_hash) = self.id_hash_of(cookie_value, secure) {
             self.store.revoke_session(id_hash).await?;
-            self.cache.invalidate(&id_hash).await;
+            self.cache.remove(&id_hash);
         }
         Ok(())
     }
@@ -180,13 +181,7 @@ impl Sessions {
     /// Forgets what the cache holds about a user's sessions, so that the next request
     /// reads them (and the user's settings) from the store again.
     pub fn refresh_user(&self, user: &str) {
-        let user = user.to_owned();
-        if let Err(e) = self
-            .cache
-            .invalidate_entries_if(move |_, record| record.user == user)
-        {
-            tracing::error!(error = %e, "could not refresh cached sessions");
-        }
+        self.cache.remove_user(user);
     }
 
     /// Ends every session of a user (sign out everywhere, admin reset), and forgets
@@ -194,16 +189,7 @@ impl Sessions {
     pub async fn end_all_for(&self, user: &str) -> StoreResult<usize> {
         self.store.forget_trusted_devices(user).await?;
         let count = self.store.revoke_user_sessions(user).await?;
-        let user = user.to_owned();
-        // Entries of other users stay; this user's are dropped from the cache. The
-        // builder enables predicates, so this cannot fail; if it did, the entries
-        // would still age out within CACHE_FOR.
-        if let Err(e) = self
-            .cache
-            .invalidate_entries_if(move |_, record| record.user == user)
-        {
-            tracing::error!(error = %e, "could not drop revoked sessions from the cache");
-        }
+        self.cache.remove_user(user);
         Ok(count)
     }
 
