@@ -800,17 +800,8 @@ fn enrolment_waits_for_an_admin_when_configured() {
     assert_eq!(page.status, 403);
     assert!(page.body.contains("Contact your administrator"));
 
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
-        .args(["users", "open-enrolment", "alice", "--for", "1h", "-c"])
-        .arg(gateway.config_path())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("alice may enrol"));
+    let opened = gateway.cli(&["users", "open-enrolment", "alice", "--for", "1h"]);
+    assert!(opened.contains("alice may enrol"));
 
     let open = app_login(&mut browser, "alice", "wonderland");
     assert_eq!(open.location(), Some("/.portvakt/enrol"));

@@ -302,18 +302,10 @@ async fn serve_inner(
                 return Ok(wait);
             }
             let typed = forms::field(&form, "code");
-            let confirmed = {
-                let mut c = lock(&challenge);
-                let ok = c
-                    .email_code
-                    .as_ref()
-                    .is_some_and(|sent| sent.matches(typed, req.now));
-                if ok {
-                    c.email_code = None;
-                    c.pending_address.take()
-                } else {
-                    None
-                }
+            let confirmed = if use_email_code(&challenge, typed, req.now) {
+                lock(&challenge).pending_address.take()
+            } else {
+                None
             };
             let Some(address) = confirmed else {
                 auth.failed(&req.config.lockout, &user, req.client, req.now)
@@ -419,19 +411,7 @@ async fn serve_inner(
                 return Ok(wait);
             }
             let typed = forms::field(&form, "code");
-            let passed = {
-                let mut c = lock(&challenge);
-                let ok = c
-                    .email_code
-                    .as_ref()
-                    .is_some_and(|sent| sent.matches(typed, req.now));
-                if ok {
-                    // Single use: the code is gone the moment it works.
-                    c.email_code = None;
-                }
-                ok
-            };
-            if passed {
+            if use_email_code(&challenge, typed, req.now) {
                 auth.succeeded(&user).await?;
                 note(auth, req, &user, "second_factor_ok", "ok").await;
                 pass(&challenge, SignInMethod::Email, wants_remembering(req, &form));
@@ -683,6 +663,17 @@ pub(crate) async fn mail_code(
             None
         }
     }
+}
+
+/// Whether `typed` is the code e-mailed for this challenge; single use: the code is
+/// gone the moment it works.
+fn use_email_code(challenge: &SharedChallenge, typed: &str, now: SystemTime) -> bool {
+    let mut c = lock(challenge);
+    let matched = c.email_code.as_ref().is_some_and(|sent| sent.matches(typed, now));
+    if matched {
+        c.email_code = None;
+    }
+    matched
 }
 
 /// Whether a code was e-mailed for this challenge too recently to send another.

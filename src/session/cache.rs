@@ -91,7 +91,7 @@ mod tests {
             created_at: SystemTime::UNIX_EPOCH,
             last_seen_at: SystemTime::UNIX_EPOCH,
             second_factor_at: None,
-            method: "totp".into(),
+            method: crate::session::SignInMethod::Totp,
             revoked: false,
             mfa_opted_in: false,
         })

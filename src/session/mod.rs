@@ -40,6 +40,19 @@ pub enum SignInMethod {
 }
 
 impl SignInMethod {
+    /// The method a stored name stands for.
+    pub fn parse(name: &str) -> Option<SignInMethod> {
+        [
+            SignInMethod::Password,
+            SignInMethod::Totp,
+            SignInMethod::Recovery,
+            SignInMethod::Email,
+            SignInMethod::TrustedDevice,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SignInMethod::Password => "password",
@@ -116,7 +129,7 @@ impl Sessions {
             created_at: now,
             last_seen_at: now,
             second_factor_at,
-            method: method.as_str().to_owned(),
+            method,
             revoked: false,
             mfa_opted_in,
         };
@@ -394,6 +407,20 @@ mod tests {
             .await
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn sign_in_methods_read_back_as_stored() {
+        for m in [
+            SignInMethod::Password,
+            SignInMethod::Totp,
+            SignInMethod::Recovery,
+            SignInMethod::Email,
+            SignInMethod::TrustedDevice,
+        ] {
+            assert_eq!(SignInMethod::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(SignInMethod::parse("magic"), None);
     }
 
     #[tokio::test]

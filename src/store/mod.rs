@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+use crate::session::SignInMethod;
 
 pub use sqlite::SqliteStore;
 
@@ -74,7 +75,7 @@ pub struct SessionRecord {
     pub second_factor_at: Option<SystemTime>,
     /// How the user signed in: `password`, `totp`, `recovery`, `email` or
     /// `trusted_device`.
-    pub method: String,
+    pub method: SignInMethod,
     pub revoked: bool,
     /// The user turned the second factor on for apps where it is optional (read
     /// from the user's record, not stored with the session).

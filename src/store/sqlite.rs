@@ -16,6 +16,7 @@ use super::{
     StoredRecoveryCode, Subject, TotpDevice, UserSummary,
 };
 use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+use crate::session::SignInMethod;
 
 pub const DATABASE_FILE: &str = "portvakt.db";
 
@@ -170,6 +171,18 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// A session's sign-in method as stored; an unknown name makes the row unreadable
+/// (so the session is not used), never a guess.
+fn stored_method(name: &str) -> rusqlite::Result<SignInMethod> {
+    SignInMethod::parse(name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("unknown sign-in method {name:?}").into(),
+        )
+    })
 }
 
 fn to_unix(t: SystemTime) -> i64 {
@@ -727,7 +740,7 @@ impl Store for SqliteStore {
                     to_unix(s.created_at),
                     to_unix(s.last_seen_at),
                     s.second_factor_at.map(to_unix),
-                    s.method,
+                    s.method.as_str(),
                     s.revoked,
                     s.app
                 ],
@@ -753,7 +766,7 @@ impl Store for SqliteStore {
                             created_at: from_unix(row.get(1)?),
                             last_seen_at: from_unix(row.get(2)?),
                             second_factor_at: row.get::<_, Option<i64>>(3)?.map(from_unix),
-                            method: row.get(4)?,
+                            method: stored_method(row.get_ref(4)?.as_str()?)?,
                             revoked: row.get(5)?,
                             mfa_opted_in: row.get(6)?,
                             app: row.get(7)?,
@@ -957,7 +970,7 @@ mod tests {
             created_at: at(0),
             last_seen_at: at(0),
             second_factor_at: Some(at(0)),
-            method: "totp".into(),
+            method: SignInMethod::Totp,
             revoked: false,
             mfa_opted_in: false,
         };
@@ -1086,7 +1099,7 @@ mod tests {
             created_at: at(0),
             last_seen_at: at(0),
             second_factor_at: Some(at(0)),
-            method: "totp".into(),
+            method: SignInMethod::Totp,
             revoked: false,
             mfa_opted_in: false,
         };
