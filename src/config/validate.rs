@@ -49,23 +49,14 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         });
     }
     let log = LogSettings {
-        format: match file.log_format.as_ref().map(|s| s.value.as_str()) {
-            None | Some("plain") => LogFormat::Plain,
-            Some("json") => LogFormat::Json,
-            Some(other) => {
-                let at = file
-                    .log_format
-                    .as_ref()
-                    .map(|s| (s.at, s.key.clone()))
-                    .unwrap_or_default();
-                d.error(
-                    at.0,
-                    &at.1,
-                    format!("`{other}` is not a log format; use plain or json"),
-                );
-                LogFormat::Plain
-            }
-        },
+        format: one_of(
+            d,
+            file.log_format.as_ref(),
+            "a log format",
+            &[("plain", LogFormat::Plain), ("json", LogFormat::Json)],
+            LogFormat::Plain,
+        )
+        .unwrap_or(LogFormat::Plain),
         level: match file.log_level {
             None => "info".into(),
             Some(level) => {
@@ -167,22 +158,18 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             groups,
         })
         .unwrap_or_default();
-    let email_use = match file.second_factor.email.as_ref() {
-        None => EmailUse::Off,
-        Some(s) => match s.value.as_str() {
-            "off" => EmailUse::Off,
-            "fallback" => EmailUse::Fallback,
-            "second_factor" => EmailUse::SecondFactor,
-            other => {
-                d.error(
-                    s.at,
-                    &s.key,
-                    format!("`{other}` is not an e-mail use; write off, fallback or second_factor"),
-                );
-                EmailUse::Off
-            }
-        },
-    };
+    let email_use = one_of(
+        d,
+        file.second_factor.email.as_ref(),
+        "an e-mail use",
+        &[
+            ("off", EmailUse::Off),
+            ("fallback", EmailUse::Fallback),
+            ("second_factor", EmailUse::SecondFactor),
+        ],
+        EmailUse::Off,
+    )
+    .unwrap_or(EmailUse::Off);
     if email_use != EmailUse::Off && file.email.is_none() {
         let at = file
             .second_factor
@@ -503,21 +490,17 @@ fn build_session(d: &mut Decoder, file: SessionFile) -> SessionSettings {
             .as_ref()
             .map_or(Duration::from_secs(12 * 3600), |a| a.value),
         login_timeout: file.login_timeout.unwrap_or(Duration::from_secs(5 * 60)),
-        mfa_changes: match &file.mfa_changes {
-            None => MfaChanges::NextSignIn,
-            Some(s) => match s.value.as_str() {
-                "next_sign_in" => MfaChanges::NextSignIn,
-                "immediately" => MfaChanges::Immediately,
-                other => {
-                    d.error(
-                        s.at,
-                        &s.key,
-                        format!("`{other}` is not a choice here; write next_sign_in or immediately"),
-                    );
-                    MfaChanges::NextSignIn
-                }
-            },
-        },
+        mfa_changes: one_of(
+            d,
+            file.mfa_changes.as_ref(),
+            "a time for mfa changes to reach sessions",
+            &[
+                ("next_sign_in", MfaChanges::NextSignIn),
+                ("immediately", MfaChanges::Immediately),
+            ],
+            MfaChanges::NextSignIn,
+        )
+        .unwrap_or(MfaChanges::NextSignIn),
     };
     if let Some(absolute) = &file.absolute_timeout {
         if absolute.value < settings.idle_timeout {
@@ -627,6 +610,34 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(64 * 1024),
     })
+}
+
+/// One of a few words: `absent` when the key is not written, the word's value when
+/// it is one of `choices`, else an error at it that lists them (and `None`).
+fn one_of<T: Copy>(
+    d: &mut Decoder,
+    value: Option<&Spanned<String>>,
+    what: &str,
+    choices: &[(&str, T)],
+    absent: T,
+) -> Option<T> {
+    let Some(value) = value else {
+        return Some(absent);
+    };
+    if let Some((_, chosen)) = choices.iter().find(|(word, _)| *word == value.value) {
+        return Some(*chosen);
+    }
+    let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+    let list = match words.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => words.concat(),
+    };
+    d.error(
+        value.at,
+        &value.key,
+        format!("`{}` is not {what}; write {list}", value.value),
+    );
+    None
 }
 
 /// A header name as written, or an error at it.
@@ -796,24 +807,17 @@ fn build_email(d: &mut Decoder, file: &EmailFile, base: &Path) -> Option<EmailSe
 }
 
 fn build_smtp(d: &mut Decoder, smtp: &SmtpFile, base: &Path) -> Option<EmailTransport> {
-    let security = match smtp.security.as_ref().map(|s| s.value.as_str()) {
-        None | Some("starttls") => Some(SmtpSecurity::StartTls),
-        Some("tls") => Some(SmtpSecurity::Tls),
-        Some("none") => Some(SmtpSecurity::None),
-        Some(other) => {
-            let at = smtp
-                .security
-                .as_ref()
-                .map(|s| (s.at, s.key.clone()))
-                .unwrap_or_default();
-            d.error(
-                at.0,
-                &at.1,
-                format!("`{other}` is not an SMTP security; use starttls, tls or none"),
-            );
-            None
-        }
-    };
+    let security = one_of(
+        d,
+        smtp.security.as_ref(),
+        "an SMTP security",
+        &[
+            ("starttls", SmtpSecurity::StartTls),
+            ("tls", SmtpSecurity::Tls),
+            ("none", SmtpSecurity::None),
+        ],
+        SmtpSecurity::StartTls,
+    );
     let default_port = match security {
         Some(SmtpSecurity::Tls) => 465,
         Some(SmtpSecurity::None) => 25,
