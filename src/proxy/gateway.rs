@@ -388,19 +388,23 @@ impl Gateway {
         } else {
             vec!["pwd"]
         };
-        let assertion = self.auth.signer.assertion_for_session(
-            session.id_hash,
-            &Claims {
-                iss: identity::ISSUER,
-                aud: app,
-                sub: &identity.user,
-                groups: &identity.groups,
-                auth_time,
-                amr,
-                iat: now,
-                exp: now + identity::ASSERTION_LIFETIME.as_secs(),
-            },
-        );
+        let assertion = self
+            .auth
+            .signer
+            .assertion_for_session(
+                session.id_hash,
+                &Claims {
+                    iss: identity::ISSUER,
+                    aud: app,
+                    sub: &identity.user,
+                    groups: &identity.groups,
+                    auth_time,
+                    amr,
+                    iat: now,
+                    exp: now + identity::ASSERTION_LIFETIME.as_secs(),
+                },
+            )
+            .map_err(|e| Error::because(ErrorType::InternalError, "the identity assertion", e))?;
         // User names may be UTF-8 (never control characters): sent as raw bytes.
         let value = |text: &str| {
             HeaderValue::from_bytes(text.as_bytes())

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use data_encoding::BASE64URL_NOPAD;
 use ed25519_dalek::{Signer, SigningKey};
+use http::header::{HeaderValue, InvalidHeaderValue};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -34,7 +35,8 @@ pub struct IdentitySigner {
 /// An assertion and the claims it was made for (all but its times).
 struct Signed {
     made: Instant,
-    token: String,
+    /// Ready to send: reusing it is a reference count, not a copy.
+    token: HeaderValue,
     aud: String,
     sub: String,
     groups: Vec<String>,
@@ -90,15 +92,20 @@ impl IdentitySigner {
         }
     }
 
-    /// The session's assertion: the one made for it within `REUSE_FOR` if it says
-    /// the same claims, else a new one (whose `iat`/`exp` come from `claims`).
-    pub fn assertion_for_session(&self, session: [u8; 32], claims: &Claims<'_>) -> String {
+    /// The session's assertion, as a header value: the one made for it within
+    /// `REUSE_FOR` if it says the same claims, else a new one (whose `iat`/`exp` come
+    /// from `claims`).
+    pub fn assertion_for_session(
+        &self,
+        session: [u8; 32],
+        claims: &Claims<'_>,
+    ) -> Result<HeaderValue, InvalidHeaderValue> {
         if let Some(signed) = self.recent.get(&session) {
             if signed.says(claims) {
-                return signed.token.clone();
+                return Ok(signed.token.clone());
             }
         }
-        let token = self.assertion(claims);
+        let token = HeaderValue::try_from(self.assertion(claims))?;
         self.recent.insert(
             session,
             Arc::new(Signed {
@@ -111,7 +118,7 @@ impl IdentitySigner {
                 amr: claims.amr.clone(),
             }),
         );
-        token
+        Ok(token)
     }
 
     /// A signed, compact JWT carrying `claims`.
@@ -223,21 +230,24 @@ mod tests {
             auth_time: now - 5,
             ..claims(now + t, groups)
         };
-        let first = signer.assertion_for_session([1; 32], &at(0, &groups));
-        assert_eq!(signer.assertion_for_session([1; 32], &at(5, &groups)), first);
+        let first = signer.assertion_for_session([1; 32], &at(0, &groups)).unwrap();
+        assert_eq!(
+            signer.assertion_for_session([1; 32], &at(5, &groups)).unwrap(),
+            first
+        );
         assert_ne!(
-            signer.assertion_for_session([2; 32], &at(5, &groups)),
+            signer.assertion_for_session([2; 32], &at(5, &groups)).unwrap(),
             first,
             "another session signs its own"
         );
         let fewer: Vec<String> = vec![];
         assert_ne!(
-            signer.assertion_for_session([1; 32], &at(6, &fewer)),
+            signer.assertion_for_session([1; 32], &at(6, &fewer)).unwrap(),
             first,
             "new groups, new assertion"
         );
         let stepped_up = claims(now + 7, &groups);
-        let after = signer.assertion_for_session([1; 32], &stepped_up);
-        assert!(after != first && signer.assertion_for_session([1; 32], &stepped_up) == after);
+        let after = signer.assertion_for_session([1; 32], &stepped_up).unwrap();
+        assert!(after != first && signer.assertion_for_session([1; 32], &stepped_up).unwrap() == after);
     }
 }
