@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod factors;
 pub mod keys;
+pub mod login;
 pub mod notify;
 pub mod pages;
 pub mod policy;

@@ -11,7 +11,7 @@ use pingora::prelude::*;
 use crate::pages::{self, texts, ActivityRow, AdminUserRow};
 use crate::policy::Authentication;
 use crate::proxy::answer::Answer;
-use crate::proxy::auth::AuthServices;
+use crate::proxy::auth::{Attempt, AuthServices};
 use crate::proxy::forms;
 use crate::proxy::second_factor::{self, PageRequest};
 use crate::session::challenge::Purpose;
@@ -132,22 +132,23 @@ async fn serve_admin(
         )),
         "admin/reset/confirm" if !users.is_empty() => {
             // The admin's own code confirms a bulk reset, and counts like any other.
-            if let Some(wait) = auth
-                .locked_for(&req.config.lockout, admin, req.client, req.now)
+            let charged = match auth
+                .attempt(&req.config.lockout, admin, req.client, req.now)
                 .await?
             {
-                tracing::warn!(admin = %admin, seconds = wait.as_secs(), "admin locked out");
-                let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.locked));
-                return Ok(Answer::page(page, "locked"));
-            }
+                Attempt::Charged(charged) => charged,
+                Attempt::Locked(wait) => {
+                    tracing::warn!(admin = %admin, seconds = wait.as_secs(), "admin locked out");
+                    let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.locked));
+                    return Ok(Answer::page(page, "locked"));
+                }
+            };
             let code = forms::field(&form, "code");
             if !second_factor::check_totp(auth, req, admin, code).await? {
-                auth.failed(&req.config.lockout, admin, req.client, req.now)
-                    .await?;
                 let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.wrong_code));
                 return Ok(Answer::page(page, "admin"));
             }
-            auth.succeeded(admin).await?;
+            second_factor::passed(auth, req, admin, charged).await?;
             for user in &users {
                 auth.store.reset_second_factor(user).await?;
                 auth.sessions.end_all_for(user).await?;

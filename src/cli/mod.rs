@@ -97,6 +97,9 @@ fn check(path: &Path) -> ExitCode {
                     "s"
                 },
             );
+            for warning in config::warnings(&config) {
+                eprintln!("{}: warning: {warning}", path.display());
+            }
             ExitCode::SUCCESS
         }
         None => ExitCode::from(EXIT_INVALID_CONFIG),

@@ -119,6 +119,10 @@ pub struct LoginFile {
     pub email_header: Option<Spanned<String>>,
     pub username_case_sensitive: Option<bool>,
     pub max_body: Option<u64>,
+    /// `query: { do: login }`: conditions that narrow the login to one query.
+    pub query: Vec<(Spanned<String>, String)>,
+    /// The app's session cookie names (a name, or a list of names and `prefix*`).
+    pub session_cookie: Option<Vec<Spanned<String>>>,
 }
 
 pub struct ListenFile {
@@ -218,6 +222,8 @@ const LOGIN_KEYS: &[&str] = &[
     "email_header",
     "username_case_sensitive",
     "max_body",
+    "query",
+    "session_cookie",
 ];
 const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
 const LISTEN_KEYS: &[&str] = &["addr", "tls"];
@@ -758,6 +764,8 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         email_header: None,
         username_case_sensitive: None,
         max_body: None,
+        query: Vec::new(),
+        session_cookie: None,
     };
     if let Some((n, k)) = m.require(
         d,
@@ -808,6 +816,25 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     }
     if let Some((n, k)) = m.get("username_case_sensitive") {
         login.username_case_sensitive = d.bool(n, &k);
+    }
+    if let Some((n, k)) = m.get("query") {
+        for (key, value) in d.named_entries(n, &k) {
+            let child = format!("{k}.{}", key.name);
+            if let Some(value) = d.string(value, &child) {
+                let name = Spanned {
+                    value: key.name.clone(),
+                    at: key.at,
+                    key: child,
+                };
+                login.query.push((name, value));
+            }
+        }
+    }
+    if let Some((n, k)) = m.get("session_cookie") {
+        login.session_cookie = Some(match &n.value {
+            Value::Seq(_) => d.list(n, &k, "cookie names", |d, n, k| d.spanned_string(n, k)),
+            _ => d.spanned_string(n, &k).into_iter().collect(),
+        });
     }
     m.finish(d);
     Some(LoginSpec::Form(Box::new(login)))

@@ -63,6 +63,26 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
     }
 }
 
+/// What is valid but probably not what the operator meant, for `portvakt check`.
+pub fn warnings(config: &Config) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for app in &config.apps {
+        if let (Some(login), false) = (
+            app.app_form(),
+            matches!(app.policy.mfa, crate::policy::MfaMode::Off),
+        ) {
+            if login.session_cookies.is_empty() {
+                warnings.push(format!(
+                    "apps.{}.login: no session cookie is known (`session_cookie`, or `success.set_cookie`): \
+                     a sign-in the app makes on another request than the login cannot be held back",
+                    app.name
+                ));
+            }
+        }
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

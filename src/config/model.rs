@@ -10,6 +10,7 @@ use ipnet::IpNet;
 
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
+use crate::login::{CookieNames, QueryConditions};
 use crate::policy::AppPolicy;
 
 #[derive(Debug)]
@@ -155,7 +156,7 @@ impl App {
     /// Where a request without a session is sent to sign in.
     pub fn sign_in_page(&self) -> Option<&str> {
         match &self.sign_in {
-            Some(SignIn::AppForm(form)) => Some(&form.page),
+            Some(SignIn::AppForm(form)) => Some(&form.page_target),
             Some(SignIn::Gateway) => Some(GATEWAY_LOGIN_PAGE),
             None => None,
         }
@@ -325,12 +326,23 @@ pub struct LoginInterception {
     /// The decoded path the form posts to (matched like an exact rule).
     pub path: String,
     pub method: String,
+    /// Query conditions the login must meet too (front-controller apps, where one
+    /// path serves every page); other requests to the path get its route's policy.
+    pub query: QueryConditions,
+    /// The app's session cookies: set live on any answer to a client that has not
+    /// passed the policy, they mean the app signed someone in.
+    pub session_cookies: CookieNames,
     pub username: UsernameSource,
     pub success: SuccessRule,
-    /// Seeing a request here ends the gateway session too.
+    /// Seeing a request here (meeting `logout_query`) ends the gateway session too.
     pub logout_path: Option<String>,
-    /// Where a request without a session is sent to sign in.
+    pub logout_query: QueryConditions,
+    /// Where a request without a session is sent to sign in: GET and HEAD here
+    /// (meeting `page_query`) pass to the app whatever the route rules say.
     pub page: String,
+    pub page_query: QueryConditions,
+    /// `page` with its query conditions: where browsers are sent to sign in.
+    pub page_target: String,
     /// Keep the user name's case (the app tells `Alice` from `alice`); by default
     /// names are lower-cased, so that one account cannot be split in two.
     pub username_case_sensitive: bool,

@@ -20,6 +20,7 @@ use super::model::{
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
+use crate::login::{CookieNames, QueryConditions};
 use crate::policy::{self, AppPolicy, MfaMode, PathMatch, RouteTable, Rule, RulePolicy, Subjects};
 
 const STANDARD_METHODS: &[&str] = &[
@@ -423,6 +424,21 @@ fn parse_upstream(d: &mut Decoder, url: &Spanned<String>, verify_tls: bool) -> O
 
 /// A path as rules and login settings hold it: decoded, in normal form, without a
 /// trailing slash (except `/`). Anything else is an error naming the normal form.
+/// A path with optional query conditions: `/index.php?do=login`.
+fn path_and_query(d: &mut Decoder, p: &Spanned<String>) -> Option<(String, QueryConditions)> {
+    let (path, query) = p.value.split_once('?').unwrap_or((&p.value, ""));
+    let path = normal_path(
+        d,
+        &Spanned {
+            value: path.to_owned(),
+            at: p.at,
+            key: p.key.clone(),
+        },
+    )?;
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    Some((path, QueryConditions::new(pairs)))
+}
+
 fn normal_path(d: &mut Decoder, p: &Spanned<String>) -> Option<String> {
     match policy::normalise(p.value.as_bytes()) {
         Ok(n) if n.forwarded() == p.value || n.forwarded() == format!("{}/", p.value) => {
@@ -529,8 +545,14 @@ fn build_lockout(file: LockoutFile) -> LockoutPolicy {
 
 fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
     let path = file.path.as_ref().and_then(|p| normal_path(d, p));
-    let logout_path = file.logout_path.as_ref().map(|p| normal_path(d, p));
-    let page = file.page.as_ref().map(|p| normal_path(d, p));
+    let query = QueryConditions::new(
+        file.query
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.clone()))
+            .collect(),
+    );
+    let logout = file.logout_path.as_ref().map(|p| path_and_query(d, p));
+    let page = file.page.as_ref().map(|p| path_and_query(d, p));
     let success_location = file.success_location.as_ref().map(|p| normal_path(d, p));
     let success_location_not = file.success_location_not.as_ref().map(|p| normal_path(d, p));
     let method = match &file.method {
@@ -595,13 +617,25 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             set_cookie: None,
         }
     };
+    let session_cookies = match &file.session_cookie {
+        Some(names) => CookieNames::new(&names.iter().map(|n| n.value.as_str()).collect::<Vec<_>>()),
+        None => CookieNames::new(success.set_cookie.as_slice()),
+    };
+    // Without a page of its own, the form's path with the login's conditions.
+    let (page, page_query) = page.flatten().unwrap_or_else(|| (path.clone(), query.clone()));
+    let (logout_path, logout_query) = logout.flatten().unzip();
     Some(LoginInterception {
-        page: page.flatten().unwrap_or_else(|| path.clone()),
+        page_target: format!("{page}{}", page_query.to_query()),
+        page,
+        page_query,
         path,
+        query,
+        session_cookies,
         method: method?,
         username: username?,
         success,
-        logout_path: logout_path.flatten(),
+        logout_path,
+        logout_query: logout_query.unwrap_or_default(),
         return_param: file.return_param.as_ref().map(|p| p.value.clone()),
         email_header: file.email_header.as_ref().and_then(|h| header_name(d, h)),
         username_case_sensitive: file.username_case_sensitive.unwrap_or(false),

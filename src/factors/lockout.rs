@@ -48,6 +48,29 @@ impl LockoutPolicy {
             .filter(|d| !d.is_zero())
     }
 
+    /// Counts an attempt as a failure before it is checked: the record after it, or
+    /// how long attempts are still refused (then nothing is counted). Checking and
+    /// counting in one step is what keeps parallel attempts within `max_failures`.
+    pub fn charge(&self, record: &FailureRecord, now: SystemTime) -> Result<FailureRecord, Duration> {
+        match self.locked_for(record, now) {
+            Some(wait) => Err(wait),
+            None => Ok(self.after_failure(record, now)),
+        }
+    }
+
+    /// Takes back one charged attempt that turned out not to be a failure. `before`
+    /// is the record the charge started from: a lock that the charge itself set
+    /// goes, one that was there before stays.
+    pub fn refund(&self, record: &FailureRecord, before: &FailureRecord) -> FailureRecord {
+        let count = record.count.saturating_sub(1);
+        let limit = self.max_failures.clamp(1, MAX_FAILURES_CEILING);
+        FailureRecord {
+            count,
+            last_failure: record.last_failure,
+            locked_until: if count < limit { None } else { before.locked_until },
+        }
+    }
+
     /// The record after one more failure at `now`.
     pub fn after_failure(&self, record: &FailureRecord, now: SystemTime) -> FailureRecord {
         let expired = record
@@ -108,6 +131,34 @@ mod tests {
             Some(Duration::from_secs(3600)),
             "capped"
         );
+    }
+
+    #[test]
+    fn a_charge_is_refused_while_locked_and_a_refund_undoes_only_itself() {
+        let policy = LockoutPolicy::default();
+        let mut record = FailureRecord::default();
+        for i in 0..10 {
+            record = policy.charge(&record, at(i)).unwrap();
+        }
+        assert_eq!(policy.charge(&record, at(10)), Err(Duration::from_secs(59)));
+        // The tenth charge locked; refunding it (it was a success) unlocks.
+        let before = FailureRecord { count: 9, ..record };
+        let refunded = policy.refund(
+            &record,
+            &FailureRecord {
+                locked_until: None,
+                ..before
+            },
+        );
+        assert_eq!((refunded.count, refunded.locked_until), (9, None));
+        // Past the limit after an expired lock, a refund keeps what was there.
+        let expired = FailureRecord {
+            locked_until: Some(at(5)),
+            ..record
+        };
+        let charged = policy.charge(&expired, at(100)).unwrap();
+        assert!(charged.locked_until > Some(at(100)));
+        assert_eq!(policy.refund(&charged, &expired).locked_until, Some(at(5)));
     }
 
     #[test]

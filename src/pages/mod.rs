@@ -663,7 +663,10 @@ pub fn security_headers(tls: bool) -> impl Iterator<Item = (&'static str, &'stat
         ),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        // Not `no-referrer`: under it browsers send `Origin: null` with the pages'
+        // own form posts, and the gateway checks that Origin to refuse cross-site
+        // posts. `same-origin` still tells other sites nothing.
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
     ];
     let hsts = tls.then_some(("strict-transport-security", "max-age=31536000"));

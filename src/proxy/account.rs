@@ -248,16 +248,16 @@ async fn serve_inner(
             let Some(pending) = auth.pending_addresses.get(user) else {
                 return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
             };
-            if let Some(wait) = second_factor::locked(auth, req, user).await? {
-                return Ok(wait);
-            }
+            let charged = match second_factor::charge(auth, req, user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
             if !pending.code.matches(field(&form, "code"), req.now) {
-                auth.failed(&req.config.lockout, user, req.client, req.now)
-                    .await?;
                 second_factor::note(auth, req, user, "second_factor_failed", "refused").await;
                 let page = confirm_address_page(req, account, auth, &pending.address, Some(t.wrong_code));
                 return Ok(page);
             }
+            second_factor::passed(auth, req, user, charged).await?;
             auth.pending_addresses.invalidate(user);
             auth.store
                 .set_email_address(user, &pending.address, req.now)

@@ -12,7 +12,7 @@ use pingora::prelude::*;
 use super::answer::Answer;
 use super::gateway::{authentication, header_str, Gateway, RequestCtx};
 use super::headers;
-use super::login::LoginCapture;
+use super::login::RequestCapture;
 use super::return_path::safe_return_path;
 use super::second_factor;
 use super::target;
@@ -85,28 +85,42 @@ impl Gateway {
         let method = session.req_header().method.as_str().to_owned();
         self.resume_session(session, ctx, config).await;
 
-        // The app's own login and logout pass to the app; the gateway watches them.
+        // The app's own login, its login page and its logout pass to the app,
+        // whatever the route rules say: exactly those requests (method, path and
+        // query conditions), never everything else a front controller serves there.
         if let Some(login) = app.app_form() {
             let key = rule_path(&path);
-            if key == login.path && method == login.method {
-                let content_type = header_str(session.req_header(), "content-type");
-                let mut capture = LoginCapture::new(content_type);
+            let query = target.query;
+            ctx.watched = true;
+            if key == login.path && method == login.method && login.query.met_by(query) {
+                let mut capture = RequestCapture::new(session.req_header(), true);
                 capture.trust_cookie = cookies::find(
                     &session.req_header().headers,
                     cookies::trust_cookie_name(ctx.secure),
                 )
                 .map(str::to_owned);
-                ctx.login = Some(capture);
+                ctx.capture = Some(capture);
                 ctx.label = Some("login");
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
-            if key == login.path || key == login.page {
+            // Any other answer that sets the app's session cookie is a sign-in too,
+            // and the request's body may say who it is.
+            if !login.session_cookies.is_empty() {
+                let capture = RequestCapture::new(session.req_header(), false);
+                if !capture.complete {
+                    ctx.capture = Some(capture);
+                }
+            }
+            if key == login.page
+                && matches!(method.as_str(), "GET" | "HEAD")
+                && login.page_query.met_by(query)
+            {
                 ctx.label = Some("login_page");
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
-            if login.logout_path.as_deref() == Some(key) {
+            if login.logout_path.as_deref() == Some(key) && login.logout_query.met_by(query) {
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
                         tracing::error!(error = %e, "could not end a session at logout");
@@ -172,7 +186,8 @@ impl Gateway {
                     let next = app.app_form().and_then(|form| form.return_param.as_deref());
                     let location = match next {
                         Some(param) => format!(
-                            "{page}?{param}={}",
+                            "{page}{}{param}={}",
+                            if page.contains('?') { '&' } else { '?' },
                             encode_component(safe_return_path(&return_to))
                         ),
                         None => page.to_owned(),

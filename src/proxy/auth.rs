@@ -10,7 +10,7 @@ use super::identity::IdentitySigner;
 use crate::config::Config;
 use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
-use crate::factors::lockout::LockoutPolicy;
+use crate::factors::lockout::{FailureRecord, LockoutPolicy};
 use crate::keys::Keys;
 use crate::notify::Mailer;
 use crate::session::challenge::Challenges;
@@ -93,21 +93,83 @@ impl AuthServices {
             .max(address_policy(policy).locked_for(&by_address, now)))
     }
 
-    /// Counts a failed attempt against the user and the address.
-    pub async fn failed(
+    /// Counts an attempt at a code or a password against the user and the address
+    /// before it is checked (each in one atomic store step), unless either is
+    /// locked. However many attempts arrive at once, no more than the limit are
+    /// ever checked; a success then takes its charge back.
+    pub async fn attempt(
         &self,
         policy: &LockoutPolicy,
         user: &str,
         client: IpAddr,
         now: SystemTime,
+    ) -> StoreResult<Attempt> {
+        let user_before = match self
+            .store
+            .charge_attempt(Subject::User(user), policy, now)
+            .await?
+        {
+            Ok(before) => before,
+            Err(wait) => return Ok(Attempt::Locked(wait)),
+        };
+        let by_address = address_policy(policy);
+        match self
+            .store
+            .charge_attempt(Subject::Address(client), &by_address, now)
+            .await?
+        {
+            Ok(address_before) => Ok(Attempt::Charged(Charged {
+                user_before,
+                address_before,
+            })),
+            Err(wait) => {
+                self.store
+                    .refund_attempt(Subject::User(user), policy, user_before)
+                    .await?;
+                Ok(Attempt::Locked(wait))
+            }
+        }
+    }
+
+    /// The charged attempt passed a second factor: the user's count starts again
+    /// (not the address's: one good account must not clear the record of an
+    /// address guessing at others, which only gets this attempt back).
+    pub async fn second_factor_passed(
+        &self,
+        policy: &LockoutPolicy,
+        user: &str,
+        client: IpAddr,
+        charged: Charged,
+    ) -> StoreResult<()> {
+        self.store.reset_failures(Subject::User(user)).await?;
+        self.store
+            .refund_attempt(
+                Subject::Address(client),
+                &address_policy(policy),
+                charged.address_before,
+            )
+            .await
+    }
+
+    /// The charged attempt was a right password: both get the attempt back, and
+    /// no more (a password must not clear what guessing at codes built up).
+    pub async fn password_was_right(
+        &self,
+        policy: &LockoutPolicy,
+        user: &str,
+        client: IpAddr,
+        charged: Charged,
     ) -> StoreResult<()> {
         self.store
-            .record_failure(Subject::User(user), policy, now)
+            .refund_attempt(Subject::User(user), policy, charged.user_before)
             .await?;
         self.store
-            .record_failure(Subject::Address(client), &address_policy(policy), now)
-            .await?;
-        Ok(())
+            .refund_attempt(
+                Subject::Address(client),
+                &address_policy(policy),
+                charged.address_before,
+            )
+            .await
     }
 
     /// Appends a security event done by the user themself. A trail that cannot be
@@ -251,12 +313,22 @@ impl AuthServices {
             Err(_) => tracing::warn!(user = %user, "a notice took too long to send; gave up"),
         }
     }
+}
 
-    /// A success resets the account's counter (not the address's: one good account
-    /// must not clear the record of an address guessing at others).
-    pub async fn succeeded(&self, user: &str) -> StoreResult<()> {
-        self.store.reset_failures(Subject::User(user)).await
-    }
+/// The outcome of [`AuthServices::attempt`].
+#[derive(Debug)]
+pub enum Attempt {
+    /// Counted as a failure until it proves to be none.
+    Charged(Charged),
+    /// Refused without a check: attempts wait this long.
+    Locked(Duration),
+}
+
+/// What a charged attempt needs to be taken back.
+#[derive(Debug, Clone, Copy)]
+pub struct Charged {
+    user_before: FailureRecord,
+    address_before: FailureRecord,
 }
 
 /// An address may be shared (an office behind one NAT): its counter stops one source

@@ -31,13 +31,13 @@ use super::answer::{self, Answer};
 use super::auth::AuthServices;
 use super::headers::ClientOrigin;
 use super::identity::{self, unix, Claims};
-use super::login::LoginCapture;
+use super::login::RequestCapture;
+use super::withhold::{self, Swallow};
 use crate::config::model::UpstreamHeaders;
 use crate::config::reload::SharedConfig;
 use crate::config::Config;
 use crate::pages::{self, ErrorKind, Lang};
 use crate::policy::{self, Authentication, Decision, NormalisedPath};
-use crate::session::challenge::{Purpose, SharedChallenge};
 use crate::session::cookies;
 use crate::store::SessionRecord;
 use crate::telemetry::Metrics;
@@ -80,12 +80,16 @@ pub struct RequestCtx {
     pub(super) session_cookie: Option<String>,
     /// Who the app is told the user is (set when the decision was `Allow`).
     pub(super) identity: Option<Authentication>,
-    /// A login request being watched on its way to the app.
-    pub(super) login: Option<LoginCapture>,
+    /// The body of a request whose answer is watched (the app's login, or any
+    /// request with a body to an app whose session cookie is known).
+    pub(super) capture: Option<RequestCapture>,
     /// The request was the app's logout: end the gateway session too.
     pub(super) logout: bool,
-    /// The app's login answer is being held back; its body goes here.
-    pub(super) withholding: Option<SharedChallenge>,
+    /// The app's answer is watched for a sign-in (the app signs in through a form
+    /// the gateway knows).
+    pub(super) watched: bool,
+    /// The app's answer was replaced; its body goes here.
+    pub(super) swallow: Option<Swallow>,
     pub(super) upstream_started: Option<Instant>,
     /// The origin-form target to send upstream, built from the normalised path.
     pub(super) upstream_uri: Option<http::Uri>,
@@ -137,9 +141,10 @@ impl ProxyHttp for Gateway {
             session: None,
             session_cookie: None,
             identity: None,
-            login: None,
+            capture: None,
             logout: false,
-            withholding: None,
+            watched: false,
+            swallow: None,
             upstream_started: None,
             upstream_uri: None,
             reference: Reference(rand::random()),
@@ -169,7 +174,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(capture) = ctx.login.as_mut() else {
+        let Some(capture) = ctx.capture.as_mut() else {
             return Ok(());
         };
         let limit = ctx
@@ -179,7 +184,9 @@ impl ProxyHttp for Gateway {
             .and_then(|app| app.app_form())
             .map_or(0, |l| l.max_body);
         if let Some(chunk) = body {
-            if !capture.push(chunk, limit) {
+            // A longer login is refused; a longer other request names nobody for
+            // certain, which only matters if its answer signs someone in.
+            if !capture.push(chunk, limit) && capture.is_login {
                 return Err(Error::explain(
                     ErrorType::HTTPStatus(413),
                     "the login body is larger than login.max_body",
@@ -263,8 +270,9 @@ impl ProxyHttp for Gateway {
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
         }
-        if let Some(capture) = ctx.login.take() {
-            self.after_login(upstream_response, capture, ctx).await?;
+        if ctx.watched {
+            let capture = ctx.capture.take();
+            self.watch_answer(upstream_response, capture, ctx).await?;
         }
         Ok(())
     }
@@ -273,18 +281,12 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         body: &mut Option<Bytes>,
-        _end_of_stream: bool,
+        end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let Some(challenge) = &ctx.withholding {
-            if let Some(chunk) = body.take() {
-                let mut challenge = challenge
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Purpose::Login(withheld) = &mut challenge.purpose {
-                    withheld.append(&chunk);
-                }
-            }
+        if let Some(swallow) = &ctx.swallow {
+            let chunk = body.take().unwrap_or_default();
+            withhold::swallow(swallow, &chunk, end_of_stream);
         }
         Ok(None)
     }

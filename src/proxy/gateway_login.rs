@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::answer::Answer;
-use super::auth::AuthServices;
+use super::auth::{Attempt, AuthServices};
 use super::forms;
 use super::return_path::safe_return_path;
 use super::second_factor::{self, PageRequest};
@@ -70,12 +70,12 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     let return_to = safe_return_path(field("return").unwrap_or("/")).to_owned();
     let t = texts(req.lang);
 
-    match auth
-        .locked_for(&req.config.lockout, &user, req.client, req.now)
+    let charged = match auth
+        .attempt(&req.config.lockout, &user, req.client, req.now)
         .await
     {
-        Ok(None) => {}
-        Ok(Some(_)) => {
+        Ok(Attempt::Charged(charged)) => charged,
+        Ok(Attempt::Locked(_)) => {
             auth.audit("locked_out", &user, &req.app.name, req.client, "refused", req.now)
                 .await;
             let page = pages::message(
@@ -88,16 +88,13 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
             return Answer::page(page, "locked");
         }
         Err(e) => return unavailable(req, &e),
-    }
+    };
     let phc = req.config.users.get(&user).and_then(|u| u.password.clone());
     let verified = match check_password(auth, phc, password).await {
         Ok(verified) => verified,
         Err(e) => return unavailable(req, &e),
     };
     if !verified {
-        if let Err(e) = auth.failed(&req.config.lockout, &user, req.client, req.now).await {
-            return unavailable(req, &e);
-        }
         auth.audit(
             "login_failed",
             &user,
@@ -111,10 +108,17 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         answer.label = "login_failed";
         return answer;
     }
+    // The password alone never resets the failure counter: it would let a stolen
+    // password clear the lockout on guessing the second factor. It takes back only
+    // this attempt's charge.
+    if let Err(e) = auth
+        .password_was_right(&req.config.lockout, &user, req.client, charged)
+        .await
+    {
+        return unavailable(req, &e);
+    }
     auth.audit("login_ok", &user, &req.app.name, req.client, "ok", req.now)
         .await;
-    // The password alone never resets the failure counter: it would let a stolen
-    // password clear the lockout on guessing the second factor.
     let identity = Authentication {
         user: user.clone(),
         groups: req.config.users.groups(&user),

@@ -1,77 +1,129 @@
-//! Watching an app's own login: who tried to sign in (from the body the browser
-//! sent, which passes to the app untouched) and whether the app let them in (from
-//! its response header, before anything reaches the browser).
+//! Watching an app's answers: who a request names (from the body the browser sent,
+//! which passes to the app untouched, and the query), and whether the app let them
+//! in (from its response header, before anything reaches the browser).
 
-use pingora::http::ResponseHeader;
+use std::time::SystemTime;
+
+use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::config::model::{LoginInterception, SuccessRule, UsernameSource};
+use crate::login::{credentials, BodyKind, SetCookie, Unreadable};
 
-/// The login request's body as it streams to the app, up to the configured limit.
-#[derive(Debug, Default)]
-pub struct LoginCapture {
+/// A request's body as it streams to the app, up to the configured limit.
+#[derive(Debug)]
+pub struct RequestCapture {
     pub body: Vec<u8>,
-    pub content_type: String,
+    pub kind: Result<BodyKind, Unreadable>,
     /// Set when the whole body has passed.
     pub complete: bool,
+    /// The body was longer than the limit: it names nobody with certainty.
+    pub overflowed: bool,
+    /// The app's own login (a longer body is refused with 413), rather than any
+    /// other request whose answer might sign someone in.
+    pub is_login: bool,
     /// The "don't ask again in this browser" cookie the login came with.
     pub trust_cookie: Option<String>,
 }
 
-impl LoginCapture {
-    pub fn new(content_type: Option<&str>) -> Self {
-        LoginCapture {
-            content_type: content_type.unwrap_or_default().to_ascii_lowercase(),
-            ..LoginCapture::default()
+impl RequestCapture {
+    /// Reads the body's type from the request header. A type or encoding given
+    /// twice, or a compressed body, is unreadable: the app may decode it otherwise.
+    pub fn new(req: &RequestHeader, is_login: bool) -> Self {
+        let types: Vec<_> = req.headers.get_all(http::header::CONTENT_TYPE).iter().collect();
+        let encodings: Vec<_> = req
+            .headers
+            .get_all(http::header::CONTENT_ENCODING)
+            .iter()
+            .collect();
+        let kind = match (types.as_slice(), encodings.as_slice()) {
+            (_, [_, _, ..]) | ([_, _, ..], _) => Err(Unreadable::RepeatedHeader),
+            (_, [encoding]) if !encoding.as_bytes().eq_ignore_ascii_case(b"identity") => Err(
+                Unreadable::Encoded(String::from_utf8_lossy(encoding.as_bytes()).into_owned()),
+            ),
+            ([], _) => Ok(BodyKind::None),
+            ([content_type], _) => match content_type.to_str() {
+                Ok(text) => BodyKind::of(Some(text)),
+                Err(_) => Err(Unreadable::ContentType(
+                    String::from_utf8_lossy(content_type.as_bytes()).into_owned(),
+                )),
+            },
+        };
+        let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
+            || req
+                .headers
+                .get(http::header::CONTENT_LENGTH)
+                .is_some_and(|l| l.as_bytes() != b"0");
+        RequestCapture {
+            body: Vec::new(),
+            kind,
+            complete: !has_body,
+            overflowed: false,
+            is_login,
+            trust_cookie: None,
         }
     }
 
-    /// Adds a chunk; false when the body would exceed `limit`.
+    /// A request without a body, and not the login: only its query can name someone.
+    pub fn bodiless() -> Self {
+        RequestCapture {
+            body: Vec::new(),
+            kind: Ok(BodyKind::None),
+            complete: true,
+            overflowed: false,
+            is_login: false,
+            trust_cookie: None,
+        }
+    }
+
+    /// Adds a chunk; false when the body exceeds `limit` (what was kept is dropped).
     pub fn push(&mut self, chunk: &[u8], limit: usize) -> bool {
-        if self.body.len() + chunk.len() > limit {
+        if self.overflowed || self.body.len() + chunk.len() > limit {
+            self.overflowed = true;
+            self.body = Vec::new();
             return false;
         }
         self.body.extend_from_slice(chunk);
         true
     }
-}
 
-/// The user name a login names: a form or JSON field, or the app's one identity.
-/// `None` when the body does not name anyone, or was not seen whole (the login then
-/// cannot be accepted).
-///
-/// The name is trimmed and, unless the app is configured as case-sensitive, lower-
-/// cased. Many apps accept `ALICE` or ` alice` for `alice`; were the gateway to keep
-/// them apart, someone with alice's password could type `ALICE`, find no device
-/// enrolled under that name, and enrol their own phone.
-pub fn username(login: &LoginInterception, capture: &LoginCapture) -> Option<String> {
-    let field = match &login.username {
-        UsernameSource::Fixed(identity) => return Some(identity.clone()),
-        UsernameSource::Field(_) if !capture.complete => return None,
-        UsernameSource::Field(field) => field,
-    };
-    let name =
-        if capture.content_type.starts_with("application/json") || capture.content_type.contains("+json") {
-            let value: serde_json::Value = serde_json::from_slice(&capture.body).ok()?;
-            value.get(field)?.as_str()?.to_owned()
-        } else {
-            form_urlencoded::parse(&capture.body)
-                .find(|(k, _)| k == field)
-                .map(|(_, v)| v.into_owned())?
+    /// The user this request names in the login's user name field (`query` is the
+    /// target's query, as forwarded), or the app's one identity.
+    ///
+    /// The name is trimmed and, unless the app is configured as case-sensitive,
+    /// lower-cased. Many apps accept `ALICE` or ` alice` for `alice`; were the
+    /// gateway to keep them apart, someone with alice's password could type `ALICE`,
+    /// find no device enrolled under that name, and enrol their own phone.
+    pub fn user_name(
+        &self,
+        login: &LoginInterception,
+        query: Option<&str>,
+    ) -> Result<Option<String>, Unreadable> {
+        let field = match &login.username {
+            UsernameSource::Fixed(identity) => return Ok(Some(identity.clone())),
+            UsernameSource::Field(field) => field,
         };
-    if name.len() > 256 || name.chars().any(char::is_control) {
-        return None;
+        if self.overflowed || !self.complete {
+            return Err(Unreadable::Malformed("body the gateway saw whole"));
+        }
+        let kind = self.kind.as_ref().map_err(Clone::clone)?;
+        let Some(name) = credentials::user_name(field, kind, &self.body, query)? else {
+            return Ok(None);
+        };
+        if name.len() > 256 || name.chars().any(char::is_control) {
+            return Err(Unreadable::NotText);
+        }
+        let trimmed = name.trim();
+        let canonical = if login.username_case_sensitive {
+            trimmed.to_owned()
+        } else {
+            trimmed.to_lowercase()
+        };
+        Ok((!canonical.is_empty()).then_some(canonical))
     }
-    let trimmed = name.trim();
-    let canonical = if login.username_case_sensitive {
-        trimmed.to_owned()
-    } else {
-        trimmed.to_lowercase()
-    };
-    (!canonical.is_empty()).then_some(canonical)
 }
 
 /// Whether the app's answer means the password was right.
-pub fn succeeded(rule: &SuccessRule, response: &ResponseHeader) -> bool {
+pub fn succeeded(rule: &SuccessRule, response: &ResponseHeader, now: SystemTime) -> bool {
     let status_ok = rule.statuses.is_empty() || rule.statuses.contains(&response.status.as_u16());
     let location = response
         .headers
@@ -91,8 +143,8 @@ pub fn succeeded(rule: &SuccessRule, response: &ResponseHeader) -> bool {
             .headers
             .get_all(http::header::SET_COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split('=').next().map(str::trim) == Some(name.as_str()) && !is_deletion(v))
+            .map(|v| SetCookie::read(v.as_bytes(), now))
+            .any(|cookie| cookie.live && cookie.name == *name)
     });
     status_ok && location_ok && location_not_ok && cookie_ok
 }
@@ -115,12 +167,6 @@ fn location_path(location: &str) -> String {
     }
 }
 
-/// A Set-Cookie that removes the cookie rather than setting it.
-fn is_deletion(set_cookie: &str) -> bool {
-    let lower = set_cookie.to_ascii_lowercase();
-    lower.contains("max-age=0") || lower.contains("expires=thu, 01 jan 1970")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +175,11 @@ mod tests {
         LoginInterception {
             path: "/login".into(),
             method: "POST".into(),
+            query: Default::default(),
+            session_cookies: Default::default(),
+            logout_query: Default::default(),
+            page_query: Default::default(),
+            page_target: "/login".into(),
             username: source,
             success: SuccessRule {
                 statuses: vec![302, 303],
@@ -145,61 +196,68 @@ mod tests {
         }
     }
 
-    fn capture(content_type: &str, body: &str) -> LoginCapture {
-        let mut c = LoginCapture::new(Some(content_type));
+    fn capture(content_type: &str, body: &str) -> RequestCapture {
+        let mut req = RequestHeader::build("POST", b"/login", None).unwrap();
+        req.insert_header("content-type", content_type).unwrap();
+        req.insert_header("content-length", body.len()).unwrap();
+        let mut c = RequestCapture::new(&req, true);
         assert!(c.push(body.as_bytes(), 1024));
         c.complete = true;
         c
     }
 
     #[test]
-    fn user_names_come_from_forms_json_or_configuration() {
+    fn user_names_are_one_account_however_typed_and_whole_bodies_only() {
         let by_field = login(UsernameSource::Field("username".into()));
-        let form = capture(
-            "application/x-www-form-urlencoded",
-            "csrf=x&username=al%C3%AFce+b&password=p",
-        );
-        assert_eq!(username(&by_field, &form).as_deref(), Some("alïce b"));
-        let json = capture(
-            "application/json; charset=utf-8",
-            r#"{"username":"bob","password":"p"}"#,
-        );
-        assert_eq!(username(&by_field, &json).as_deref(), Some("bob"));
-        for (ct, body) in [
-            ("application/x-www-form-urlencoded", "password=p"),
-            ("application/x-www-form-urlencoded", "username=%0Aroot"),
-            ("application/x-www-form-urlencoded", "username=+"),
-            ("application/json", r#"{"username":7}"#),
-            ("application/json", "not json"),
-        ] {
-            assert_eq!(username(&by_field, &capture(ct, body)), None, "{body}");
-        }
-        // One account, however it is typed; the exact form only when configured so.
+        let name = |c: &RequestCapture| c.user_name(&by_field, None);
         for typed in ["ALICE", " alice ", "Alice"] {
             let body = format!("username={}", typed.replace(' ', "+"));
             let c = capture("application/x-www-form-urlencoded", &body);
-            assert_eq!(username(&by_field, &c).as_deref(), Some("alice"), "{typed:?}");
+            assert_eq!(name(&c), Ok(Some("alice".into())), "{typed:?}");
         }
         let mut exact = by_field.clone();
         exact.username_case_sensitive = true;
         let c = capture("application/x-www-form-urlencoded", "username=Alice");
-        assert_eq!(username(&exact, &c).as_deref(), Some("Alice"));
-        // A body not seen to its end names nobody.
+        assert_eq!(c.user_name(&exact, None), Ok(Some("Alice".into())));
+        let blank = capture("application/x-www-form-urlencoded", "username=+");
+        assert_eq!(name(&blank), Ok(None));
+        let control = capture("application/x-www-form-urlencoded", "username=%0Aroot");
+        assert_eq!(name(&control), Err(Unreadable::NotText));
+        // A body not seen to its end, or too long, names nobody for certain.
         let mut partial = capture("application/x-www-form-urlencoded", "username=alice");
         partial.complete = false;
-        assert_eq!(username(&by_field, &partial), None);
+        assert!(name(&partial).is_err());
+        let mut long = capture("application/x-www-form-urlencoded", "username=alice");
+        assert!(!long.push(&[b'a'; 1024], 1024));
+        assert!(name(&long).is_err());
         let single = login(UsernameSource::Fixed("admin".into()));
         assert_eq!(
-            username(&single, &capture("text/plain", "password=p")).as_deref(),
-            Some("admin")
+            capture("text/plain", "password=p").user_name(&single, None),
+            Ok(Some("admin".into()))
         );
     }
 
     #[test]
-    fn bodies_over_the_limit_are_refused() {
-        let mut c = LoginCapture::new(None);
-        assert!(c.push(&[b'a'; 1000], 1024));
-        assert!(!c.push(&[b'a'; 25], 1024));
+    fn types_and_encodings_given_twice_are_unreadable() {
+        let mut req = RequestHeader::build("POST", b"/login", None).unwrap();
+        req.append_header("content-type", "application/json").unwrap();
+        req.append_header("content-type", "application/x-www-form-urlencoded")
+            .unwrap();
+        assert_eq!(
+            RequestCapture::new(&req, true).kind,
+            Err(Unreadable::RepeatedHeader)
+        );
+        let mut gz = RequestHeader::build("POST", b"/login", None).unwrap();
+        gz.append_header("content-type", "application/json").unwrap();
+        gz.append_header("content-encoding", "gzip").unwrap();
+        assert!(matches!(
+            RequestCapture::new(&gz, true).kind,
+            Err(Unreadable::Encoded(_))
+        ));
+    }
+
+    fn succeeded(rule: &SuccessRule, response: &ResponseHeader) -> bool {
+        super::succeeded(rule, response, SystemTime::now())
     }
 
     fn response(status: u16, location: Option<&str>, cookies: &[&str]) -> ResponseHeader {

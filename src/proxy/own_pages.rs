@@ -33,6 +33,18 @@ impl Gateway {
                 "not_found",
             )
         };
+        // Every form here changes state for the signed-in user or a challenge:
+        // a POST that another site made the browser send is refused, whatever token
+        // it carries.
+        if session.req_header().method == http::Method::POST
+            && cross_site(session.req_header(), ctx.secure, &ctx.host)
+        {
+            tracing::warn!(page, "a cross-site POST to a gateway form; refused");
+            return Answer::page(
+                pages::error(StatusCode::FORBIDDEN, ErrorKind::Denied, lang, None, &reference),
+                "cross_site",
+            );
+        }
         match page {
             "health" => Answer {
                 status: StatusCode::OK,
@@ -118,6 +130,23 @@ impl Gateway {
                 );
                 Answer::page(page, "error")
             }
+            "locked" => {
+                let t = pages::texts(lang);
+                let page = pages::message(StatusCode::TOO_MANY_REQUESTS, lang, t.login_title, t.locked, None);
+                Answer::page(page, "locked")
+            }
+            "sign-in-refused" => {
+                let t = pages::texts(lang);
+                let sign_in = ctx.app(config).and_then(|app| app.sign_in_page()).unwrap_or("/");
+                let page = pages::message(
+                    StatusCode::BAD_REQUEST,
+                    lang,
+                    t.unreadable_title,
+                    t.unreadable_text,
+                    Some((sign_in, t.sign_in_again)),
+                );
+                Answer::page(page, "login_unreadable")
+            }
             "enrolment-closed" => {
                 let t = pages::texts(lang);
                 let page = pages::message(
@@ -164,5 +193,114 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+/// Whether a request comes from another site: its `Origin` is not this gateway's
+/// scheme, host and port, or, without one (or with an opaque `null`), Fetch
+/// Metadata says so. Clients that send neither (scripts, old browsers) are not
+/// refused here; the forms' tokens still hold.
+fn cross_site(req: &pingora::http::RequestHeader, secure: bool, host: &str) -> bool {
+    let header = |name: &str| req.headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    let fetch_site = header("sec-fetch-site");
+    match header("origin") {
+        Some("null") => fetch_site.is_none_or(|site| site != "same-origin"),
+        Some(origin) => !same_origin(origin, secure, host),
+        None => fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")),
+    }
+}
+
+/// `scheme://host[:port]` against the request's scheme and host (default ports
+/// left out or written alike).
+fn same_origin(origin: &str, secure: bool, host: &str) -> bool {
+    let (scheme, default_port) = if secure { ("https", "443") } else { ("http", "80") };
+    let Some(authority) = origin
+        .strip_prefix(scheme)
+        .and_then(|rest| rest.strip_prefix("://"))
+    else {
+        return false;
+    };
+    let with_port = |a: &str| -> String {
+        let a = a.to_ascii_lowercase();
+        let has_port = a
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()) && !a.ends_with(']'));
+        if has_port {
+            a
+        } else {
+            format!("{a}:{default_port}")
+        }
+    };
+    !authority.contains('/') && with_port(authority) == with_port(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(headers: &[(&str, &str)]) -> pingora::http::RequestHeader {
+        let mut req = pingora::http::RequestHeader::build("POST", b"/.portvakt/verify", None).unwrap();
+        for (k, v) in headers {
+            req.append_header(k.to_string(), *v).unwrap();
+        }
+        req
+    }
+
+    #[test]
+    fn cross_site_posts_are_told_apart() {
+        let host = "intranet.test:8080";
+        assert!(!cross_site(
+            &post(&[("origin", "http://intranet.test:8080")]),
+            false,
+            host
+        ));
+        assert!(cross_site(
+            &post(&[("origin", "http://evil.example")]),
+            false,
+            host
+        ));
+        assert!(cross_site(&post(&[("origin", "null")]), false, host));
+        assert!(cross_site(
+            &post(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+            false,
+            host
+        ));
+        assert!(!cross_site(
+            &post(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+            false,
+            host
+        ));
+        assert!(cross_site(
+            &post(&[("origin", "https://intranet.test:8080")]),
+            false,
+            host
+        ));
+        assert!(cross_site(
+            &post(&[("origin", "http://intranet.test:8080.evil.example")]),
+            false,
+            host
+        ));
+        assert!(cross_site(
+            &post(&[("sec-fetch-site", "cross-site")]),
+            false,
+            host
+        ));
+        assert!(cross_site(&post(&[("sec-fetch-site", "same-site")]), false, host));
+        assert!(!cross_site(
+            &post(&[("sec-fetch-site", "same-origin")]),
+            false,
+            host
+        ));
+        assert!(!cross_site(&post(&[]), false, host));
+        assert!(!cross_site(
+            &post(&[("origin", "https://intranet.test")]),
+            true,
+            "intranet.test:443"
+        ));
+        assert!(!cross_site(
+            &post(&[("origin", "https://intranet.test:443")]),
+            true,
+            "intranet.test"
+        ));
     }
 }

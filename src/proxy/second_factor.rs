@@ -18,7 +18,7 @@ use pingora::prelude::*;
 use zeroize::Zeroizing;
 
 use super::answer::Answer;
-use super::auth::AuthServices;
+use super::auth::{Attempt, AuthServices, Charged};
 use super::forms;
 use super::identity::unix;
 use crate::config::model::{EmailUse, Enrolment};
@@ -158,6 +158,7 @@ pub fn begin_adding_device(
         req.now,
     );
     challenge.device_name = name.to_owned();
+    challenge.adding_device = true;
     let (id, _) = auth.challenges.insert(challenge);
     let cookie = set_challenge_cookie(&id, req.secure, req.config.session.login_timeout);
     Answer::redirect("/.portvakt/enrol", "second_factor").with_cookie(&cookie)
@@ -209,6 +210,10 @@ async fn serve_inner(
         return Ok(expired(req));
     }
     let post = session.req_header().method == http::Method::POST;
+    // Forms of one challenge are handled one at a time (held to the end of this
+    // function): a double click shows the page the first click led to.
+    let busy = lock(&challenge).busy.clone();
+    let _one_at_a_time = if post { Some(busy.lock().await) } else { None };
     let form = if post {
         match forms::read(session).await {
             Some(form) if forms::value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => {
@@ -220,13 +225,17 @@ async fn serve_inner(
         Vec::new()
     };
     let t = texts(req.lang);
+    if let Some(verify) = enrolled_meanwhile(auth, &challenge, &user).await? {
+        return Ok(verify);
+    }
     let stage = StageKind::of(&challenge);
     match (req.page, post, stage) {
         ("enrol", false, StageKind::Enrol) => enrol_page(auth, &challenge, req, &user, &csrf, None).await,
         ("enrol", true, StageKind::Enrol) => {
-            if let Some(wait) = locked(auth, req, &user).await? {
-                return Ok(wait);
-            }
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
             let code = forms::field(&form, "code");
             let (secret, name) = {
                 let c = lock(&challenge);
@@ -251,7 +260,7 @@ async fn serve_inner(
                     } else {
                         None
                     };
-                    auth.succeeded(&user).await?;
+                    passed(auth, req, &user, charged).await?;
                     note(auth, req, &user, "enrolled", "ok").await;
                     auth.notify(req.config, &user, t.notice_device_subject, t.notice_device_body)
                         .await;
@@ -264,8 +273,6 @@ async fn serve_inner(
                     Ok(passed_page(&challenge, req))
                 }
                 Verification::Replayed | Verification::Rejected => {
-                    auth.failed(&req.config.lockout, &user, req.client, req.now)
-                        .await?;
                     note(auth, req, &user, "second_factor_failed", "refused").await;
                     enrol_page(auth, &challenge, req, &user, &csrf, Some(t.wrong_code)).await
                 }
@@ -298,9 +305,10 @@ async fn serve_inner(
             None => Ok(Answer::redirect("/.portvakt/enrol", "second_factor")),
         },
         ("enrol/email/confirm", true, StageKind::Enrol) => {
-            if let Some(wait) = locked(auth, req, &user).await? {
-                return Ok(wait);
-            }
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
             let typed = forms::field(&form, "code");
             let confirmed = if use_email_code(&challenge, typed, req.now) {
                 lock(&challenge).pending_address.take()
@@ -308,8 +316,6 @@ async fn serve_inner(
                 None
             };
             let Some(address) = confirmed else {
-                auth.failed(&req.config.lockout, &user, req.client, req.now)
-                    .await?;
                 note(auth, req, &user, "second_factor_failed", "refused").await;
                 let Some(address) = lock(&challenge).pending_address.clone() else {
                     return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
@@ -319,30 +325,30 @@ async fn serve_inner(
             auth.store.set_email_address(&user, &address, req.now).await?;
             note(auth, req, &user, "email_added", "ok").await;
             tracing::info!(user = %user, app = %req.app.name, "e-mail address confirmed while enrolling");
+            // The code was right: it proved the address is the user's.
+            passed(auth, req, &user, charged).await?;
             if req.config.second_factor.email != EmailUse::SecondFactor {
                 // A fallback beside the app: the app is still to be set up.
                 return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
             }
-            // The code that proved the address is the user's is their second factor.
-            auth.succeeded(&user).await?;
+            // Where e-mailed codes stand alone, that code is the second factor.
             note(auth, req, &user, "second_factor_ok", "ok").await;
             pass(&challenge, SignInMethod::Email, false);
             complete(auth, req, &id).await
         }
         ("verify", false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
         ("verify", true, StageKind::Verify) => {
-            if let Some(wait) = locked(auth, req, &user).await? {
-                return Ok(wait);
-            }
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
             let code = forms::field(&form, "code");
             if check_totp(auth, req, &user, code).await? {
-                auth.succeeded(&user).await?;
+                passed(auth, req, &user, charged).await?;
                 note(auth, req, &user, "second_factor_ok", "ok").await;
                 pass(&challenge, SignInMethod::Totp, wants_remembering(req, &form));
                 return complete(auth, req, &id).await;
             }
-            auth.failed(&req.config.lockout, &user, req.client, req.now)
-                .await?;
             note(auth, req, &user, "second_factor_failed", "refused").await;
             verify_page(auth, req, &user, &csrf, Some(t.wrong_code)).await
         }
@@ -351,13 +357,14 @@ async fn serve_inner(
             "second_factor",
         )),
         ("recovery", true, StageKind::Verify) => {
-            if let Some(wait) = locked(auth, req, &user).await? {
-                return Ok(wait);
-            }
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
             let code = forms::field(&form, "code");
             match use_recovery_code(auth, req, &user, code).await? {
                 Some(left) => {
-                    auth.succeeded(&user).await?;
+                    passed(auth, req, &user, charged).await?;
                     note(auth, req, &user, "recovery_code_used", "ok").await;
                     auth.notify(
                         req.config,
@@ -375,8 +382,6 @@ async fn serve_inner(
                     Ok(passed_page(&challenge, req))
                 }
                 None => {
-                    auth.failed(&req.config.lockout, &user, req.client, req.now)
-                        .await?;
                     note(auth, req, &user, "second_factor_failed", "refused").await;
                     Ok(Answer::page(
                         pages::recovery(req.lang, &csrf, Some(t.wrong_code)),
@@ -407,18 +412,17 @@ async fn serve_inner(
             _ => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
         },
         ("email", true, StageKind::Verify) => {
-            if let Some(wait) = locked(auth, req, &user).await? {
-                return Ok(wait);
-            }
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
             let typed = forms::field(&form, "code");
             if use_email_code(&challenge, typed, req.now) {
-                auth.succeeded(&user).await?;
+                passed(auth, req, &user, charged).await?;
                 note(auth, req, &user, "second_factor_ok", "ok").await;
                 pass(&challenge, SignInMethod::Email, wants_remembering(req, &form));
                 return complete(auth, req, &id).await;
             }
-            auth.failed(&req.config.lockout, &user, req.client, req.now)
-                .await?;
             note(auth, req, &user, "second_factor_failed", "refused").await;
             let address = auth.email_address(req.config, &user).await.unwrap_or_default();
             Ok(email_page(req, &csrf, &address, Some(t.wrong_code)))
@@ -456,6 +460,24 @@ async fn serve_inner(
         (_, _, StageKind::Verify) => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
         (_, _, StageKind::Passed) => Ok(passed_page(&challenge, req)),
     }
+}
+
+/// A first enrolment whose user meanwhile has a device (enrolled in another tab or
+/// browser) becomes a verification: the user signs in with that device.
+async fn enrolled_meanwhile(
+    auth: &AuthServices,
+    challenge: &SharedChallenge,
+    user: &str,
+) -> Result<Option<Answer>, StoreError> {
+    let first_enrolment = {
+        let c = lock(challenge);
+        matches!(c.stage, Stage::Enrol(_)) && !c.adding_device
+    };
+    if !first_enrolment || auth.store.totp_devices(user).await?.is_empty() {
+        return Ok(None);
+    }
+    lock(challenge).stage = Stage::Verify;
+    Ok(Some(Answer::redirect("/.portvakt/verify", "second_factor")))
 }
 
 #[derive(Clone, Copy)]
@@ -547,30 +569,42 @@ fn expired(req: &PageRequest<'_>) -> Answer {
     Answer::page(page, "challenge_expired").with_cookie(&clear_challenge_cookie(req.secure))
 }
 
-pub(crate) async fn locked(
+/// Counts this attempt at a code before it is checked; the "too many attempts"
+/// page instead when the user or the address is locked.
+pub(crate) async fn charge(
     auth: &AuthServices,
     req: &PageRequest<'_>,
     user: &str,
-) -> Result<Option<Answer>, StoreError> {
-    let wait = auth
-        .locked_for(&req.config.lockout, user, req.client, req.now)
-        .await?;
-    if wait.is_some() {
-        note(auth, req, user, "locked_out", "refused").await;
-    }
-    Ok(wait.map(|_| {
-        let t = texts(req.lang);
-        Answer::page(
-            pages::message(
+) -> Result<Result<Charged, Answer>, StoreError> {
+    match auth
+        .attempt(&req.config.lockout, user, req.client, req.now)
+        .await?
+    {
+        Attempt::Charged(charged) => Ok(Ok(charged)),
+        Attempt::Locked(_) => {
+            note(auth, req, user, "locked_out", "refused").await;
+            let t = texts(req.lang);
+            let page = pages::message(
                 StatusCode::TOO_MANY_REQUESTS,
                 req.lang,
                 t.verify_title,
                 t.locked,
                 None,
-            ),
-            "locked",
-        )
-    }))
+            );
+            Ok(Err(Answer::page(page, "locked")))
+        }
+    }
+}
+
+/// The charged attempt was a right code.
+pub(crate) async fn passed(
+    auth: &AuthServices,
+    req: &PageRequest<'_>,
+    user: &str,
+    charged: Charged,
+) -> Result<(), StoreError> {
+    auth.second_factor_passed(&req.config.lockout, user, req.client, charged)
+        .await
 }
 
 /// The verification page, with every way this user has: their app's code, a
@@ -832,7 +866,10 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
     let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
     tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
     let answer = match purpose {
-        Purpose::Login(withheld) if withheld.overflowed => expired(req),
+        Purpose::Login(withheld) if withheld.overflowed || !withheld.complete => {
+            tracing::warn!(user = %user, "the app's login answer was too long to hold whole (or not read to its end); not released");
+            expired(req)
+        }
         Purpose::Login(withheld) => Answer {
             status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
             headers: withheld.headers,

@@ -29,7 +29,10 @@ pub struct Withheld {
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Vec<u8>,
-    /// The body was larger than [`MAX_WITHHELD_BODY`]: it cannot be released whole.
+    /// The app's body has been read to its end.
+    pub complete: bool,
+    /// The body was larger than [`MAX_WITHHELD_BODY`]: it cannot be released whole,
+    /// so it is not released at all.
     pub overflowed: bool,
 }
 
@@ -94,6 +97,12 @@ pub struct Challenge {
     pub pending_address: Option<String>,
     /// The user ticked "don't ask again in this browser" with the code that passed.
     pub remember_browser: bool,
+    /// One more device for a signed-in user, rather than a first one at sign-in.
+    pub adding_device: bool,
+    /// Held while a form of this challenge is handled, so that a double click or
+    /// parallel submissions are answered one after the other, each seeing what
+    /// the one before did.
+    pub busy: Arc<tokio::sync::Mutex<()>>,
     pub created_at: SystemTime,
 }
 
@@ -109,6 +118,8 @@ impl Challenge {
             email_code: None,
             pending_address: None,
             remember_browser: false,
+            adding_device: false,
+            busy: Arc::default(),
             created_at: now,
         }
     }

@@ -10,7 +10,7 @@
 
 pub mod sqlite;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
@@ -204,13 +204,24 @@ pub trait Store: Send + Sync {
 
     async fn failures(&self, subject: Subject<'_>) -> StoreResult<FailureRecord>;
 
-    /// Counts one more failure, atomically, and returns the new record.
-    async fn record_failure(
+    /// Counts an attempt as a failure before it is checked, unless the subject is
+    /// locked: one atomic step ([`LockoutPolicy::charge`]). `Ok(Ok(before))` is the
+    /// record the charge started from (for [`Store::refund_attempt`]); `Ok(Err(wait))`
+    /// refuses the attempt, counting nothing.
+    async fn charge_attempt(
         &self,
         subject: Subject<'_>,
         policy: &LockoutPolicy,
         now: SystemTime,
-    ) -> StoreResult<FailureRecord>;
+    ) -> StoreResult<Result<FailureRecord, Duration>>;
+
+    /// Takes back one charged attempt that was no failure ([`LockoutPolicy::refund`]).
+    async fn refund_attempt(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+        before: FailureRecord,
+    ) -> StoreResult<()>;
 
     async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;
 

@@ -256,6 +256,21 @@ fn read_failures(conn: &Connection, key: &str) -> rusqlite::Result<FailureRecord
     .map(Option::unwrap_or_default)
 }
 
+fn write_failures(conn: &Connection, key: &str, record: &FailureRecord) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO failures (subject, count, last_failure, locked_until) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (subject) DO UPDATE SET
+             count = excluded.count, last_failure = excluded.last_failure, locked_until = excluded.locked_until",
+        params![
+            key,
+            i64::from(record.count),
+            record.last_failure.map(to_unix),
+            record.locked_until.map(to_unix)
+        ],
+    )?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn add_totp_device(
@@ -443,30 +458,42 @@ impl Store for SqliteStore {
         self.run(move |conn| Ok(read_failures(conn, &key)?)).await
     }
 
-    async fn record_failure(
+    async fn charge_attempt(
         &self,
         subject: Subject<'_>,
         policy: &LockoutPolicy,
         now: SystemTime,
-    ) -> StoreResult<FailureRecord> {
+    ) -> StoreResult<Result<FailureRecord, Duration>> {
         let key = subject.key();
         let policy = *policy;
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let next = policy.after_failure(&read_failures(&tx, &key)?, now);
-            tx.execute(
-                "INSERT INTO failures (subject, count, last_failure, locked_until) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (subject) DO UPDATE SET
-                     count = excluded.count, last_failure = excluded.last_failure, locked_until = excluded.locked_until",
-                params![
-                    key,
-                    i64::from(next.count),
-                    next.last_failure.map(to_unix),
-                    next.locked_until.map(to_unix)
-                ],
-            )?;
+            let before = read_failures(&tx, &key)?;
+            let after = match policy.charge(&before, now) {
+                Ok(after) => after,
+                Err(wait) => return Ok(Err(wait)),
+            };
+            write_failures(&tx, &key, &after)?;
             tx.commit()?;
-            Ok(next)
+            Ok(Ok(before))
+        })
+        .await
+    }
+
+    async fn refund_attempt(
+        &self,
+        subject: Subject<'_>,
+        policy: &LockoutPolicy,
+        before: FailureRecord,
+    ) -> StoreResult<()> {
+        let key = subject.key();
+        let policy = *policy;
+        self.run(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let refunded = policy.refund(&read_failures(&tx, &key)?, &before);
+            write_failures(&tx, &key, &refunded)?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
@@ -905,19 +932,61 @@ mod tests {
             .unwrap());
     }
 
+    /// Many attempts at once: no more than the limit get through the check.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_charges_never_pass_more_than_the_limit() {
+        let (_dir, store) = store();
+        let store = std::sync::Arc::new(store);
+        let policy = LockoutPolicy::default();
+        let attempts = (0..200).map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .charge_attempt(Subject::User("alice"), &policy, at(1))
+                    .await
+                    .unwrap()
+                    .is_ok()
+            })
+        });
+        let mut allowed = 0;
+        for attempt in attempts.collect::<Vec<_>>() {
+            allowed += usize::from(attempt.await.unwrap());
+        }
+        assert_eq!(allowed, 10);
+    }
+
     #[tokio::test]
     async fn failure_counters_persist_and_are_kept_apart() {
         let (dir, store) = store();
         let policy = LockoutPolicy::default();
         for i in 0..10 {
             store
-                .record_failure(Subject::User("alice"), &policy, at(i))
+                .charge_attempt(Subject::User("alice"), &policy, at(i))
                 .await
+                .unwrap()
                 .unwrap();
         }
+        assert!(
+            store
+                .charge_attempt(Subject::User("alice"), &policy, at(10))
+                .await
+                .unwrap()
+                .is_err(),
+            "locked: the attempt is refused and not counted"
+        );
         let address = Subject::Address("192.0.2.7".parse().unwrap());
+        let before = store
+            .charge_attempt(address.clone(), &policy, at(10))
+            .await
+            .unwrap()
+            .unwrap();
         store
-            .record_failure(address.clone(), &policy, at(10))
+            .charge_attempt(address.clone(), &policy, at(10))
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .refund_attempt(address.clone(), &policy, before)
             .await
             .unwrap();
         drop(store);

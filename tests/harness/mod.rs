@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use portvakt_legacy_app::{parse_account, serve};
+use portvakt_legacy_app::{parse_account, serve, Quirks};
 
 /// The example legacy app, served from a thread of the test process.
 pub struct LegacyApp {
@@ -18,6 +18,11 @@ pub struct LegacyApp {
 
 impl LegacyApp {
     pub fn start(accounts: &[&str]) -> LegacyApp {
+        Self::start_with(accounts, Quirks::default())
+    }
+
+    /// The app with some of the sign-in habits of real apps.
+    pub fn start_with(accounts: &[&str], quirks: Quirks) -> LegacyApp {
         let accounts = accounts
             .iter()
             .map(|a| parse_account(a).expect("account"))
@@ -32,7 +37,7 @@ impl LegacyApp {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
                 tx.send(listener.local_addr().expect("addr")).expect("send");
-                serve(listener, accounts).await.expect("serve");
+                serve(listener, accounts, quirks).await.expect("serve");
             });
         });
         LegacyApp {
@@ -423,15 +428,48 @@ impl Browser {
     }
 
     pub fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        self.post_with(path, form, &[])
+    }
+
+    /// A form POST with extra request headers (`origin`, `sec-fetch-site`, ...).
+    pub fn post_with(&mut self, path: &str, form: &[(&str, &str)], headers: &[(&str, &str)]) -> Page {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
-        let request = self
+        self.post_body(
+            path,
+            "application/x-www-form-urlencoded",
+            body.into_bytes(),
+            headers,
+        )
+    }
+
+    /// A POST of any body, exactly as given.
+    pub fn post_body(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", content_type)
             .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.send(request)
+    }
+
+    /// Another browser tab: the same cookies from now on, kept apart afterwards.
+    pub fn fork(&self) -> Browser {
+        Browser {
+            client: self.client.clone(),
+            base: self.base.clone(),
+            cookies: self.cookies.clone(),
+        }
     }
 
     fn send(&mut self, request: reqwest::blocking::RequestBuilder) -> Page {

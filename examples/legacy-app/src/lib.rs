@@ -2,16 +2,21 @@
 //! form (with a CSRF token), a session cookie on success, a 302 to its home page, an
 //! error message on failure, a logout link, an admin area, a public health URL, and a
 //! page that echoes the request it received so one can see what the gateway forwards.
+//!
+//! Behind [`Quirks`], the ways real apps sign people in that a gateway must not be
+//! walked around: a field read last-wins, multipart logins, one script serving every
+//! page, credentials in the query of any GET, and a second login endpoint.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
@@ -65,8 +70,51 @@ pub fn read_accounts(text: &str) -> Result<HashMap<String, Account>, String> {
         .collect()
 }
 
+/// Sign-in habits of real apps, each off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quirks {
+    /// A field given twice is read last-wins, as PHP and Django do (by default a
+    /// repeated field is refused, as serde's form reader does).
+    pub last_value_wins: bool,
+    /// The login form is also accepted as `multipart/form-data`, as Django, PHP,
+    /// Rails and Flask accept it.
+    pub multipart: bool,
+    /// One script serves every page, as in many PHP apps: `/index.php?page=admin`,
+    /// the login form at `/index.php?do=login`, the logout at `?do=logout`.
+    pub front_controller: bool,
+    /// `?u=NAME&p=PASSWORD` on any GET signs in.
+    pub query_login: bool,
+    /// A second login endpoint, `POST /api/login` (JSON or a form), answered 200
+    /// with a JSON body and the session cookie.
+    pub api_login: bool,
+}
+
+impl Quirks {
+    /// From the names `--quirk` takes.
+    pub fn parse(names: &[String]) -> Result<Quirks, String> {
+        let mut quirks = Quirks::default();
+        for name in names {
+            let flag = match name.as_str() {
+                "last-value-wins" => &mut quirks.last_value_wins,
+                "multipart" => &mut quirks.multipart,
+                "front-controller" => &mut quirks.front_controller,
+                "query-login" => &mut quirks.query_login,
+                "api-login" => &mut quirks.api_login,
+                other => {
+                    return Err(format!(
+                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login"
+                    ))
+                }
+            };
+            *flag = true;
+        }
+        Ok(quirks)
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
+    quirks: Quirks,
     accounts: Arc<HashMap<String, Account>>,
     /// Session id → user name.
     sessions: Arc<Mutex<HashMap<String, String>>>,
@@ -74,13 +122,21 @@ struct AppState {
     served_by: Arc<str>,
 }
 
-pub fn router(accounts: HashMap<String, Account>, served_by: &str) -> Router {
+pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirks) -> Router {
     let state = AppState {
+        quirks,
         accounts: Arc::new(accounts),
         sessions: Arc::default(),
         served_by: served_by.into(),
     };
-    Router::new()
+    let mut router = Router::new();
+    if quirks.api_login {
+        router = router.route("/api/login", post(api_login));
+    }
+    if quirks.front_controller {
+        router = router.route("/index.php", get(front_controller).post(front_controller));
+    }
+    router
         .route("/", get(home))
         .route("/login", get(login_form).post(login))
         .route("/logout", get(logout))
@@ -89,6 +145,7 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str) -> Router {
         .route("/admin/{*rest}", get(admin))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/whoami", get(whoami).post(whoami).put(whoami).delete(whoami))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), query_login))
         .with_state(state)
 }
 
@@ -96,9 +153,10 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str) -> Router {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     accounts: HashMap<String, Account>,
+    quirks: Quirks,
 ) -> std::io::Result<()> {
     let served_by = listener.local_addr()?.to_string();
-    let app = router(accounts, &served_by).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(accounts, &served_by, quirks).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).await
 }
 
@@ -163,7 +221,7 @@ fn next_path(next: Option<&str>) -> &str {
     }
 }
 
-fn login_page(csrf: &str, next: &str, error: Option<&str>) -> Html<String> {
+fn login_page(action: &str, csrf: &str, next: &str, error: Option<&str>) -> Html<String> {
     let error = error.map_or(String::new(), |e| {
         format!("<p role=\"alert\" style=\"color: #b00\">{e}</p>")
     });
@@ -171,7 +229,7 @@ fn login_page(csrf: &str, next: &str, error: Option<&str>) -> Html<String> {
     page(
         "Sign in",
         &format!(
-            "{error}<form method=\"post\" action=\"/login\">\
+            "{error}<form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
              <input type=\"hidden\" name=\"next\" value=\"{next}\">\
              <p><label>Username <input name=\"username\" autocomplete=\"username\"></label></p>\
@@ -188,67 +246,126 @@ struct NextQuery {
 
 /// The login form, with a fresh CSRF token in a cookie and in the form (double submit).
 async fn login_form(Query(query): Query<NextQuery>) -> Response {
+    form_response("/login", query.next.as_deref(), None)
+}
+
+fn form_response(action: &str, next: Option<&str>, error: Option<&str>) -> Response {
     let csrf = token();
     (
         [(
             header::SET_COOKIE,
             format!("csrftoken={csrf}; Path=/; HttpOnly; SameSite=Lax"),
         )],
-        login_page(&csrf, next_path(query.next.as_deref()), None),
+        login_page(action, &csrf, next_path(next), error),
     )
         .into_response()
 }
 
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    csrf_token: String,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    next: Option<String>,
+/// A request body's fields, read by content type as the app's framework would.
+struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    async fn read(quirks: Quirks, headers: &HeaderMap, body: Bytes) -> Result<Fields, Response> {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let refuse = |why: &str| (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+        let pairs: Vec<(String, String)> = if content_type.starts_with("application/x-www-form-urlencoded") {
+            url::form_urlencoded::parse(&body).into_owned().collect()
+        } else if content_type.starts_with("application/json") {
+            let value: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&body).map_err(|_| refuse("not a JSON object"))?;
+            value
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_owned())))
+                .collect()
+        } else if quirks.multipart && content_type.starts_with("multipart/form-data") {
+            let boundary = multer::parse_boundary(content_type).map_err(|_| refuse("no boundary"))?;
+            let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+            let mut form = multer::Multipart::new(stream, boundary);
+            let mut pairs = Vec::new();
+            while let Some(field) = form.next_field().await.map_err(|_| refuse("bad multipart"))? {
+                let name = field.name().unwrap_or_default().to_owned();
+                let text = field.text().await.map_err(|_| refuse("bad multipart"))?;
+                pairs.push((name, text));
+            }
+            pairs
+        } else {
+            return Err(refuse("unsupported content type"));
+        };
+        let mut fields = Fields(Vec::new());
+        for (name, value) in pairs {
+            match fields.0.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) if quirks.last_value_wins => slot.1 = value,
+                Some(_) => return Err(refuse("a field is given twice")),
+                None => fields.0.push((name, value)),
+            }
+        }
+        Ok(fields)
+    }
+
+    fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
 }
 
-async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
-    if form.csrf_token.is_empty() || cookie(&headers, "csrftoken") != Some(form.csrf_token.as_str()) {
+impl AppState {
+    /// The account these credentials open, by its (case-folded) name.
+    fn check(&self, username: &str, password: &str) -> Option<(String, &Account)> {
+        let name = username.trim().to_lowercase();
+        let account = self.accounts.get(&name).filter(|a| a.password == password)?;
+        Some((name, account))
+    }
+
+    /// A new app session for `user`; its Set-Cookie value.
+    fn open_session(&self, user: &str) -> String {
+        let session = token();
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.insert(session.clone(), user.to_owned());
+        }
+        format!("sessionid={session}; Path=/; HttpOnly; SameSite=Lax")
+    }
+}
+
+async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    sign_in(&state, &headers, body, "/login").await
+}
+
+/// The login form's POST: a 302 with a short body (as many frameworks send), the
+/// session cookie and a rotated CSRF cookie; the form again with an error otherwise.
+async fn sign_in(state: &AppState, headers: &HeaderMap, body: Bytes, action: &str) -> Response {
+    let form = match Fields::read(state.quirks, headers, body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let csrf = form.get("csrf_token");
+    if csrf.is_empty() || cookie(headers, "csrftoken") != Some(csrf) {
         return (
             StatusCode::FORBIDDEN,
             page("Forbidden", "<p>CSRF check failed. Reload the login page.</p>"),
         )
             .into_response();
     }
+    let next = Some(form.get("next")).filter(|n| !n.is_empty());
     // Like many apps, user names are not case-sensitive here: `ALICE` is alice.
-    let username = form.username.trim().to_lowercase();
-    let account = state
-        .accounts
-        .get(&username)
-        .filter(|a| a.password == form.password);
-    let Some(account) = account else {
-        let csrf = token();
-        return (
-            [(
-                header::SET_COOKIE,
-                format!("csrftoken={csrf}; Path=/; HttpOnly; SameSite=Lax"),
-            )],
-            login_page(
-                &csrf,
-                next_path(form.next.as_deref()),
-                Some("Invalid username or password."),
-            ),
-        )
-            .into_response();
+    let Some((username, account)) = state.check(form.get("username"), form.get("password")) else {
+        return form_response(action, next, Some("Invalid username or password."));
     };
-    let session = token();
-    if let Ok(mut sessions) = state.sessions.lock() {
-        sessions.insert(session.clone(), username.clone());
-    }
-    // Like many frameworks, rotate the CSRF cookie beside setting the session.
-    let mut response = Redirect::to(next_path(form.next.as_deref())).into_response();
-    *response.status_mut() = StatusCode::FOUND;
+    let target = next_path(next);
+    let mut response = (
+        StatusCode::FOUND,
+        [(header::LOCATION, target.to_owned())],
+        Html(format!("<a href=\"{}\">Signed in; continue</a>", escape(target))),
+    )
+        .into_response();
     let headers = response.headers_mut();
+    // Like many frameworks, rotate the CSRF cookie beside setting the session.
     for value in [
-        format!("sessionid={session}; Path=/; HttpOnly; SameSite=Lax"),
+        state.open_session(&username),
         format!("csrftoken={}; Path=/; HttpOnly; SameSite=Lax", token()),
     ] {
         if let Ok(v) = value.parse() {
@@ -259,6 +376,81 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
         headers.insert("x-account-email", address);
     }
     response
+}
+
+/// A second way in, as API clients and single-page apps use: `{"username", "password"}`
+/// (or a form) answered 200 with JSON and the session cookie.
+async fn api_login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match Fields::read(state.quirks, &headers, body).await {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    match state.check(form.get("username"), form.get("password")) {
+        Some((user, _)) => (
+            [
+                (header::SET_COOKIE, state.open_session(&user)),
+                (header::CONTENT_TYPE, "application/json".to_owned()),
+            ],
+            serde_json::json!({ "ok": true, "user": user }).to_string(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{\"ok\":false}",
+        )
+            .into_response(),
+    }
+}
+
+/// Signs in whoever `?u=…&p=…` names, on any GET, as some PHP apps do.
+async fn query_login(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let opened = state
+        .quirks
+        .query_login
+        .then(|| {
+            let query = request.uri().query()?;
+            let fields: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect();
+            let (user, _) = state.check(fields.get("u")?, fields.get("p")?)?;
+            Some(state.open_session(&user))
+        })
+        .flatten();
+    let mut response = next.run(request).await;
+    if let Some(cookie) = opened.and_then(|c| c.parse().ok()) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct FrontQuery {
+    #[serde(rename = "do")]
+    action: Option<String>,
+    page: Option<String>,
+}
+
+/// One script for every page: `?do=login` and `?do=logout`, `?page=admin`, else home.
+async fn front_controller(
+    State(state): State<AppState>,
+    Query(query): Query<FrontQuery>,
+    method: Method,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    const LOGIN: &str = "/index.php?do=login";
+    match (query.action.as_deref(), query.page.as_deref(), method) {
+        (Some("login"), _, Method::POST) => sign_in(&state, &headers, body, LOGIN).await,
+        (Some("login"), _, _) => form_response(LOGIN, None, None),
+        (Some("logout"), _, _) => logout(State(state), headers).await,
+        (_, Some("admin"), _) => admin(State(state), headers).await,
+        _ => home(State(state), headers).await,
+    }
 }
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use portvakt_legacy_app::{parse_account, read_accounts, serve};
+use portvakt_legacy_app::{parse_account, read_accounts, serve, Quirks};
 
 #[derive(Parser)]
 #[command(about = "A password-only example web app to put Portvakt in front of")]
@@ -27,6 +27,10 @@ struct Args {
     /// A file of accounts, one name:password[:admin] per line.
     #[arg(long)]
     users_file: Option<PathBuf>,
+    /// A sign-in habit of real apps to imitate (repeatable): last-value-wins,
+    /// multipart, front-controller, query-login, api-login.
+    #[arg(long = "quirk")]
+    quirks: Vec<String>,
 }
 
 #[tokio::main]
@@ -45,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     println!("legacy app listening on http://{}", listener.local_addr()?);
-    serve(listener, accounts).await?;
+    let quirks = Quirks::parse(&args.quirks).map_err(anyhow::Error::msg)?;
+    serve(listener, accounts, quirks).await?;
     Ok(())
 }

@@ -1,0 +1,433 @@
+//! Login interception against an attacker who holds the victim's password, in front
+//! of the example app with the sign-in habits of real apps turned on. Whether the
+//! victim's app session reached the attacker is asked of the app itself (its own
+//! echo of who is signed in), not of the gateway.
+
+use std::sync::Barrier;
+
+use portvakt_legacy_app::Quirks;
+
+use super::*;
+
+const ACCOUNTS: &[&str] = &["alice:wonderland:admin", "mallory:evil"];
+
+/// Who the app says the browser's cookies sign in, asked of the app directly.
+fn app_says(app: &LegacyApp, browser: &Browser) -> Option<String> {
+    let cookies: Vec<String> = browser.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let page = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{}/", app.url()))
+        .header("cookie", cookies.join("; "))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    Some(
+        page.split("Welcome, <strong>")
+            .nth(1)?
+            .split("</strong>")
+            .next()?
+            .to_owned(),
+    )
+}
+
+fn gateway_with(app: &LegacyApp, login_extra: &str, routes: &str) -> Gateway {
+    Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /login\n      username_field: username\n      logout_path: /logout\n\
+         \x20     success: {{ status: [302], set_cookie: sessionid }}\n{login_extra}\
+         \x20   routes:\n      - {{ path: /healthz, match: exact, policy: bypass }}\n{routes}",
+        app.url()
+    ))
+}
+
+#[test]
+fn a_user_name_given_twice_is_refused_whatever_the_password() {
+    let app = LegacyApp::start_with(
+        ACCOUNTS,
+        Quirks {
+            last_value_wins: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = gateway_with(&app, "", "");
+    // Mallory has her own authenticator: were the gateway to read her name, her
+    // code would pass, and the app (reading the last name) would sign in alice.
+    signed_in_with_an_app(&gateway, "mallory", "evil");
+    // Bodies as an attacker writes them (no client library would).
+    let attacks = [
+        "username=mallory&username=alice",
+        "username=mallory;username=alice",
+        "username=mallory&Username=alice",
+        "username=mallory&username%5B%5D=alice",
+        "username=mallory&user%6Eame=alice",
+    ];
+    for attack in attacks {
+        let mut outcomes = Vec::new();
+        for password in ["wonderland", "guess"] {
+            let mut attacker = Browser::new(&gateway, HOST);
+            let csrf = attacker.get("/login").input("csrf_token").unwrap();
+            let body = format!("csrf_token={csrf}&{attack}&password={password}");
+            let page = attacker.post_body(
+                "/login",
+                "application/x-www-form-urlencoded",
+                body.into_bytes(),
+                &[],
+            );
+            assert_eq!(
+                app_says(&app, &attacker),
+                None,
+                "{attack}: no app session reached the browser"
+            );
+            outcomes.push((page.status, page.location().map(str::to_owned)));
+        }
+        assert_eq!(
+            outcomes[0],
+            (303, Some("/.portvakt/sign-in-refused".to_owned())),
+            "{attack}"
+        );
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "{attack}: right and wrong passwords alike"
+        );
+    }
+    let mut attacker = Browser::new(&gateway, HOST);
+    assert_eq!(attacker.get("/.portvakt/sign-in-refused").status, 400);
+    // In the query and the body at once: the same.
+    let mut attacker = Browser::new(&gateway, HOST);
+    let csrf = attacker.get("/login").input("csrf_token").unwrap();
+    let page = attacker.post(
+        "/login?username=mallory",
+        &[
+            ("csrf_token", &csrf),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ],
+    );
+    assert_eq!(page.location(), Some("/.portvakt/sign-in-refused"));
+    assert_eq!(app_says(&app, &attacker), None);
+}
+
+#[test]
+fn a_multipart_login_is_read_as_the_app_reads_it() {
+    let app = LegacyApp::start_with(
+        ACCOUNTS,
+        Quirks {
+            multipart: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = gateway_with(&app, "", "");
+    signed_in_with_an_app(&gateway, "alice", "wonderland");
+    let (_, (mallory_secret, _, _)) = signed_in_with_an_app(&gateway, "mallory", "evil");
+    let mut attacker = Browser::new(&gateway, HOST);
+    let csrf = attacker.get("/login").input("csrf_token").unwrap();
+    // An urlencoded reader of this body finds mallory in the preamble; the app's
+    // multipart parser skips the preamble and signs in alice.
+    let body = format!(
+        "&username=mallory&\r\n--XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{csrf}\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n\
+         --XyZ\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nwonderland\r\n--XyZ--\r\n"
+    );
+    let page = attacker.post_body(
+        "/login",
+        "multipart/form-data; boundary=XyZ",
+        body.into_bytes(),
+        &[],
+    );
+    assert_eq!(
+        page.location(),
+        Some("/.portvakt/verify"),
+        "alice's challenge: she has a device"
+    );
+    assert_eq!(app_says(&app, &attacker), None);
+    let csrf = attacker.get("/.portvakt/verify").input("csrf").unwrap();
+    let own_code = attacker.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&mallory_secret, 1))],
+    );
+    assert_eq!(own_code.status, 422, "mallory's authenticator is not alice's");
+    assert_eq!(app_says(&app, &attacker), None);
+    // A body of a type the gateway does not read: refused, not guessed.
+    let mut other = Browser::new(&gateway, HOST);
+    let csrf = other.get("/login").input("csrf_token").unwrap();
+    let text = format!("csrf_token={csrf}\r\nusername=alice\r\npassword=wonderland\r\n");
+    let page = other.post_body("/login", "text/plain", text.into_bytes(), &[]);
+    assert_eq!(page.location(), Some("/.portvakt/sign-in-refused"));
+}
+
+#[test]
+fn an_app_that_signs_in_on_other_requests_is_held_back_too() {
+    let quirks = Quirks {
+        query_login: true,
+        api_login: true,
+        ..Quirks::default()
+    };
+    let app = LegacyApp::start_with(ACCOUNTS, quirks);
+    let gateway = gateway_with(&app, "", "      - { path: /api/, policy: bypass }\n");
+    // Credentials in the query of pages the gateway forwards without a session.
+    for target in ["/healthz?u=alice&p=wonderland", "/login?u=alice&p=wonderland"] {
+        let mut attacker = Browser::new(&gateway, HOST);
+        let page = attacker.get(target);
+        assert_eq!(page.status, 303, "{target}");
+        assert_eq!(page.location(), Some("/login"), "{target}: sent to sign in");
+        assert_eq!(app_says(&app, &attacker), None, "{target}");
+    }
+    // Elsewhere the policy stops the request before the app sees it.
+    let mut attacker = Browser::new(&gateway, HOST);
+    assert_eq!(
+        attacker.get("/admin/?u=alice&p=wonderland").location(),
+        Some("/login")
+    );
+    assert_eq!(app_says(&app, &attacker), None);
+    // A second login endpoint: who signs in is readable, so it is a login like the
+    // form's, held back for alice's second factor and then released exactly.
+    let mut browser = Browser::new(&gateway, HOST);
+    let json = br#"{"username":"alice","password":"wonderland"}"#.to_vec();
+    let page = browser.post_body("/api/login", "application/json", json, &[]);
+    assert_eq!(page.location(), Some("/.portvakt/enrol"));
+    assert_eq!(app_says(&app, &browser), None);
+    enrol(&mut browser);
+    let released = press_continue(&mut browser);
+    assert_eq!(released.status, 200);
+    assert_eq!(
+        released.body, r#"{"ok":true,"user":"alice"}"#,
+        "the app's answer, whole"
+    );
+    assert_eq!(
+        released
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some("26")
+    );
+    assert_eq!(app_says(&app, &browser).as_deref(), Some("alice"));
+    // The app's logout deletes its cookie: that always passes.
+    let out = browser.get("/logout");
+    assert!(
+        out.set_cookie_names().contains(&"sessionid".to_owned()),
+        "{:?}",
+        out.headers
+    );
+    assert_eq!(app_says(&app, &browser), None);
+}
+
+#[test]
+fn front_controller_pages_get_their_routes_policy() {
+    let quirks = Quirks {
+        front_controller: true,
+        query_login: true,
+        ..Quirks::default()
+    };
+    let app = LegacyApp::start_with(ACCOUNTS, quirks);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /index.php\n      query: {{ do: login }}\n      username_field: username\n\
+         \x20     logout_path: /index.php?do=logout\n      session_cookie: sessionid\n",
+        app.url()
+    ));
+    let mut attacker = Browser::new(&gateway, HOST);
+    for target in [
+        "/index.php?page=admin",
+        "/index.php",
+        "/index.php?do=login&page=admin&do=x",
+    ] {
+        let page = attacker.get(target);
+        assert_eq!(
+            page.location(),
+            Some("/index.php?do=login"),
+            "{target}: not the login, so signed-in only"
+        );
+    }
+    let page = attacker.get("/index.php?page=admin&u=alice&p=wonderland");
+    assert_eq!(page.location(), Some("/index.php?do=login"));
+    assert_eq!(app_says(&app, &attacker), None);
+    // The login itself passes to the app and is held back as usual.
+    let form = attacker.get("/index.php?do=login");
+    assert_eq!(form.status, 200);
+    let csrf = form.input("csrf_token").unwrap();
+    let page = attacker.post(
+        "/index.php?do=login",
+        &[
+            ("csrf_token", &csrf),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ],
+    );
+    assert_eq!(page.location(), Some("/.portvakt/enrol"));
+    assert_eq!(app_says(&app, &attacker), None);
+    // A POST to the same script that is not the login gets the policy too.
+    let mut other = Browser::new(&gateway, HOST);
+    let csrf = other.get("/index.php?do=login").input("csrf_token").unwrap();
+    let page = other.post(
+        "/index.php?page=admin",
+        &[
+            ("csrf_token", &csrf),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ],
+    );
+    assert_eq!(page.location(), Some("/index.php?do=login"));
+    assert_eq!(app_says(&app, &other), None);
+}
+
+#[test]
+fn parallel_wrong_codes_never_outrun_the_lockout() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = gateway_with(&app, "", "");
+    signed_in_with_an_app(&gateway, "alice", "wonderland");
+    // Twenty challenges in progress, 400 wrong codes sent at once across them.
+    let challenges: Vec<(Browser, String)> = (0..20)
+        .map(|_| {
+            let mut browser = Browser::new(&gateway, HOST);
+            assert_eq!(
+                app_login(&mut browser, "alice", "wonderland").location(),
+                Some("/.portvakt/verify")
+            );
+            let csrf = browser.get("/.portvakt/verify").input("csrf").unwrap();
+            (browser, csrf)
+        })
+        .collect();
+    let start = Barrier::new(400);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..400)
+            .map(|i| {
+                let (browser, csrf) = &challenges[i % challenges.len()];
+                let mut tab = browser.fork();
+                let start = &start;
+                scope.spawn(move || {
+                    start.wait();
+                    tab.post("/.portvakt/verify", &[("csrf", csrf), ("code", "000000")])
+                        .status
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let checked = statuses.iter().filter(|s| **s == 422).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 400, "{statuses:?}");
+    assert!(checked <= 10, "{checked} codes were checked; max_failures is 10");
+}
+
+#[test]
+fn a_locked_account_answers_right_and_wrong_passwords_alike() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = gateway_with(&app, "", "");
+    let gateway_locked = {
+        signed_in_with_an_app(&gateway, "alice", "wonderland");
+        for _ in 0..10 {
+            let mut guesser = Browser::new(&gateway, HOST);
+            app_login(&mut guesser, "alice", "wonderland");
+            let csrf = guesser.get("/.portvakt/verify").input("csrf").unwrap();
+            guesser.post("/.portvakt/verify", &[("csrf", &csrf), ("code", "000000")]);
+        }
+        &gateway
+    };
+    let mut right = Browser::new(gateway_locked, HOST);
+    let mut wrong = Browser::new(gateway_locked, HOST);
+    let a = app_login(&mut right, "alice", "wonderland");
+    let b = app_login(&mut wrong, "alice", "not-the-password");
+    assert_eq!((a.status, a.location()), (303, Some("/.portvakt/locked")));
+    assert_eq!((b.status, b.location()), (a.status, a.location()));
+    assert_eq!(a.set_cookie_names(), b.set_cookie_names());
+    assert_eq!(app_says(&app, &right), None);
+    assert_eq!(right.get("/.portvakt/locked").status, 429);
+}
+
+#[test]
+fn the_released_login_answer_is_the_apps_exactly() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = gateway_with(&app, "", "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    enrol(&mut browser);
+    let released = press_continue(&mut browser);
+    assert_eq!(released.status, 302);
+    assert_eq!(released.location(), Some("/"));
+    assert_eq!(released.body, "<a href=\"/\">Signed in; continue</a>");
+    assert_eq!(
+        released
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()),
+        Some("35")
+    );
+    assert_eq!(app_says(&app, &browser).as_deref(), Some("alice"));
+}
+
+#[test]
+fn cross_site_posts_to_gateway_forms_are_refused() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = gateway_with(&app, "", "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let page = browser.get("/.portvakt/enrol");
+    let csrf = page.input("csrf").unwrap();
+    for headers in [
+        &[("origin", "http://evil.example")][..],
+        &[("origin", "null")][..],
+        &[("sec-fetch-site", "cross-site")][..],
+        &[("sec-fetch-site", "same-site")][..],
+    ] {
+        let refused = browser.post_with(
+            "/.portvakt/enrol",
+            &[("csrf", &csrf), ("code", "000000")],
+            headers,
+        );
+        assert_eq!(refused.status, 403, "{headers:?}");
+    }
+    let own = format!("http://{HOST}:{}", gateway.port);
+    let same = browser.post_with(
+        "/.portvakt/enrol",
+        &[("csrf", &csrf), ("code", "000000")],
+        &[("origin", &own), ("sec-fetch-site", "same-origin")],
+    );
+    assert_eq!(same.status, 422, "checked, and wrong");
+}
+
+#[test]
+fn double_submitted_enrolments_store_one_device() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = gateway_with(&app, "", "");
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    // A second sign-in of alice, in another browser, begun before she enrols.
+    let mut other = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut other, "alice", "wonderland").location(),
+        Some("/.portvakt/enrol")
+    );
+    let page = browser.get("/.portvakt/enrol");
+    let csrf = page.input("csrf").unwrap();
+    let secret = secret_on(&page);
+    let first = code(&secret, 0);
+    let start = Barrier::new(5);
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..5)
+            .map(|_| {
+                let mut tab = browser.fork();
+                let (start, csrf, first) = (&start, &csrf, &first);
+                scope.spawn(move || {
+                    start.wait();
+                    tab.post("/.portvakt/enrol", &[("csrf", csrf), ("code", first)])
+                        .status
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(statuses, [200; 5], "each click shows the page the first led to");
+    assert!(gateway.cli(&["users", "show", "alice"]).contains(" 1 device(s)"));
+    // The other sign-in now verifies with that device instead of enrolling another.
+    let moved = other.get("/.portvakt/enrol");
+    assert_eq!(moved.location(), Some("/.portvakt/verify"));
+    let csrf = other.get("/.portvakt/verify").input("csrf").unwrap();
+    let passed = other.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(passed.status, 302, "{}", passed.body);
+}
