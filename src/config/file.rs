@@ -123,6 +123,17 @@ pub struct LoginFile {
     pub query: Vec<(Spanned<String>, String)>,
     /// The app's session cookie names (a name, or a list of names and `prefix*`).
     pub session_cookie: Option<Vec<Spanned<String>>>,
+    pub confirm: Option<ConfirmFile>,
+}
+
+/// `login.confirm`: a page of the app that says who its session belongs to.
+pub struct ConfirmFile {
+    pub at: Pos,
+    pub key: String,
+    pub path: Option<Spanned<String>>,
+    pub header: Option<Spanned<String>>,
+    pub json: Option<Spanned<String>>,
+    pub pattern: Option<Spanned<String>>,
 }
 
 pub struct ListenFile {
@@ -224,7 +235,9 @@ const LOGIN_KEYS: &[&str] = &[
     "max_body",
     "query",
     "session_cookie",
+    "confirm",
 ];
+const CONFIRM_KEYS: &[&str] = &["path", "header", "json", "pattern"];
 const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
 const LISTEN_KEYS: &[&str] = &["addr", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -766,6 +779,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         max_body: None,
         query: Vec::new(),
         session_cookie: None,
+        confirm: None,
     };
     if let Some((n, k)) = m.require(
         d,
@@ -830,6 +844,9 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
             }
         }
     }
+    if let Some((n, k)) = m.get("confirm") {
+        login.confirm = decode_confirm(d, n, &k);
+    }
     if let Some((n, k)) = m.get("session_cookie") {
         login.session_cookie = Some(match &n.value {
             Value::Seq(_) => d.list(n, &k, "cookie names", |d, n, k| d.spanned_string(n, k)),
@@ -838,6 +855,37 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     }
     m.finish(d);
     Some(LoginSpec::Form(Box::new(login)))
+}
+
+fn decode_confirm(d: &mut Decoder, node: &Node, key: &str) -> Option<ConfirmFile> {
+    let mut m = d.map(node, key, CONFIRM_KEYS)?;
+    let mut confirm = ConfirmFile {
+        at: node.at,
+        key: key.to_owned(),
+        path: None,
+        header: None,
+        json: None,
+        pattern: None,
+    };
+    if let Some((n, k)) = m.require(
+        d,
+        "path",
+        node.at,
+        "the app's page that says who is signed in, such as /api/me",
+    ) {
+        confirm.path = d.spanned_string(n, &k);
+    }
+    for (name, slot) in [
+        ("header", &mut confirm.header),
+        ("json", &mut confirm.json),
+        ("pattern", &mut confirm.pattern),
+    ] {
+        if let Some((n, k)) = m.get(name) {
+            *slot = d.spanned_string(n, &k);
+        }
+    }
+    m.finish(d);
+    Some(confirm)
 }
 
 fn decode_email(d: &mut Decoder, node: &Node, key: &str) -> Option<EmailFile> {

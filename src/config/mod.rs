@@ -384,6 +384,56 @@ mod tests {
     }
 
     #[test]
+    fn the_login_narrows_with_query_conditions_and_names_its_session_cookies() {
+        let text = format!(
+            "{MINIMAL}    login:\n      path: /index.php\n      query: {{ do: login }}\n      username_field: u\n\
+             \x20     logout_path: /index.php?do=logout\n      session_cookie: [sid, \"wp_logged_in_*\"]\n\
+             \x20     confirm: {{ path: /api/me, json: /user }}\n"
+        );
+        let config = parse(&text, &PathBuf::from("t.yaml")).expect("valid");
+        let login = config.apps[0].app_form().expect("login");
+        assert!(login.query.met_by(Some("do=login")) && !login.query.met_by(Some("page=admin")));
+        assert_eq!(
+            login.page_target, "/index.php?do=login",
+            "the page defaults to the login's"
+        );
+        assert_eq!(login.logout_path.as_deref(), Some("/index.php"));
+        assert!(login.logout_query.met_by(Some("do=logout")) && !login.logout_query.met_by(None));
+        assert!(login.session_cookies.contains("wp_logged_in_abc") && login.session_cookies.contains("SID"));
+        assert!(login.confirm.is_some());
+        assert!(warnings(&config).is_empty());
+        let bare = parse(
+            &format!("{MINIMAL}    login: {{ path: /login, username_field: u }}\n"),
+            &PathBuf::from("t.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(warnings(&bare).len(), 1, "no session cookie known");
+    }
+
+    #[test]
+    fn confirm_rules_are_checked_where_they_are_written() {
+        let with = |confirm: &str| {
+            errors(&format!("{MINIMAL}    login:\n      path: /login\n      username_field: u\n      confirm: {confirm}\n"))
+        };
+        assert_eq!(
+            with("{ path: /me }"),
+            ["t.yaml:10:16: apps.wiki.login.confirm: say where the page names the user: one of `header`, `json` or `pattern`"]
+        );
+        assert_eq!(
+            with("{ path: /me, json: /a, header: X-User }"),
+            ["t.yaml:10:16: apps.wiki.login.confirm: say where the page names the user: one of `header`, `json` or `pattern`"]
+        );
+        assert!(with("{ path: /me, json: user }")[0]
+            .starts_with("t.yaml:10:35: apps.wiki.login.confirm.json: `user` is not a JSON pointer"));
+        assert!(with("{ path: /me, pattern: 'no group' }")[0]
+            .contains("login.confirm.pattern: the pattern needs a group"));
+        assert!(
+            with("{ path: /me, pattern: '(' }")[0].contains("login.confirm.pattern: not a usable pattern")
+        );
+        assert!(with("{ path: /me, json: /u, colour: red }")[0].contains("login.confirm.colour: unknown key"));
+    }
+
+    #[test]
     fn missing_top_level_keys_are_named() {
         let found = errors("log: {format: xml}\n");
         assert!(found.iter().any(|e| e.contains("missing `listen`")), "{found:#?}");

@@ -354,7 +354,42 @@ pub struct LoginInterception {
     pub email_header: Option<http::HeaderName>,
     /// Larger login bodies are refused with 413.
     pub max_body: usize,
+    /// Where the app itself says who a new session belongs to.
+    pub confirm: Option<ConfirmRule>,
 }
+
+/// `login.confirm`: the gateway fetches `path` from the app with the cookies of the
+/// withheld answer, reads who is signed in, and discards a login that names
+/// someone else than the request did.
+#[derive(Debug, Clone)]
+pub struct ConfirmRule {
+    pub path: String,
+    pub read: ConfirmRead,
+}
+
+/// Where the confirming page names the user.
+#[derive(Debug, Clone)]
+pub enum ConfirmRead {
+    Header(http::HeaderName),
+    /// A JSON pointer (RFC 6901) to a string.
+    Json(String),
+    /// The first capture group of the first match.
+    Pattern(regex::Regex),
+}
+
+impl PartialEq for ConfirmRule {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && match (&self.read, &other.read) {
+                (ConfirmRead::Header(a), ConfirmRead::Header(b)) => a == b,
+                (ConfirmRead::Json(a), ConfirmRead::Json(b)) => a == b,
+                (ConfirmRead::Pattern(a), ConfirmRead::Pattern(b)) => a.as_str() == b.as_str(),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for ConfirmRule {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UsernameSource {

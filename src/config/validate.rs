@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use super::decode::{Decoder, Spanned};
 use super::file::{
-    AppFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile, RouteFile,
-    SecondFactorFile, SessionFile, SmtpFile,
+    AppFile, ConfirmFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile,
+    RouteFile, SecondFactorFile, SessionFile, SmtpFile,
 };
 use super::model::{
-    fold_header_name, fold_host, App, Config, EmailSettings, EmailTransport, EmailUse, Enrolment, Listener,
-    LogFormat, LogSettings, LoginInterception, MfaChanges, PageSettings, SecondFactorSettings,
-    ServerSettings, SessionSettings, SignIn, SmtpSecurity, SuccessRule, TlsFiles, Upstream, UpstreamHeaders,
-    UsernameSource, Users,
+    fold_header_name, fold_host, App, Config, ConfirmRead, ConfirmRule, EmailSettings, EmailTransport,
+    EmailUse, Enrolment, Listener, LogFormat, LogSettings, LoginInterception, MfaChanges, PageSettings,
+    SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity, SuccessRule, TlsFiles,
+    Upstream, UpstreamHeaders, UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -643,7 +643,53 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             .max_body
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(64 * 1024),
+        confirm: file.confirm.as_ref().and_then(|c| build_confirm(d, c)),
     })
+}
+
+fn build_confirm(d: &mut Decoder, file: &ConfirmFile) -> Option<ConfirmRule> {
+    let path = normal_path(d, file.path.as_ref()?)?;
+    let read = match (&file.header, &file.json, &file.pattern) {
+        (Some(header), None, None) => ConfirmRead::Header(header_name(d, header)?),
+        (None, Some(pointer), None) if pointer.value.starts_with('/') => {
+            ConfirmRead::Json(pointer.value.clone())
+        }
+        (None, Some(pointer), None) => {
+            d.error(
+                pointer.at,
+                &pointer.key,
+                format!(
+                    "`{}` is not a JSON pointer; write one such as /user/name",
+                    pointer.value
+                ),
+            );
+            return None;
+        }
+        (None, None, Some(pattern)) => match regex::Regex::new(&pattern.value) {
+            Ok(re) if re.captures_len() > 1 => ConfirmRead::Pattern(re),
+            Ok(_) => {
+                d.error(
+                    pattern.at,
+                    &pattern.key,
+                    "the pattern needs a group in parentheses around the user name",
+                );
+                return None;
+            }
+            Err(e) => {
+                d.error(pattern.at, &pattern.key, format!("not a usable pattern: {e}"));
+                return None;
+            }
+        },
+        _ => {
+            d.error(
+                file.at,
+                &file.key,
+                "say where the page names the user: one of `header`, `json` or `pattern`",
+            );
+            return None;
+        }
+    };
+    Some(ConfirmRule { path, read })
 }
 
 /// One of a few words: `absent` when the key is not written, the word's value when

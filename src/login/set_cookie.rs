@@ -13,6 +13,8 @@ pub struct SetCookie {
     /// (`=sid=x`, or no `=` at all) is sent back as its bare value, which an app
     /// reads as `sid=x`: that is its name here.
     pub name: String,
+    /// The value the browser will send back (quotes kept off).
+    pub value: String,
     /// Set with a value that will be sent back; false for a deletion (an empty
     /// value, `Max-Age` of zero or less, or an `Expires` in the past).
     pub live: bool,
@@ -67,6 +69,7 @@ impl SetCookie {
         };
         SetCookie {
             name: name.to_owned(),
+            value: value.to_owned(),
             live: !value.is_empty() && unexpired,
         }
     }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
+use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub(super) config: SharedConfig,
     pub(super) metrics: Arc<Metrics>,
     pub(super) auth: Arc<AuthServices>,
+    /// The gateway's own requests to apps (`login.confirm`).
+    pub(super) connector: Connector,
 }
 
 impl Gateway {
@@ -54,6 +57,7 @@ impl Gateway {
             config,
             metrics,
             auth,
+            connector: Connector::new(None),
         }
     }
 }
@@ -263,7 +267,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -272,7 +276,8 @@ impl ProxyHttp for Gateway {
         }
         if ctx.watched {
             let capture = ctx.capture.take();
-            self.watch_answer(upstream_response, capture, ctx).await?;
+            self.watch_answer(upstream_response, capture, session.req_header(), ctx)
+                .await?;
         }
         Ok(())
     }

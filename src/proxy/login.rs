@@ -106,20 +106,26 @@ impl RequestCapture {
             return Err(Unreadable::Malformed("body the gateway saw whole"));
         }
         let kind = self.kind.as_ref().map_err(Clone::clone)?;
-        let Some(name) = credentials::user_name(field, kind, &self.body, query)? else {
-            return Ok(None);
-        };
-        if name.len() > 256 || name.chars().any(char::is_control) {
-            return Err(Unreadable::NotText);
+        match credentials::user_name(field, kind, &self.body, query)? {
+            Some(name) => canonical_user(login, &name),
+            None => Ok(None),
         }
-        let trimmed = name.trim();
-        let canonical = if login.username_case_sensitive {
-            trimmed.to_owned()
-        } else {
-            trimmed.to_lowercase()
-        };
-        Ok((!canonical.is_empty()).then_some(canonical))
     }
+}
+
+/// One account however its name is typed (see [`RequestCapture::user_name`]);
+/// `Ok(None)` for a blank name.
+pub fn canonical_user(login: &LoginInterception, name: &str) -> Result<Option<String>, Unreadable> {
+    if name.len() > 256 || name.chars().any(char::is_control) {
+        return Err(Unreadable::NotText);
+    }
+    let trimmed = name.trim();
+    let canonical = if login.username_case_sensitive {
+        trimmed.to_owned()
+    } else {
+        trimmed.to_lowercase()
+    };
+    Ok((!canonical.is_empty()).then_some(canonical))
 }
 
 /// Whether the app's answer means the password was right.
@@ -193,6 +199,7 @@ mod tests {
             email_header: None,
             username_case_sensitive: false,
             max_body: 1024,
+            confirm: None,
         }
     }
 

@@ -4,6 +4,7 @@ mod account;
 mod admit;
 pub mod answer;
 pub mod auth;
+mod confirm;
 pub mod forms;
 pub mod gateway;
 pub mod gateway_login;

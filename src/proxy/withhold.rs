@@ -19,16 +19,17 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::SystemTime;
 
 use http::StatusCode;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
 use super::auth::Attempt;
+use super::confirm;
 use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, RequestCapture};
 use super::second_factor;
 use crate::config::model::LoginInterception;
 use crate::config::{App, Config};
-use crate::login::Unreadable;
+use crate::login::{SetCookie, Unreadable};
 use crate::policy::Authentication;
 use crate::session::challenge::{Purpose, SharedChallenge, Withheld};
 use crate::session::{cookies, SignInMethod};
@@ -42,19 +43,23 @@ pub enum Swallow {
 }
 
 /// What the gateway learned about a sign-in the app made.
-struct SignIn {
+struct SignIn<'r> {
     user: Result<Option<String>, Unreadable>,
     /// The app let the user in.
     passed: bool,
     trust_cookie: Option<String>,
+    /// The request the app answered.
+    request: &'r RequestHeader,
 }
 
 impl Gateway {
     /// Looks at every answer of an app whose sign-in the gateway watches.
+    /// `request` is the request the app answered (its cookies, for `login.confirm`).
     pub(super) async fn watch_answer(
         &self,
         response: &mut ResponseHeader,
         capture: Option<RequestCapture>,
+        request: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let Some(config) = ctx.config.clone() else {
@@ -84,6 +89,7 @@ impl Gateway {
                 user,
                 passed,
                 trust_cookie: capture.trust_cookie,
+                request,
             };
             return self
                 .sign_in(response, sign_in, ctx, &config, app, login, now)
@@ -116,6 +122,7 @@ impl Gateway {
             user,
             passed: true,
             trust_cookie: None,
+            request,
         };
         self.sign_in(response, sign_in, ctx, &config, app, login, now)
             .await
@@ -127,7 +134,7 @@ impl Gateway {
     async fn sign_in(
         &self,
         response: &mut ResponseHeader,
-        sign_in: SignIn,
+        sign_in: SignIn<'_>,
         ctx: &mut RequestCtx,
         config: &Config,
         app: &App,
@@ -187,6 +194,38 @@ impl Gateway {
                 .audit("login_failed", &user, &app.name, client, "refused", now)
                 .await;
             return Ok(());
+        }
+        if let Some(rule) = &login.confirm {
+            let set_cookies: Vec<SetCookie> = response
+                .headers
+                .get_all(http::header::SET_COOKIE)
+                .iter()
+                .map(|v| SetCookie::read(v.as_bytes(), now))
+                .collect();
+            let sent: Vec<&str> = sign_in
+                .request
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            let jar = confirm::cookies_after(Some(&sent.join("; ")), &set_cookies);
+            let named = confirm::who(&self.connector, app, &ctx.host, rule, &jar).await;
+            let confirmed = match named {
+                Ok(Some(name)) => login::canonical_user(login, &name).ok().flatten(),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(app = %app.name, error = %e, "the app's confirming page did not answer; sign-in refused");
+                    None
+                }
+            };
+            if confirmed.as_deref() != Some(user.as_str()) {
+                tracing::warn!(app = %app.name, user = %user, "the app says its new session is not this user's; sign-in refused");
+                self.auth
+                    .audit("login_unconfirmed", &user, &app.name, client, "refused", now)
+                    .await;
+                return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_unconfirmed");
+            }
         }
         self.auth
             .audit("login_ok", &user, &app.name, client, "ok", now)

@@ -431,3 +431,43 @@ fn double_submitted_enrolments_store_one_device() {
     );
     assert_eq!(passed.status, 302, "{}", passed.body);
 }
+
+/// Where the gateway's reading of the login and the app's could still differ (here
+/// on purpose: the gateway is told the wrong field), the app's own word on whose
+/// session it made decides.
+#[test]
+fn the_app_confirms_whose_session_it_made() {
+    let app = LegacyApp::start(ACCOUNTS);
+    for confirm in [
+        "{ path: /api/me, json: /user }",
+        r#"{ path: /, pattern: 'Welcome, <strong>([^<]+)</strong>' }"#,
+    ] {
+        let gateway = Gateway::start(&format!(
+            "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+             \x20   login:\n      path: /login\n      username_field: login\n      confirm: {confirm}\n",
+            app.url()
+        ));
+        for (named, expected) in [
+            ("mallory", "/.portvakt/sign-in-refused"),
+            ("Alice", "/.portvakt/enrol"),
+        ] {
+            let mut browser = Browser::new(&gateway, HOST);
+            let csrf = browser.get("/login").input("csrf_token").unwrap();
+            let page = browser.post(
+                "/login",
+                &[
+                    ("csrf_token", &csrf),
+                    ("login", named),
+                    ("username", "alice"),
+                    ("password", "wonderland"),
+                ],
+            );
+            assert_eq!(
+                page.location(),
+                Some(expected),
+                "{confirm}: the request named {named}"
+            );
+            assert_eq!(app_says(&app, &browser), None);
+        }
+    }
+}

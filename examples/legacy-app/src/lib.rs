@@ -144,6 +144,7 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
         .route("/admin/", get(admin))
         .route("/admin/{*rest}", get(admin))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/me", get(me))
         .route("/whoami", get(whoami).post(whoami).put(whoami).delete(whoami))
         .layer(axum::middleware::from_fn_with_state(state.clone(), query_login))
         .with_state(state)
@@ -480,6 +481,23 @@ async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
         &format!("<p>Hello {}, you administer this intranet.</p>", escape(&user)),
     )
     .into_response()
+}
+
+/// Who the session cookie signs in, as JSON (what a gateway's `login.confirm` asks).
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match state.user(&headers) {
+        Some(user) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({ "user": user }).to_string(),
+        )
+            .into_response(),
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [(header::CONTENT_TYPE, "application/json")],
+            "{}",
+        )
+            .into_response(),
+    }
 }
 
 /// Echoes the request as the app received it, as JSON.
