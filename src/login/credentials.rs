@@ -550,6 +550,33 @@ mod tests {
             }
         }
 
+        /// Multipart forms built with a known truth: the parts as sent, behind a
+        /// preamble that an urlencoded reader would read a name from.
+        #[test]
+        fn multipart_readings_agree_with_the_parts_or_the_body_is_refused(
+            parts in proptest::collection::vec(
+                (prop::sample::select(vec!["username", "Username", "password", "user.name", "x"]), "[a-z]{0,5}"),
+                0..5),
+            preamble in prop::sample::select(vec!["", "&username=mallory&", "username=eve\r\n"])
+        ) {
+            let mut body = String::from(preamble);
+            if !preamble.is_empty() {
+                body.push_str("\r\n");
+            }
+            for (name, value) in &parts {
+                body.push_str(&format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"));
+            }
+            body.push_str("--XyZ--\r\n");
+            let kind = BodyKind::Multipart { boundary: "XyZ".into() };
+            let exact: Vec<&String> = parts.iter().filter(|(n, _)| *n == "username").map(|(_, v)| v).collect();
+            let lookalike = parts.iter().any(|(n, _)| *n == "Username");
+            match user_name("username", &kind, body.as_bytes(), None) {
+                Ok(Some(name)) => prop_assert!(exact.len() == 1 && *exact[0] == name && !lookalike),
+                Ok(None) => prop_assert!(exact.is_empty() && !lookalike || parts.is_empty()),
+                Err(_) => prop_assert!(exact.len() > 1 || lookalike || parts.is_empty()),
+            }
+        }
+
         #[test]
         fn no_input_makes_the_reader_panic(body in proptest::collection::vec(any::<u8>(), 0..200), ct in "[a-z/;= +-]{0,40}") {
             if let Ok(kind) = BodyKind::of(Some(&ct)) {

@@ -294,7 +294,9 @@ impl Gateway {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             body: Vec::new(),
-            complete: false,
+            // Pingora hands an answer without a body to no body filter: it is
+            // whole already.
+            complete: is_bodiless(response, sign_in.request),
             overflowed: false,
         };
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
@@ -364,6 +366,16 @@ pub(super) fn swallow(swallow: &Swallow, chunk: &[u8], end_of_stream: bool) {
         withheld.append(chunk);
         withheld.complete |= end_of_stream;
     }
+}
+
+/// An answer that has no body to wait for.
+fn is_bodiless(response: &ResponseHeader, request: &RequestHeader) -> bool {
+    request.method == http::Method::HEAD
+        || matches!(response.status.as_u16(), 204 | 304)
+        || response
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() == b"0")
 }
 
 fn is_hop_by_hop(name: &http::HeaderName) -> bool {

@@ -258,6 +258,17 @@ fn front_controller_pages_get_their_routes_policy() {
     );
     assert_eq!(page.location(), Some("/.portvakt/enrol"));
     assert_eq!(app_says(&app, &attacker), None);
+    // This app's login answer has no body: it is released whole all the same.
+    enrol(&mut attacker);
+    let released = press_continue(&mut attacker);
+    assert_eq!((released.status, released.location()), (302, Some("/")));
+    assert_eq!(released.body, "");
+    assert_eq!(app_says(&app, &attacker).as_deref(), Some("alice"));
+    assert_eq!(
+        attacker.get("/index.php?page=admin").status,
+        200,
+        "now signed in at both"
+    );
     // A POST to the same script that is not the login gets the policy too.
     let mut other = Browser::new(&gateway, HOST);
     let csrf = other.get("/index.php?do=login").input("csrf_token").unwrap();

@@ -446,7 +446,15 @@ async fn front_controller(
 ) -> Response {
     const LOGIN: &str = "/index.php?do=login";
     match (query.action.as_deref(), query.page.as_deref(), method) {
-        (Some("login"), _, Method::POST) => sign_in(&state, &headers, body, LOGIN).await,
+        (Some("login"), _, Method::POST) => {
+            // As PHP's `header('Location: …'); exit;`: the redirect has no body.
+            let mut answer = sign_in(&state, &headers, body, LOGIN).await;
+            if answer.status() == StatusCode::FOUND {
+                *answer.body_mut() = axum::body::Body::empty();
+                answer.headers_mut().remove(header::CONTENT_TYPE);
+            }
+            answer
+        }
         (Some("login"), _, _) => form_response(LOGIN, None, None),
         (Some("logout"), _, _) => logout(State(state), headers).await,
         (_, Some("admin"), _) => admin(State(state), headers).await,
