@@ -12,7 +12,7 @@ use pingora::prelude::*;
 use super::answer::Answer;
 use super::gateway::{authentication, header_str, Gateway, RequestCtx};
 use super::headers;
-use super::login::RequestCapture;
+use super::login::{has_body, RequestCapture};
 use super::return_path::safe_return_path;
 use super::second_factor;
 use super::target;
@@ -106,11 +106,8 @@ impl Gateway {
             }
             // Any other answer that sets the app's session cookie is a sign-in too,
             // and the request's body may say who it is.
-            if !login.session_cookies.is_empty() {
-                let capture = RequestCapture::new(session.req_header(), false);
-                if !capture.complete {
-                    ctx.capture = Some(capture);
-                }
+            if !login.session_cookies.is_empty() && has_body(session.req_header()) {
+                ctx.capture = Some(RequestCapture::new(session.req_header(), false));
             }
             if key == login.page
                 && matches!(method.as_str(), "GET" | "HEAD")

@@ -274,7 +274,11 @@ impl ProxyHttp for Gateway {
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
         }
-        if ctx.watched {
+        // Only a login, a request with a body, or an answer that sets a cookie can
+        // be a sign-in: the rest (nearly every request) costs one header look-up.
+        let may_sign_in =
+            ctx.capture.is_some() || upstream_response.headers.contains_key(http::header::SET_COOKIE);
+        if ctx.watched && may_sign_in {
             let capture = ctx.capture.take();
             self.watch_answer(upstream_response, capture, session.req_header(), ctx)
                 .await?;

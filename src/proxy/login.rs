@@ -48,11 +48,7 @@ impl RequestCapture {
                 )),
             },
         };
-        let has_body = req.headers.contains_key(http::header::TRANSFER_ENCODING)
-            || req
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .is_some_and(|l| l.as_bytes() != b"0");
+        let has_body = has_body(req);
         RequestCapture {
             body: Vec::new(),
             kind,
@@ -111,6 +107,15 @@ impl RequestCapture {
             None => Ok(None),
         }
     }
+}
+
+/// Whether a request says it has a body (a length other than 0, or chunks).
+pub fn has_body(req: &RequestHeader) -> bool {
+    req.headers.contains_key(http::header::TRANSFER_ENCODING)
+        || req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|l| l.as_bytes() != b"0")
 }
 
 /// One account however its name is typed (see [`RequestCapture::user_name`]);
