@@ -102,7 +102,7 @@ apps:
     hosts: [$HOST]
     upstream: http://127.0.0.1:$UPSTREAM
     mfa: required
-    login: { path: /login, username_field: username }
+    login: { path: /login, username_field: username, session_cookie: sessionid }
     routes:
 EOF
     $rules

@@ -392,13 +392,13 @@ mod tests {
         );
         let config = parse(&text, &PathBuf::from("t.yaml")).expect("valid");
         let login = config.apps[0].app_form().expect("login");
-        assert!(login.query.met_by(Some("do=login")) && !login.query.met_by(Some("page=admin")));
+        assert!(login.query.met_by(Some("do=login"), &[]) && !login.query.met_by(Some("page=admin"), &[]));
         assert_eq!(
             login.page_target, "/index.php?do=login",
             "the page defaults to the login's"
         );
         assert_eq!(login.logout_path.as_deref(), Some("/index.php"));
-        assert!(login.logout_query.met_by(Some("do=logout")) && !login.logout_query.met_by(None));
+        assert!(login.logout_query.met_by(Some("do=logout"), &[]) && !login.logout_query.met_by(None, &[]));
         assert!(login.session_cookies.contains("wp_logged_in_abc") && login.session_cookies.contains("SID"));
         assert!(login.confirm.is_some());
         assert!(warnings(&config).is_empty());

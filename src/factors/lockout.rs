@@ -29,6 +29,14 @@ impl Default for LockoutPolicy {
     }
 }
 
+/// One attempt counted before its check: the record before and after, so that a
+/// success can take exactly this charge back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    pub before: FailureRecord,
+    pub after: FailureRecord,
+}
+
 /// What the store keeps for one account or address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FailureRecord {
@@ -58,16 +66,20 @@ impl LockoutPolicy {
         }
     }
 
-    /// Takes back one charged attempt that turned out not to be a failure. `before`
-    /// is the record the charge started from: a lock that the charge itself set
-    /// goes, one that was there before stays.
-    pub fn refund(&self, record: &FailureRecord, before: &FailureRecord) -> FailureRecord {
+    /// Takes back one charged attempt that turned out not to be a failure. Where
+    /// nothing was counted since, the record is as before the charge (its window
+    /// and lock too); otherwise one failure less, and a lock only while the rest
+    /// still reach the limit.
+    pub fn refund(&self, record: &FailureRecord, charge: &Charge) -> FailureRecord {
+        if *record == charge.after {
+            return charge.before;
+        }
         let count = record.count.saturating_sub(1);
         let limit = self.max_failures.clamp(1, MAX_FAILURES_CEILING);
         FailureRecord {
             count,
             last_failure: record.last_failure,
-            locked_until: if count < limit { None } else { before.locked_until },
+            locked_until: if count < limit { None } else { record.locked_until },
         }
     }
 
@@ -137,28 +149,34 @@ mod tests {
     fn a_charge_is_refused_while_locked_and_a_refund_undoes_only_itself() {
         let policy = LockoutPolicy::default();
         let mut record = FailureRecord::default();
-        for i in 0..10 {
+        for i in 0..9 {
             record = policy.charge(&record, at(i)).unwrap();
         }
-        assert_eq!(policy.charge(&record, at(10)), Err(Duration::from_secs(59)));
-        // The tenth charge locked; refunding it (it was a success) unlocks.
-        let before = FailureRecord { count: 9, ..record };
-        let refunded = policy.refund(
-            &record,
-            &FailureRecord {
-                locked_until: None,
-                ..before
-            },
-        );
-        assert_eq!((refunded.count, refunded.locked_until), (9, None));
-        // Past the limit after an expired lock, a refund keeps what was there.
-        let expired = FailureRecord {
-            locked_until: Some(at(5)),
-            ..record
+        // The tenth charge locks; taken back alone, the record is as before it.
+        let tenth = Charge {
+            before: record,
+            after: policy.charge(&record, at(9)).unwrap(),
         };
-        let charged = policy.charge(&expired, at(100)).unwrap();
-        assert!(charged.locked_until > Some(at(100)));
-        assert_eq!(policy.refund(&charged, &expired).locked_until, Some(at(5)));
+        assert_eq!(policy.charge(&tenth.after, at(10)), Err(Duration::from_secs(59)));
+        assert_eq!(policy.refund(&tenth.after, &tenth), record);
+        // Another failure counted in between stays counted, and so does its lock.
+        let eleventh = policy.after_failure(&tenth.after, at(9));
+        let refunded = policy.refund(&eleventh, &tenth);
+        assert_eq!(
+            (refunded.count, refunded.locked_until),
+            (10, eleventh.locked_until)
+        );
+        // A success after the window: the window is not moved by it.
+        let old = FailureRecord {
+            count: 3,
+            last_failure: Some(at(0)),
+            locked_until: None,
+        };
+        let late = Charge {
+            before: old,
+            after: policy.charge(&old, at(5000)).unwrap(),
+        };
+        assert_eq!(policy.refund(&late.after, &late), old);
     }
 
     #[test]

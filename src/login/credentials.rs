@@ -30,6 +30,10 @@ pub enum Unreadable {
     Encoded(String),
     #[error("the user name is given more than once")]
     Repeated,
+    #[error("the body reads differently where `;` separates fields, as old readers take it")]
+    Separator,
+    #[error("the body was not seen whole (longer than the limit, or cut short)")]
+    Incomplete,
     #[error("a field is named like the user name field but not exactly (`{0}`)")]
     LookAlike(String),
     #[error("the user name is not plain text")]
@@ -58,41 +62,48 @@ impl BodyKind {
         let Some(content_type) = content_type else {
             return Ok(BodyKind::None);
         };
-        let mut parts = content_type.split(';');
-        let essence = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let mut charset = None;
-        let mut boundary = None;
-        for param in parts {
-            let Some((name, value)) = param.split_once('=') else {
-                continue;
-            };
-            let value = value.trim().trim_matches('"').to_owned();
-            let slot = match name.trim().to_ascii_lowercase().as_str() {
-                "charset" => &mut charset,
-                "boundary" => &mut boundary,
-                _ => continue,
-            };
-            if slot.replace(value).is_some() {
+        let refused = || Unreadable::ContentType(content_type.to_owned());
+        // The same parser multer (and so many apps) read the type with; then every
+        // parameter once, and the ones that matter in a form no reader mistakes.
+        let parsed: mime::Mime = content_type.parse().map_err(|_| refused())?;
+        let mut seen = Vec::new();
+        for (name, _) in parsed.params() {
+            let name = name.as_str().to_ascii_lowercase();
+            if seen.contains(&name) {
                 return Err(Unreadable::RepeatedHeader);
             }
+            seen.push(name);
         }
-        if let Some(charset) = &charset {
+        if let Some(charset) = parsed.get_param(mime::CHARSET) {
             if !matches!(
-                charset.to_ascii_lowercase().as_str(),
+                charset.as_str().to_ascii_lowercase().as_str(),
                 "utf-8" | "utf8" | "us-ascii"
             ) {
-                return Err(Unreadable::ContentType(content_type.to_owned()));
+                return Err(refused());
             }
         }
-        match essence.as_str() {
-            "application/x-www-form-urlencoded" => Ok(BodyKind::Urlencoded),
-            "application/json" => Ok(BodyKind::Json),
-            e if e.starts_with("application/") && e.ends_with("+json") => Ok(BodyKind::Json),
-            "multipart/form-data" => match boundary.filter(|b| !b.is_empty() && b.len() <= 70) {
-                Some(boundary) => Ok(BodyKind::Multipart { boundary }),
-                None => Err(Unreadable::Malformed("multipart form (no boundary)")),
+        match (parsed.type_(), parsed.subtype(), parsed.suffix()) {
+            (mime::APPLICATION, mime::WWW_FORM_URLENCODED, _) => Ok(BodyKind::Urlencoded),
+            (mime::APPLICATION, mime::JSON, _) | (mime::APPLICATION, _, Some(mime::JSON)) => {
+                Ok(BodyKind::Json)
+            }
+            (mime::MULTIPART, mime::FORM_DATA, _) => match parsed.get_param(mime::BOUNDARY) {
+                // RFC 2046's boundary characters, less the space: a boundary that
+                // holds `;`, quotes or spaces is read differently by different apps.
+                Some(boundary)
+                    if (1..=70).contains(&boundary.as_str().len())
+                        && boundary
+                            .as_str()
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"'()+_,-./:=?".contains(&b)) =>
+                {
+                    Ok(BodyKind::Multipart {
+                        boundary: boundary.as_str().to_owned(),
+                    })
+                }
+                _ => Err(Unreadable::Malformed("multipart form (its boundary)")),
             },
-            _ => Err(Unreadable::ContentType(content_type.to_owned())),
+            _ => Err(refused()),
         }
     }
 }
@@ -164,15 +175,16 @@ impl Found {
                     Some(i) => (&pair[..i], &pair[i + 1..]),
                     None => (pair, &b""[..]),
                 };
-                let key = form_decode(key);
+                let key = form_decode(key)?;
+                let value = form_decode(value)?;
                 reading.key(field, &String::from_utf8_lossy(&key), || {
-                    String::from_utf8(form_decode(value).into_owned()).map_err(|_| Unreadable::NotText)
+                    String::from_utf8(value.into_owned()).map_err(|_| Unreadable::NotText)
                 })?;
             }
         }
         let [standard, legacy] = readings;
         if standard.values != legacy.values {
-            return Err(Unreadable::Repeated);
+            return Err(Unreadable::Separator);
         }
         self.values.extend(standard.values);
         Ok(())
@@ -209,23 +221,29 @@ impl Found {
                 Some(Ok(None)) => return Ok(()),
                 Some(Err(_)) | None => return Err(MALFORMED),
             };
-            let disposition = part
+            // One Content-Disposition with at most one name parameter, spelled
+            // exactly `name`: multer reads `name` only, while PHP also takes `NAME`
+            // and Django `name*`; a part such readers would name otherwise is refused.
+            let disposition: Vec<String> = part
                 .headers()
                 .get_all(http::header::CONTENT_DISPOSITION)
                 .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
-                .collect::<Vec<_>>();
-            let names = disposition
-                .iter()
-                .flat_map(|d| d.split(';'))
-                .filter(|p| matches!(p.split('=').next().map(str::trim), Some("name" | "name*")))
-                .count();
-            if disposition.len() != 1 || names > 1 {
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            let [disposition] = disposition.as_slice() else {
                 return Err(MALFORMED);
-            }
-            let Some(name) = part.name().map(str::to_owned) else {
-                continue;
             };
+            let name_params: Vec<&str> = disposition
+                .split(';')
+                .filter_map(|p| p.split('=').next().map(str::trim))
+                .filter(|k| k.eq_ignore_ascii_case("name") || k.eq_ignore_ascii_case("name*"))
+                .collect();
+            match (name_params.as_slice(), part.name()) {
+                ([], None) => continue,
+                (["name"], Some(_)) => {}
+                _ => return Err(MALFORMED),
+            }
+            let name = part.name().unwrap_or_default().to_owned();
             let plain = part.file_name().is_none()
                 && part
                     .headers()
@@ -267,26 +285,45 @@ fn key_match(key: &str, field: &str) -> KeyMatch {
     }
 }
 
-/// A key as the most forgiving readers see it: case ignored, surrounding space
-/// ignored, `.`, ` ` and `-` read as `_`, and `name[...]` read as `name`.
-fn fold(key: &str) -> String {
-    let base = key.split('[').next().unwrap_or_default().trim();
+/// A key as the most forgiving readers see it: cut at NUL (PHP), surrounding space
+/// and brackets ignored (PHP, Rack), `name[...]` read as `name` and an unmatched `[`
+/// as `_` (PHP), `.`, ` ` and `-` read as `_`, and case ignored the Unicode way (Go
+/// and Java match `ſ` to `s`).
+pub(crate) fn fold(key: &str) -> String {
+    let key = key.split('\0').next().unwrap_or_default();
+    let key = key.trim_matches(|c: char| c.is_whitespace() || c == '[' || c == ']');
+    let base = match key.find('[') {
+        Some(open) if key[open..].contains(']') => &key[..open],
+        _ => key,
+    };
     base.chars()
         .map(|c| match c {
-            '.' | ' ' | '-' => '_',
+            '.' | ' ' | '-' | '[' => '_',
             c => c,
         })
+        .flat_map(char::to_uppercase)
         .flat_map(char::to_lowercase)
         .collect()
 }
 
-/// `application/x-www-form-urlencoded` decoding of one key or value.
-fn form_decode(input: &[u8]) -> Cow<'_, [u8]> {
+/// `application/x-www-form-urlencoded` decoding of one key or value. A `%` that is
+/// not followed by two hex digits is refused: some readers keep it, others decode
+/// `%u0061` (ASP.NET) or guess.
+fn form_decode(input: &[u8]) -> Result<Cow<'_, [u8]>, Unreadable> {
     if !input.iter().any(|&b| b == b'+' || b == b'%') {
-        return Cow::Borrowed(input);
+        return Ok(Cow::Borrowed(input));
+    }
+    let escapes_ok = input.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || input
+                .get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return Err(Unreadable::Malformed("urlencoded form (a stray `%`)"));
     }
     let spaced: Vec<u8> = input.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-    Cow::Owned(percent_encoding::percent_decode(&spaced).collect())
+    Ok(Cow::Owned(percent_encoding::percent_decode(&spaced).collect()))
 }
 
 /// A JSON object's members in the order written, duplicates kept.
@@ -350,7 +387,7 @@ mod tests {
         );
         assert_eq!(BodyKind::of(Some("application/vnd.api+json")), Ok(BodyKind::Json));
         assert_eq!(
-            BodyKind::of(Some("multipart/form-data; boundary=\"a b\"")),
+            BodyKind::of(Some("multipart/form-data; boundary=\"a.b\"")),
             Ok(BodyKind::Multipart {
                 boundary: "a b".into()
             })
@@ -361,6 +398,8 @@ mod tests {
             "application/x-www-form-urlencoded; charset=utf-16",
             "multipart/form-data",
             "multipart/mixed; boundary=x",
+            "multipart/form-data; boundary=\"Y; z\"",
+            "multipart/form-data; boundary=\"a b\"",
         ] {
             assert!(BodyKind::of(Some(refused)).is_err(), "{refused}");
         }
@@ -399,12 +438,38 @@ mod tests {
         );
         assert_eq!(
             form("username=mallory;username=victim"),
-            Err(Unreadable::Repeated)
+            Err(Unreadable::Separator)
         );
         assert_eq!(
             form("username=mallory&x=1;username=victim"),
-            Err(Unreadable::Repeated)
+            Err(Unreadable::Separator)
         );
+        // What PHP, Rack, Go and ASP.NET read as the field too.
+        for lookalike in [
+            "username%00x=v",
+            "user[name=v",
+            "[username]=v",
+            "%20username=v",
+            "u%C5%BFername=v",
+        ] {
+            let field = if lookalike.starts_with("user[") {
+                "user_name"
+            } else {
+                "username"
+            };
+            let body = format!("{field}=m&{lookalike}");
+            let read = user_name(field, &BodyKind::Urlencoded, body.as_bytes(), None);
+            assert!(
+                matches!(read, Err(Unreadable::LookAlike(_))),
+                "{lookalike}: {read:?}"
+            );
+        }
+        assert!(json(r#"{"username":"mallory","u\u017fername":"victim"}"#).is_err());
+        assert!(matches!(
+            form("username=%u0061lice"),
+            Err(Unreadable::Malformed(_))
+        ));
+        assert!(matches!(form("username=alice%"), Err(Unreadable::Malformed(_))));
         for lookalike in [
             "Username=v",
             "user%6Eame[]=v",
@@ -470,10 +535,21 @@ mod tests {
             ),
             Err(Unreadable::Repeated)
         );
-        assert_eq!(
-            multipart("--XyZ\nContent-Disposition: form-data; name=\"x\"; name=\"username\"\n\nv\n--XyZ--\n"),
-            Err(Unreadable::Malformed("multipart form"))
-        );
+        for disposition in [
+            "form-data; name=\"x\"; name=\"username\"",
+            "form-data; NAME=\"username\"",
+            "form-data; name*=UTF-8''username",
+            "form-data; name=\"x\"; name*=UTF-8''username",
+        ] {
+            let body = format!(
+                "--XyZ\nContent-Disposition: form-data; name=\"username\"\n\nm\n--XyZ\nContent-Disposition: {disposition}\n\nv\n--XyZ--\n"
+            );
+            assert_eq!(
+                multipart(&body),
+                Err(Unreadable::Malformed("multipart form")),
+                "{disposition}"
+            );
+        }
         assert_eq!(
             multipart(
                 "--XyZ\nContent-Disposition: form-data; name=\"username\"; filename=\"a\"\n\nv\n--XyZ--\n"

@@ -55,7 +55,7 @@ impl SetCookie {
                     }
                 }
                 "expires" => {
-                    if let Ok(at) = httpdate::parse_http_date(trim(val)) {
+                    if let Some(at) = cookie_date(val) {
                         expires = Some(at);
                     }
                 }
@@ -73,6 +73,89 @@ impl SetCookie {
             live: !value.is_empty() && unexpired,
         }
     }
+}
+
+/// RFC 6265 §5.1.1: the date algorithm browsers use for `Expires`, which takes
+/// `Thu, 01 Jan 1970 00:00:00 GMT`, `01-Jan-1970 00:00:00` and most other spellings.
+fn cookie_date(text: &str) -> Option<SystemTime> {
+    let delimiter =
+        |c: char| matches!(c, '\t' | '\x20'..='\x2f' | '\x3b'..='\x40' | '\x5b'..='\x60' | '\x7b'..='\x7e');
+    let (mut time, mut day, mut month, mut year) = (None, None, None, None);
+    for token in text.split(delimiter).filter(|t| !t.is_empty()) {
+        if time.is_none() {
+            if let Some(hms) = clock(token) {
+                time = Some(hms);
+                continue;
+            }
+        }
+        if day.is_none() {
+            if let Some(d) = leading_digits(token, 1, 2) {
+                day = Some(d);
+                continue;
+            }
+        }
+        if month.is_none() {
+            let lower = token.get(..3).map(str::to_ascii_lowercase);
+            const MONTHS: [&str; 12] = [
+                "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+            ];
+            if let Some(m) = lower.and_then(|l| MONTHS.iter().position(|m| *m == l)) {
+                month = Some(m as u64 + 1);
+                continue;
+            }
+        }
+        if year.is_none() {
+            if let Some(y) = leading_digits(token, 2, 4) {
+                year = Some(match y {
+                    70..=99 => y + 1900,
+                    0..=69 => y + 2000,
+                    y => y,
+                });
+            }
+        }
+    }
+    let ((hour, minute, second), day, month, year) = (time?, day?, month?, year?);
+    let days_in_month = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if year < 1970 || !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        // Before 1970 is in the past as surely as 1970 itself.
+        return (year >= 1601 && year < 1970).then_some(SystemTime::UNIX_EPOCH);
+    }
+    // Days since 1970-01-01 (H. Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * m + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = (era * 146_097 + day_of_era).checked_sub(719_468)?;
+    let seconds = days.checked_mul(86_400)? + hour * 3600 + minute * 60 + second;
+    SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(seconds))
+}
+
+/// `hh:mm:ss` (one or two digits each) at the start of a token.
+fn clock(token: &str) -> Option<(u64, u64, u64)> {
+    let mut parts = token.splitn(3, ':');
+    let hour = leading_digits(parts.next()?, 1, 2)?;
+    let minute = leading_digits(parts.next()?, 1, 2)?;
+    let second = leading_digits(parts.next()?, 1, 2)?;
+    Some((hour, minute, second))
+}
+
+/// `min` to `max` digits at the start of a token, not followed by another digit.
+fn leading_digits(token: &str, min: usize, max: usize) -> Option<u64> {
+    let digits = token.bytes().take_while(u8::is_ascii_digit).count();
+    if !(min..=max).contains(&digits) {
+        return None;
+    }
+    token[..digits].parse().ok()
 }
 
 fn trim(s: &str) -> &str {
@@ -111,12 +194,30 @@ impl CookieNames {
         self.exact.contains(&name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
 
-    /// Whether any of these `Set-Cookie` values sets one of the cookies live.
-    pub fn any_set_live<'h>(&self, headers: impl IntoIterator<Item = &'h [u8]>, now: SystemTime) -> bool {
-        headers.into_iter().any(|h| {
-            let cookie = SetCookie::read(h, now);
-            cookie.live && self.contains(&cookie.name)
-        })
+    /// The `Set-Cookie` values among these that set one of the cookies live.
+    pub fn set_live<'h>(
+        &self,
+        headers: impl IntoIterator<Item = &'h [u8]>,
+        now: SystemTime,
+    ) -> Vec<SetCookie> {
+        headers
+            .into_iter()
+            // Most answers set other cookies (or none): only a name that could be
+            // one of these is read whole.
+            .filter(|h| self.might_name(h))
+            .map(|h| SetCookie::read(h, now))
+            .filter(|cookie| cookie.live && self.contains(&cookie.name))
+            .collect()
+    }
+
+    /// A cheap first look: whether the header's text holds one of the names.
+    fn might_name(&self, header: &[u8]) -> bool {
+        let holds = |needle: &str| {
+            header
+                .windows(needle.len().max(1))
+                .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+        };
+        self.exact.iter().chain(&self.prefixes).any(|n| holds(n))
     }
 }
 
@@ -188,10 +289,14 @@ mod tests {
         assert!(names.contains("wp_logged_in_abc123"));
         assert!(!names.contains("sessionidx"));
         assert!(!names.contains("csrftoken"));
-        let headers: [&[u8]; 2] = [b"csrftoken=a", b"=SESSIONID=b"];
-        assert!(names.any_set_live(headers, at()));
+        let headers: [&[u8]; 3] = [b"csrftoken=a", b"=SESSIONID=b", b"x=sessionid"];
+        let live = names.set_live(headers, at());
+        assert_eq!(
+            live.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ["SESSIONID"]
+        );
         let deletions: [&[u8]; 1] = [b"sessionid=; Max-Age=0"];
-        assert!(!names.any_set_live(deletions, at()));
+        assert!(names.set_live(deletions, at()).is_empty());
         assert!(CookieNames::new::<&str>(&[]).is_empty());
     }
 

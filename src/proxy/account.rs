@@ -257,7 +257,9 @@ async fn serve_inner(
                 let page = confirm_address_page(req, account, auth, &pending.address, Some(t.wrong_code));
                 return Ok(page);
             }
-            second_factor::passed(auth, req, user, charged).await?;
+            // A reachable address, not a second factor: this attempt back, no reset.
+            auth.refund(&req.config.lockout, user, req.client, charged)
+                .await?;
             auth.pending_addresses.invalidate(user);
             auth.store
                 .set_email_address(user, &pending.address, req.now)

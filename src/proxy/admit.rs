@@ -12,7 +12,7 @@ use pingora::prelude::*;
 use super::answer::Answer;
 use super::gateway::{authentication, header_str, Gateway, RequestCtx};
 use super::headers;
-use super::login::{has_body, RequestCapture};
+use super::login::RequestCapture;
 use super::return_path::safe_return_path;
 use super::second_factor;
 use super::target;
@@ -34,6 +34,9 @@ impl Gateway {
     ) -> Result<Admission, Stop> {
         // Read what a trusted proxy says about the client, then strip every header a
         // client must not send upstream — before anything else looks at the request.
+        // Asked of the connection before the request is borrowed below: an HTTP/2
+        // body needs no length header to be there.
+        let body_empty = session.is_body_empty();
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -92,8 +95,12 @@ impl Gateway {
             let key = rule_path(&path);
             let query = target.query;
             ctx.watched = true;
-            if key == login.path && method == login.method && login.query.met_by(query) {
-                let mut capture = RequestCapture::new(session.req_header(), true);
+            // On an app where one script serves every page, these requests name
+            // nothing but their conditions (and the return parameter): another key
+            // could make the script serve another page.
+            let extra = login.return_param.as_slice();
+            if key == login.path && method == login.method && login.query.met_by(query, extra) {
+                let mut capture = RequestCapture::new(session.req_header(), true, body_empty, login.max_body);
                 capture.trust_cookie = cookies::find(
                     &session.req_header().headers,
                     cookies::trust_cookie_name(ctx.secure),
@@ -106,18 +113,19 @@ impl Gateway {
             }
             // Any other answer that sets the app's session cookie is a sign-in too,
             // and the request's body may say who it is.
-            if !login.session_cookies.is_empty() && has_body(session.req_header()) {
-                ctx.capture = Some(RequestCapture::new(session.req_header(), false));
+            if !login.session_cookies.is_empty() && !body_empty {
+                let capture = RequestCapture::new(session.req_header(), false, body_empty, login.max_body);
+                ctx.capture = Some(capture);
             }
             if key == login.page
                 && matches!(method.as_str(), "GET" | "HEAD")
-                && login.page_query.met_by(query)
+                && login.page_query.met_by(query, extra)
             {
                 ctx.label = Some("login_page");
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
-            if login.logout_path.as_deref() == Some(key) && login.logout_query.met_by(query) {
+            if login.logout_path.as_deref() == Some(key) && login.logout_query.met_by(query, extra) {
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
                         tracing::error!(error = %e, "could not end a session at logout");

@@ -10,7 +10,7 @@ use super::identity::IdentitySigner;
 use crate::config::Config;
 use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
-use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+use crate::factors::lockout::{Charge, LockoutPolicy};
 use crate::keys::Keys;
 use crate::notify::Mailer;
 use crate::session::challenge::Challenges;
@@ -94,9 +94,9 @@ impl AuthServices {
     }
 
     /// Counts an attempt at a code or a password against the user and the address
-    /// before it is checked (each in one atomic store step), unless either is
-    /// locked. However many attempts arrive at once, no more than the limit are
-    /// ever checked; a success then takes its charge back.
+    /// before it is checked, in one store transaction that refuses it instead when
+    /// either is locked. However many attempts arrive at once, no more than the
+    /// limit are ever checked; a success then takes its charge back.
     pub async fn attempt(
         &self,
         policy: &LockoutPolicy,
@@ -104,31 +104,11 @@ impl AuthServices {
         client: IpAddr,
         now: SystemTime,
     ) -> StoreResult<Attempt> {
-        let user_before = match self
-            .store
-            .charge_attempt(Subject::User(user), policy, now)
-            .await?
-        {
-            Ok(before) => before,
-            Err(wait) => return Ok(Attempt::Locked(wait)),
-        };
-        let by_address = address_policy(policy);
-        match self
-            .store
-            .charge_attempt(Subject::Address(client), &by_address, now)
-            .await?
-        {
-            Ok(address_before) => Ok(Attempt::Charged(Charged {
-                user_before,
-                address_before,
-            })),
-            Err(wait) => {
-                self.store
-                    .refund_attempt(Subject::User(user), policy, user_before)
-                    .await?;
-                Ok(Attempt::Locked(wait))
-            }
-        }
+        let subjects = subjects(policy, user, client);
+        Ok(match self.store.charge_attempt(&subjects, now).await? {
+            Ok(charges) => Attempt::Charged(Charged(charges)),
+            Err(wait) => Attempt::Locked(wait),
+        })
     }
 
     /// The charged attempt passed a second factor: the user's count starts again
@@ -142,18 +122,15 @@ impl AuthServices {
         charged: Charged,
     ) -> StoreResult<()> {
         self.store.reset_failures(Subject::User(user)).await?;
-        self.store
-            .refund_attempt(
-                Subject::Address(client),
-                &address_policy(policy),
-                charged.address_before,
-            )
-            .await
+        let [_, address] = subjects(policy, user, client);
+        let address_charge = charged.0.into_iter().skip(1).collect();
+        self.store.refund_attempt(&[address], address_charge).await
     }
 
-    /// The charged attempt was a right password: both get the attempt back, and
+    /// The charged attempt was no failure, but no second factor either (a right
+    /// password, a code that proved an address): both get this attempt back, and
     /// no more (a password must not clear what guessing at codes built up).
-    pub async fn password_was_right(
+    pub async fn refund(
         &self,
         policy: &LockoutPolicy,
         user: &str,
@@ -161,14 +138,7 @@ impl AuthServices {
         charged: Charged,
     ) -> StoreResult<()> {
         self.store
-            .refund_attempt(Subject::User(user), policy, charged.user_before)
-            .await?;
-        self.store
-            .refund_attempt(
-                Subject::Address(client),
-                &address_policy(policy),
-                charged.address_before,
-            )
+            .refund_attempt(&subjects(policy, user, client), charged.0)
             .await
     }
 
@@ -324,11 +294,17 @@ pub enum Attempt {
     Locked(Duration),
 }
 
-/// What a charged attempt needs to be taken back.
-#[derive(Debug, Clone, Copy)]
-pub struct Charged {
-    user_before: FailureRecord,
-    address_before: FailureRecord,
+/// What a charged attempt needs to be taken back: the user's charge, then the
+/// address's.
+#[derive(Debug)]
+pub struct Charged(Vec<Charge>);
+
+/// The counters an attempt is charged to: the user's, then the address's.
+fn subjects<'a>(policy: &LockoutPolicy, user: &'a str, client: IpAddr) -> [(Subject<'a>, LockoutPolicy); 2] {
+    [
+        (Subject::User(user), *policy),
+        (Subject::Address(client), address_policy(policy)),
+    ]
 }
 
 /// An address may be shared (an office behind one NAT): its counter stops one source

@@ -271,6 +271,12 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // An informational answer (100 Continue, 103) comes before the real one:
+        // it may set no cookie, and the real one is judged when it comes.
+        if upstream_response.status.is_informational() {
+            upstream_response.remove_header(&http::header::SET_COOKIE);
+            return Ok(());
+        }
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
         }

@@ -92,7 +92,13 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     let phc = req.config.users.get(&user).and_then(|u| u.password.clone());
     let verified = match check_password(auth, phc, password).await {
         Ok(verified) => verified,
-        Err(e) => return unavailable(req, &e),
+        Err(e) => {
+            // Not checked (the hashing queue is full): not a failure either.
+            if let Err(e) = auth.refund(&req.config.lockout, &user, req.client, charged).await {
+                tracing::error!(error = %e, "could not take back an unchecked attempt");
+            }
+            return unavailable(req, &e);
+        }
     };
     if !verified {
         auth.audit(
@@ -111,10 +117,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     // The password alone never resets the failure counter: it would let a stolen
     // password clear the lockout on guessing the second factor. It takes back only
     // this attempt's charge.
-    if let Err(e) = auth
-        .password_was_right(&req.config.lockout, &user, req.client, charged)
-        .await
-    {
+    if let Err(e) = auth.refund(&req.config.lockout, &user, req.client, charged).await {
         return unavailable(req, &e);
     }
     auth.audit("login_ok", &user, &req.app.name, req.client, "ok", req.now)

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use pingora::http::{RequestHeader, ResponseHeader};
 
 use crate::config::model::{LoginInterception, SuccessRule, UsernameSource};
-use crate::login::{credentials, BodyKind, SetCookie, Unreadable};
+use crate::login::{credentials, BodyKind, QueryConditions, SetCookie, Unreadable};
 
 /// A request's body as it streams to the app, up to the configured limit.
 #[derive(Debug)]
@@ -25,10 +25,26 @@ pub struct RequestCapture {
     pub trust_cookie: Option<String>,
 }
 
+/// A request without a body, and not the login: only its query can name someone.
+impl Default for RequestCapture {
+    fn default() -> Self {
+        RequestCapture {
+            body: Vec::new(),
+            kind: Ok(BodyKind::None),
+            complete: true,
+            overflowed: false,
+            is_login: false,
+            trust_cookie: None,
+        }
+    }
+}
+
 impl RequestCapture {
     /// Reads the body's type from the request header. A type or encoding given
     /// twice, or a compressed body, is unreadable: the app may decode it otherwise.
-    pub fn new(req: &RequestHeader, is_login: bool) -> Self {
+    /// `body_empty` is the connection's word (an HTTP/2 body needs no length
+    /// header); a declared length over `limit` is known to overflow at once.
+    pub fn new(req: &RequestHeader, is_login: bool, body_empty: bool, limit: usize) -> Self {
         let types: Vec<_> = req.headers.get_all(http::header::CONTENT_TYPE).iter().collect();
         let encodings: Vec<_> = req
             .headers
@@ -48,27 +64,34 @@ impl RequestCapture {
                 )),
             },
         };
-        let has_body = has_body(req);
+        let declared = req
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|l| l.to_str().ok()?.parse::<usize>().ok());
         RequestCapture {
             body: Vec::new(),
             kind,
-            complete: !has_body,
-            overflowed: false,
+            complete: body_empty,
+            overflowed: declared.is_some_and(|length| length > limit),
             is_login,
             trust_cookie: None,
         }
     }
 
-    /// A request without a body, and not the login: only its query can name someone.
-    pub fn bodiless() -> Self {
-        RequestCapture {
-            body: Vec::new(),
-            kind: Ok(BodyKind::None),
-            complete: true,
-            overflowed: false,
-            is_login: false,
-            trust_cookie: None,
-        }
+    /// Whether the body agrees with the login's query conditions: a front
+    /// controller may read `do` from the body before the query, so a body that
+    /// gives a condition key (another value, or unclearly) is not the login.
+    pub fn agrees_with(&self, conditions: &QueryConditions) -> bool {
+        let Ok(kind) = &self.kind else {
+            return conditions.is_empty();
+        };
+        conditions.pairs().iter().all(|(key, want)| {
+            match credentials::user_name(key, kind, &self.body, None) {
+                Ok(None) => true,
+                Ok(Some(given)) => given == *want,
+                Err(_) => false,
+            }
+        })
     }
 
     /// Adds a chunk; false when the body exceeds `limit` (what was kept is dropped).
@@ -99,7 +122,7 @@ impl RequestCapture {
             UsernameSource::Field(field) => field,
         };
         if self.overflowed || !self.complete {
-            return Err(Unreadable::Malformed("body the gateway saw whole"));
+            return Err(Unreadable::Incomplete);
         }
         let kind = self.kind.as_ref().map_err(Clone::clone)?;
         match credentials::user_name(field, kind, &self.body, query)? {
@@ -107,15 +130,6 @@ impl RequestCapture {
             None => Ok(None),
         }
     }
-}
-
-/// Whether a request says it has a body (a length other than 0, or chunks).
-pub fn has_body(req: &RequestHeader) -> bool {
-    req.headers.contains_key(http::header::TRANSFER_ENCODING)
-        || req
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|l| l.as_bytes() != b"0")
 }
 
 /// One account however its name is typed (see [`RequestCapture::user_name`]);
@@ -155,7 +169,7 @@ pub fn succeeded(rule: &SuccessRule, response: &ResponseHeader, now: SystemTime)
             .get_all(http::header::SET_COOKIE)
             .iter()
             .map(|v| SetCookie::read(v.as_bytes(), now))
-            .any(|cookie| cookie.live && cookie.name == *name)
+            .any(|cookie| cookie.live && cookie.name.eq_ignore_ascii_case(name))
     });
     status_ok && location_ok && location_not_ok && cookie_ok
 }
@@ -212,7 +226,7 @@ mod tests {
         let mut req = RequestHeader::build("POST", b"/login", None).unwrap();
         req.insert_header("content-type", content_type).unwrap();
         req.insert_header("content-length", body.len()).unwrap();
-        let mut c = RequestCapture::new(&req, true);
+        let mut c = RequestCapture::new(&req, true, false, 1024);
         assert!(c.push(body.as_bytes(), 1024));
         c.complete = true;
         c
@@ -256,14 +270,14 @@ mod tests {
         req.append_header("content-type", "application/x-www-form-urlencoded")
             .unwrap();
         assert_eq!(
-            RequestCapture::new(&req, true).kind,
+            RequestCapture::new(&req, true, false, 1024).kind,
             Err(Unreadable::RepeatedHeader)
         );
         let mut gz = RequestHeader::build("POST", b"/login", None).unwrap();
         gz.append_header("content-type", "application/json").unwrap();
         gz.append_header("content-encoding", "gzip").unwrap();
         assert!(matches!(
-            RequestCapture::new(&gz, true).kind,
+            RequestCapture::new(&gz, true, false, 1024).kind,
             Err(Unreadable::Encoded(_))
         ));
     }

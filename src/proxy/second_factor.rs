@@ -247,13 +247,30 @@ async fn serve_inner(
             let last = auth.store.last_totp_step(&user).await?;
             match totp::verify(&secret, &req.config.second_factor.totp, code, unix(req.now), last) {
                 Verification::Accepted { step } => {
-                    let first = auth.store.totp_devices(&user).await?.is_empty();
+                    let adding = lock(&challenge).adding_device;
                     let sealed = auth
                         .keys
                         .seal(secret.as_bytes(), &TotpDevice::seal_context(&user, &name));
-                    auth.store
-                        .add_totp_device(&user, &name, sealed, step, req.now)
-                        .await?;
+                    let first = if adding {
+                        auth.store
+                            .add_totp_device(&user, &name, sealed, step, req.now)
+                            .await?;
+                        false
+                    } else {
+                        let added = auth
+                            .store
+                            .add_first_totp_device(&user, &name, sealed, step, req.now)
+                            .await?;
+                        if added.is_none() {
+                            // Another sign-in of this user enrolled a device meanwhile:
+                            // this code is not charged against them, and they verify.
+                            auth.refund(&req.config.lockout, &user, req.client, charged)
+                                .await?;
+                            lock(&challenge).stage = Stage::Verify;
+                            return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
+                        }
+                        true
+                    };
                     // Recovery codes come with the first device; later ones keep them.
                     let codes = if first {
                         Some(new_recovery_codes(auth, req, &user).await?)
@@ -325,8 +342,10 @@ async fn serve_inner(
             auth.store.set_email_address(&user, &address, req.now).await?;
             note(auth, req, &user, "email_added", "ok").await;
             tracing::info!(user = %user, app = %req.app.name, "e-mail address confirmed while enrolling");
-            // The code was right: it proved the address is the user's.
-            passed(auth, req, &user, charged).await?;
+            // The code proved the address is reachable by whoever is enrolling,
+            // not who they are: it takes its own charge back and resets nothing.
+            auth.refund(&req.config.lockout, &user, req.client, charged)
+                .await?;
             if req.config.second_factor.email != EmailUse::SecondFactor {
                 // A fallback beside the app: the app is still to be set up.
                 return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
@@ -844,6 +863,22 @@ async fn use_recovery_code(
 
 /// Passes the challenge: starts the session, then releases what was waiting.
 async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Result<Answer, StoreError> {
+    // Before anything is used up: an answer the app is still sending waits (the
+    // Continue button asks again), and one too long to hold is never released.
+    if let Some(challenge) = auth.challenges.get(id) {
+        let (too_long, unfinished) = match &lock(&challenge).purpose {
+            Purpose::Login(withheld) => (withheld.overflowed, !withheld.complete),
+            Purpose::Return(_) => (false, false),
+        };
+        if too_long {
+            auth.challenges.take(id);
+            tracing::warn!("the app's login answer was too long to hold whole; not released");
+            return Ok(expired(req));
+        }
+        if unfinished {
+            return Ok(passed_page(&challenge, req));
+        }
+    }
     let Some(challenge) = auth.challenges.take(id) else {
         return Ok(expired(req));
     };
@@ -866,10 +901,7 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
     let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
     tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
     let answer = match purpose {
-        Purpose::Login(withheld) if withheld.overflowed || !withheld.complete => {
-            tracing::warn!(user = %user, "the app's login answer was too long to hold whole (or not read to its end); not released");
-            expired(req)
-        }
+        Purpose::Login(withheld) if withheld.overflowed || !withheld.complete => expired(req),
         Purpose::Login(withheld) => Answer {
             status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
             headers: withheld.headers,

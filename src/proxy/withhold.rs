@@ -2,17 +2,24 @@
 //! second factor, whatever the request.
 //!
 //! ```text
-//! app's answer ─┬─ the login itself ──► verdict: the success rule, or a session cookie set live
-//!               ├─ any other request ─► a session cookie set live to a client whose gateway
-//!               │                       session does not already satisfy the app = a sign-in
-//!               └─ otherwise ─────────► passes untouched
-//! a sign-in ───► who: one user name read the app's way, or none, or "unreadable"
+//! the app's logout ─────────► passes, less any session cookie it hands out again
+//! the app's login ──────────► verdict by the success rule; a session cookie set on an
+//!                             answer the rule calls a failure, or set twice, is refused
+//! any other answer that sets the app's session cookie live:
+//!   without login.confirm ──► dropped: the browser is sent to sign in (what the request
+//!                             says about who it is proves nothing: the app may have
+//!                             read other fields)
+//!   with login.confirm ─────► the app says whose session it made; a browser already
+//!                             signed in as that user keeps it renewed, anyone else's
+//!                             answer is held back for that user's second factor
+//! a sign-in ────► who: one user name read the app's way, or none, or "unreadable"
 //!   unreadable ─────────────► refused alike, right password or wrong (answer discarded)
 //!   nobody, but let in ─────► dropped: the browser is sent to sign in (answer discarded)
-//!   locked ─────────────────► the gateway's lockout page alike for right and wrong passwords
+//!   locked ─────────────────► the gateway's lockout page, alike for right and wrong
 //!   wrong password ─────────► counted; the app's answer passes
-//!   right password ─────────► passes with a password session where policy needs no factor,
-//!                             or a remembered browser; else withheld into a challenge
+//!   right password ─────────► (confirmed by the app, where configured) passes with a
+//!                             password session where policy needs no factor, or a
+//!                             remembered browser; else withheld into a challenge
 //! ```
 
 use std::net::{IpAddr, Ipv6Addr};
@@ -47,14 +54,26 @@ struct SignIn<'r> {
     user: Result<Option<String>, Unreadable>,
     /// The app let the user in.
     passed: bool,
+    /// The request was the app's own login (rather than another request whose
+    /// answer set the session cookie, whose user the app itself confirmed).
+    at_login: bool,
     trust_cookie: Option<String>,
     /// The request the app answered.
     request: &'r RequestHeader,
 }
 
+/// The app and login an answer belongs to, for the checks below.
+struct Watched<'c> {
+    config: &'c Config,
+    app: &'c App,
+    login: &'c LoginInterception,
+    now: SystemTime,
+    client: IpAddr,
+}
+
 impl Gateway {
-    /// Looks at every answer of an app whose sign-in the gateway watches.
-    /// `request` is the request the app answered (its cookies, for `login.confirm`).
+    /// Looks at an answer of an app whose sign-in the gateway watches: the login's,
+    /// one that follows a kept body, or one that sets a cookie.
     pub(super) async fn watch_answer(
         &self,
         response: &mut ResponseHeader,
@@ -71,80 +90,115 @@ impl Gateway {
         let Some(login) = app.app_form() else {
             return Ok(());
         };
-        let now = SystemTime::now();
+        let w = Watched {
+            config: &config,
+            app,
+            login,
+            now: SystemTime::now(),
+            client: ctx
+                .origin
+                .as_ref()
+                .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip),
+        };
+        let set_cookies: Vec<&[u8]> = response
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        let sessions = login.session_cookies.set_live(set_cookies, w.now);
+        if ctx.logout {
+            // Many apps hand out a fresh (anonymous) session with their logout:
+            // the logout passes, that cookie does not.
+            if !sessions.is_empty() {
+                drop_session_cookies(response, login, w.now)?;
+            }
+            return Ok(());
+        }
         let query = ctx.upstream_uri.as_ref().and_then(http::Uri::query);
-        let sets_session = login.session_cookies.any_set_live(
-            response
-                .headers
-                .get_all(http::header::SET_COOKIE)
-                .iter()
-                .map(http::HeaderValue::as_bytes),
-            now,
-        );
-        let capture = capture.unwrap_or_else(RequestCapture::bodiless);
+        let capture = capture.unwrap_or_default();
         if capture.is_login {
-            let user = capture.user_name(login, query);
-            let passed = login::succeeded(&login.success, response, now) || sets_session;
+            let by_rule = login::succeeded(&login.success, response, w.now);
+            if !sessions.is_empty() && !by_rule {
+                tracing::warn!(app = %app.name, "the app set its session cookie on an answer its success rule calls a failure; dropped");
+                return self.replace(response, ctx, &login.page_target, "login_anomalous");
+            }
+            let set_twice = sessions.iter().enumerate().any(|(i, a)| {
+                sessions[..i]
+                    .iter()
+                    .any(|b| b.name == a.name && b.value != a.value)
+            });
+            let user = if set_twice {
+                // The browser keeps the last; which user that is, only the app knows.
+                Err(Unreadable::Repeated)
+            } else {
+                capture.user_name(login, query).and_then(|user| {
+                    capture
+                        .agrees_with(&login.query)
+                        .then_some(user)
+                        .ok_or(Unreadable::Repeated)
+                })
+            };
             let sign_in = SignIn {
                 user,
-                passed,
+                passed: by_rule,
+                at_login: true,
                 trust_cookie: capture.trust_cookie,
                 request,
             };
-            return self
-                .sign_in(response, sign_in, ctx, &config, app, login, now)
-                .await;
+            return self.sign_in(response, sign_in, ctx, &w).await;
         }
-        if !sets_session {
+        if sessions.is_empty() {
             return Ok(());
         }
-        let user = capture.user_name(login, query);
-        // The app signed someone in on a request that is not its login. A client
-        // whose gateway session already satisfies the app may see its session
-        // cookie renewed, unless the request names someone else (or is ambiguous).
+        // The app signed someone in on a request that is not its login. Only the
+        // app can say whom: a name in the request proves nothing, since the app may
+        // have read other fields (`?u=…&p=…`) or another body.
+        let Some(rule) = &login.confirm else {
+            tracing::warn!(app = %app.name, "the app set its session cookie on a request that is not its login, and login.confirm cannot say whose it is; dropped");
+            return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+        };
+        let confirmed = self.confirmed_user(rule, response, request, &ctx.host, &w).await;
+        let Some(user) = confirmed else {
+            return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+        };
+        match capture.user_name(login, query) {
+            Ok(None) => {}
+            Ok(Some(named)) if named == user => {}
+            _ => {
+                tracing::warn!(app = %app.name, "a request named another user than the app signed in, or named one unclearly; dropped");
+                return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+            }
+        }
         if let Some(session) = &ctx.session {
             let satisfied = session.second_factor_at.is_some()
                 || !app
                     .policy
                     .second_factor_at_sign_in(&authentication(session, &config));
-            let renewal = match &user {
-                Ok(Some(named)) => *named == session.user,
-                Ok(None) => true,
-                Err(Unreadable::Repeated | Unreadable::LookAlike(_)) => false,
-                Err(_) => true,
-            };
-            if satisfied && renewal {
-                return Ok(());
+            if satisfied && session.user == user {
+                return Ok(()); // The app renewed this user's own session.
             }
         }
-        tracing::warn!(app = %app.name, "the app set its session cookie on a request that is not its login; treated as a sign-in");
         let sign_in = SignIn {
-            user,
+            user: Ok(Some(user)),
             passed: true,
+            at_login: false,
             trust_cookie: None,
             request,
         };
-        self.sign_in(response, sign_in, ctx, &config, app, login, now)
-            .await
+        self.sign_in(response, sign_in, ctx, &w).await
     }
 
     /// After the app answered a sign-in: let the answer through, or hold it back
     /// until the second factor is passed, or refuse it.
-    #[allow(clippy::too_many_arguments)]
     async fn sign_in(
         &self,
         response: &mut ResponseHeader,
         sign_in: SignIn<'_>,
         ctx: &mut RequestCtx,
-        config: &Config,
-        app: &App,
-        login: &LoginInterception,
-        now: SystemTime,
+        w: &Watched<'_>,
     ) -> Result<()> {
-        let client = ctx
-            .origin
-            .as_ref()
-            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip);
+        let (app, login, now, client) = (w.app, w.login, w.now, w.client);
         let user = match sign_in.user {
             Err(why) => {
                 // Whatever the app said: right and wrong passwords look alike.
@@ -160,34 +214,23 @@ impl Gateway {
             Ok(None) => return Ok(()),
             Ok(Some(user)) => user,
         };
-        // A wrong password is counted before its answer goes back; a right one is
-        // let through only while the account is not locked. Either way, a locked
-        // account gets the same answer, so the app's form is no password oracle.
-        let lockout = &config.lockout;
-        let locked = if sign_in.passed {
-            self.auth
-                .locked_for(lockout, &user, client, now)
-                .await
-                .map(|w| w.is_some())
-        } else {
-            self.auth
-                .attempt(lockout, &user, client, now)
-                .await
-                .map(|a| matches!(a, Attempt::Locked(_)))
-        };
-        match locked {
-            Ok(false) => {}
-            Ok(true) => {
+        // Every answer is charged before it is shown, right password or wrong: no
+        // burst of parallel guesses learns more than the limit allows, and a locked
+        // account gets the same answer for both, so the app's form is no oracle.
+        let lockout = &w.config.lockout;
+        let charged = match self.auth.attempt(lockout, &user, client, now).await {
+            Ok(Attempt::Charged(charged)) => charged,
+            Ok(Attempt::Locked(_)) => {
                 self.auth
                     .audit("locked_out", &user, &app.name, client, "refused", now)
                     .await;
                 return self.replace(response, ctx, "/.portvakt/locked", "locked");
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not read or count the lockout; sign-in withheld");
+                tracing::error!(error = %e, "could not count the attempt; sign-in withheld");
                 return self.replace(response, ctx, "/.portvakt/unavailable", "error");
             }
-        }
+        };
         if !sign_in.passed {
             ctx.label = Some("login_failed");
             self.auth
@@ -195,49 +238,42 @@ impl Gateway {
                 .await;
             return Ok(());
         }
-        if let Some(rule) = &login.confirm {
-            let set_cookies: Vec<SetCookie> = response
-                .headers
-                .get_all(http::header::SET_COOKIE)
-                .iter()
-                .map(|v| SetCookie::read(v.as_bytes(), now))
-                .collect();
-            let sent: Vec<&str> = sign_in
-                .request
-                .headers
-                .get_all(http::header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect();
-            let jar = confirm::cookies_after(Some(&sent.join("; ")), &set_cookies);
-            let named = confirm::who(&self.connector, app, &ctx.host, rule, &jar).await;
-            let confirmed = match named {
-                Ok(Some(name)) => login::canonical_user(login, &name).ok().flatten(),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(app = %app.name, error = %e, "the app's confirming page did not answer; sign-in refused");
-                    None
-                }
-            };
-            if confirmed.as_deref() != Some(user.as_str()) {
-                tracing::warn!(app = %app.name, user = %user, "the app says its new session is not this user's; sign-in refused");
-                self.auth
-                    .audit("login_unconfirmed", &user, &app.name, client, "refused", now)
+        if let Err(e) = self.auth.refund(lockout, &user, client, charged).await {
+            tracing::error!(error = %e, "could not take back a right password's charge");
+        }
+        if sign_in.at_login {
+            if let Some(rule) = &login.confirm {
+                let confirmed = self
+                    .confirmed_user(rule, response, sign_in.request, &ctx.host, w)
                     .await;
-                return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_unconfirmed");
+                if confirmed.as_deref() != Some(user.as_str()) {
+                    tracing::warn!(app = %app.name, user = %user, "the app says its new session is not this user's; sign-in refused");
+                    self.auth
+                        .audit("login_unconfirmed", &user, &app.name, client, "refused", now)
+                        .await;
+                    return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_unconfirmed");
+                }
             }
         }
         self.auth
             .audit("login_ok", &user, &app.name, client, "ok", now)
             .await;
-        if let Some(name) = &login.email_header {
+        // The address is the app's word about the user of its own login only.
+        if let (Some(name), true) = (&login.email_header, sign_in.at_login) {
             self.auth
-                .take_address_from_app(config, &user, &app.name, response.headers.get(name), client, now)
+                .take_address_from_app(
+                    w.config,
+                    &user,
+                    &app.name,
+                    response.headers.get(name),
+                    client,
+                    now,
+                )
                 .await;
         }
         let auth = Authentication {
             user: user.clone(),
-            groups: config.users.groups(&user),
+            groups: w.config.users.groups(&user),
             second_factor_at: None,
             mfa_opted_in: self.auth.opted_in(&user).await,
             signed_in_at: now,
@@ -290,7 +326,7 @@ impl Gateway {
             headers: response
                 .headers
                 .iter()
-                .filter(|(name, _)| !is_hop_by_hop(name))
+                .filter(|(name, _)| is_released(name))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             body: Vec::new(),
@@ -302,7 +338,7 @@ impl Gateway {
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
         let (redirect, challenge) = second_factor::begin(
             &self.auth,
-            config,
+            w.config,
             app,
             &user,
             Purpose::Login(withheld),
@@ -323,6 +359,44 @@ impl Gateway {
         Ok(())
     }
 
+    /// Who the app's `login.confirm` page says the session of this answer belongs
+    /// to (as the browser would hold it: the cookies it sent, the gateway's own
+    /// left out, and those the answer sets); `None` when it names nobody or did
+    /// not answer in time.
+    async fn confirmed_user(
+        &self,
+        rule: &crate::config::model::ConfirmRule,
+        response: &ResponseHeader,
+        request: &RequestHeader,
+        host: &str,
+        w: &Watched<'_>,
+    ) -> Option<String> {
+        let set_cookies: Vec<SetCookie> = response
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(|v| SetCookie::read(v.as_bytes(), w.now))
+            .collect();
+        let sent = cookies::app_cookies(&request.headers).unwrap_or_else(|| {
+            let all: Vec<&str> = request
+                .headers
+                .get_all(http::header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            all.join("; ")
+        });
+        let jar = confirm::cookies_after(Some(&sent), &set_cookies);
+        match confirm::who(&self.connector, w.app, host, rule, &jar).await {
+            Ok(Some(name)) => login::canonical_user(w.login, &name).ok().flatten(),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(app = %w.app.name, error = %e, "the app's confirming page did not answer");
+                None
+            }
+        }
+    }
+
     /// Replaces the app's answer with a redirect of the gateway's; its body is thrown
     /// away as it arrives.
     fn replace(
@@ -337,6 +411,29 @@ impl Gateway {
         ctx.label = Some(label);
         Ok(())
     }
+}
+
+/// Takes the app's session cookies (set live) out of an answer; the rest stays.
+fn drop_session_cookies(
+    response: &mut ResponseHeader,
+    login: &LoginInterception,
+    now: SystemTime,
+) -> Result<()> {
+    let kept: Vec<http::HeaderValue> = response
+        .headers
+        .get_all(http::header::SET_COOKIE)
+        .iter()
+        .filter(|v| {
+            let cookie = SetCookie::read(v.as_bytes(), now);
+            !(cookie.live && login.session_cookies.contains(&cookie.name))
+        })
+        .cloned()
+        .collect();
+    response.remove_header(&http::header::SET_COOKIE);
+    for value in kept {
+        response.append_header(http::header::SET_COOKIE, value)?;
+    }
+    Ok(())
 }
 
 /// A 303 of the gateway's in place of the app's answer. Its body stays open until
@@ -378,9 +475,12 @@ fn is_bodiless(response: &ResponseHeader, request: &RequestHeader) -> bool {
             .is_some_and(|length| length.as_bytes() == b"0")
 }
 
-fn is_hop_by_hop(name: &http::HeaderName) -> bool {
-    matches!(
+/// Whether a header of the app's answer is kept for its release: not the framing
+/// of this connection (hop-by-hop headers, the length, which the release sets
+/// anew for the body it writes).
+fn is_released(name: &http::HeaderName) -> bool {
+    !matches!(
         name.as_str(),
         "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection"
-    ) || *name == http::header::CONTENT_LENGTH
+    ) && *name != http::header::CONTENT_LENGTH
 }

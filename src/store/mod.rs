@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::session::SignInMethod;
 
 pub use sqlite::SqliteStore;
@@ -165,6 +165,17 @@ pub trait Store: Send + Sync {
         now: SystemTime,
     ) -> StoreResult<i64>;
 
+    /// Like [`Store::add_totp_device`], but only while the user has no device
+    /// (one transaction): `None` when another enrolment came first.
+    async fn add_first_totp_device(
+        &self,
+        user: &str,
+        name: &str,
+        sealed_secret: Vec<u8>,
+        confirmed_step: u64,
+        now: SystemTime,
+    ) -> StoreResult<Option<i64>>;
+
     async fn totp_devices(&self, user: &str) -> StoreResult<Vec<TotpDevice>>;
 
     /// Renames a device; its secret, sealed to the new name, comes along.
@@ -204,23 +215,22 @@ pub trait Store: Send + Sync {
 
     async fn failures(&self, subject: Subject<'_>) -> StoreResult<FailureRecord>;
 
-    /// Counts an attempt as a failure before it is checked, unless the subject is
-    /// locked: one atomic step ([`LockoutPolicy::charge`]). `Ok(Ok(before))` is the
-    /// record the charge started from (for [`Store::refund_attempt`]); `Ok(Err(wait))`
-    /// refuses the attempt, counting nothing.
+    /// Counts an attempt as a failure against each subject (under its policy)
+    /// before it is checked, unless any of them is locked: one transaction, so
+    /// that parallel attempts cannot all pass a check made before any was counted
+    /// ([`LockoutPolicy::charge`]). `Ok(Err(wait))` refuses the attempt and counts
+    /// nothing anywhere.
     async fn charge_attempt(
         &self,
-        subject: Subject<'_>,
-        policy: &LockoutPolicy,
+        subjects: &[(Subject<'_>, LockoutPolicy)],
         now: SystemTime,
-    ) -> StoreResult<Result<FailureRecord, Duration>>;
+    ) -> StoreResult<Result<Vec<Charge>, Duration>>;
 
-    /// Takes back one charged attempt that was no failure ([`LockoutPolicy::refund`]).
+    /// Takes back charged attempts that were no failures ([`LockoutPolicy::refund`]).
     async fn refund_attempt(
         &self,
-        subject: Subject<'_>,
-        policy: &LockoutPolicy,
-        before: FailureRecord,
+        subjects: &[(Subject<'_>, LockoutPolicy)],
+        charges: Vec<Charge>,
     ) -> StoreResult<()>;
 
     async fn reset_failures(&self, subject: Subject<'_>) -> StoreResult<()>;

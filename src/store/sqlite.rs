@@ -15,7 +15,7 @@ use super::{
     AuditEvent, AuditQuery, PreferredMethod, SessionRecord, Store, StoreError, StoreResult,
     StoredRecoveryCode, Subject, TotpDevice, UserSummary,
 };
-use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::session::SignInMethod;
 
 pub const DATABASE_FILE: &str = "portvakt.db";
@@ -271,6 +271,49 @@ fn write_failures(conn: &Connection, key: &str, record: &FailureRecord) -> rusql
     Ok(())
 }
 
+/// Stores a confirmed device; with `first_only`, only if the user has none yet
+/// (checked in the same transaction: two first enrolments at once store one).
+fn add_device(
+    conn: &mut Connection,
+    user: &str,
+    name: &str,
+    sealed_secret: Vec<u8>,
+    confirmed_step: u64,
+    now: SystemTime,
+    first_only: bool,
+) -> rusqlite::Result<Option<i64>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if first_only {
+        let existing: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1",
+            params![user],
+            |row| row.get(0),
+        )?;
+        if existing > 0 {
+            return Ok(None);
+        }
+    }
+    ensure_user(&tx, user, now)?;
+    tx.execute(
+        "INSERT INTO totp_devices (user_name, name, sealed_secret, created_at, last_used_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![user, name, sealed_secret, to_unix(now)],
+    )?;
+    let id = tx.last_insert_rowid();
+    // An opened enrolment is used up by the device it let in.
+    tx.execute(
+        "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+        params![user],
+    )?;
+    tx.execute(
+        "UPDATE users SET last_totp_step = ?2
+         WHERE name = ?1 AND (last_totp_step IS NULL OR last_totp_step < ?2)",
+        params![user, step_to_db(confirmed_step)],
+    )?;
+    tx.commit()?;
+    Ok(Some(id))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn add_totp_device(
@@ -283,26 +326,31 @@ impl Store for SqliteStore {
     ) -> StoreResult<i64> {
         let (user, name) = (user.to_owned(), name.to_owned());
         self.run(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            ensure_user(&tx, &user, now)?;
-            tx.execute(
-                "INSERT INTO totp_devices (user_name, name, sealed_secret, created_at, last_used_at)
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![user, name, sealed_secret, to_unix(now)],
-            )?;
-            let id = tx.last_insert_rowid();
-            // An opened enrolment is used up by the device it let in.
-            tx.execute(
-                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
-                params![user],
-            )?;
-            tx.execute(
-                "UPDATE users SET last_totp_step = ?2
-                 WHERE name = ?1 AND (last_totp_step IS NULL OR last_totp_step < ?2)",
-                params![user, step_to_db(confirmed_step)],
-            )?;
-            tx.commit()?;
-            Ok(id)
+            let added = add_device(conn, &user, &name, sealed_secret, confirmed_step, now, false)?;
+            added.ok_or_else(|| StoreError::Task("a device was not added".to_owned()))
+        })
+        .await
+    }
+
+    async fn add_first_totp_device(
+        &self,
+        user: &str,
+        name: &str,
+        sealed_secret: Vec<u8>,
+        confirmed_step: u64,
+        now: SystemTime,
+    ) -> StoreResult<Option<i64>> {
+        let (user, name) = (user.to_owned(), name.to_owned());
+        self.run(move |conn| {
+            Ok(add_device(
+                conn,
+                &user,
+                &name,
+                sealed_secret,
+                confirmed_step,
+                now,
+                true,
+            )?)
         })
         .await
     }
@@ -460,38 +508,42 @@ impl Store for SqliteStore {
 
     async fn charge_attempt(
         &self,
-        subject: Subject<'_>,
-        policy: &LockoutPolicy,
+        subjects: &[(Subject<'_>, LockoutPolicy)],
         now: SystemTime,
-    ) -> StoreResult<Result<FailureRecord, Duration>> {
-        let key = subject.key();
-        let policy = *policy;
+    ) -> StoreResult<Result<Vec<Charge>, Duration>> {
+        let subjects: Vec<(String, LockoutPolicy)> = subjects.iter().map(|(s, p)| (s.key(), *p)).collect();
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let before = read_failures(&tx, &key)?;
-            let after = match policy.charge(&before, now) {
-                Ok(after) => after,
-                Err(wait) => return Ok(Err(wait)),
-            };
-            write_failures(&tx, &key, &after)?;
+            let mut charges = Vec::with_capacity(subjects.len());
+            for (key, policy) in &subjects {
+                let before = read_failures(&tx, key)?;
+                match policy.charge(&before, now) {
+                    Ok(after) => charges.push(Charge { before, after }),
+                    // Dropping the transaction counts nothing anywhere.
+                    Err(wait) => return Ok(Err(wait)),
+                }
+            }
+            for ((key, _), charge) in subjects.iter().zip(&charges) {
+                write_failures(&tx, key, &charge.after)?;
+            }
             tx.commit()?;
-            Ok(Ok(before))
+            Ok(Ok(charges))
         })
         .await
     }
 
     async fn refund_attempt(
         &self,
-        subject: Subject<'_>,
-        policy: &LockoutPolicy,
-        before: FailureRecord,
+        subjects: &[(Subject<'_>, LockoutPolicy)],
+        charges: Vec<Charge>,
     ) -> StoreResult<()> {
-        let key = subject.key();
-        let policy = *policy;
+        let subjects: Vec<(String, LockoutPolicy)> = subjects.iter().map(|(s, p)| (s.key(), *p)).collect();
         self.run(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let refunded = policy.refund(&read_failures(&tx, &key)?, &before);
-            write_failures(&tx, &key, &refunded)?;
+            for ((key, policy), charge) in subjects.iter().zip(&charges) {
+                let refunded = policy.refund(&read_failures(&tx, key)?, charge);
+                write_failures(&tx, key, &refunded)?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -932,6 +984,23 @@ mod tests {
             .unwrap());
     }
 
+    #[tokio::test]
+    async fn a_first_device_is_stored_once() {
+        let (_dir, store) = store();
+        let first = store
+            .add_first_totp_device("alice", "Phone", vec![1], 5, at(0))
+            .await
+            .unwrap();
+        assert!(first.is_some());
+        let second = store
+            .add_first_totp_device("alice", "Tablet", vec![2], 6, at(1))
+            .await
+            .unwrap();
+        assert_eq!(second, None, "another enrolment came first");
+        assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1);
+        assert_eq!(store.last_totp_step("alice").await.unwrap(), Some(5));
+    }
+
     /// Many attempts at once: no more than the limit get through the check.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_charges_never_pass_more_than_the_limit() {
@@ -942,7 +1011,7 @@ mod tests {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .charge_attempt(Subject::User("alice"), &policy, at(1))
+                    .charge_attempt(&[(Subject::User("alice"), policy)], at(1))
                     .await
                     .unwrap()
                     .is_ok()
@@ -959,36 +1028,23 @@ mod tests {
     async fn failure_counters_persist_and_are_kept_apart() {
         let (dir, store) = store();
         let policy = LockoutPolicy::default();
+        let alice = || [(Subject::User("alice"), policy)];
         for i in 0..10 {
-            store
-                .charge_attempt(Subject::User("alice"), &policy, at(i))
-                .await
-                .unwrap()
-                .unwrap();
+            store.charge_attempt(&alice(), at(i)).await.unwrap().unwrap();
         }
         assert!(
-            store
-                .charge_attempt(Subject::User("alice"), &policy, at(10))
-                .await
-                .unwrap()
-                .is_err(),
+            store.charge_attempt(&alice(), at(10)).await.unwrap().is_err(),
             "locked: the attempt is refused and not counted"
         );
         let address = Subject::Address("192.0.2.7".parse().unwrap());
-        let before = store
-            .charge_attempt(address.clone(), &policy, at(10))
-            .await
-            .unwrap()
-            .unwrap();
-        store
-            .charge_attempt(address.clone(), &policy, at(10))
-            .await
-            .unwrap()
-            .unwrap();
-        store
-            .refund_attempt(address.clone(), &policy, before)
-            .await
-            .unwrap();
+        // Both or neither: a locked user means the address is not charged either.
+        let both = [(Subject::User("alice"), policy), (address.clone(), policy)];
+        assert!(store.charge_attempt(&both, at(10)).await.unwrap().is_err());
+        assert_eq!(store.failures(address.clone()).await.unwrap().count, 0);
+        let by_address = [(address.clone(), policy)];
+        store.charge_attempt(&by_address, at(10)).await.unwrap().unwrap();
+        let second = store.charge_attempt(&by_address, at(11)).await.unwrap().unwrap();
+        store.refund_attempt(&by_address, second).await.unwrap();
         drop(store);
         let store = SqliteStore::open_in(dir.path()).unwrap();
         let alice = store.failures(Subject::User("alice")).await.unwrap();

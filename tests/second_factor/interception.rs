@@ -150,6 +150,23 @@ fn a_multipart_login_is_read_as_the_app_reads_it() {
     );
     assert_eq!(own_code.status, 422, "mallory's authenticator is not alice's");
     assert_eq!(app_says(&app, &attacker), None);
+    // A boundary that readers split differently (`"Y; z"` is `Y` to a naive one).
+    let mut other = Browser::new(&gateway, HOST);
+    let csrf = other.get("/login").input("csrf_token").unwrap();
+    let body = format!(
+        "--Y\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nmallory\r\n--Y--\r\n\
+         --Y; z\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{csrf}\r\n\
+         --Y; z\r\nContent-Disposition: form-data; name=\"username\"\r\n\r\nalice\r\n\
+         --Y; z\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\nwonderland\r\n--Y; z--\r\n"
+    );
+    let page = other.post_body(
+        "/login",
+        "multipart/form-data; boundary=\"Y; z\"",
+        body.into_bytes(),
+        &[],
+    );
+    assert_eq!(page.location(), Some("/.portvakt/sign-in-refused"));
+    assert_eq!(app_says(&app, &other), None);
     // A body of a type the gateway does not read: refused, not guessed.
     let mut other = Browser::new(&gateway, HOST);
     let csrf = other.get("/login").input("csrf_token").unwrap();
@@ -167,14 +184,40 @@ fn an_app_that_signs_in_on_other_requests_is_held_back_too() {
     };
     let app = LegacyApp::start_with(ACCOUNTS, quirks);
     let gateway = gateway_with(&app, "", "      - { path: /api/, policy: bypass }\n");
-    // Credentials in the query of pages the gateway forwards without a session.
-    for target in ["/healthz?u=alice&p=wonderland", "/login?u=alice&p=wonderland"] {
-        let mut attacker = Browser::new(&gateway, HOST);
-        let page = attacker.get(target);
-        assert_eq!(page.status, 303, "{target}");
-        assert_eq!(page.location(), Some("/login"), "{target}: sent to sign in");
-        assert_eq!(app_says(&app, &attacker), None, "{target}");
+    let (mut mallory, _) = signed_in_with_an_app(&gateway, "mallory", "evil");
+    // Credentials in the query of pages the gateway forwards without a session,
+    // a second login endpoint, and a decoy name beside the app's own fields: none
+    // says for certain whose session the app made, so none of it is released, not
+    // even to a browser that passed its own second factor.
+    let json = || br#"{"username":"alice","password":"wonderland"}"#.to_vec();
+    for target in [
+        "/healthz?u=alice&p=wonderland",
+        "/login?u=alice&p=wonderland",
+        "/healthz?u=alice&p=wonderland&username=mallory",
+    ] {
+        for browser in [&mut Browser::new(&gateway, HOST), &mut mallory.fork()] {
+            let page = browser.get(target);
+            assert_eq!(
+                (page.status, page.location()),
+                (303, Some("/login")),
+                "{target}: sent to sign in"
+            );
+            assert_ne!(app_says(&app, browser).as_deref(), Some("alice"), "{target}");
+        }
     }
+    let page = mallory.get("/?u=alice&p=wonderland");
+    assert_eq!(
+        page.location(),
+        Some("/login"),
+        "no 'renewal' into another user's session"
+    );
+    let page = mallory.post_body("/api/login", "application/json", json(), &[]);
+    assert_eq!(page.location(), Some("/login"));
+    assert_eq!(
+        app_says(&app, &mallory).as_deref(),
+        Some("mallory"),
+        "her own app session is untouched"
+    );
     // Elsewhere the policy stops the request before the app sees it.
     let mut attacker = Browser::new(&gateway, HOST);
     assert_eq!(
@@ -182,11 +225,48 @@ fn an_app_that_signs_in_on_other_requests_is_held_back_too() {
         Some("/login")
     );
     assert_eq!(app_says(&app, &attacker), None);
-    // A second login endpoint: who signs in is readable, so it is a login like the
-    // form's, held back for alice's second factor and then released exactly.
+    // A logout that hands out a session again passes without it.
+    let out = attacker.get("/logout?u=alice&p=wonderland");
+    assert_eq!(out.status, 303);
+    assert_eq!(app_says(&app, &attacker), None);
+}
+
+/// Where the app can say whose session it made (`login.confirm`), a second login
+/// endpoint is held back for that user's second factor and then released exactly;
+/// a request that names someone else is dropped.
+#[test]
+fn a_confirmed_sign_in_elsewhere_waits_for_that_users_second_factor() {
+    let quirks = Quirks {
+        query_login: true,
+        api_login: true,
+        ..Quirks::default()
+    };
+    let app = LegacyApp::start_with(ACCOUNTS, quirks);
+    let gateway = gateway_with(
+        &app,
+        "      confirm: { path: /api/me, json: /user }\n",
+        "      - { path: /api/, policy: bypass }\n",
+    );
+    let (mut mallory, _) = signed_in_with_an_app(&gateway, "mallory", "evil");
+    let json = || br#"{"username":"alice","password":"wonderland"}"#.to_vec();
+    // Decoys: the request names mallory, the app signs in alice.
+    for browser in [&mut Browser::new(&gateway, HOST), &mut mallory.fork()] {
+        let page = browser.get("/healthz?u=alice&p=wonderland&username=mallory");
+        assert_eq!(page.location(), Some("/login"));
+        let page = browser.post_body("/api/login?username=mallory", "application/json", json(), &[]);
+        assert_eq!(page.location(), Some("/login"), "named twice");
+        assert_ne!(app_says(&app, browser).as_deref(), Some("alice"));
+    }
+    // Mallory's own session does not turn into alice's: alice's second factor is asked.
+    let page = mallory.get("/?u=alice&p=wonderland");
+    assert_eq!(
+        page.location(),
+        Some("/.portvakt/enrol"),
+        "alice has no device yet: her enrolment"
+    );
+    assert_ne!(app_says(&app, &mallory).as_deref(), Some("alice"));
     let mut browser = Browser::new(&gateway, HOST);
-    let json = br#"{"username":"alice","password":"wonderland"}"#.to_vec();
-    let page = browser.post_body("/api/login", "application/json", json, &[]);
+    let page = browser.post_body("/api/login", "application/json", json(), &[]);
     assert_eq!(page.location(), Some("/.portvakt/enrol"));
     assert_eq!(app_says(&app, &browser), None);
     enrol(&mut browser);
@@ -214,6 +294,51 @@ fn an_app_that_signs_in_on_other_requests_is_held_back_too() {
     assert_eq!(app_says(&app, &browser), None);
 }
 
+/// HTTP/2 needs no length header for a body, and clients may ask for 100 Continue:
+/// neither hides a body from the reader.
+#[test]
+fn bodies_are_read_over_http2_and_after_100_continue() {
+    let app = LegacyApp::start_with(
+        ACCOUNTS,
+        Quirks {
+            last_value_wins: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = gateway_with(&app, "", "");
+    let h2 = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .resolve(HOST, std::net::SocketAddr::from(([127, 0, 0, 1], gateway.port)))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = h2
+        .post(gateway.url(HOST, "/login?username=mallory"))
+        .header("content-type", "application/json")
+        .body(r#"{"username":"alice","password":"wonderland"}"#)
+        .send()
+        .unwrap();
+    assert_eq!(login.version(), reqwest::Version::HTTP_2);
+    assert_eq!(
+        login.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/.portvakt/sign-in-refused"),
+        "the body was read: the name is given twice"
+    );
+    // A login that asks for 100 Continue is judged on its final answer.
+    let mut browser = Browser::new(&gateway, HOST);
+    let csrf = browser.get("/login").input("csrf_token").unwrap();
+    let cookies: Vec<String> = browser.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let body = format!("csrf_token={csrf}&username=alice&password=wonderland");
+    let request = format!(
+        "POST /login HTTP/1.1\r\nHost: {HOST}\r\nCookie: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Expect: 100-continue\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        cookies.join("; "),
+        body.len()
+    );
+    let (_, response) = gateway.raw(request.as_bytes());
+    assert!(response.contains("location: /.portvakt/enrol"), "{response}");
+}
+
 #[test]
 fn front_controller_pages_get_their_routes_policy() {
     let quirks = Quirks {
@@ -233,6 +358,9 @@ fn front_controller_pages_get_their_routes_policy() {
         "/index.php?page=admin",
         "/index.php",
         "/index.php?do=login&page=admin&do=x",
+        "/index.php?do=login&page=admin",
+        "/index.php?do=login&%20do=show",
+        "/index.php?do=login;page=admin",
     ] {
         let page = attacker.get(target);
         assert_eq!(
