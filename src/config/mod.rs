@@ -434,6 +434,30 @@ mod tests {
     }
 
     #[test]
+    fn session_cookies_and_front_controller_pages_are_checked() {
+        let login = |extra: &str| {
+            errors(&format!(
+                "{MINIMAL}    login:\n      path: /index.php\n      username_field: u\n{extra}"
+            ))
+        };
+        let found = login("      session_cookie: [\"*\", \"a*b\", \"sid;x\", ok, \"wp_*\"]\n");
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(found[0].contains("login.session_cookie[0]: `*` is not a cookie name prefix"));
+        assert!(found[1].contains("login.session_cookie[1]: `a*b` is not a cookie name"));
+        let found = login("      query: { do: login }\n      page: /index.php\n");
+        assert!(
+            found[0].contains("login.page: the login page is the login's own path, so it needs query conditions too, such as /index.php?do=login"),
+            "{found:#?}"
+        );
+        assert!(login("      query: { do: login }\n      page: /index.php?do=login\n").is_empty());
+        assert!(
+            login("      logout_path: /index.php?do=a&do=b\n")[0].contains("`do` is empty or given twice")
+        );
+        assert!(login("      confirm: { path: /me, json: /a~2b }\n")[0].contains("is not a JSON pointer"));
+        assert!(login("      confirm: { path: /me, json: /a~1b }\n").is_empty());
+    }
+
+    #[test]
     fn missing_top_level_keys_are_named() {
         let found = errors("log: {format: xml}\n");
         assert!(found.iter().any(|e| e.contains("missing `listen`")), "{found:#?}");

@@ -422,9 +422,8 @@ fn parse_upstream(d: &mut Decoder, url: &Spanned<String>, verify_tls: bool) -> O
     })
 }
 
-/// A path as rules and login settings hold it: decoded, in normal form, without a
-/// trailing slash (except `/`). Anything else is an error naming the normal form.
-/// A path with optional query conditions: `/index.php?do=login`.
+/// A path with optional query conditions: `/index.php?do=login`. Each condition
+/// names a key once.
 fn path_and_query(d: &mut Decoder, p: &Spanned<String>) -> Option<(String, QueryConditions)> {
     let (path, query) = p.value.split_once('?').unwrap_or((&p.value, ""));
     let path = normal_path(
@@ -436,9 +435,30 @@ fn path_and_query(d: &mut Decoder, p: &Spanned<String>) -> Option<(String, Query
         },
     )?;
     let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    Some((path, QueryConditions::new(pairs)))
+    conditions(d, p, pairs).map(|c| (path, c))
 }
 
+/// Query conditions: keys not empty, each once.
+fn conditions(
+    d: &mut Decoder,
+    at: &Spanned<String>,
+    pairs: Vec<(String, String)>,
+) -> Option<QueryConditions> {
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        if key.is_empty() || pairs[..i].iter().any(|(k, _)| k == key) {
+            d.error(
+                at.at,
+                &at.key,
+                format!("the query condition `{key}` is empty or given twice; name each key once"),
+            );
+            return None;
+        }
+    }
+    Some(QueryConditions::new(pairs))
+}
+
+/// A path as rules and login settings hold it: decoded, in normal form, without a
+/// trailing slash (except `/`). Anything else is an error naming the normal form.
 fn normal_path(d: &mut Decoder, p: &Spanned<String>) -> Option<String> {
     match policy::normalise(p.value.as_bytes()) {
         Ok(n) if n.forwarded() == p.value || n.forwarded() == format!("{}/", p.value) => {
@@ -545,12 +565,17 @@ fn build_lockout(file: LockoutFile) -> LockoutPolicy {
 
 fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
     let path = file.path.as_ref().and_then(|p| normal_path(d, p));
-    let query = QueryConditions::new(
-        file.query
-            .iter()
-            .map(|(k, v)| (k.value.clone(), v.clone()))
-            .collect(),
-    );
+    let query = match file.query.first() {
+        Some((first, _)) => {
+            let pairs = file
+                .query
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect();
+            conditions(d, first, pairs).unwrap_or_default()
+        }
+        None => QueryConditions::default(),
+    };
     let logout = file.logout_path.as_ref().map(|p| path_and_query(d, p));
     let page = file.page.as_ref().map(|p| path_and_query(d, p));
     let success_location = file.success_location.as_ref().map(|p| normal_path(d, p));
@@ -618,11 +643,49 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
         }
     };
     let session_cookies = match &file.session_cookie {
-        Some(names) => CookieNames::new(&names.iter().map(|n| n.value.as_str()).collect::<Vec<_>>()),
+        Some(names) => {
+            for name in names {
+                let (base, prefix) = match name.value.strip_suffix('*') {
+                    Some(base) => (base, true),
+                    None => (name.value.as_str(), false),
+                };
+                if base.is_empty()
+                    || base.contains('*')
+                    || !base
+                        .bytes()
+                        .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+                {
+                    d.error(
+                        name.at,
+                        &name.key,
+                        format!(
+                            "`{}` is not a cookie name{}; write a name, or a name's beginning followed by `*`",
+                            name.value,
+                            if prefix { " prefix" } else { "" }
+                        ),
+                    );
+                }
+            }
+            CookieNames::new(&names.iter().map(|n| n.value.as_str()).collect::<Vec<_>>())
+        }
         None => CookieNames::new(success.set_cookie.as_slice()),
     };
-    // Without a page of its own, the form's path with the login's conditions.
+    // Without a page of its own, the form's path with the login's conditions. A
+    // page on the login's own path without them would exempt every page of a
+    // front controller from the route rules.
     let (page, page_query) = page.flatten().unwrap_or_else(|| (path.clone(), query.clone()));
+    if let (Some(spanned), false) = (&file.page, query.is_empty()) {
+        if page == path && page_query.is_empty() {
+            d.error(
+                spanned.at,
+                &spanned.key,
+                format!(
+                    "the login page is the login's own path, so it needs query conditions too, such as {page}{}",
+                    query.to_query()
+                ),
+            );
+        }
+    }
     let (logout_path, logout_query) = logout.flatten().unzip();
     Some(LoginInterception {
         page_target: format!("{page}{}", page_query.to_query()),
@@ -647,11 +710,19 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
     })
 }
 
+/// RFC 6901: `/` before each token; `~` only as `~0` or `~1`.
+fn is_json_pointer(text: &str) -> bool {
+    text.starts_with('/')
+        && text
+            .match_indices('~')
+            .all(|(i, _)| matches!(text.as_bytes().get(i + 1), Some(b'0' | b'1')))
+}
+
 fn build_confirm(d: &mut Decoder, file: &ConfirmFile) -> Option<ConfirmRule> {
     let path = normal_path(d, file.path.as_ref()?)?;
     let read = match (&file.header, &file.json, &file.pattern) {
         (Some(header), None, None) => ConfirmRead::Header(header_name(d, header)?),
-        (None, Some(pointer), None) if pointer.value.starts_with('/') => {
+        (None, Some(pointer), None) if is_json_pointer(&pointer.value) => {
             ConfirmRead::Json(pointer.value.clone())
         }
         (None, Some(pointer), None) => {

@@ -291,10 +291,10 @@ fn key_match(key: &str, field: &str) -> KeyMatch {
 /// and Java match `ſ` to `s`).
 pub(crate) fn fold(key: &str) -> String {
     let key = key.split('\0').next().unwrap_or_default();
-    let key = key.trim_matches(|c: char| c.is_whitespace() || c == '[' || c == ']');
+    let key = key.trim().trim_start_matches('[');
     let base = match key.find('[') {
         Some(open) if key[open..].contains(']') => &key[..open],
-        _ => key,
+        _ => key.trim_end_matches(']'),
     };
     base.chars()
         .map(|c| match c {
@@ -389,7 +389,7 @@ mod tests {
         assert_eq!(
             BodyKind::of(Some("multipart/form-data; boundary=\"a.b\"")),
             Ok(BodyKind::Multipart {
-                boundary: "a b".into()
+                boundary: "a.b".into()
             })
         );
         for refused in [

@@ -121,9 +121,12 @@ fn cookie_date(text: &str) -> Option<SystemTime> {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     };
-    if year < 1970 || !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
-        // Before 1970 is in the past as surely as 1970 itself.
-        return (year >= 1601 && year < 1970).then_some(SystemTime::UNIX_EPOCH);
+    if year < 1601 || !(1..=days_in_month).contains(&day) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    if year < 1970 {
+        // In the past as surely as 1970 itself.
+        return Some(SystemTime::UNIX_EPOCH);
     }
     // Days since 1970-01-01 (H. Hinnant's days_from_civil).
     let (y, m) = if month <= 2 {

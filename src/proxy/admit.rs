@@ -111,9 +111,10 @@ impl Gateway {
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
-            // Any other answer that sets the app's session cookie is a sign-in too,
-            // and the request's body may say who it is.
-            if !login.session_cookies.is_empty() && !body_empty {
+            // Any other answer that sets the app's session cookie is a sign-in too.
+            // Only with login.confirm does the body of another request matter: it
+            // must then not name someone else than the app confirms.
+            if login.confirm.is_some() && !login.session_cookies.is_empty() && !body_empty {
                 let capture = RequestCapture::new(session.req_header(), false, body_empty, login.max_body);
                 ctx.capture = Some(capture);
             }

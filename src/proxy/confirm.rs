@@ -64,6 +64,20 @@ pub async fn who(
     rule: &ConfirmRule,
     cookies: &str,
 ) -> Result<Option<String>, ConfirmError> {
+    // One deadline for the whole exchange: a page that drips slowly cannot hold
+    // the sign-in (and a connection of the gateway's) for longer.
+    tokio::time::timeout(TIMEOUT, ask(connector, app, host, rule, cookies))
+        .await
+        .unwrap_or_else(|_| Err(ConfirmError::Request("no answer in time".to_owned())))
+}
+
+async fn ask(
+    connector: &Connector,
+    app: &App,
+    host: &str,
+    rule: &ConfirmRule,
+    cookies: &str,
+) -> Result<Option<String>, ConfirmError> {
     let fail = |e: pingora::BError| ConfirmError::Request(e.to_string());
     let upstream = &app.upstream;
     let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.sni.clone());
