@@ -455,6 +455,7 @@ mod tests {
         );
         assert!(login("      confirm: { path: /me, json: /a~2b }\n")[0].contains("is not a JSON pointer"));
         assert!(login("      confirm: { path: /me, json: /a~1b }\n").is_empty());
+        assert!(login("      confirm: { path: /index.php?do=whoami, json: /user }\n").is_empty());
     }
 
     #[test]

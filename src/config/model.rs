@@ -363,6 +363,7 @@ pub struct LoginInterception {
 /// someone else than the request did.
 #[derive(Debug, Clone)]
 pub struct ConfirmRule {
+    /// The request target: a path, and a query if the page needs one.
     pub path: String,
     pub read: ConfirmRead,
 }

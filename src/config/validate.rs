@@ -719,7 +719,30 @@ fn is_json_pointer(text: &str) -> bool {
 }
 
 fn build_confirm(d: &mut Decoder, file: &ConfirmFile) -> Option<ConfirmRule> {
-    let path = normal_path(d, file.path.as_ref()?)?;
+    // A path, with a query if the app's page needs one (`/index.php?do=whoami`).
+    let written = file.path.as_ref()?;
+    let (path, query) = written.value.split_once('?').unwrap_or((&written.value, ""));
+    let path = normal_path(
+        d,
+        &Spanned {
+            value: path.to_owned(),
+            at: written.at,
+            key: written.key.clone(),
+        },
+    )?;
+    let path = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    };
+    if path.parse::<http::uri::PathAndQuery>().is_err() {
+        d.error(
+            written.at,
+            &written.key,
+            format!("`{}` cannot be sent as a request target", written.value),
+        );
+        return None;
+    }
     let read = match (&file.header, &file.json, &file.pattern) {
         (Some(header), None, None) => ConfirmRead::Header(header_name(d, header)?),
         (None, Some(pointer), None) if is_json_pointer(&pointer.value) => {

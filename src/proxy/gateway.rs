@@ -47,8 +47,9 @@ pub struct Gateway {
     pub(super) config: SharedConfig,
     pub(super) metrics: Arc<Metrics>,
     pub(super) auth: Arc<AuthServices>,
-    /// The gateway's own requests to apps (`login.confirm`).
-    pub(super) connector: Connector,
+    /// The gateway's own requests to apps (`login.confirm`), made when first
+    /// needed: building it loads TLS roots, start-up work most gateways never use.
+    connector: std::sync::OnceLock<Connector>,
 }
 
 impl Gateway {
@@ -57,8 +58,12 @@ impl Gateway {
             config,
             metrics,
             auth,
-            connector: Connector::new(None),
+            connector: std::sync::OnceLock::new(),
         }
+    }
+
+    pub(super) fn connector(&self) -> &Connector {
+        self.connector.get_or_init(|| Connector::new(None))
     }
 }
 

@@ -387,7 +387,7 @@ impl Gateway {
             all.join("; ")
         });
         let jar = confirm::cookies_after(Some(&sent), &set_cookies);
-        match confirm::who(&self.connector, w.app, host, rule, &jar).await {
+        match confirm::who(self.connector(), w.app, host, rule, &jar).await {
             Ok(Some(name)) => login::canonical_user(w.login, &name).ok().flatten(),
             Ok(None) => None,
             Err(e) => {
