@@ -47,6 +47,19 @@ pub struct FailureRecord {
     pub locked_until: Option<SystemTime>,
 }
 
+impl FailureRecord {
+    /// The record as a store of whole seconds keeps it.
+    fn to_seconds(self) -> (u32, Option<u64>, Option<u64>) {
+        let seconds = |t: Option<SystemTime>| {
+            t.map(|t| {
+                t.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs())
+            })
+        };
+        (self.count, seconds(self.last_failure), seconds(self.locked_until))
+    }
+}
+
 impl LockoutPolicy {
     /// How long attempts are still refused, if they are.
     pub fn locked_for(&self, record: &FailureRecord, now: SystemTime) -> Option<Duration> {
@@ -71,7 +84,8 @@ impl LockoutPolicy {
     /// and lock too); otherwise one failure less, and a lock only while the rest
     /// still reach the limit.
     pub fn refund(&self, record: &FailureRecord, charge: &Charge) -> FailureRecord {
-        if *record == charge.after {
+        // The store keeps whole seconds: compare at that precision.
+        if record.to_seconds() == charge.after.to_seconds() {
             return charge.before;
         }
         let count = record.count.saturating_sub(1);
@@ -166,6 +180,20 @@ mod tests {
             (refunded.count, refunded.locked_until),
             (10, eleventh.locked_until)
         );
+        // The store keeps whole seconds; the refund still recognises its own charge.
+        let stored = FailureRecord {
+            last_failure: Some(at(9)),
+            locked_until: tenth.after.locked_until,
+            ..tenth.after
+        };
+        let sub_second = Charge {
+            after: FailureRecord {
+                last_failure: Some(at(9) + Duration::from_millis(400)),
+                ..tenth.after
+            },
+            ..tenth
+        };
+        assert_eq!(policy.refund(&stored, &sub_second), record);
         // A success after the window: the window is not moved by it.
         let old = FailureRecord {
             count: 3,

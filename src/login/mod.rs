@@ -15,4 +15,4 @@ pub mod set_cookie;
 
 pub use conditions::QueryConditions;
 pub use credentials::{user_name, BodyKind, Unreadable};
-pub use set_cookie::{CookieNames, SetCookie};
+pub use set_cookie::{set_more_than_one_way, CookieNames, SetCookie};

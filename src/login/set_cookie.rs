@@ -197,20 +197,27 @@ impl CookieNames {
         self.exact.contains(&name) || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
 
-    /// The `Set-Cookie` values among these that set one of the cookies live.
-    pub fn set_live<'h>(
-        &self,
-        headers: impl IntoIterator<Item = &'h [u8]>,
-        now: SystemTime,
-    ) -> Vec<SetCookie> {
+    /// The `Set-Cookie` values among these that set or delete one of the cookies.
+    pub fn named<'h>(&self, headers: impl IntoIterator<Item = &'h [u8]>, now: SystemTime) -> Vec<SetCookie> {
         headers
             .into_iter()
             // Most answers set other cookies (or none): only a name that could be
             // one of these is read whole.
             .filter(|h| self.might_name(h))
             .map(|h| SetCookie::read(h, now))
-            .filter(|cookie| cookie.live && self.contains(&cookie.name))
+            .filter(|cookie| self.contains(&cookie.name))
             .collect()
+    }
+
+    /// The `Set-Cookie` values among these that set one of the cookies live.
+    pub fn set_live<'h>(
+        &self,
+        headers: impl IntoIterator<Item = &'h [u8]>,
+        now: SystemTime,
+    ) -> Vec<SetCookie> {
+        let mut named = self.named(headers, now);
+        named.retain(|cookie| cookie.live);
+        named
     }
 
     /// A cheap first look: whether the header's text holds one of the names.
@@ -222,6 +229,17 @@ impl CookieNames {
         };
         self.exact.iter().chain(&self.prefixes).any(|n| holds(n))
     }
+}
+
+/// Whether an answer sets one cookie more than one way (two values, or a value and
+/// a deletion): the browser keeps the last, a client reading every header may not,
+/// and which one the app meant is its secret.
+pub fn set_more_than_one_way(cookies: &[SetCookie]) -> bool {
+    cookies.iter().enumerate().any(|(i, a)| {
+        cookies[..i]
+            .iter()
+            .any(|b| b.name.eq_ignore_ascii_case(&a.name) && (b.value != a.value || b.live != a.live))
+    })
 }
 
 #[cfg(test)]
@@ -300,6 +318,10 @@ mod tests {
         );
         let deletions: [&[u8]; 1] = [b"sessionid=; Max-Age=0"];
         assert!(names.set_live(deletions, at()).is_empty());
+        let twice: [&[u8]; 3] = [b"sessionid=a", b"other=x", b"sessionid=; Max-Age=0"];
+        assert!(set_more_than_one_way(&names.named(twice, at())));
+        let renewed: [&[u8]; 2] = [b"sessionid=a; Path=/", b"SessionID=a"];
+        assert!(!set_more_than_one_way(&names.named(renewed, at())));
         assert!(CookieNames::new::<&str>(&[]).is_empty());
     }
 

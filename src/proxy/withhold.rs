@@ -36,7 +36,7 @@ use super::login::{self, RequestCapture};
 use super::second_factor;
 use crate::config::model::LoginInterception;
 use crate::config::{App, Config};
-use crate::login::{SetCookie, Unreadable};
+use crate::login::{set_more_than_one_way, SetCookie, Unreadable};
 use crate::policy::Authentication;
 use crate::session::challenge::{Purpose, SharedChallenge, Withheld};
 use crate::session::{cookies, SignInMethod};
@@ -54,6 +54,9 @@ struct SignIn<'r> {
     user: Result<Option<String>, Unreadable>,
     /// The app let the user in.
     passed: bool,
+    /// The app set its session cookie in a way that says nothing clear (on a
+    /// failure, or more than one way): refused once the user is charged.
+    anomaly: bool,
     /// The request was the app's own login (rather than another request whose
     /// answer set the session cookie, whose user the app itself confirmed).
     at_login: bool,
@@ -106,7 +109,9 @@ impl Gateway {
             .iter()
             .map(http::HeaderValue::as_bytes)
             .collect();
-        let sessions = login.session_cookies.set_live(set_cookies, w.now);
+        let named_cookies = login.session_cookies.named(set_cookies, w.now);
+        let conflicting = set_more_than_one_way(&named_cookies);
+        let sessions: Vec<&SetCookie> = named_cookies.iter().filter(|c| c.live).collect();
         if ctx.logout {
             // Many apps hand out a fresh (anonymous) session with their logout:
             // the logout passes, that cookie does not.
@@ -119,29 +124,21 @@ impl Gateway {
         let capture = capture.unwrap_or_default();
         if capture.is_login {
             let by_rule = login::succeeded(&login.success, response, w.now);
-            if !sessions.is_empty() && !by_rule {
-                tracing::warn!(app = %app.name, "the app set its session cookie on an answer its success rule calls a failure; dropped");
-                return self.replace(response, ctx, &login.page_target, "login_anomalous");
-            }
-            let set_twice = sessions.iter().enumerate().any(|(i, a)| {
-                sessions[..i]
-                    .iter()
-                    .any(|b| b.name == a.name && b.value != a.value)
+            // A session cookie on an answer the rule calls a failure, or set more
+            // than one way: the app signed someone in in a way of its own. Refused,
+            // after the named user is charged, the same whatever the password, so
+            // that the oddity is neither a way in nor an oracle.
+            let anomaly = !sessions.is_empty() && (!by_rule || conflicting);
+            let user = capture.user_name(login, query).and_then(|user| {
+                capture
+                    .agrees_with(&login.query)
+                    .then_some(user)
+                    .ok_or(Unreadable::Repeated)
             });
-            let user = if set_twice {
-                // The browser keeps the last; which user that is, only the app knows.
-                Err(Unreadable::Repeated)
-            } else {
-                capture.user_name(login, query).and_then(|user| {
-                    capture
-                        .agrees_with(&login.query)
-                        .then_some(user)
-                        .ok_or(Unreadable::Repeated)
-                })
-            };
             let sign_in = SignIn {
                 user,
                 passed: by_rule,
+                anomaly,
                 at_login: true,
                 trust_cookie: capture.trust_cookie,
                 request,
@@ -158,6 +155,10 @@ impl Gateway {
             tracing::warn!(app = %app.name, "the app set its session cookie on a request that is not its login, and login.confirm cannot say whose it is; dropped");
             return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
         };
+        if conflicting {
+            tracing::warn!(app = %app.name, "the app set its session cookie more than one way; dropped");
+            return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+        }
         let confirmed = self.confirmed_user(rule, response, request, &ctx.host, &w).await;
         let Some(user) = confirmed else {
             return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
@@ -182,6 +183,7 @@ impl Gateway {
         let sign_in = SignIn {
             user: Ok(Some(user)),
             passed: true,
+            anomaly: false,
             at_login: false,
             trust_cookie: None,
             request,
@@ -204,6 +206,10 @@ impl Gateway {
                 // Whatever the app said: right and wrong passwords look alike.
                 tracing::warn!(app = %app.name, reason = %why, "a sign-in does not say for certain who signs in; refused");
                 return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_unreadable");
+            }
+            Ok(None) if sign_in.anomaly => {
+                tracing::warn!(app = %app.name, "the app set its session cookie oddly on a login that names nobody; refused");
+                return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_anomalous");
             }
             Ok(None) if sign_in.passed => {
                 // The app let someone in whom the gateway cannot name: nothing of the
@@ -231,6 +237,10 @@ impl Gateway {
                 return self.replace(response, ctx, "/.portvakt/unavailable", "error");
             }
         };
+        if sign_in.anomaly {
+            tracing::warn!(app = %app.name, user = %user, "the app set its session cookie on a failed login, or more than one way; refused");
+            return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_anomalous");
+        }
         if !sign_in.passed {
             ctx.label = Some("login_failed");
             self.auth

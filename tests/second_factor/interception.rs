@@ -610,3 +610,37 @@ fn the_app_confirms_whose_session_it_made() {
         }
     }
 }
+
+/// An app that signs someone in beside its form (here by `?u=…&p=…`) puts an odd
+/// session cookie on the login answer: refused the same way for right and wrong
+/// passwords, and counted, so it is no oracle for the named user's password.
+#[test]
+fn a_login_answer_with_an_odd_session_cookie_is_refused_alike_and_counted() {
+    let quirks = Quirks {
+        query_login: true,
+        ..Quirks::default()
+    };
+    let app = LegacyApp::start_with(ACCOUNTS, quirks);
+    let gateway = gateway_with(&app, "", "");
+    let attempt = |password: &str| {
+        let mut browser = Browser::new(&gateway, HOST);
+        let csrf = browser.get("/login").input("csrf_token").unwrap();
+        let page = browser.post(
+            "/login?u=mallory&p=evil",
+            &[("csrf_token", &csrf), ("username", "alice"), ("password", password)],
+        );
+        assert_eq!(app_says(&app, &browser), None);
+        (page.status, page.location().map(str::to_owned))
+    };
+    let wrong = attempt("guess");
+    assert_eq!(wrong, (303, Some("/.portvakt/sign-in-refused".to_owned())));
+    assert_eq!(attempt("wonderland"), wrong, "right and wrong alike");
+    for _ in 0..8 {
+        attempt("guess");
+    }
+    assert_eq!(
+        attempt("wonderland").1.as_deref(),
+        Some("/.portvakt/locked"),
+        "each counted against alice: locked after max_failures"
+    );
+}
