@@ -66,67 +66,60 @@ pub async fn who(
 ) -> Result<Option<String>, ConfirmError> {
     // One deadline for the whole exchange: a page that drips slowly cannot hold
     // the sign-in (and a connection of the gateway's) for longer.
-    tokio::time::timeout(TIMEOUT, ask(connector, app, host, rule, cookies))
+    let exchange = async {
+        let fail = |e: pingora::BError| ConfirmError::Request(e.to_string());
+        let upstream = &app.upstream;
+        let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.sni.clone());
+        peer.options.verify_cert = upstream.verify_tls;
+        peer.options.verify_hostname = upstream.verify_tls;
+        peer.options.connection_timeout = Some(TIMEOUT);
+        peer.options.read_timeout = Some(TIMEOUT);
+        let (mut session, _) = connector.get_http_session(&peer).await.map_err(fail)?;
+        let mut request = RequestHeader::build("GET", rule.path.as_bytes(), None).map_err(fail)?;
+        request
+            .insert_header(http::header::HOST, app.host_header.as_deref().unwrap_or(host))
+            .map_err(fail)?;
+        request
+            .insert_header(
+                http::header::ACCEPT,
+                "application/json, text/html;q=0.9, */*;q=0.1",
+            )
+            .map_err(fail)?;
+        if !cookies.is_empty() {
+            request
+                .insert_header(http::header::COOKIE, cookies)
+                .map_err(fail)?;
+        }
+        session
+            .write_request_header(Box::new(request))
+            .await
+            .map_err(fail)?;
+        session.finish_request_body().await.map_err(fail)?;
+        session.set_read_timeout(Some(TIMEOUT));
+        session.read_response_header().await.map_err(fail)?;
+        let header: ResponseHeader = session
+            .response_header()
+            .cloned()
+            .ok_or_else(|| ConfirmError::Request("no answer".to_owned()))?;
+        if !header.status.is_success() {
+            return Err(ConfirmError::Status(header.status.as_u16()));
+        }
+        let mut body = BytesMut::new();
+        if !matches!(rule.read, ConfirmRead::Header(_)) {
+            while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
+                if body.len() + chunk.len() > MAX_PAGE {
+                    return Err(ConfirmError::TooLong);
+                }
+                body.extend_from_slice(&chunk);
+            }
+        }
+        // Connections are not reused: confirming is rare, and a half-read one is not safe to.
+        session.shutdown().await;
+        Ok::<_, ConfirmError>(read_name(&rule.read, &header, &body))
+    };
+    tokio::time::timeout(TIMEOUT, exchange)
         .await
         .unwrap_or_else(|_| Err(ConfirmError::Request("no answer in time".to_owned())))
-}
-
-async fn ask(
-    connector: &Connector,
-    app: &App,
-    host: &str,
-    rule: &ConfirmRule,
-    cookies: &str,
-) -> Result<Option<String>, ConfirmError> {
-    let fail = |e: pingora::BError| ConfirmError::Request(e.to_string());
-    let upstream = &app.upstream;
-    let mut peer = HttpPeer::new(upstream.addr, upstream.tls, upstream.sni.clone());
-    peer.options.verify_cert = upstream.verify_tls;
-    peer.options.verify_hostname = upstream.verify_tls;
-    peer.options.connection_timeout = Some(TIMEOUT);
-    peer.options.read_timeout = Some(TIMEOUT);
-    let (mut session, _) = connector.get_http_session(&peer).await.map_err(fail)?;
-    let mut request = RequestHeader::build("GET", rule.path.as_bytes(), None).map_err(fail)?;
-    request
-        .insert_header(http::header::HOST, app.host_header.as_deref().unwrap_or(host))
-        .map_err(fail)?;
-    request
-        .insert_header(
-            http::header::ACCEPT,
-            "application/json, text/html;q=0.9, */*;q=0.1",
-        )
-        .map_err(fail)?;
-    if !cookies.is_empty() {
-        request
-            .insert_header(http::header::COOKIE, cookies)
-            .map_err(fail)?;
-    }
-    session
-        .write_request_header(Box::new(request))
-        .await
-        .map_err(fail)?;
-    session.finish_request_body().await.map_err(fail)?;
-    session.set_read_timeout(Some(TIMEOUT));
-    session.read_response_header().await.map_err(fail)?;
-    let header: ResponseHeader = session
-        .response_header()
-        .cloned()
-        .ok_or_else(|| ConfirmError::Request("no answer".to_owned()))?;
-    if !header.status.is_success() {
-        return Err(ConfirmError::Status(header.status.as_u16()));
-    }
-    let mut body = BytesMut::new();
-    if !matches!(rule.read, ConfirmRead::Header(_)) {
-        while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
-            if body.len() + chunk.len() > MAX_PAGE {
-                return Err(ConfirmError::TooLong);
-            }
-            body.extend_from_slice(&chunk);
-        }
-    }
-    // Connections are not reused: confirming is rare, and a half-read one is not safe to.
-    session.shutdown().await;
-    Ok(read_name(&rule.read, &header, &body))
 }
 
 /// The user name the page gives, where the rule says it is.

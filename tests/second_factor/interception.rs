@@ -33,6 +33,15 @@ fn app_says(app: &LegacyApp, browser: &Browser) -> Option<String> {
     )
 }
 
+/// Fills in the app's login form from `form` (for its CSRF token) and posts it to
+/// `target` with `fields` after the token.
+fn post_login(browser: &mut Browser, form: &str, target: &str, fields: &[(&str, &str)]) -> Page {
+    let csrf = browser.get(form).input("csrf_token").unwrap();
+    let mut all = vec![("csrf_token", csrf.as_str())];
+    all.extend_from_slice(fields);
+    browser.post(target, &all)
+}
+
 fn gateway_with(app: &LegacyApp, login_extra: &str, routes: &str) -> Gateway {
     Gateway::start(&format!(
         "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
@@ -97,14 +106,11 @@ fn a_user_name_given_twice_is_refused_whatever_the_password() {
     assert_eq!(attacker.get("/.portvakt/sign-in-refused").status, 400);
     // In the query and the body at once: the same.
     let mut attacker = Browser::new(&gateway, HOST);
-    let csrf = attacker.get("/login").input("csrf_token").unwrap();
-    let page = attacker.post(
+    let page = post_login(
+        &mut attacker,
+        "/login",
         "/login?username=mallory",
-        &[
-            ("csrf_token", &csrf),
-            ("username", "alice"),
-            ("password", "wonderland"),
-        ],
+        &[("username", "alice"), ("password", "wonderland")],
     );
     assert_eq!(page.location(), Some("/.portvakt/sign-in-refused"));
     assert_eq!(app_says(&app, &attacker), None);
@@ -399,14 +405,11 @@ fn front_controller_pages_get_their_routes_policy() {
     );
     // A POST to the same script that is not the login gets the policy too.
     let mut other = Browser::new(&gateway, HOST);
-    let csrf = other.get("/index.php?do=login").input("csrf_token").unwrap();
-    let page = other.post(
+    let page = post_login(
+        &mut other,
+        "/index.php?do=login",
         "/index.php?page=admin",
-        &[
-            ("csrf_token", &csrf),
-            ("username", "alice"),
-            ("password", "wonderland"),
-        ],
+        &[("username", "alice"), ("password", "wonderland")],
     );
     assert_eq!(page.location(), Some("/index.php?do=login"));
     assert_eq!(app_says(&app, &other), None);
@@ -591,11 +594,11 @@ fn the_app_confirms_whose_session_it_made() {
             ("Alice", "/.portvakt/enrol"),
         ] {
             let mut browser = Browser::new(&gateway, HOST);
-            let csrf = browser.get("/login").input("csrf_token").unwrap();
-            let page = browser.post(
+            let page = post_login(
+                &mut browser,
+                "/login",
                 "/login",
                 &[
-                    ("csrf_token", &csrf),
                     ("login", named),
                     ("username", "alice"),
                     ("password", "wonderland"),
@@ -624,10 +627,11 @@ fn a_login_answer_with_an_odd_session_cookie_is_refused_alike_and_counted() {
     let gateway = gateway_with(&app, "", "");
     let attempt = |password: &str| {
         let mut browser = Browser::new(&gateway, HOST);
-        let csrf = browser.get("/login").input("csrf_token").unwrap();
-        let page = browser.post(
+        let page = post_login(
+            &mut browser,
+            "/login",
             "/login?u=mallory&p=evil",
-            &[("csrf_token", &csrf), ("username", "alice"), ("password", password)],
+            &[("username", "alice"), ("password", password)],
         );
         assert_eq!(app_says(&app, &browser), None);
         (page.status, page.location().map(str::to_owned))

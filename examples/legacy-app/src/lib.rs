@@ -387,21 +387,24 @@ async fn api_login(State(state): State<AppState>, headers: HeaderMap, body: Byte
         Err(refused) => return refused,
     };
     match state.check(form.get("username"), form.get("password")) {
-        Some((user, _)) => (
-            [
-                (header::SET_COOKIE, state.open_session(&user)),
-                (header::CONTENT_TYPE, "application/json".to_owned()),
-            ],
-            serde_json::json!({ "ok": true, "user": user }).to_string(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{\"ok\":false}",
-        )
-            .into_response(),
+        Some((user, _)) => {
+            let mut answer = json(StatusCode::OK, serde_json::json!({ "ok": true, "user": user }));
+            if let Ok(cookie) = state.open_session(&user).parse() {
+                answer.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            answer
+        }
+        None => json(StatusCode::UNAUTHORIZED, serde_json::json!({ "ok": false })),
     }
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Signs in whoever `?u=…&p=…` names, on any GET, as some PHP apps do.
@@ -494,17 +497,8 @@ async fn admin(State(state): State<AppState>, headers: HeaderMap) -> Response {
 /// Who the session cookie signs in, as JSON (what a gateway's `login.confirm` asks).
 async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.user(&headers) {
-        Some(user) => (
-            [(header::CONTENT_TYPE, "application/json")],
-            serde_json::json!({ "user": user }).to_string(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [(header::CONTENT_TYPE, "application/json")],
-            "{}",
-        )
-            .into_response(),
+        Some(user) => json(StatusCode::OK, serde_json::json!({ "user": user })),
+        None => json(StatusCode::UNAUTHORIZED, serde_json::json!({})),
     }
 }
 
