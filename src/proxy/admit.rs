@@ -32,11 +32,11 @@ impl Gateway {
         config: &Config,
         tls: bool,
     ) -> Result<Admission, Stop> {
-        // Read what a trusted proxy says about the client, then strip every header a
-        // client must not send upstream — before anything else looks at the request.
         // Asked of the connection before the request is borrowed below: an HTTP/2
         // body needs no length header to be there.
         let body_empty = session.is_body_empty();
+        // Read what a trusted proxy says about the client, then strip every header a
+        // client must not send upstream — before anything else looks at the request.
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())

@@ -78,21 +78,6 @@ impl AuthServices {
         })
     }
 
-    /// How long this user, or this address, must still wait before trying a code.
-    pub async fn locked_for(
-        &self,
-        policy: &LockoutPolicy,
-        user: &str,
-        client: IpAddr,
-        now: SystemTime,
-    ) -> StoreResult<Option<Duration>> {
-        let by_user = self.store.failures(Subject::User(user)).await?;
-        let by_address = self.store.failures(Subject::Address(client)).await?;
-        Ok(policy
-            .locked_for(&by_user, now)
-            .max(address_policy(policy).locked_for(&by_address, now)))
-    }
-
     /// Counts an attempt at a code or a password against the user and the address
     /// before it is checked, in one store transaction that refuses it instead when
     /// either is locked. However many attempts arrive at once, no more than the

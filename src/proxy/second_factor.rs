@@ -381,7 +381,16 @@ async fn serve_inner(
                 Err(locked) => return Ok(locked),
             };
             let code = forms::field(&form, "code");
-            match use_recovery_code(auth, req, &user, code).await? {
+            let used = match use_recovery_code(auth, req, &user, code).await {
+                Ok(used) => used,
+                Err(e) => {
+                    // Not checked (the hashing queue is full, say): not a failure.
+                    auth.refund(&req.config.lockout, &user, req.client, charged)
+                        .await?;
+                    return Err(e);
+                }
+            };
+            match used {
                 Some(left) => {
                     passed(auth, req, &user, charged).await?;
                     note(auth, req, &user, "recovery_code_used", "ok").await;
