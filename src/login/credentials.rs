@@ -34,6 +34,8 @@ pub enum Unreadable {
     Separator,
     #[error("the body was not seen whole (longer than the limit, or cut short)")]
     Incomplete,
+    #[error("the body gives one of the login's query conditions another value")]
+    Condition,
     #[error("a field is named like the user name field but not exactly (`{0}`)")]
     LookAlike(String),
     #[error("the user name is not plain text")]

@@ -249,58 +249,54 @@ mod tests {
     #[test]
     fn cross_site_posts_are_told_apart() {
         let host = "intranet.test:8080";
-        assert!(!cross_site(
-            &post(&[("origin", "http://intranet.test:8080")]),
-            false,
-            host
-        ));
-        assert!(cross_site(
-            &post(&[("origin", "http://evil.example")]),
-            false,
-            host
-        ));
-        assert!(cross_site(&post(&[("origin", "null")]), false, host));
-        assert!(cross_site(
-            &post(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
-            false,
-            host
-        ));
-        assert!(!cross_site(
-            &post(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
-            false,
-            host
-        ));
-        assert!(cross_site(
-            &post(&[("origin", "https://intranet.test:8080")]),
-            false,
-            host
-        ));
-        assert!(cross_site(
-            &post(&[("origin", "http://intranet.test:8080.evil.example")]),
-            false,
-            host
-        ));
-        assert!(cross_site(
-            &post(&[("sec-fetch-site", "cross-site")]),
-            false,
-            host
-        ));
-        assert!(cross_site(&post(&[("sec-fetch-site", "same-site")]), false, host));
-        assert!(!cross_site(
-            &post(&[("sec-fetch-site", "same-origin")]),
-            false,
-            host
-        ));
-        assert!(!cross_site(&post(&[]), false, host));
-        assert!(!cross_site(
-            &post(&[("origin", "https://intranet.test")]),
-            true,
-            "intranet.test:443"
-        ));
-        assert!(!cross_site(
-            &post(&[("origin", "https://intranet.test:443")]),
-            true,
-            "intranet.test"
-        ));
+        /// Request headers, TLS, the gateway's host, whether the POST is refused.
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a str, bool);
+        let cases: &[Case] = &[
+            (&[("origin", "http://intranet.test:8080")], false, host, false),
+            (&[("origin", "http://evil.example")], false, host, true),
+            (&[("origin", "null")], false, host, true),
+            (
+                &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+                false,
+                host,
+                true,
+            ),
+            (
+                &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+                false,
+                host,
+                false,
+            ),
+            (&[("origin", "https://intranet.test:8080")], false, host, true),
+            (
+                &[("origin", "http://intranet.test:8080.evil.example")],
+                false,
+                host,
+                true,
+            ),
+            (&[("sec-fetch-site", "cross-site")], false, host, true),
+            (&[("sec-fetch-site", "same-site")], false, host, true),
+            (&[("sec-fetch-site", "same-origin")], false, host, false),
+            (&[], false, host, false),
+            (
+                &[("origin", "https://intranet.test")],
+                true,
+                "intranet.test:443",
+                false,
+            ),
+            (
+                &[("origin", "https://intranet.test:443")],
+                true,
+                "intranet.test",
+                false,
+            ),
+        ];
+        for (headers, secure, host, refused) in cases {
+            assert_eq!(
+                cross_site(&post(headers), *secure, host),
+                *refused,
+                "{headers:?} to {host}"
+            );
+        }
     }
 }

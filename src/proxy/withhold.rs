@@ -133,7 +133,7 @@ impl Gateway {
                 capture
                     .agrees_with(&login.query)
                     .then_some(user)
-                    .ok_or(Unreadable::Repeated)
+                    .ok_or(Unreadable::Condition)
             });
             let sign_in = SignIn {
                 user,
