@@ -403,6 +403,16 @@ fn front_controller_pages_get_their_routes_policy() {
         200,
         "now signed in at both"
     );
+    // A login whose body gives the script's switch another value is not read as one.
+    let mut switched = Browser::new(&gateway, HOST);
+    let page = post_login(
+        &mut switched,
+        "/index.php?do=login",
+        "/index.php?do=login",
+        &[("do", "admin"), ("username", "alice"), ("password", "wonderland")],
+    );
+    assert_eq!(page.location(), Some("/.portvakt/sign-in-refused"));
+    assert_eq!(app_says(&app, &switched), None);
     // A POST to the same script that is not the login gets the policy too.
     let mut other = Browser::new(&gateway, HOST);
     let page = post_login(
