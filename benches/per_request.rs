@@ -11,13 +11,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use portvakt::auth::sessions::Sessions;
 use portvakt::config::model::{MfaChanges, SessionSettings};
 use portvakt::factors::totp::{self, TotpSecret, TotpSettings};
+use portvakt::factors::SignInMethod;
 use portvakt::policy::{
     normalise, AppPolicy, Authentication, MfaMode, PathMatch, RequestFacts, RouteTable, Rule, RulePolicy,
     Subjects,
 };
-use portvakt::session::{Sessions, SignInMethod};
 use portvakt::store::{SqliteStore, Store};
 
 /// `n` rules spread over departments and apps, with a mix of policies, methods and

@@ -3,7 +3,6 @@
 mod audit;
 mod explain;
 mod hash_password;
-mod run;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -56,7 +55,10 @@ const EXIT_INVALID_CONFIG: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run { config } => run::run(&config),
+        Command::Run { config } => match load_or_report(&config) {
+            Some(config) => crate::server::run(config),
+            None => return ExitCode::from(EXIT_INVALID_CONFIG),
+        },
         Command::Check { config } => return check(&config),
         Command::Explain(args) => explain::explain(&args),
         Command::HashPassword => hash_password::hash_password(),

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
+use crate::auth::AuditKind;
 use crate::config::model::Enrolment;
 use crate::config::Config;
 use crate::store::{AuditEvent, AuditQuery, SqliteStore, Store, Subject, UserSummary};
@@ -68,10 +69,10 @@ pub(super) fn block_on<T>(work: impl std::future::Future<Output = T>) -> anyhow:
 }
 
 /// An administrative event, done from the command line.
-fn admin_event(event: &str, user: &str, now: SystemTime) -> AuditEvent {
+fn admin_event(event: AuditKind, user: &str, now: SystemTime) -> AuditEvent {
     AuditEvent {
         at: now,
-        event: event.to_owned(),
+        event: event.as_str().to_owned(),
         actor: "cli".to_owned(),
         subject: user.to_owned(),
         app: None,
@@ -170,7 +171,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 let user = user.trim().to_lowercase();
                 block_on(async {
                     store.reset_second_factor(&user).await?;
-                    store.record(&admin_event("reset", &user, now)).await
+                    store.record(&admin_event(AuditKind::Reset, &user, now)).await
                 })??;
                 println!("{user}: second factor reset; sessions revoked; the next sign-in enrols again");
             }
@@ -187,7 +188,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
             let user = user.trim().to_lowercase();
             block_on(async {
                 store.reset_failures(Subject::User(&user)).await?;
-                store.record(&admin_event("unlocked", &user, now)).await
+                store.record(&admin_event(AuditKind::Unlocked, &user, now)).await
             })??;
             println!("{user}: unlocked");
             Ok(ExitCode::SUCCESS)
@@ -206,7 +207,9 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
             let until = now + *within;
             block_on(async {
                 store.open_enrolment(&user, until, now).await?;
-                store.record(&admin_event("enrolment_opened", &user, now)).await
+                store
+                    .record(&admin_event(AuditKind::EnrolmentOpened, &user, now))
+                    .await
             })??;
             println!(
                 "{user} may enrol a first authenticator until {} (UTC)",

@@ -5,8 +5,8 @@
 pub mod decode;
 pub mod error;
 pub mod file;
+pub mod lang;
 pub mod model;
-pub mod reload;
 pub mod users;
 pub mod validate;
 pub mod yaml;
@@ -14,6 +14,11 @@ pub mod yaml;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors};
+pub use lang::Lang;
+
+/// The configuration in force, shared by the proxy and the reloader: requests load
+/// it once and keep that `Arc` to their end, whatever a reload swaps in meanwhile.
+pub type SharedConfig = std::sync::Arc<arc_swap::ArcSwap<Config>>;
 pub use model::{App, Config, Listener, LogFormat, LogSettings, ServerSettings, TlsFiles, Upstream};
 
 /// Why a configuration could not be loaded.
@@ -308,8 +313,8 @@ mod tests {
         assert!(found[2].contains("must be a .png, .svg, .jpg or .webp"));
         let good = format!("pages: {{language: sv, colour: \"#a01010\", logo: logo.svg}}\n{MINIMAL}");
         let config = parse(&good, &path).unwrap();
-        assert_eq!(config.pages.language, Some(crate::pages::Lang::Sv));
-        assert!(config.pages.stylesheet.contains("--accent: #a01010"));
+        assert_eq!(config.pages.language, Some(crate::portal::views::Lang::Sv));
+        assert!(config.pages.brand_css.contains("--accent: #a01010"));
         assert_eq!(config.pages.logo.as_ref().map(|(_, t)| *t), Some("image/svg+xml"));
     }
 

@@ -209,9 +209,9 @@ pub enum SmtpSecurity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSettings {
     /// One language for every page; `None` follows each browser's Accept-Language.
-    pub language: Option<crate::pages::Lang>,
-    /// The stylesheet, with the configured colour and logo applied.
-    pub stylesheet: std::sync::Arc<str>,
+    pub language: Option<super::Lang>,
+    /// Rules added after the gateway's stylesheet: the configured colour and logo.
+    pub brand_css: std::sync::Arc<str>,
     /// The logo's bytes and content type, served at `/.portvakt/assets/logo`.
     pub logo: Option<(std::sync::Arc<[u8]>, &'static str)>,
 }
@@ -220,7 +220,7 @@ impl Default for PageSettings {
     fn default() -> Self {
         PageSettings {
             language: None,
-            stylesheet: crate::pages::STYLESHEET.into(),
+            brand_css: "".into(),
             logo: None,
         }
     }

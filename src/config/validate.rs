@@ -866,8 +866,8 @@ fn build_pages(d: &mut Decoder, file: &PagesFile, base: &Path) -> PageSettings {
     if let Some(language) = &file.language {
         pages.language = match language.value.as_str() {
             "auto" => None,
-            "en" => Some(crate::pages::Lang::En),
-            "sv" => Some(crate::pages::Lang::Sv),
+            "en" => Some(super::Lang::En),
+            "sv" => Some(super::Lang::Sv),
             other => {
                 d.error(
                     language.at,
@@ -933,7 +933,7 @@ fn build_pages(d: &mut Decoder, file: &PagesFile, base: &Path) -> PageSettings {
         }
     }
     if !extra.is_empty() {
-        pages.stylesheet = format!("{}{extra}", crate::pages::STYLESHEET).into();
+        pages.brand_css = extra.into();
     }
     pages
 }

@@ -6,3 +6,40 @@ pub mod hashing;
 pub mod lockout;
 pub mod recovery;
 pub mod totp;
+
+/// How a user passed the gateway's check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInMethod {
+    /// The app's password only (no second factor was needed).
+    Password,
+    Totp,
+    Recovery,
+    Email,
+    /// A browser the user asked to be remembered in, within its lifetime.
+    TrustedDevice,
+}
+
+impl SignInMethod {
+    /// The method a stored name stands for.
+    pub fn parse(name: &str) -> Option<SignInMethod> {
+        [
+            SignInMethod::Password,
+            SignInMethod::Totp,
+            SignInMethod::Recovery,
+            SignInMethod::Email,
+            SignInMethod::TrustedDevice,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignInMethod::Password => "password",
+            SignInMethod::Totp => "totp",
+            SignInMethod::Recovery => "recovery",
+            SignInMethod::Email => "email",
+            SignInMethod::TrustedDevice => "trusted_device",
+        }
+    }
+}

@@ -9,19 +9,20 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-use super::answer::Answer;
 use super::gateway::{authentication, header_str, Gateway, RequestCtx};
 use super::headers;
 use super::login::RequestCapture;
-use super::return_path::safe_return_path;
-use super::second_factor;
 use super::target;
+use crate::auth::challenge::Purpose;
+use crate::auth::cookies;
 use crate::config::model::GATEWAY_LOGIN_PAGE;
 use crate::config::Config;
-use crate::pages::{self, ErrorKind, Lang};
 use crate::policy::{self, NormalisedPath, Outcome, RequestFacts};
-use crate::session::challenge::Purpose;
-use crate::session::cookies;
+use crate::portal::answer::{Answer, Label};
+use crate::portal::challenge;
+use crate::portal::return_path::safe_return_path;
+use crate::portal::route::{self, Route};
+use crate::portal::views::{self, ErrorKind, Lang};
 
 impl Gateway {
     /// Everything `request_filter` decides, in order.
@@ -60,21 +61,23 @@ impl Gateway {
                 Refusal::new(
                     StatusCode::MISDIRECTED_REQUEST,
                     ErrorKind::UnknownHost,
-                    "unknown_host",
+                    Label::UnknownHost,
                 )
             })?;
         ctx.app = Some(app_index);
 
         let target_len = target.path.len() + target.query.map_or(0, |q| q.len() + 1);
         if target_len > config.server.max_uri_length {
-            return Err(Refusal::new(StatusCode::URI_TOO_LONG, ErrorKind::UriTooLong, "bad_request").into());
+            return Err(
+                Refusal::new(StatusCode::URI_TOO_LONG, ErrorKind::UriTooLong, Label::BadRequest).into(),
+            );
         }
         let path = policy::normalise(target.path).map_err(Refusal::bad_request)?;
-        if let Some(page) = path.decoded().strip_prefix(pages::PREFIX) {
-            let page = page.to_owned();
+        if route::is_gateway_path(path.decoded()) {
+            let route = Route::parse(path.decoded());
             ctx.path = Some(path);
             self.resume_session(session, ctx, config).await;
-            return Ok(Admission::GatewayPage(page));
+            return Ok(Admission::Portal(route));
         }
         // The target sent upstream: exactly the path the policy sees, the query as sent.
         let forwarded = match target.query {
@@ -107,7 +110,7 @@ impl Gateway {
                 )
                 .map(str::to_owned);
                 ctx.capture = Some(capture);
-                ctx.label = Some("login");
+                ctx.label = Some(Label::Login);
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
@@ -122,7 +125,7 @@ impl Gateway {
                 && matches!(method.as_str(), "GET" | "HEAD")
                 && login.page_query.met_by(query, extra)
             {
-                ctx.label = Some("login_page");
+                ctx.label = Some(Label::LoginPage);
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
@@ -134,7 +137,7 @@ impl Gateway {
                 }
                 ctx.session = None;
                 ctx.logout = true;
-                ctx.label = Some("logout");
+                ctx.label = Some(Label::Logout);
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
@@ -172,7 +175,7 @@ impl Gateway {
             return Err(Refusal::new(
                 StatusCode::UNAUTHORIZED,
                 ErrorKind::SignInRequired,
-                decision.outcome.label(),
+                decision.outcome.into(),
             )
             .into());
         }
@@ -182,11 +185,11 @@ impl Gateway {
                 ctx.identity = auth;
                 Ok(Admission::Forward)
             }
-            Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, "deny").into()),
+            Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, Label::Deny).into()),
             Outcome::SignIn => match app.sign_in_page() {
                 Some(GATEWAY_LOGIN_PAGE) => {
                     let location = format!("{GATEWAY_LOGIN_PAGE}?return={}", encode_component(&return_to));
-                    Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
+                    Err(Stop::Answer(Answer::redirect(&location, Label::SignIn)))
                 }
                 Some(page) => {
                     let next = app.app_form().and_then(|form| form.return_param.as_deref());
@@ -198,15 +201,15 @@ impl Gateway {
                         ),
                         None => page.to_owned(),
                     };
-                    Err(Stop::Answer(Answer::redirect(&location, "sign_in")))
+                    Err(Stop::Answer(Answer::redirect(&location, Label::SignIn)))
                 }
-                None => {
-                    Err(Refusal::new(StatusCode::UNAUTHORIZED, ErrorKind::SignInRequired, "sign_in").into())
-                }
+                None => Err(
+                    Refusal::new(StatusCode::UNAUTHORIZED, ErrorKind::SignInRequired, Label::SignIn).into(),
+                ),
             },
             Outcome::SecondFactor | Outcome::StepUp => {
                 let user = ctx.session.as_ref().map(|s| s.user.clone()).unwrap_or_default();
-                let (answer, _) = second_factor::begin(
+                let (answer, _) = challenge::begin(
                     &self.auth,
                     config,
                     app,
@@ -261,8 +264,8 @@ fn rule_path(path: &NormalisedPath) -> &str {
 pub(super) enum Admission {
     /// Forward upstream (`ctx` holds the app, the target and the decision).
     Forward,
-    /// A page of the gateway's own: the part of the path after `/.portvakt/`.
-    GatewayPage(String),
+    /// A path under `/.portvakt/`: the page it names, if any.
+    Portal(Option<Route>),
 }
 
 /// Why `admit` stopped a request.
@@ -283,13 +286,13 @@ pub(super) struct Refusal {
     status: StatusCode,
     kind: ErrorKind,
     /// The decision label for logs and metrics.
-    label: &'static str,
+    label: Label,
     /// One sentence for the user about what was wrong with the request.
     detail: Option<String>,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, kind: ErrorKind, label: &'static str) -> Self {
+    fn new(status: StatusCode, kind: ErrorKind, label: Label) -> Self {
         Refusal {
             status,
             kind,
@@ -300,14 +303,14 @@ impl Refusal {
 
     /// The error page that says so.
     pub(super) fn into_answer(self, lang: Lang, reference: &str) -> Answer {
-        let page = pages::error(self.status, self.kind, lang, self.detail.as_deref(), reference);
+        let page = views::error(self.status, self.kind, lang, self.detail.as_deref(), reference);
         Answer::page(page, self.label)
     }
 
     fn bad_request(why: impl std::fmt::Display) -> Self {
         Refusal {
             detail: Some(why.to_string()),
-            ..Refusal::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, "bad_request")
+            ..Refusal::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, Label::BadRequest)
         }
     }
 }

@@ -28,32 +28,32 @@ use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::admit::{Admission, Stop};
-use super::answer::{self, Answer};
-use super::auth::AuthServices;
 use super::headers::ClientOrigin;
-use super::identity::{self, unix, Claims};
 use super::login::RequestCapture;
+use super::metrics::Metrics;
+use super::respond;
 use super::withhold::{self, Swallow};
+use crate::auth::cookies;
+use crate::auth::identity::{self, unix, Claims};
+use crate::auth::Services;
 use crate::config::model::UpstreamHeaders;
-use crate::config::reload::SharedConfig;
-use crate::config::Config;
-use crate::pages::{self, ErrorKind, Lang};
+use crate::config::{Config, SharedConfig};
 use crate::policy::{self, Authentication, Decision, NormalisedPath};
-use crate::session::cookies;
+use crate::portal::answer::{Answer, Label};
+use crate::portal::views::{self, ErrorKind, Lang};
 use crate::store::SessionRecord;
-use crate::telemetry::Metrics;
 
 pub struct Gateway {
     pub(super) config: SharedConfig,
     pub(super) metrics: Arc<Metrics>,
-    pub(super) auth: Arc<AuthServices>,
+    pub(super) auth: Arc<Services>,
     /// The gateway's own requests to apps (`login.confirm`), made when first
     /// needed: building it loads TLS roots, start-up work most gateways never use.
     connector: std::sync::OnceLock<Connector>,
 }
 
 impl Gateway {
-    pub fn new(config: SharedConfig, metrics: Arc<Metrics>, auth: Arc<AuthServices>) -> Self {
+    pub fn new(config: SharedConfig, metrics: Arc<Metrics>, auth: Arc<Services>) -> Self {
         Gateway {
             config,
             metrics,
@@ -80,7 +80,7 @@ pub struct RequestCtx {
     pub(super) decision: Option<Decision>,
     /// The label for logs and metrics when no policy decision tells the story (the
     /// gateway answered itself, or forwarded the app's login or logout).
-    pub(super) label: Option<&'static str>,
+    pub(super) label: Option<Label>,
     /// Cookies for HTTPS only (the listener, or a trusted proxy in front, is HTTPS).
     pub(super) secure: bool,
     /// The live session the request carried.
@@ -167,12 +167,12 @@ impl ProxyHttp for Gateway {
         let lang = page_language(&config, session.req_header());
         let answer = match self.admit(session, ctx, &config, tls).await {
             Ok(Admission::Forward) => return Ok(false),
-            Ok(Admission::GatewayPage(page)) => self.gateway_page(session, ctx, &config, &page, lang).await,
+            Ok(Admission::Portal(route)) => self.portal_page(session, ctx, &config, route, lang).await,
             Err(Stop::Refuse(refusal)) => refusal.into_answer(lang, &ctx.reference.to_string()),
             Err(Stop::Answer(answer)) => answer,
         };
         ctx.label = Some(answer.label);
-        answer::write(session, &answer, tls).await?;
+        respond::write(session, &answer, tls).await?;
         Ok(true)
     }
 
@@ -342,9 +342,9 @@ impl ProxyHttp for Gateway {
             Some(config) => page_language(config, session.req_header()),
             None => Lang::negotiate(header_str(session.req_header(), "accept-language")),
         };
-        let page = pages::error(status, kind, lang, None, &ctx.reference.to_string());
+        let page = views::error(status, kind, lang, None, &ctx.reference.to_string());
         let tls = is_tls(session);
-        if let Err(write_error) = answer::write(session, &Answer::page(page, "error"), tls).await {
+        if let Err(write_error) = respond::write(session, &Answer::page(page, Label::Error), tls).await {
             tracing::debug!(error = %write_error, "could not send the error page");
         }
         FailToProxy {
@@ -358,8 +358,9 @@ impl ProxyHttp for Gateway {
         let app = config.and_then(|c| ctx.app(c)).map_or("-", |a| a.name.as_str());
         let decision = ctx
             .label
-            .or_else(|| ctx.decision.map(|d| d.outcome.label()))
-            .unwrap_or("error");
+            .or_else(|| ctx.decision.map(|d| Label::from(d.outcome)))
+            .unwrap_or(Label::Error)
+            .as_str();
         let rule = match (
             ctx.decision.map(|d| d.decided_by),
             config.and_then(|c| ctx.app(c)),

@@ -1,19 +1,15 @@
-//! The proxy: Pingora's `ProxyHttp` implementation and the request hygiene it applies.
+//! Pingora's phases and nothing else: admission (hygiene, host, path, session,
+//! policy), watching the app's answers for sign-ins, forwarding, and writing the
+//! portal's answers to the client.
 
-mod account;
 mod admit;
-pub mod answer;
-pub mod auth;
 mod confirm;
-pub mod forms;
 pub mod gateway;
-pub mod gateway_login;
 pub mod headers;
-pub mod identity;
 pub mod login;
+pub mod metrics;
 mod own_pages;
-pub mod return_path;
-pub mod second_factor;
+mod respond;
 pub mod target;
 mod withhold;
 

@@ -29,17 +29,19 @@ use http::StatusCode;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
-use super::auth::Attempt;
 use super::confirm;
 use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, RequestCapture};
-use super::second_factor;
+use crate::auth::challenge::{Purpose, SharedChallenge, Withheld};
+use crate::auth::{cookies, Attempt, AuditKind};
 use crate::config::model::LoginInterception;
 use crate::config::{App, Config};
+use crate::factors::SignInMethod;
 use crate::login::{set_more_than_one_way, SetCookie, Unreadable};
 use crate::policy::Authentication;
-use crate::session::challenge::{Purpose, SharedChallenge, Withheld};
-use crate::session::{cookies, SignInMethod};
+use crate::portal::answer::Label;
+use crate::portal::challenge;
+use crate::portal::route::Route;
 
 /// Where an app's answer body goes when its header was replaced.
 pub enum Swallow {
@@ -153,22 +155,22 @@ impl Gateway {
         // have read other fields (`?u=…&p=…`) or another body.
         let Some(rule) = &login.confirm else {
             tracing::warn!(app = %app.name, "the app set its session cookie on a request that is not its login, and login.confirm cannot say whose it is; dropped");
-            return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+            return self.replace(response, ctx, &login.page_target, Label::SignInElsewhere);
         };
         if conflicting {
             tracing::warn!(app = %app.name, "the app set its session cookie more than one way; dropped");
-            return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+            return self.replace(response, ctx, &login.page_target, Label::SignInElsewhere);
         }
         let confirmed = self.confirmed_user(rule, response, request, &ctx.host, &w).await;
         let Some(user) = confirmed else {
-            return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+            return self.replace(response, ctx, &login.page_target, Label::SignInElsewhere);
         };
         match capture.user_name(login, query) {
             Ok(None) => {}
             Ok(Some(named)) if named == user => {}
             _ => {
                 tracing::warn!(app = %app.name, "a request named another user than the app signed in, or named one unclearly; dropped");
-                return self.replace(response, ctx, &login.page_target, "sign_in_elsewhere");
+                return self.replace(response, ctx, &login.page_target, Label::SignInElsewhere);
             }
         }
         if let Some(session) = &ctx.session {
@@ -205,17 +207,17 @@ impl Gateway {
             Err(why) => {
                 // Whatever the app said: right and wrong passwords look alike.
                 tracing::warn!(app = %app.name, reason = %why, "a sign-in does not say for certain who signs in; refused");
-                return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_unreadable");
+                return self.replace(response, ctx, Route::SignInRefused.path(), Label::LoginUnreadable);
             }
             Ok(None) if sign_in.anomaly => {
                 tracing::warn!(app = %app.name, "the app set its session cookie oddly on a login that names nobody; refused");
-                return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_anomalous");
+                return self.replace(response, ctx, Route::SignInRefused.path(), Label::LoginAnomalous);
             }
             Ok(None) if sign_in.passed => {
                 // The app let someone in whom the gateway cannot name: nothing of the
                 // app's answer may reach the browser.
                 tracing::error!(app = %app.name, "a sign-in succeeded but the request names no user; withheld");
-                return self.replace(response, ctx, &login.page_target, "login_unnamed");
+                return self.replace(response, ctx, &login.page_target, Label::LoginUnnamed);
             }
             Ok(None) => return Ok(()),
             Ok(Some(user)) => user,
@@ -228,23 +230,23 @@ impl Gateway {
             Ok(Attempt::Charged(charged)) => charged,
             Ok(Attempt::Locked(_)) => {
                 self.auth
-                    .audit("locked_out", &user, &app.name, client, "refused", now)
+                    .audit(AuditKind::LockedOut, &user, &app.name, client, "refused", now)
                     .await;
-                return self.replace(response, ctx, "/.portvakt/locked", "locked");
+                return self.replace(response, ctx, Route::Locked.path(), Label::Locked);
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not count the attempt; sign-in withheld");
-                return self.replace(response, ctx, "/.portvakt/unavailable", "error");
+                return self.replace(response, ctx, Route::Unavailable.path(), Label::Error);
             }
         };
         if sign_in.anomaly {
             tracing::warn!(app = %app.name, user = %user, "the app set its session cookie on a failed login, or more than one way; refused");
-            return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_anomalous");
+            return self.replace(response, ctx, Route::SignInRefused.path(), Label::LoginAnomalous);
         }
         if !sign_in.passed {
-            ctx.label = Some("login_failed");
+            ctx.label = Some(Label::LoginFailed);
             self.auth
-                .audit("login_failed", &user, &app.name, client, "refused", now)
+                .audit(AuditKind::LoginFailed, &user, &app.name, client, "refused", now)
                 .await;
             return Ok(());
         }
@@ -259,14 +261,26 @@ impl Gateway {
                 if confirmed.as_deref() != Some(user.as_str()) {
                     tracing::warn!(app = %app.name, user = %user, "the app says its new session is not this user's; sign-in refused");
                     self.auth
-                        .audit("login_unconfirmed", &user, &app.name, client, "refused", now)
+                        .audit(
+                            AuditKind::LoginUnconfirmed,
+                            &user,
+                            &app.name,
+                            client,
+                            "refused",
+                            now,
+                        )
                         .await;
-                    return self.replace(response, ctx, "/.portvakt/sign-in-refused", "login_unconfirmed");
+                    return self.replace(
+                        response,
+                        ctx,
+                        Route::SignInRefused.path(),
+                        Label::LoginUnconfirmed,
+                    );
                 }
             }
         }
         self.auth
-            .audit("login_ok", &user, &app.name, client, "ok", now)
+            .audit(AuditKind::LoginOk, &user, &app.name, client, "ok", now)
             .await;
         // The address is the app's word about the user of its own login only.
         if let (Some(name), true) = (&login.email_header, sign_in.at_login) {
@@ -302,12 +316,12 @@ impl Gateway {
                         http::header::SET_COOKIE,
                         cookies::set_session(&issued.cookie_value, ctx.secure),
                     )?;
-                    ctx.label = Some("login_password_only");
+                    ctx.label = Some(Label::LoginPasswordOnly);
                     return Ok(());
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "could not start a session; login withheld");
-                    return self.replace(response, ctx, &login.page_target, "error");
+                    return self.replace(response, ctx, &login.page_target, Label::Error);
                 }
             }
         }
@@ -328,7 +342,7 @@ impl Gateway {
                 http::header::SET_COOKIE,
                 cookies::set_session(&issued.cookie_value, ctx.secure),
             )?;
-            ctx.label = Some("login_remembered");
+            ctx.label = Some(Label::LoginRemembered);
             return Ok(());
         }
         let withheld = Withheld {
@@ -346,7 +360,7 @@ impl Gateway {
             overflowed: false,
         };
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
-        let (redirect, challenge) = second_factor::begin(
+        let (redirect, challenge) = challenge::begin(
             &self.auth,
             w.config,
             app,
@@ -359,13 +373,13 @@ impl Gateway {
         .await;
         let location = redirect
             .header(&http::header::LOCATION)
-            .unwrap_or("/.portvakt/unavailable");
+            .unwrap_or(Route::Unavailable.path());
         let cookie = redirect.header(&http::header::SET_COOKIE);
         *response = redirect_header(location, cookie)?;
         // The challenge holds the withheld answer; its body follows it there. With no
         // challenge (enrolment closed, store down) the body is thrown away.
         ctx.swallow = Some(challenge.map_or(Swallow::Discard, Swallow::Into));
-        ctx.label = Some("login_withheld");
+        ctx.label = Some(Label::LoginWithheld);
         Ok(())
     }
 
@@ -414,7 +428,7 @@ impl Gateway {
         response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
         location: &str,
-        label: &'static str,
+        label: Label,
     ) -> Result<()> {
         *response = redirect_header(location, None)?;
         ctx.swallow = Some(Swallow::Discard);

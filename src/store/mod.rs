@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
-use crate::session::SignInMethod;
+use crate::factors::SignInMethod;
 
 pub use sqlite::SqliteStore;
 

@@ -16,7 +16,7 @@ use super::{
     StoredRecoveryCode, Subject, TotpDevice, UserSummary,
 };
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
-use crate::session::SignInMethod;
+use crate::factors::SignInMethod;
 
 pub const DATABASE_FILE: &str = "portvakt.db";
 

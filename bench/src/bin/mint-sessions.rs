@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use clap::Parser;
+use portvakt::auth::sessions::Sessions;
+use portvakt::factors::SignInMethod;
 use portvakt::keys::Keys;
-use portvakt::session::{Sessions, SignInMethod};
 use portvakt::store::{SqliteStore, Store};
 
 #[derive(Parser)]

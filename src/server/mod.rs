@@ -1,5 +1,9 @@
-//! `portvakt run`: the Pingora server with the gateway, the metrics listener and the
-//! reload service.
+//! The composition root (`portvakt run`): opens the services, builds the Pingora
+//! server with the gateway, the metrics listener and the reload service, and runs it.
+
+mod logging;
+pub mod reload;
+mod telemetry;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,25 +19,28 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
-use crate::config::reload::Reloader;
+use crate::auth::mfa_changes::date_mfa_defaults;
+use crate::auth::Services;
 use crate::config::Config;
-use crate::proxy::auth::AuthServices;
+use crate::proxy::metrics::Metrics;
 use crate::proxy::Gateway;
-use crate::session::mfa_changes::date_mfa_defaults;
-use crate::telemetry::{self, Metrics, MetricsApp};
+use reload::Reloader;
+use telemetry::MetricsApp;
 
-pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    let Some(mut config) = super::load_or_report(path) else {
-        return Ok(ExitCode::from(super::EXIT_INVALID_CONFIG));
-    };
-    telemetry::logging::init(&config.log)?;
+/// Runs the gateway on a loaded configuration until it is told to stop.
+pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
+    logging::init(&config.log)?;
     prepare_state_dir(&config.state_dir)?;
-    let auth = Arc::new(AuthServices::open(&config)?);
-    super::users::block_on(date_mfa_defaults(
-        &mut config,
-        auth.store.as_ref(),
-        SystemTime::now(),
-    ))?;
+    let auth = Arc::new(Services::open(&config)?);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime")?
+        .block_on(date_mfa_defaults(
+            &mut config,
+            auth.store.as_ref(),
+            SystemTime::now(),
+        ));
     let auth_store = auth.store.clone();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));

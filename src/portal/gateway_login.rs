@@ -7,19 +7,17 @@ use std::sync::OnceLock;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use http::StatusCode;
-use pingora::prelude::*;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::answer::Answer;
-use super::auth::{Attempt, AuthServices};
-use super::forms;
+use super::answer::{Answer, Label};
 use super::return_path::safe_return_path;
-use super::second_factor::{self, PageRequest};
-use crate::pages::{self, texts};
+use super::views::{self, texts};
+use super::{challenge, forms, Request};
+use crate::auth::challenge::{random_token, Purpose};
+use crate::auth::{cookies, Attempt, AuditKind, Services};
+use crate::factors::SignInMethod;
 use crate::policy::Authentication;
-use crate::session::challenge::{random_token, Purpose};
-use crate::session::{cookies, SignInMethod};
 
 /// The login form's own CSRF cookie (double submit: there is no session yet).
 fn csrf_cookie_name(secure: bool) -> &'static str {
@@ -40,24 +38,17 @@ fn csrf_cookie(token: &str, secure: bool) -> String {
         .to_string()
 }
 
-pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest<'_>) -> Answer {
-    let headers = &session.req_header().headers;
-    let cookie_token = cookies::find(headers, csrf_cookie_name(req.secure)).map(str::to_owned);
-    if session.req_header().method != http::Method::POST {
-        let return_to = session
-            .req_header()
-            .uri
-            .query()
-            .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "return"))
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_else(|| "/".to_owned());
+pub async fn serve(auth: &Services, req: &Request<'_>) -> Answer {
+    let cookie_token = req.cookie(csrf_cookie_name(req.secure));
+    if !req.is_post() {
+        let return_to = req.query_value("return").unwrap_or_else(|| "/".to_owned());
         return form(req, &return_to, "", None);
     }
-    let Some(fields) = forms::read(session).await else {
+    let Some(fields) = forms::read(req) else {
         return Answer::refused_form(req.lang);
     };
     let field = |name: &str| forms::value(&fields, name);
-    let token_ok = match (cookie_token.as_deref(), field("csrf")) {
+    let token_ok = match (cookie_token, field("csrf")) {
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
         _ => false,
     };
@@ -76,16 +67,23 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     {
         Ok(Attempt::Charged(charged)) => charged,
         Ok(Attempt::Locked(_)) => {
-            auth.audit("locked_out", &user, &req.app.name, req.client, "refused", req.now)
-                .await;
-            let page = pages::message(
+            auth.audit(
+                AuditKind::LockedOut,
+                &user,
+                &req.app.name,
+                req.client,
+                "refused",
+                req.now,
+            )
+            .await;
+            let page = views::message(
                 StatusCode::TOO_MANY_REQUESTS,
                 req.lang,
                 t.login_title,
                 t.locked,
                 None,
             );
-            return Answer::page(page, "locked");
+            return Answer::page(page, Label::Locked);
         }
         Err(e) => return unavailable(req, &e),
     };
@@ -102,7 +100,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     };
     if !verified {
         auth.audit(
-            "login_failed",
+            AuditKind::LoginFailed,
             &user,
             &req.app.name,
             req.client,
@@ -111,7 +109,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         )
         .await;
         let mut answer = form(req, &return_to, &user, Some(t.wrong_password));
-        answer.label = "login_failed";
+        answer.label = Label::LoginFailed;
         return answer;
     }
     // The password alone never resets the failure counter: it would let a stolen
@@ -120,8 +118,15 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     if let Err(e) = auth.refund(&req.config.lockout, &user, req.client, charged).await {
         return unavailable(req, &e);
     }
-    auth.audit("login_ok", &user, &req.app.name, req.client, "ok", req.now)
-        .await;
+    auth.audit(
+        AuditKind::LoginOk,
+        &user,
+        &req.app.name,
+        req.client,
+        "ok",
+        req.now,
+    )
+    .await;
     let identity = Authentication {
         user: user.clone(),
         groups: req.config.users.groups(&user),
@@ -130,10 +135,7 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         signed_in_at: req.now,
     };
     if req.app.policy.second_factor_at_sign_in(&identity) {
-        let trust_cookie = cookies::find(
-            &session.req_header().headers,
-            cookies::trust_cookie_name(req.secure),
-        );
+        let trust_cookie = req.cookie(cookies::trust_cookie_name(req.secure));
         if let Some(issued) = auth
             .remembered_sign_in(
                 trust_cookie,
@@ -145,10 +147,10 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
             )
             .await
         {
-            return Answer::redirect(&return_to, "login_remembered")
+            return Answer::redirect(&return_to, Label::LoginRemembered)
                 .with_cookie(&cookies::set_session(&issued.cookie_value, req.secure));
         }
-        return second_factor::begin(
+        return challenge::begin(
             auth,
             req.config,
             req.app,
@@ -166,19 +168,19 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
         .start(&user, &req.app.name, SignInMethod::Password, req.now, req.secure)
         .await
     {
-        Ok(issued) => Answer::redirect(&return_to, "login_password_only")
+        Ok(issued) => Answer::redirect(&return_to, Label::LoginPasswordOnly)
             .with_cookie(&cookies::set_session(&issued.cookie_value, req.secure)),
         Err(e) => unavailable(req, &e),
     }
 }
 
-fn form(req: &PageRequest<'_>, return_to: &str, username: &str, error: Option<&str>) -> Answer {
+fn form(req: &Request<'_>, return_to: &str, username: &str, error: Option<&str>) -> Answer {
     let token = random_token();
-    let page = pages::login(req.lang, &token, safe_return_path(return_to), username, error);
-    Answer::page(page, "login_page").with_cookie(&csrf_cookie(&token, req.secure))
+    let page = views::login(req.lang, &token, safe_return_path(return_to), username, error);
+    Answer::page(page, Label::LoginPage).with_cookie(&csrf_cookie(&token, req.secure))
 }
 
-fn unavailable(req: &PageRequest<'_>, e: &dyn std::fmt::Display) -> Answer {
+fn unavailable(req: &Request<'_>, e: &dyn std::fmt::Display) -> Answer {
     tracing::error!(error = %e, "gateway login failed");
     Answer::unavailable(req.lang)
 }
@@ -186,7 +188,7 @@ fn unavailable(req: &PageRequest<'_>, e: &dyn std::fmt::Display) -> Answer {
 /// Verifies on the bounded pool. A user without a hash is checked against a dummy
 /// one, so that the time taken does not tell whether the user exists.
 async fn check_password(
-    auth: &AuthServices,
+    auth: &Services,
     phc: Option<String>,
     password: Zeroizing<String>,
 ) -> Result<bool, String> {

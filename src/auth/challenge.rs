@@ -13,9 +13,9 @@ use http::{HeaderName, HeaderValue};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use super::SignInMethod;
 use crate::factors::recovery::RecoveryCode;
 use crate::factors::totp::TotpSecret;
+use crate::factors::SignInMethod;
 
 /// What a first device is called until its user renames it.
 pub const DEFAULT_DEVICE_NAME: &str = "Authenticator app";

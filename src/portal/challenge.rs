@@ -14,21 +14,21 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use http::StatusCode;
-use pingora::prelude::*;
 use zeroize::Zeroizing;
 
-use super::answer::Answer;
-use super::auth::{Attempt, AuthServices, Charged};
-use super::forms;
-use super::identity::unix;
+use super::answer::{Answer, Label};
+use super::route::{ChallengePage, Route};
+use super::views::{self, texts};
+use super::{forms, Request};
+use crate::auth::challenge::{Challenge, Purpose, SharedChallenge, Stage};
+use crate::auth::identity::unix;
+use crate::auth::{cookies, notify, Attempt, AuditKind, Charged, Services};
 use crate::config::model::{EmailUse, Enrolment};
 use crate::config::{App, Config};
 use crate::factors::email::{self, EmailCode};
 use crate::factors::recovery;
 use crate::factors::totp::{self, TotpSecret, Verification};
-use crate::pages::{self, texts, Lang};
-use crate::session::challenge::{Challenge, Purpose, SharedChallenge, Stage};
-use crate::session::{cookies, SignInMethod};
+use crate::factors::SignInMethod;
 use crate::store::{PreferredMethod, StoreError, TotpDevice};
 
 /// The challenge cookie's name (host-only; `__Host-` on HTTPS).
@@ -64,26 +64,12 @@ fn clear_challenge_cookie(secure: bool) -> String {
         .to_string()
 }
 
-/// Everything a challenge page needs about the request.
-pub struct PageRequest<'a> {
-    pub config: &'a Config,
-    pub app: &'a App,
-    /// The part after `/.portvakt/`.
-    pub page: &'a str,
-    pub lang: Lang,
-    pub secure: bool,
-    pub client: IpAddr,
-    pub now: SystemTime,
-    /// The current session's cookie value, ended when a step-up replaces it.
-    pub session_cookie: Option<String>,
-}
-
 /// Starts a second-factor challenge for `user` and sends the browser to it: to enrol
 /// (no device yet, and enrolment allowed from here) or to verify. Returns the
 /// redirect, and the challenge when one was made.
 #[allow(clippy::too_many_arguments)]
 pub async fn begin(
-    auth: &AuthServices,
+    auth: &Services,
     config: &Config,
     app: &App,
     user: &str,
@@ -96,7 +82,7 @@ pub async fn begin(
         Ok(devices) => devices,
         Err(e) => {
             tracing::error!(error = %e, user = %user, "could not read a user's devices");
-            return (Answer::redirect("/.portvakt/unavailable", "error"), None);
+            return (Answer::to(Route::Unavailable, Label::Error), None);
         }
     };
     let may_enrol = match &config.second_factor.enrolment {
@@ -120,19 +106,16 @@ pub async fn begin(
         Stage::Enrol(TotpSecret::generate())
     } else {
         tracing::warn!(user = %user, client = %client, "enrolment is not allowed from this address");
-        return (
-            Answer::redirect("/.portvakt/enrolment-closed", "enrolment_closed"),
-            None,
-        );
+        return (Answer::to(Route::EnrolmentClosed, Label::EnrolmentClosed), None);
     };
     let page = match stage {
-        Stage::Enrol(_) => "/.portvakt/enrol",
-        _ => "/.portvakt/verify",
+        Stage::Enrol(_) => Route::Challenge(ChallengePage::Enrol).path(),
+        _ => Route::Challenge(ChallengePage::Verify).path(),
     };
     let (id, challenge) = auth
         .challenges
         .insert(Challenge::new(user, &app.name, purpose, stage, now));
-    let answer = Answer::redirect(page, "second_factor").with_cookie(&set_challenge_cookie(
+    let answer = Answer::redirect(page, Label::SecondFactor).with_cookie(&set_challenge_cookie(
         &id,
         secure,
         config.session.login_timeout,
@@ -143,8 +126,8 @@ pub async fn begin(
 /// Starts enrolling one more device, named `name`, for a signed-in user whose second
 /// factor is recent; passing it returns to `return_to`.
 pub fn begin_adding_device(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     name: &str,
     return_to: &str,
@@ -161,29 +144,12 @@ pub fn begin_adding_device(
     challenge.adding_device = true;
     let (id, _) = auth.challenges.insert(challenge);
     let cookie = set_challenge_cookie(&id, req.secure, req.config.session.login_timeout);
-    Answer::redirect("/.portvakt/enrol", "second_factor").with_cookie(&cookie)
-}
-
-/// Whether `page` is one of the challenge pages.
-pub fn is_challenge_page(page: &str) -> bool {
-    matches!(
-        page,
-        "enrol"
-            | "enrol/email"
-            | "enrol/email/confirm"
-            | "verify"
-            | "recovery"
-            | "email"
-            | "email/send"
-            | "continue"
-            | "recovery-codes.txt"
-            | "recovery-codes/print"
-    )
+    Answer::to(Route::Challenge(ChallengePage::Enrol), Label::SecondFactor).with_cookie(&cookie)
 }
 
 /// Serves a challenge page. Store failures end in an error page: never a session.
-pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest<'_>) -> Answer {
-    match serve_inner(auth, session, req).await {
+pub async fn serve(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Answer {
+    match serve_inner(auth, req, page).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "second-factor page failed");
@@ -192,13 +158,8 @@ pub async fn serve(auth: &AuthServices, session: &mut Session, req: &PageRequest
     }
 }
 
-async fn serve_inner(
-    auth: &AuthServices,
-    session: &mut Session,
-    req: &PageRequest<'_>,
-) -> Result<Answer, StoreError> {
-    let id =
-        cookies::find(&session.req_header().headers, challenge_cookie_name(req.secure)).map(str::to_owned);
+async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Result<Answer, StoreError> {
+    let id = req.cookie(challenge_cookie_name(req.secure)).map(str::to_owned);
     let Some((id, challenge)) = id.and_then(|id| auth.challenges.get(&id).map(|c| (id, c))) else {
         return Ok(expired(req));
     };
@@ -209,13 +170,13 @@ async fn serve_inner(
     if app_name != req.app.name {
         return Ok(expired(req));
     }
-    let post = session.req_header().method == http::Method::POST;
+    let post = req.is_post();
     // Forms of one challenge are handled one at a time (held to the end of this
     // function): a double click shows the page the first click led to.
     let busy = lock(&challenge).busy.clone();
     let _one_at_a_time = if post { Some(busy.lock().await) } else { None };
     let form = if post {
-        match forms::read(session).await {
+        match forms::read(req) {
             Some(form) if forms::value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => {
                 form
             }
@@ -229,9 +190,11 @@ async fn serve_inner(
         return Ok(verify);
     }
     let stage = StageKind::of(&challenge);
-    match (req.page, post, stage) {
-        ("enrol", false, StageKind::Enrol) => enrol_page(auth, &challenge, req, &user, &csrf, None).await,
-        ("enrol", true, StageKind::Enrol) => {
+    match (page, post, stage) {
+        (ChallengePage::Enrol, false, StageKind::Enrol) => {
+            enrol_page(auth, &challenge, req, &user, &csrf, None).await
+        }
+        (ChallengePage::Enrol, true, StageKind::Enrol) => {
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
@@ -267,7 +230,10 @@ async fn serve_inner(
                             auth.refund(&req.config.lockout, &user, req.client, charged)
                                 .await?;
                             lock(&challenge).stage = Stage::Verify;
-                            return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
+                            return Ok(Answer::to(
+                                Route::Challenge(ChallengePage::Verify),
+                                Label::SecondFactor,
+                            ));
                         }
                         true
                     };
@@ -278,7 +244,7 @@ async fn serve_inner(
                         None
                     };
                     passed(auth, req, &user, charged).await?;
-                    note(auth, req, &user, "enrolled", "ok").await;
+                    note(auth, req, &user, AuditKind::Enrolled, "ok").await;
                     auth.notify(req.config, &user, t.notice_device_subject, t.notice_device_body)
                         .await;
                     tracing::info!(user = %user, app = %req.app.name, "authenticator app enrolled");
@@ -290,17 +256,20 @@ async fn serve_inner(
                     Ok(passed_page(&challenge, req))
                 }
                 Verification::Replayed | Verification::Rejected => {
-                    note(auth, req, &user, "second_factor_failed", "refused").await;
+                    note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
                     enrol_page(auth, &challenge, req, &user, &csrf, Some(t.wrong_code)).await
                 }
             }
         }
-        ("enrol/email", true, StageKind::Enrol) => {
+        (ChallengePage::EnrolEmail, true, StageKind::Enrol) => {
             let Some(_) = enrol_email_offer(auth, req, &user).await? else {
-                return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
+                return Ok(Answer::to(
+                    Route::Challenge(ChallengePage::Enrol),
+                    Label::SecondFactor,
+                ));
             };
             let typed = forms::field(&form, "address").trim();
-            if !crate::notify::is_deliverable(typed) {
+            if !notify::is_deliverable(typed) {
                 return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_invalid)).await;
             }
             if resend_too_soon(&challenge, req) {
@@ -314,14 +283,22 @@ async fn serve_inner(
                 c.email_code = Some(code);
                 c.pending_address = Some(typed.to_owned());
             }
-            note(auth, req, &user, "email_code_sent", "ok").await;
-            Ok(Answer::redirect("/.portvakt/enrol/email", "second_factor"))
+            note(auth, req, &user, AuditKind::EmailCodeSent, "ok").await;
+            Ok(Answer::to(
+                Route::Challenge(ChallengePage::EnrolEmail),
+                Label::SecondFactor,
+            ))
         }
-        ("enrol/email", false, StageKind::Enrol) => match lock(&challenge).pending_address.clone() {
-            Some(address) => Ok(confirm_address_page(req, &csrf, &address, None)),
-            None => Ok(Answer::redirect("/.portvakt/enrol", "second_factor")),
-        },
-        ("enrol/email/confirm", true, StageKind::Enrol) => {
+        (ChallengePage::EnrolEmail, false, StageKind::Enrol) => {
+            match lock(&challenge).pending_address.clone() {
+                Some(address) => Ok(confirm_address_page(req, &csrf, &address, None)),
+                None => Ok(Answer::to(
+                    Route::Challenge(ChallengePage::Enrol),
+                    Label::SecondFactor,
+                )),
+            }
+        }
+        (ChallengePage::EnrolEmailConfirm, true, StageKind::Enrol) => {
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
@@ -333,14 +310,17 @@ async fn serve_inner(
                 None
             };
             let Some(address) = confirmed else {
-                note(auth, req, &user, "second_factor_failed", "refused").await;
+                note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
                 let Some(address) = lock(&challenge).pending_address.clone() else {
-                    return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
+                    return Ok(Answer::to(
+                        Route::Challenge(ChallengePage::Enrol),
+                        Label::SecondFactor,
+                    ));
                 };
                 return Ok(confirm_address_page(req, &csrf, &address, Some(t.wrong_code)));
             };
             auth.store.set_email_address(&user, &address, req.now).await?;
-            note(auth, req, &user, "email_added", "ok").await;
+            note(auth, req, &user, AuditKind::EmailAdded, "ok").await;
             tracing::info!(user = %user, app = %req.app.name, "e-mail address confirmed while enrolling");
             // The code proved the address is reachable by whoever is enrolling,
             // not who they are: it takes its own charge back and resets nothing.
@@ -348,15 +328,18 @@ async fn serve_inner(
                 .await?;
             if req.config.second_factor.email != EmailUse::SecondFactor {
                 // A fallback beside the app: the app is still to be set up.
-                return Ok(Answer::redirect("/.portvakt/enrol", "second_factor"));
+                return Ok(Answer::to(
+                    Route::Challenge(ChallengePage::Enrol),
+                    Label::SecondFactor,
+                ));
             }
             // Where e-mailed codes stand alone, that code is the second factor.
-            note(auth, req, &user, "second_factor_ok", "ok").await;
+            note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
             pass(&challenge, SignInMethod::Email, false);
             complete(auth, req, &id).await
         }
-        ("verify", false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
-        ("verify", true, StageKind::Verify) => {
+        (ChallengePage::Verify, false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
+        (ChallengePage::Verify, true, StageKind::Verify) => {
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
@@ -364,18 +347,18 @@ async fn serve_inner(
             let code = forms::field(&form, "code");
             if check_totp(auth, req, &user, code).await? {
                 passed(auth, req, &user, charged).await?;
-                note(auth, req, &user, "second_factor_ok", "ok").await;
+                note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
                 pass(&challenge, SignInMethod::Totp, wants_remembering(req, &form));
                 return complete(auth, req, &id).await;
             }
-            note(auth, req, &user, "second_factor_failed", "refused").await;
+            note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
             verify_page(auth, req, &user, &csrf, Some(t.wrong_code)).await
         }
-        ("recovery", false, StageKind::Verify) => Ok(Answer::page(
-            pages::recovery(req.lang, &csrf, None),
-            "second_factor",
+        (ChallengePage::Recovery, false, StageKind::Verify) => Ok(Answer::page(
+            views::recovery(req.lang, &csrf, None),
+            Label::SecondFactor,
         )),
-        ("recovery", true, StageKind::Verify) => {
+        (ChallengePage::Recovery, true, StageKind::Verify) => {
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
@@ -393,7 +376,7 @@ async fn serve_inner(
             match used {
                 Some(left) => {
                     passed(auth, req, &user, charged).await?;
-                    note(auth, req, &user, "recovery_code_used", "ok").await;
+                    note(auth, req, &user, AuditKind::RecoveryCodeUsed, "ok").await;
                     auth.notify(
                         req.config,
                         &user,
@@ -410,18 +393,21 @@ async fn serve_inner(
                     Ok(passed_page(&challenge, req))
                 }
                 None => {
-                    note(auth, req, &user, "second_factor_failed", "refused").await;
+                    note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
                     Ok(Answer::page(
-                        pages::recovery(req.lang, &csrf, Some(t.wrong_code)),
-                        "second_factor",
+                        views::recovery(req.lang, &csrf, Some(t.wrong_code)),
+                        Label::SecondFactor,
                     ))
                 }
             }
         }
-        ("email/send", true, StageKind::Verify) => {
+        (ChallengePage::EmailSend, true, StageKind::Verify) => {
             let has_app = !auth.store.totp_devices(&user).await?.is_empty();
             let Some(address) = email_offer(auth, req, &user, has_app).await else {
-                return Ok(Answer::redirect("/.portvakt/verify", "second_factor"));
+                return Ok(Answer::to(
+                    Route::Challenge(ChallengePage::Verify),
+                    Label::SecondFactor,
+                ));
             };
             if resend_too_soon(&challenge, req) {
                 return Ok(email_page(req, &csrf, &address, Some(t.email_wait)));
@@ -430,16 +416,23 @@ async fn serve_inner(
                 return verify_page(auth, req, &user, &csrf, Some(t.email_failed)).await;
             };
             lock(&challenge).email_code = Some(code);
-            note(auth, req, &user, "email_code_sent", "ok").await;
-            Ok(Answer::redirect("/.portvakt/email", "second_factor"))
+            note(auth, req, &user, AuditKind::EmailCodeSent, "ok").await;
+            Ok(Answer::to(
+                Route::Challenge(ChallengePage::Email),
+                Label::SecondFactor,
+            ))
         }
-        ("email", false, StageKind::Verify) => match auth.email_address(req.config, &user).await {
+        (ChallengePage::Email, false, StageKind::Verify) => match auth.email_address(req.config, &user).await
+        {
             Some(address) if lock(&challenge).email_code.is_some() => {
                 Ok(email_page(req, &csrf, &address, None))
             }
-            _ => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
+            _ => Ok(Answer::to(
+                Route::Challenge(ChallengePage::Verify),
+                Label::SecondFactor,
+            )),
         },
-        ("email", true, StageKind::Verify) => {
+        (ChallengePage::Email, true, StageKind::Verify) => {
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
@@ -447,16 +440,16 @@ async fn serve_inner(
             let typed = forms::field(&form, "code");
             if use_email_code(&challenge, typed, req.now) {
                 passed(auth, req, &user, charged).await?;
-                note(auth, req, &user, "second_factor_ok", "ok").await;
+                note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
                 pass(&challenge, SignInMethod::Email, wants_remembering(req, &form));
                 return complete(auth, req, &id).await;
             }
-            note(auth, req, &user, "second_factor_failed", "refused").await;
+            note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
             let address = auth.email_address(req.config, &user).await.unwrap_or_default();
             Ok(email_page(req, &csrf, &address, Some(t.wrong_code)))
         }
-        ("continue", true, StageKind::Passed) => complete(auth, req, &id).await,
-        ("recovery-codes.txt" | "recovery-codes/print", false, StageKind::Passed) => {
+        (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id).await,
+        (ChallengePage::RecoveryCodesFile | ChallengePage::RecoveryCodesPrint, false, StageKind::Passed) => {
             let c = lock(&challenge);
             let Stage::Passed {
                 new_codes: Some(codes),
@@ -467,8 +460,8 @@ async fn serve_inner(
             };
             let codes: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
             let issuer = &req.config.second_factor.issuer;
-            let mut answer = if req.page == "recovery-codes.txt" {
-                let mut a = Answer::page(pages::codes_file(issuer, &user, &codes), "second_factor");
+            let mut answer = if page == ChallengePage::RecoveryCodesFile {
+                let mut a = Answer::page(views::codes_file(issuer, &user, &codes), Label::SecondFactor);
                 a.push_header(
                     http::header::CONTENT_DISPOSITION,
                     "attachment; filename=\"recovery-codes.txt\"",
@@ -476,16 +469,22 @@ async fn serve_inner(
                 a
             } else {
                 Answer::page(
-                    pages::print_codes(req.lang, issuer, &user, &codes),
-                    "second_factor",
+                    views::print_codes(req.lang, issuer, &user, &codes),
+                    Label::SecondFactor,
                 )
             };
-            answer.label = "second_factor";
+            answer.label = Label::SecondFactor;
             Ok(answer)
         }
         // The right page for the stage the challenge is at.
-        (_, _, StageKind::Enrol) => Ok(Answer::redirect("/.portvakt/enrol", "second_factor")),
-        (_, _, StageKind::Verify) => Ok(Answer::redirect("/.portvakt/verify", "second_factor")),
+        (_, _, StageKind::Enrol) => Ok(Answer::to(
+            Route::Challenge(ChallengePage::Enrol),
+            Label::SecondFactor,
+        )),
+        (_, _, StageKind::Verify) => Ok(Answer::to(
+            Route::Challenge(ChallengePage::Verify),
+            Label::SecondFactor,
+        )),
         (_, _, StageKind::Passed) => Ok(passed_page(&challenge, req)),
     }
 }
@@ -493,7 +492,7 @@ async fn serve_inner(
 /// A first enrolment whose user meanwhile has a device (enrolled in another tab or
 /// browser) becomes a verification: the user signs in with that device.
 async fn enrolled_meanwhile(
-    auth: &AuthServices,
+    auth: &Services,
     challenge: &SharedChallenge,
     user: &str,
 ) -> Result<Option<Answer>, StoreError> {
@@ -505,7 +504,10 @@ async fn enrolled_meanwhile(
         return Ok(None);
     }
     lock(challenge).stage = Stage::Verify;
-    Ok(Some(Answer::redirect("/.portvakt/verify", "second_factor")))
+    Ok(Some(Answer::to(
+        Route::Challenge(ChallengePage::Verify),
+        Label::SecondFactor,
+    )))
 }
 
 #[derive(Clone, Copy)]
@@ -527,16 +529,16 @@ impl StageKind {
 
 /// The challenge's lock is only ever held for a few field reads or writes, never
 /// across an await, so a poisoned lock still guards consistent data.
-fn lock(challenge: &SharedChallenge) -> std::sync::MutexGuard<'_, crate::session::challenge::Challenge> {
+fn lock(challenge: &SharedChallenge) -> std::sync::MutexGuard<'_, crate::auth::challenge::Challenge> {
     challenge
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn enrol_page(
-    auth: &AuthServices,
+    auth: &Services,
     challenge: &SharedChallenge,
-    req: &PageRequest<'_>,
+    req: &Request<'_>,
     user: &str,
     csrf: &str,
     error: Option<&str>,
@@ -549,9 +551,9 @@ async fn enrol_page(
     let settings = &req.config.second_factor;
     let uri = totp::otpauth_uri(&secret, &settings.totp, &settings.issuer, user);
     let grouped = secret.grouped_base32();
-    let page = pages::enrol(
+    let page = views::enrol(
         req.lang,
-        &pages::Enrolment {
+        &views::Enrolment {
             otpauth: &uri,
             secret: &grouped,
             issuer: &settings.issuer,
@@ -561,10 +563,10 @@ async fn enrol_page(
             email_offer,
         },
     );
-    Ok(Answer::page(page, "second_factor"))
+    Ok(Answer::page(page, Label::SecondFactor))
 }
 
-fn passed_page(challenge: &SharedChallenge, req: &PageRequest<'_>) -> Answer {
+fn passed_page(challenge: &SharedChallenge, req: &Request<'_>) -> Answer {
     let c = lock(challenge);
     let Stage::Passed {
         new_codes,
@@ -578,30 +580,30 @@ fn passed_page(challenge: &SharedChallenge, req: &PageRequest<'_>) -> Answer {
         .as_ref()
         .map(|codes| codes.iter().map(|c| c.as_str()).collect());
     Answer::page(
-        pages::passed(req.lang, &c.csrf, codes.as_deref(), *codes_left),
-        "second_factor",
+        views::passed(req.lang, &c.csrf, codes.as_deref(), *codes_left),
+        Label::SecondFactor,
     )
 }
 
 /// The page for a challenge that is gone: expired, used, or never made.
-fn expired(req: &PageRequest<'_>) -> Answer {
+fn expired(req: &Request<'_>) -> Answer {
     let t = texts(req.lang);
     let login = req.app.sign_in_page().unwrap_or("/");
-    let page = pages::message(
+    let page = views::message(
         StatusCode::BAD_REQUEST,
         req.lang,
         t.expired_title,
         t.expired_text,
         Some((login, t.sign_in_again)),
     );
-    Answer::page(page, "challenge_expired").with_cookie(&clear_challenge_cookie(req.secure))
+    Answer::page(page, Label::ChallengeExpired).with_cookie(&clear_challenge_cookie(req.secure))
 }
 
 /// Counts this attempt at a code before it is checked; the "too many attempts"
 /// page instead when the user or the address is locked.
 pub(crate) async fn charge(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
 ) -> Result<Result<Charged, Answer>, StoreError> {
     match auth
@@ -610,24 +612,24 @@ pub(crate) async fn charge(
     {
         Attempt::Charged(charged) => Ok(Ok(charged)),
         Attempt::Locked(_) => {
-            note(auth, req, user, "locked_out", "refused").await;
+            note(auth, req, user, AuditKind::LockedOut, "refused").await;
             let t = texts(req.lang);
-            let page = pages::message(
+            let page = views::message(
                 StatusCode::TOO_MANY_REQUESTS,
                 req.lang,
                 t.verify_title,
                 t.locked,
                 None,
             );
-            Ok(Err(Answer::page(page, "locked")))
+            Ok(Err(Answer::page(page, Label::Locked)))
         }
     }
 }
 
 /// The charged attempt was a right code.
 pub(crate) async fn passed(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     charged: Charged,
 ) -> Result<(), StoreError> {
@@ -638,8 +640,8 @@ pub(crate) async fn passed(
 /// The verification page, with every way this user has: their app's code, a
 /// recovery code, and an e-mailed code where allowed.
 async fn verify_page(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     csrf: &str,
     error: Option<&str>,
@@ -650,7 +652,7 @@ async fn verify_page(
         .map(|a| email::mask(&a));
     let email_first =
         email_to.is_some() && auth.store.preferred_method(user).await? == Some(PreferredMethod::Email);
-    let page = pages::verify(
+    let page = views::verify(
         req.lang,
         csrf,
         error,
@@ -659,7 +661,7 @@ async fn verify_page(
         email_first,
         remember_days(req),
     );
-    Ok(Answer::page(page, "second_factor"))
+    Ok(Answer::page(page, Label::SecondFactor))
 }
 
 /// Marks a challenge passed by a code typed on the verification page.
@@ -674,25 +676,25 @@ fn pass(challenge: &SharedChallenge, method: SignInMethod, remember_browser: boo
 }
 
 /// Where to type the code sent to an address given while enrolling (shown masked).
-fn confirm_address_page(req: &PageRequest<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
-    let page = pages::confirm_address(
+fn confirm_address_page(req: &Request<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
+    let page = views::confirm_address(
         req.lang,
         csrf,
         &email::mask(address),
         error,
-        "/.portvakt/enrol/email/confirm",
+        Route::Challenge(ChallengePage::EnrolEmailConfirm).path(),
     );
-    Answer::page(page, "second_factor")
+    Answer::page(page, Label::SecondFactor)
 }
 
 /// Where to type an e-mailed code (the address shown masked).
-fn email_page(req: &PageRequest<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
-    let page = pages::email(req.lang, csrf, &email::mask(address), error, remember_days(req));
-    Answer::page(page, "second_factor")
+fn email_page(req: &Request<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
+    let page = views::email(req.lang, csrf, &email::mask(address), error, remember_days(req));
+    Answer::page(page, Label::SecondFactor)
 }
 
 /// How many days "don't ask again in this browser" lasts, if it is offered at all.
-fn remember_days(req: &PageRequest<'_>) -> Option<u64> {
+fn remember_days(req: &Request<'_>) -> Option<u64> {
     req.config
         .second_factor
         .remember_device
@@ -700,15 +702,15 @@ fn remember_days(req: &PageRequest<'_>) -> Option<u64> {
 }
 
 /// Whether the user ticked "don't ask again" where the deployment offers it.
-fn wants_remembering(req: &PageRequest<'_>, form: &[(String, String)]) -> bool {
+fn wants_remembering(req: &Request<'_>, form: &[(String, String)]) -> bool {
     req.config.second_factor.remember_device.is_some() && forms::value(form, "remember") == Some("on")
 }
 
 /// Makes a code and e-mails it to `address`, in the page's language. `None` when
 /// e-mail is not set up or the message could not go out (logged).
 pub(crate) async fn mail_code(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     address: &str,
 ) -> Option<EmailCode> {
@@ -739,7 +741,7 @@ fn use_email_code(challenge: &SharedChallenge, typed: &str, now: SystemTime) -> 
 }
 
 /// Whether a code was e-mailed for this challenge too recently to send another.
-fn resend_too_soon(challenge: &SharedChallenge, req: &PageRequest<'_>) -> bool {
+fn resend_too_soon(challenge: &SharedChallenge, req: &Request<'_>) -> bool {
     let Some(settings) = req.config.email.as_ref() else {
         return false;
     };
@@ -753,8 +755,8 @@ fn resend_too_soon(challenge: &SharedChallenge, req: &PageRequest<'_>) -> bool {
 /// first enrolment, where e-mailed codes are used and the user has no address yet.
 /// `Some(true)`: instead of an app (they may stand alone); `Some(false)`: beside it.
 async fn enrol_email_offer(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
 ) -> Result<Option<bool>, StoreError> {
     let email_use = req.config.second_factor.email;
@@ -771,8 +773,8 @@ async fn enrol_email_offer(
 
 /// The address to offer an e-mailed code to, if the deployment allows it here.
 pub(crate) async fn email_offer(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     has_app: bool,
 ) -> Option<String> {
@@ -788,7 +790,7 @@ pub(crate) async fn email_offer(
 }
 
 /// Writes an event about this user on this app to the audit trail.
-pub(crate) async fn note(auth: &AuthServices, req: &PageRequest<'_>, user: &str, event: &str, outcome: &str) {
+pub(crate) async fn note(auth: &Services, req: &Request<'_>, user: &str, event: AuditKind, outcome: &str) {
     auth.audit(event, user, &req.app.name, req.client, outcome, req.now)
         .await;
 }
@@ -796,8 +798,8 @@ pub(crate) async fn note(auth: &AuthServices, req: &PageRequest<'_>, user: &str,
 /// Checks a code against each of the user's devices; true once a step is accepted
 /// (and recorded as used) for one of them.
 pub(crate) async fn check_totp(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     code: &str,
 ) -> Result<bool, StoreError> {
@@ -817,7 +819,7 @@ pub(crate) async fn check_totp(
             }
             Verification::Replayed => {
                 tracing::warn!(user = %user, "a used code was offered again");
-                note(auth, req, user, "replay_rejected", "refused").await;
+                note(auth, req, user, AuditKind::ReplayRejected, "refused").await;
                 return Ok(false);
             }
             Verification::Rejected => {}
@@ -828,8 +830,8 @@ pub(crate) async fn check_totp(
 
 /// Makes, stores (as hashes) and returns a fresh set of recovery codes.
 pub(super) async fn new_recovery_codes(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
 ) -> Result<Vec<recovery::RecoveryCode>, StoreError> {
     let codes = recovery::generate(req.config.second_factor.recovery_codes);
@@ -846,8 +848,8 @@ pub(super) async fn new_recovery_codes(
 
 /// Uses a recovery code; returns how many are left, or `None` if it matched none.
 async fn use_recovery_code(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     user: &str,
     input: &str,
 ) -> Result<Option<usize>, StoreError> {
@@ -871,7 +873,7 @@ async fn use_recovery_code(
 }
 
 /// Passes the challenge: starts the session, then releases what was waiting.
-async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Result<Answer, StoreError> {
+async fn complete(auth: &Services, req: &Request<'_>, id: &str) -> Result<Answer, StoreError> {
     // Before anything is used up: an answer the app is still sending waits (the
     // Continue button asks again), and one too long to hold is never released.
     if let Some(challenge) = auth.challenges.get(id) {
@@ -915,11 +917,11 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
             status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
             headers: withheld.headers,
             body: withheld.body,
-            label: "released",
+            label: Label::Released,
             own_page: false,
         },
         Purpose::Return(path) => {
-            Answer::redirect(super::return_path::safe_return_path(&path), "step_up_passed")
+            Answer::redirect(super::return_path::safe_return_path(&path), Label::StepUpPassed)
         }
     };
     let mut answer = answer
@@ -931,7 +933,7 @@ async fn complete(auth: &AuthServices, req: &PageRequest<'_>, id: &str) -> Resul
             .remember(&user, req.now, req.now, lifetime, req.secure)
             .await?;
         answer = answer.with_cookie(&cookies::set_trust(&value, req.secure, lifetime));
-        note(auth, req, &user, "browser_remembered", "ok").await;
+        note(auth, req, &user, AuditKind::BrowserRemembered, "ok").await;
     }
     Ok(answer)
 }

@@ -5,19 +5,15 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::{load, Config, LoadError};
-use crate::session::mfa_changes::date_mfa_defaults;
+use crate::auth::mfa_changes::date_mfa_defaults;
+use crate::config::{load, Config, LoadError, SharedConfig};
+use crate::proxy::metrics::Metrics;
 use crate::store::Store;
-use crate::telemetry::Metrics;
-
-/// The configuration in force, shared by the proxy and the reloader.
-pub type SharedConfig = Arc<ArcSwap<Config>>;
 
 pub struct Reloader {
     pub config: SharedConfig,

@@ -2,11 +2,6 @@
 //! against the store on every request (through a short-lived cache) so that logout
 //! and revocation take effect at once.
 
-pub mod cache;
-pub mod challenge;
-pub mod cookies;
-pub mod mfa_changes;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -14,9 +9,11 @@ use data_encoding::BASE64URL_NOPAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use super::cookies;
+use super::session_cache::SessionCache;
 use crate::config::model::SessionSettings;
+use crate::factors::SignInMethod;
 use crate::store::{SessionRecord, Store, StoreResult};
-use cache::SessionCache;
 
 /// How often `last_seen_at` is written back: the idle timeout is exact to this.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -26,43 +23,6 @@ const CACHE_FOR: Duration = Duration::from_secs(15);
 /// About this many sessions are kept in memory (~350 bytes each); beyond it, the
 /// least used are read from the store again.
 const CACHE_CAPACITY: usize = 500_000;
-
-/// How a user passed the gateway's check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignInMethod {
-    /// The app's password only (no second factor was needed).
-    Password,
-    Totp,
-    Recovery,
-    Email,
-    /// A browser the user asked to be remembered in, within its lifetime.
-    TrustedDevice,
-}
-
-impl SignInMethod {
-    /// The method a stored name stands for.
-    pub fn parse(name: &str) -> Option<SignInMethod> {
-        [
-            SignInMethod::Password,
-            SignInMethod::Totp,
-            SignInMethod::Recovery,
-            SignInMethod::Email,
-            SignInMethod::TrustedDevice,
-        ]
-        .into_iter()
-        .find(|m| m.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SignInMethod::Password => "password",
-            SignInMethod::Totp => "totp",
-            SignInMethod::Recovery => "recovery",
-            SignInMethod::Email => "email",
-            SignInMethod::TrustedDevice => "trusted_device",
-        }
-    }
-}
 
 /// A session just started: the cookie value to set, and what was stored.
 pub struct Issued {

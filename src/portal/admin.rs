@@ -6,36 +6,26 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use pingora::prelude::*;
 
-use crate::pages::{self, texts, ActivityRow, AdminUserRow};
+use super::answer::{Answer, Label};
+use super::route::{AdminPage, Route};
+use super::views::{self, texts, ActivityRow, AdminUserRow};
+use super::{challenge, forms, Request};
+use crate::auth::challenge::Purpose;
+use crate::auth::{Attempt, AuditKind, Services};
 use crate::policy::Authentication;
-use crate::proxy::answer::Answer;
-use crate::proxy::auth::{Attempt, AuthServices};
-use crate::proxy::forms;
-use crate::proxy::second_factor::{self, PageRequest};
-use crate::session::challenge::Purpose;
 use crate::store::{AuditEvent, AuditQuery, SessionRecord, StoreError, Subject};
 
-const ADMIN_PAGE: &str = "/.portvakt/admin";
+const ADMIN_PAGE: Route = Route::Admin(AdminPage::Overview);
 /// How recent an admin's second factor must be.
 const FRESH_ENOUGH: Duration = Duration::from_secs(10 * 60);
 /// How long an enrolment opened from the admin page stays open.
 const ENROLMENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-pub fn is_admin_page(page: &str) -> bool {
-    page == "admin" || page.starts_with("admin/")
-}
-
-pub async fn serve(
-    auth: &AuthServices,
-    session: &mut Session,
-    req: &PageRequest<'_>,
-    account: Option<&SessionRecord>,
-) -> Answer {
-    let Some(account) = account else {
+pub async fn serve(auth: &Services, req: &Request<'_>, page: AdminPage) -> Answer {
+    let Some(account) = req.session else {
         return match req.app.sign_in_page() {
-            Some(page) => Answer::redirect(page, "sign_in"),
+            Some(page) => Answer::redirect(page, Label::SignIn),
             None => denied(req),
         };
     };
@@ -47,19 +37,19 @@ pub async fn serve(
         signed_in_at: account.created_at,
     };
     if !req.config.admins.admit(&identity) {
-        tracing::warn!(user = %account.user, page = req.page, "a non-admin tried an admin page");
+        tracing::warn!(user = %account.user, page = req.route.path(), "a non-admin tried an admin page");
         return denied(req);
     }
     if !account.second_factor_within(req.now, FRESH_ENOUGH) {
-        let purpose = Purpose::Return(ADMIN_PAGE.to_owned());
+        let purpose = Purpose::Return(ADMIN_PAGE.path().to_owned());
         let user = &account.user;
-        let (answer, _) = second_factor::begin(
+        let (answer, _) = challenge::begin(
             auth, req.config, req.app, user, purpose, req.client, req.secure, req.now,
         )
         .await;
         return answer;
     }
-    match serve_admin(auth, session, req, account).await {
+    match serve_admin(auth, req, page, account).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "admin page failed");
@@ -68,38 +58,32 @@ pub async fn serve(
     }
 }
 
-fn denied(req: &PageRequest<'_>) -> Answer {
+fn denied(req: &Request<'_>) -> Answer {
     Answer::page(
-        pages::error(
+        views::error(
             StatusCode::FORBIDDEN,
-            pages::ErrorKind::Denied,
+            views::ErrorKind::Denied,
             req.lang,
             None,
             "-",
         ),
-        "deny",
+        Label::Deny,
     )
 }
 
 async fn serve_admin(
-    auth: &AuthServices,
-    session: &mut Session,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
+    page: AdminPage,
     account: &SessionRecord,
 ) -> Result<Answer, StoreError> {
     let admin = account.user.as_str();
     let t = texts(req.lang);
-    if session.req_header().method != http::Method::POST {
-        let query = session
-            .req_header()
-            .uri
-            .query()
-            .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "q"))
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default();
+    if !req.is_post() {
+        let query = req.query_value("q").unwrap_or_default();
         return overview(auth, req, account, &query, None).await;
     }
-    let Some(form) = forms::read_signed_in(auth, session, account).await else {
+    let Some(form) = forms::read_signed_in(auth, req, account) else {
         return Ok(Answer::refused_form(req.lang));
     };
     let users: Vec<String> = form
@@ -109,28 +93,28 @@ async fn serve_admin(
         .filter(|v| !v.is_empty())
         .collect();
     let csrf = auth.sessions.form_token(account);
-    match req.page {
-        "admin/unlock" => {
+    match page {
+        AdminPage::Unlock => {
             for user in &users {
                 auth.store.reset_failures(Subject::User(user)).await?;
-                record(auth, req, admin, "unlocked", user).await;
+                record(auth, req, admin, AuditKind::Unlocked, user).await;
             }
             overview(auth, req, account, "", Some(t.admin_done)).await
         }
-        "admin/open-enrolment" => {
+        AdminPage::OpenEnrolment => {
             for user in &users {
                 auth.store
                     .open_enrolment(user, req.now + ENROLMENT_WINDOW, req.now)
                     .await?;
-                record(auth, req, admin, "enrolment_opened", user).await;
+                record(auth, req, admin, AuditKind::EnrolmentOpened, user).await;
             }
             overview(auth, req, account, "", Some(t.admin_done)).await
         }
-        "admin/reset" if !users.is_empty() => Ok(Answer::page(
-            pages::admin_confirm(req.lang, &users, &csrf, None),
-            "admin",
+        AdminPage::Reset if !users.is_empty() => Ok(Answer::page(
+            views::admin_confirm(req.lang, &users, &csrf, None),
+            Label::Admin,
         )),
-        "admin/reset/confirm" if !users.is_empty() => {
+        AdminPage::ResetConfirm if !users.is_empty() => {
             // The admin's own code confirms a bulk reset, and counts like any other.
             let charged = match auth
                 .attempt(&req.config.lockout, admin, req.client, req.now)
@@ -139,27 +123,27 @@ async fn serve_admin(
                 Attempt::Charged(charged) => charged,
                 Attempt::Locked(wait) => {
                     tracing::warn!(admin = %admin, seconds = wait.as_secs(), "admin locked out");
-                    let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.locked));
-                    return Ok(Answer::page(page, "locked"));
+                    let page = views::admin_confirm(req.lang, &users, &csrf, Some(t.locked));
+                    return Ok(Answer::page(page, Label::Locked));
                 }
             };
             let code = forms::field(&form, "code");
-            if !second_factor::check_totp(auth, req, admin, code).await? {
-                let page = pages::admin_confirm(req.lang, &users, &csrf, Some(t.wrong_code));
-                return Ok(Answer::page(page, "admin"));
+            if !challenge::check_totp(auth, req, admin, code).await? {
+                let page = views::admin_confirm(req.lang, &users, &csrf, Some(t.wrong_code));
+                return Ok(Answer::page(page, Label::Admin));
             }
-            second_factor::passed(auth, req, admin, charged).await?;
+            challenge::passed(auth, req, admin, charged).await?;
             for user in &users {
                 auth.store.reset_second_factor(user).await?;
                 auth.sessions.end_all_for(user).await?;
-                record(auth, req, admin, "reset", user).await;
+                record(auth, req, admin, AuditKind::Reset, user).await;
                 auth.notify(req.config, user, t.notice_reset_subject, t.notice_reset_body)
                     .await;
                 tracing::info!(admin = %admin, user = %user, "second factor reset by an admin");
             }
             overview(auth, req, account, "", Some(t.admin_done)).await
         }
-        _ => Ok(Answer::redirect(ADMIN_PAGE, "admin")),
+        _ => Ok(Answer::to(ADMIN_PAGE, Label::Admin)),
     }
 }
 
@@ -167,8 +151,8 @@ async fn serve_admin(
 const SHOWN_USERS: usize = 200;
 
 async fn overview(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
     account: &SessionRecord,
     query: &str,
     notice: Option<&str>,
@@ -205,7 +189,7 @@ async fn overview(
             codes_left: u.recovery_codes_left,
             last_used: u
                 .last_used_at
-                .map_or_else(|| t.never.to_owned(), pages::human_time),
+                .map_or_else(|| t.never.to_owned(), views::human_time),
             locked: u.locked_until.is_some_and(|until| until > req.now),
             name: u.name,
         });
@@ -221,23 +205,23 @@ async fn overview(
     let audit: Vec<ActivityRow> = events
         .into_iter()
         .map(|e| ActivityRow {
-            when: pages::human_time(e.at),
+            when: views::human_time(e.at),
             what: format!("{} — {} ({}, {})", e.subject, e.event, e.actor, e.outcome),
             client: e.client.unwrap_or_default(),
         })
         .collect();
     let csrf = auth.sessions.form_token(account);
     Ok(Answer::page(
-        pages::admin(req.lang, &users, &audit, query, &csrf, notice),
-        "admin",
+        views::admin(req.lang, &users, &audit, query, &csrf, notice),
+        Label::Admin,
     ))
 }
 
 /// An admin action in the audit trail.
-async fn record(auth: &AuthServices, req: &PageRequest<'_>, admin: &str, event: &str, user: &str) {
+async fn record(auth: &Services, req: &Request<'_>, admin: &str, event: AuditKind, user: &str) {
     let row = AuditEvent {
         at: req.now,
-        event: event.to_owned(),
+        event: event.as_str().to_owned(),
         actor: format!("admin:{admin}"),
         subject: user.to_owned(),
         app: Some(req.app.name.clone()),
@@ -245,6 +229,6 @@ async fn record(auth: &AuthServices, req: &PageRequest<'_>, admin: &str, event: 
         outcome: "ok".to_owned(),
     };
     if let Err(e) = auth.store.record(&row).await {
-        tracing::error!(error = %e, event, "could not write the audit trail");
+        tracing::error!(error = %e, event = event.as_str(), "could not write the audit trail");
     }
 }

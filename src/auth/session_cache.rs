@@ -91,7 +91,7 @@ mod tests {
             created_at: SystemTime::UNIX_EPOCH,
             last_seen_at: SystemTime::UNIX_EPOCH,
             second_factor_at: None,
-            method: crate::session::SignInMethod::Totp,
+            method: crate::factors::SignInMethod::Totp,
             revoked: false,
             mfa_opted_in: false,
         })

@@ -5,65 +5,41 @@
 use std::time::{Duration, SystemTime};
 
 use http::StatusCode;
-use pingora::prelude::*;
 
-use super::answer::Answer;
-use super::auth::{AuthServices, PendingAddress};
+use super::answer::{Answer, Label};
 use super::forms::{self, field};
-use super::second_factor::{self, PageRequest};
+use super::route::{AccountPage, Route};
+use super::views::{self, texts, ActivityRow, DeviceRow};
+use super::{challenge, Request};
+use crate::auth::challenge::Purpose;
+use crate::auth::{cookies, notify, AuditKind, PendingAddress, Services};
 use crate::config::model::{EmailSettings, EmailUse};
-use crate::notify;
-use crate::pages::{self, texts, ActivityRow, DeviceRow};
 use crate::policy::{Authentication, MfaMode};
-use crate::session::challenge::Purpose;
-use crate::session::cookies;
 use crate::store::{AuditQuery, PreferredMethod, SessionRecord, StoreError, TotpDevice};
 
 /// How recent a second factor must be to change the account.
 const FRESH_ENOUGH: Duration = Duration::from_secs(5 * 60);
-const ACCOUNT_PAGE: &str = "/.portvakt/account";
-
-pub fn is_account_page(page: &str) -> bool {
-    matches!(
-        page,
-        "account"
-            | "account/recovery-codes"
-            | "account/sign-out-everywhere"
-            | "account/add-device"
-            | "account/rename-device"
-            | "account/remove-device"
-            | "account/remove-device/confirm"
-            | "account/two-factor"
-            | "account/default-method"
-            | "account/email"
-            | "account/email/confirm"
-    )
-}
+const ACCOUNT_PAGE: Route = Route::Account(AccountPage::Overview);
 
 /// Serves the security-info pages for the session's user.
-pub async fn serve(
-    auth: &AuthServices,
-    session: &mut Session,
-    req: &PageRequest<'_>,
-    account: Option<&SessionRecord>,
-) -> Answer {
-    let Some(account) = account else {
+pub async fn serve(auth: &Services, req: &Request<'_>, page: AccountPage) -> Answer {
+    let Some(account) = req.session else {
         // Only a signed-in user has security info; send the browser to sign in.
         return match req.app.sign_in_page() {
-            Some(page) => Answer::redirect(page, "sign_in"),
+            Some(page) => Answer::redirect(page, Label::SignIn),
             None => Answer::page(
-                pages::error(
+                views::error(
                     StatusCode::UNAUTHORIZED,
-                    pages::ErrorKind::SignInRequired,
+                    views::ErrorKind::SignInRequired,
                     req.lang,
                     None,
                     "-",
                 ),
-                "sign_in",
+                Label::SignIn,
             ),
         };
     };
-    match serve_inner(auth, session, req, account).await {
+    match serve_inner(auth, req, page, account).await {
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "security-info page failed");
@@ -73,51 +49,51 @@ pub async fn serve(
 }
 
 async fn serve_inner(
-    auth: &AuthServices,
-    session: &mut Session,
-    req: &PageRequest<'_>,
+    auth: &Services,
+    req: &Request<'_>,
+    page: AccountPage,
     account: &SessionRecord,
 ) -> Result<Answer, StoreError> {
     let user = account.user.as_str();
-    let post = session.req_header().method == http::Method::POST;
+    let post = req.is_post();
     if !post {
         return overview(auth, req, account).await;
     }
-    let Some(form) = forms::read_signed_in(auth, session, account).await else {
+    let Some(form) = forms::read_signed_in(auth, req, account) else {
         return Ok(Answer::refused_form(req.lang));
     };
     let t = texts(req.lang);
-    match req.page {
-        "account/sign-out-everywhere" => {
+    match page {
+        AccountPage::SignOutEverywhere => {
             let ended = auth.sessions.end_all_for(user).await?;
-            second_factor::note(auth, req, user, "signed_out_everywhere", "ok").await;
+            challenge::note(auth, req, user, AuditKind::SignedOutEverywhere, "ok").await;
             tracing::info!(user = %user, sessions = ended, "signed out everywhere");
             let page = req.app.sign_in_page().unwrap_or("/");
             let answer = Answer::page(
-                pages::message(
+                views::message(
                     StatusCode::OK,
                     req.lang,
                     t.sign_out_everywhere,
                     t.signed_out_everywhere,
                     Some((page, t.sign_in_again)),
                 ),
-                "signed_out_everywhere",
+                Label::SignedOutEverywhere,
             );
             Ok(answer.with_cookie(&cookies::clear_session(req.secure)))
         }
-        "account/recovery-codes" => {
+        AccountPage::RecoveryCodes => {
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
-            let codes = second_factor::new_recovery_codes(auth, req, user).await?;
-            second_factor::note(auth, req, user, "recovery_codes_renewed", "ok").await;
+            let codes = challenge::new_recovery_codes(auth, req, user).await?;
+            challenge::note(auth, req, user, AuditKind::RecoveryCodesRenewed, "ok").await;
             let shown: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
             Ok(Answer::page(
-                pages::new_codes(req.lang, &req.config.second_factor.issuer, user, &shown),
-                "recovery_codes_renewed",
+                views::new_codes(req.lang, &req.config.second_factor.issuer, user, &shown),
+                Label::RecoveryCodesRenewed,
             ))
         }
-        "account/add-device" => {
+        AccountPage::AddDevice => {
             let devices = auth.store.totp_devices(user).await?;
             let name = field(&form, "name").trim();
             if devices.len() >= req.config.second_factor.max_devices {
@@ -129,15 +105,15 @@ async fn serve_inner(
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
-            Ok(second_factor::begin_adding_device(
+            Ok(challenge::begin_adding_device(
                 auth,
                 req,
                 user,
                 name,
-                ACCOUNT_PAGE,
+                ACCOUNT_PAGE.path(),
             ))
         }
-        "account/rename-device" => {
+        AccountPage::RenameDevice => {
             let name = field(&form, "name").trim();
             let device = find_device(auth, user, field(&form, "id")).await?;
             let (Some(device), true) = (device, valid_device_name(name)) else {
@@ -153,22 +129,22 @@ async fn serve_inner(
             if !auth.store.rename_device(user, device.id, name, sealed).await? {
                 return Ok(back_with(req, t.rename_button, t.invalid_device_name));
             }
-            second_factor::note(auth, req, user, "device_renamed", "ok").await;
-            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+            challenge::note(auth, req, user, AuditKind::DeviceRenamed, "ok").await;
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        "account/remove-device" => match find_device(auth, user, field(&form, "id")).await? {
+        AccountPage::RemoveDevice => match find_device(auth, user, field(&form, "id")).await? {
             Some(device) => {
                 let csrf = auth.sessions.form_token(account);
                 Ok(Answer::page(
-                    pages::confirm_removal(req.lang, &csrf, device.id),
-                    "account",
+                    views::confirm_removal(req.lang, &csrf, device.id),
+                    Label::Account,
                 ))
             }
-            None => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
+            None => Ok(Answer::to(ACCOUNT_PAGE, Label::Account)),
         },
-        "account/remove-device/confirm" => {
+        AccountPage::RemoveDeviceConfirm => {
             let Some(device) = find_device(auth, user, field(&form, "id")).await? else {
-                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
@@ -188,11 +164,11 @@ async fn serve_inner(
             if auth.store.remove_device(user, device.id).await? {
                 // A lost phone may be why: remembered browsers ask for a code again.
                 auth.store.forget_trusted_devices(user).await?;
-                second_factor::note(auth, req, user, "device_removed", "ok").await;
+                challenge::note(auth, req, user, AuditKind::DeviceRemoved, "ok").await;
             }
-            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        "account/two-factor" if matches!(req.app.policy.mfa, MfaMode::Optional) => {
+        AccountPage::TwoFactor if matches!(req.app.policy.mfa, MfaMode::Optional) => {
             let on = field(&form, "on") == "on";
             if !on && !req.config.second_factor.allow_opt_out {
                 return Ok(back_with(req, t.two_factor_heading, t.opt_out_not_allowed));
@@ -204,17 +180,21 @@ async fn serve_inner(
             }
             auth.store.set_mfa_opted_in(user, on, req.now).await?;
             auth.sessions.refresh_user(user);
-            let event = if on { "mfa_turned_on" } else { "mfa_turned_off" };
-            second_factor::note(auth, req, user, event, "ok").await;
+            let event = if on {
+                AuditKind::MfaTurnedOn
+            } else {
+                AuditKind::MfaTurnedOff
+            };
+            challenge::note(auth, req, user, event, "ok").await;
             if on && account.second_factor_at.is_none() {
                 // Enrol (or verify) now, and come back here.
                 return Ok(step_up(auth, req, user).await);
             }
-            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        "account/email" => {
+        AccountPage::Email => {
             let Some(settings) = may_add_address(auth, req, user).await else {
-                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
             let typed = field(&form, "address").trim();
             if !notify::is_deliverable(typed) {
@@ -231,7 +211,7 @@ async fn serve_inner(
             if waiting {
                 return Ok(back_with(req, t.email_add_heading, t.email_wait));
             }
-            let Some(code) = second_factor::mail_code(auth, req, user, typed).await else {
+            let Some(code) = challenge::mail_code(auth, req, user, typed).await else {
                 return Ok(back_with(req, t.email_add_heading, t.email_failed));
             };
             auth.pending_addresses.insert(
@@ -241,19 +221,19 @@ async fn serve_inner(
                     code,
                 },
             );
-            second_factor::note(auth, req, user, "email_code_sent", "ok").await;
+            challenge::note(auth, req, user, AuditKind::EmailCodeSent, "ok").await;
             Ok(confirm_address_page(req, account, auth, typed, None))
         }
-        "account/email/confirm" => {
+        AccountPage::EmailConfirm => {
             let Some(pending) = auth.pending_addresses.get(user) else {
-                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
-            let charged = match second_factor::charge(auth, req, user).await? {
+            let charged = match challenge::charge(auth, req, user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
             };
             if !pending.code.matches(field(&form, "code"), req.now) {
-                second_factor::note(auth, req, user, "second_factor_failed", "refused").await;
+                challenge::note(auth, req, user, AuditKind::SecondFactorFailed, "refused").await;
                 let page = confirm_address_page(req, account, auth, &pending.address, Some(t.wrong_code));
                 return Ok(page);
             }
@@ -264,28 +244,24 @@ async fn serve_inner(
             auth.store
                 .set_email_address(user, &pending.address, req.now)
                 .await?;
-            second_factor::note(auth, req, user, "email_added", "ok").await;
-            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+            challenge::note(auth, req, user, AuditKind::EmailAdded, "ok").await;
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        "account/default-method" => {
+        AccountPage::DefaultMethod => {
             let Some(method) = PreferredMethod::parse(field(&form, "method")) else {
-                return Ok(Answer::redirect(ACCOUNT_PAGE, "account"));
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
             auth.store.set_preferred_method(user, method, req.now).await?;
-            second_factor::note(auth, req, user, "default_method_changed", method.as_str()).await;
-            Ok(Answer::redirect(ACCOUNT_PAGE, "account"))
+            challenge::note(auth, req, user, AuditKind::DefaultMethodChanged, method.as_str()).await;
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        _ => Ok(Answer::redirect(ACCOUNT_PAGE, "account")),
+        _ => Ok(Answer::to(ACCOUNT_PAGE, Label::Account)),
     }
 }
 
 /// The e-mail settings, when this user may add an address for codes: e-mail is set
 /// up and used for codes here, and the user has no address yet.
-async fn may_add_address<'c>(
-    auth: &AuthServices,
-    req: &PageRequest<'c>,
-    user: &str,
-) -> Option<&'c EmailSettings> {
+async fn may_add_address<'c>(auth: &Services, req: &Request<'c>, user: &str) -> Option<&'c EmailSettings> {
     let settings = req.config.email.as_ref()?;
     let used = req.config.second_factor.email != EmailUse::Off && auth.mailer.is_some();
     (used && auth.email_address(req.config, user).await.is_none()).then_some(settings)
@@ -293,27 +269,27 @@ async fn may_add_address<'c>(
 
 /// Where to type the code sent to a new address.
 fn confirm_address_page(
-    req: &PageRequest<'_>,
+    req: &Request<'_>,
     account: &SessionRecord,
-    auth: &AuthServices,
+    auth: &Services,
     address: &str,
     error: Option<&str>,
 ) -> Answer {
     let csrf = auth.sessions.form_token(account);
-    let page = pages::confirm_address(
+    let page = views::confirm_address(
         req.lang,
         &csrf,
         &crate::factors::email::mask(address),
         error,
-        "/.portvakt/account/email/confirm",
+        Route::Account(AccountPage::EmailConfirm).path(),
     );
-    Answer::page(page, "account")
+    Answer::page(page, Label::Account)
 }
 
 /// Sends the user through the second factor, then back to the security info.
-async fn step_up(auth: &AuthServices, req: &PageRequest<'_>, user: &str) -> Answer {
-    let purpose = Purpose::Return(ACCOUNT_PAGE.to_owned());
-    let (answer, _) = second_factor::begin(
+async fn step_up(auth: &Services, req: &Request<'_>, user: &str) -> Answer {
+    let purpose = Purpose::Return(ACCOUNT_PAGE.path().to_owned());
+    let (answer, _) = challenge::begin(
         auth, req.config, req.app, user, purpose, req.client, req.secure, req.now,
     )
     .await;
@@ -321,16 +297,16 @@ async fn step_up(auth: &AuthServices, req: &PageRequest<'_>, user: &str) -> Answ
 }
 
 /// A message about the security info, with the way back to it.
-fn back_with(req: &PageRequest<'_>, title: &str, text: &str) -> Answer {
+fn back_with(req: &Request<'_>, title: &str, text: &str) -> Answer {
     let t = texts(req.lang);
-    let page = pages::message(
+    let page = views::message(
         StatusCode::UNPROCESSABLE_ENTITY,
         req.lang,
         title,
         text,
-        Some((ACCOUNT_PAGE, t.back_to_account)),
+        Some((ACCOUNT_PAGE.path(), t.back_to_account)),
     );
-    Answer::page(page, "account")
+    Answer::page(page, Label::Account)
 }
 
 /// A name a person gave a device: 1 to 40 characters, no control characters.
@@ -339,7 +315,7 @@ fn valid_device_name(name: &str) -> bool {
 }
 
 /// The user's device with this id (as sent in a form), if it is theirs.
-async fn find_device(auth: &AuthServices, user: &str, id: &str) -> Result<Option<TotpDevice>, StoreError> {
+async fn find_device(auth: &Services, user: &str, id: &str) -> Result<Option<TotpDevice>, StoreError> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(None);
     };
@@ -356,11 +332,7 @@ fn fresh(account: &SessionRecord, now: SystemTime) -> bool {
     account.second_factor_within(now, FRESH_ENOUGH)
 }
 
-async fn overview(
-    auth: &AuthServices,
-    req: &PageRequest<'_>,
-    account: &SessionRecord,
-) -> Result<Answer, StoreError> {
+async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -> Result<Answer, StoreError> {
     let user = account.user.as_str();
     let t = texts(req.lang);
     let devices: Vec<DeviceRow> = auth
@@ -371,10 +343,10 @@ async fn overview(
         .map(|d| DeviceRow {
             id: d.id,
             name: d.name,
-            added: pages::human_time(d.created_at),
+            added: views::human_time(d.created_at),
             last_used: d
                 .last_used_at
-                .map_or_else(|| t.never.to_owned(), pages::human_time),
+                .map_or_else(|| t.never.to_owned(), views::human_time),
         })
         .collect();
     let codes_left = auth.store.unused_recovery_codes(user).await?.len();
@@ -389,8 +361,8 @@ async fn overview(
         .await?
         .into_iter()
         .map(|e| ActivityRow {
-            when: pages::human_time(e.at),
-            what: pages::event_label(req.lang, &e.event).to_owned(),
+            when: views::human_time(e.at),
+            what: views::event_label(req.lang, &e.event).to_owned(),
             client: e.client.unwrap_or_default(),
         })
         .collect();
@@ -400,7 +372,7 @@ async fn overview(
     let masked_email = address.as_deref().map(crate::factors::email::mask);
     let can_add_email = may_add_address(auth, req, user).await.is_some();
     // A choice only for a user with both an app and an e-mail offer.
-    let default_method = match second_factor::email_offer(auth, req, user, !devices.is_empty()).await {
+    let default_method = match challenge::email_offer(auth, req, user, !devices.is_empty()).await {
         Some(_) if !devices.is_empty() => Some(
             auth.store
                 .preferred_method(user)
@@ -409,7 +381,7 @@ async fn overview(
         ),
         _ => None,
     };
-    let page = pages::Account {
+    let page = views::Account {
         user,
         devices: &devices,
         codes_left,
@@ -421,5 +393,5 @@ async fn overview(
         can_add_email,
         default_method,
     };
-    Ok(Answer::page(pages::account(req.lang, &page), "account"))
+    Ok(Answer::page(views::account(req.lang, &page), Label::Account))
 }

@@ -1,12 +1,7 @@
-//! Prometheus metrics, served on their own listener so that they are never reachable
-//! through an app's host.
+//! The gateway's Prometheus metrics: recorded by the proxy phases and the reloader,
+//! served by `server` on a listener of their own (never through an app's host).
 
-use async_trait::async_trait;
-use http::{Response, StatusCode};
-use pingora::apps::http_app::ServeHttp;
-use pingora::protocols::http::ServerSession;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
-use std::sync::Arc;
 
 pub struct Metrics {
     registry: Registry,
@@ -62,33 +57,5 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         out
-    }
-}
-
-/// The HTTP app of the metrics listener: `/metrics`, nothing else.
-pub struct MetricsApp(pub Arc<Metrics>);
-
-#[async_trait]
-impl ServeHttp for MetricsApp {
-    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let (status, content_type, body) = if session.req_header().uri.path() == "/metrics" {
-            (
-                StatusCode::OK,
-                TextEncoder::new().format_type().to_owned(),
-                self.0.render(),
-            )
-        } else {
-            (
-                StatusCode::NOT_FOUND,
-                "text/plain".to_owned(),
-                b"not found; metrics are at /metrics\n".to_vec(),
-            )
-        };
-        Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, content_type)
-            .header(http::header::CONTENT_LENGTH, body.len())
-            .body(body)
-            .unwrap_or_default()
     }
 }

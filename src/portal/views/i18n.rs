@@ -1,46 +1,7 @@
 //! The message catalogue: every text a gateway page shows, in English and Swedish,
 //! chosen from `Accept-Language`.
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lang {
-    En,
-    Sv,
-}
-
-impl Lang {
-    pub fn code(self) -> &'static str {
-        match self {
-            Lang::En => "en",
-            Lang::Sv => "sv",
-        }
-    }
-
-    /// The supported language the client ranks highest (RFC 9110 q-values); English
-    /// when none is supported or the header is absent or unreadable.
-    pub fn negotiate(accept_language: Option<&str>) -> Lang {
-        let Some(header) = accept_language else {
-            return Lang::En;
-        };
-        let mut best = (Lang::En, 0.0_f32);
-        for item in header.split(',') {
-            let mut parts = item.split(';');
-            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()))
-                .unwrap_or(1.0);
-            let primary = tag.split('-').next().unwrap_or("");
-            let lang = match primary {
-                "sv" => Lang::Sv,
-                "en" => Lang::En,
-                _ => continue,
-            };
-            if q > best.1 {
-                best = (lang, q);
-            }
-        }
-        best.0
-    }
-}
+pub use crate::config::Lang;
 
 /// Title and explanation of each error page.
 pub struct ErrorText {
@@ -462,48 +423,52 @@ const SV: Texts = Texts {
 
 /// How an audit event reads on the user's own activity list.
 pub fn event_label(lang: Lang, event: &str) -> &str {
-    match (lang, event) {
-        (Lang::En, "login_ok") => "Password accepted",
-        (Lang::Sv, "login_ok") => "Lösenordet godkändes",
-        (Lang::En, "login_failed") => "Wrong password",
-        (Lang::Sv, "login_failed") => "Fel lösenord",
-        (Lang::En, "second_factor_ok") => "Code accepted",
-        (Lang::Sv, "second_factor_ok") => "Koden godkändes",
-        (Lang::En, "second_factor_failed") => "Wrong code",
-        (Lang::Sv, "second_factor_failed") => "Fel kod",
-        (Lang::En, "enrolled") => "Authenticator app added",
-        (Lang::Sv, "enrolled") => "Autentiseringsapp tillagd",
-        (Lang::En, "recovery_code_used") => "Recovery code used",
-        (Lang::Sv, "recovery_code_used") => "Återställningskod använd",
-        (Lang::En, "recovery_codes_renewed") => "New recovery codes created",
-        (Lang::Sv, "recovery_codes_renewed") => "Nya återställningskoder skapade",
-        (Lang::En, "replay_rejected") => "A used code was tried again",
-        (Lang::Sv, "replay_rejected") => "En använd kod prövades igen",
-        (Lang::En, "locked_out") => "Locked after too many attempts",
-        (Lang::Sv, "locked_out") => "Spärrad efter för många försök",
-        (Lang::En, "signed_out" | "signed_out_everywhere") => "Signed out",
-        (Lang::Sv, "signed_out" | "signed_out_everywhere") => "Utloggad",
-        (Lang::En, "device_removed") => "Authenticator app removed",
-        (Lang::Sv, "device_removed") => "Autentiseringsapp borttagen",
-        (Lang::En, "device_renamed") => "Authenticator app renamed",
-        (Lang::Sv, "device_renamed") => "Autentiseringsapp fick nytt namn",
-        (Lang::En, "mfa_turned_on") => "Two-factor authentication turned on",
-        (Lang::Sv, "mfa_turned_on") => "Tvåfaktorsautentisering aktiverad",
-        (Lang::En, "mfa_turned_off") => "Two-factor authentication turned off",
-        (Lang::Sv, "mfa_turned_off") => "Tvåfaktorsautentisering inaktiverad",
-        (Lang::En, "browser_remembered") => "Browser remembered",
-        (Lang::Sv, "browser_remembered") => "Webbläsaren sparades",
-        (Lang::En, "default_method_changed") => "Default sign-in method changed",
-        (Lang::Sv, "default_method_changed") => "Standardinloggningsmetoden ändrades",
-        (Lang::En, "email_added") => "E-mail address confirmed",
-        (Lang::Sv, "email_added") => "E-postadressen bekräftades",
-        (Lang::En, "email_from_app") => "E-mail address taken from the app",
-        (Lang::Sv, "email_from_app") => "E-postadressen hämtades från appen",
-        (Lang::En, "reset") => "Reset by an administrator",
-        (Lang::Sv, "reset") => "Återställd av en administratör",
-        (Lang::En, "unlocked") => "Unlocked by an administrator",
-        (Lang::Sv, "unlocked") => "Upplåst av en administratör",
-        (_, other) => other,
+    use crate::auth::AuditKind as K;
+    let Some(kind) = K::parse(event) else {
+        return event;
+    };
+    match (lang, kind) {
+        (Lang::En, K::LoginOk) => "Password accepted",
+        (Lang::Sv, K::LoginOk) => "Lösenordet godkändes",
+        (Lang::En, K::LoginFailed) => "Wrong password",
+        (Lang::Sv, K::LoginFailed) => "Fel lösenord",
+        (Lang::En, K::SecondFactorOk) => "Code accepted",
+        (Lang::Sv, K::SecondFactorOk) => "Koden godkändes",
+        (Lang::En, K::SecondFactorFailed) => "Wrong code",
+        (Lang::Sv, K::SecondFactorFailed) => "Fel kod",
+        (Lang::En, K::Enrolled) => "Authenticator app added",
+        (Lang::Sv, K::Enrolled) => "Autentiseringsapp tillagd",
+        (Lang::En, K::RecoveryCodeUsed) => "Recovery code used",
+        (Lang::Sv, K::RecoveryCodeUsed) => "Återställningskod använd",
+        (Lang::En, K::RecoveryCodesRenewed) => "New recovery codes created",
+        (Lang::Sv, K::RecoveryCodesRenewed) => "Nya återställningskoder skapade",
+        (Lang::En, K::ReplayRejected) => "A used code was tried again",
+        (Lang::Sv, K::ReplayRejected) => "En använd kod prövades igen",
+        (Lang::En, K::LockedOut) => "Locked after too many attempts",
+        (Lang::Sv, K::LockedOut) => "Spärrad efter för många försök",
+        (Lang::En, K::SignedOut | K::SignedOutEverywhere) => "Signed out",
+        (Lang::Sv, K::SignedOut | K::SignedOutEverywhere) => "Utloggad",
+        (Lang::En, K::DeviceRemoved) => "Authenticator app removed",
+        (Lang::Sv, K::DeviceRemoved) => "Autentiseringsapp borttagen",
+        (Lang::En, K::DeviceRenamed) => "Authenticator app renamed",
+        (Lang::Sv, K::DeviceRenamed) => "Autentiseringsapp fick nytt namn",
+        (Lang::En, K::MfaTurnedOn) => "Two-factor authentication turned on",
+        (Lang::Sv, K::MfaTurnedOn) => "Tvåfaktorsautentisering aktiverad",
+        (Lang::En, K::MfaTurnedOff) => "Two-factor authentication turned off",
+        (Lang::Sv, K::MfaTurnedOff) => "Tvåfaktorsautentisering inaktiverad",
+        (Lang::En, K::BrowserRemembered) => "Browser remembered",
+        (Lang::Sv, K::BrowserRemembered) => "Webbläsaren sparades",
+        (Lang::En, K::DefaultMethodChanged) => "Default sign-in method changed",
+        (Lang::Sv, K::DefaultMethodChanged) => "Standardinloggningsmetoden ändrades",
+        (Lang::En, K::EmailAdded) => "E-mail address confirmed",
+        (Lang::Sv, K::EmailAdded) => "E-postadressen bekräftades",
+        (Lang::En, K::EmailFromApp) => "E-mail address taken from the app",
+        (Lang::Sv, K::EmailFromApp) => "E-postadressen hämtades från appen",
+        (Lang::En, K::Reset) => "Reset by an administrator",
+        (Lang::Sv, K::Reset) => "Återställd av en administratör",
+        (Lang::En, K::Unlocked) => "Unlocked by an administrator",
+        (Lang::Sv, K::Unlocked) => "Upplåst av en administratör",
+        (_, other) => other.as_str(),
     }
 }
 

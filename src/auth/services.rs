@@ -6,22 +6,24 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
-use super::identity::IdentitySigner;
+use super::audit::AuditKind;
+use crate::auth::challenge::Challenges;
+use crate::auth::identity::IdentitySigner;
+use crate::auth::notify::Mailer;
+use crate::auth::sessions::{Issued, Sessions};
 use crate::config::Config;
 use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::{Charge, LockoutPolicy};
+use crate::factors::SignInMethod;
 use crate::keys::Keys;
-use crate::notify::Mailer;
-use crate::session::challenge::Challenges;
-use crate::session::{Issued, Sessions, SignInMethod};
 use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
 
 /// Password and recovery-code checks that may wait for a hashing thread; more are
 /// refused with 503 at once. At ~50 ms of CPU each, a full queue is seconds of work.
 const HASHING_QUEUE: usize = 256;
 
-pub struct AuthServices {
+pub struct Services {
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
     pub challenges: Challenges,
@@ -44,9 +46,9 @@ pub struct PendingAddress {
     pub code: EmailCode,
 }
 
-impl AuthServices {
+impl Services {
     /// Opens the key file and the database in `state_dir` (creating both on first start).
-    pub fn open(config: &Config) -> anyhow::Result<AuthServices> {
+    pub fn open(config: &Config) -> anyhow::Result<Services> {
         let keys = Keys::load_or_create(&config.state_dir)?;
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open_in(&config.state_dir)
@@ -62,7 +64,7 @@ impl AuthServices {
             .map(Mailer::new)
             .transpose()
             .context("setting up e-mail")?;
-        Ok(AuthServices {
+        Ok(Services {
             mailer,
             sessions,
             challenges: Challenges::new(config.session.login_timeout),
@@ -131,7 +133,7 @@ impl AuthServices {
     /// written is logged as an error; it does not stop the request.
     pub async fn audit(
         &self,
-        event: &str,
+        event: AuditKind,
         user: &str,
         app: &str,
         client: IpAddr,
@@ -140,7 +142,7 @@ impl AuthServices {
     ) {
         let row = AuditEvent {
             at: now,
-            event: event.to_owned(),
+            event: event.as_str().to_owned(),
             actor: user.to_owned(),
             subject: user.to_owned(),
             app: Some(app.to_owned()),
@@ -148,7 +150,7 @@ impl AuthServices {
             outcome: outcome.to_owned(),
         };
         if let Err(e) = self.store.record(&row).await {
-            tracing::error!(error = %e, event, user = %user, "could not write the audit trail");
+            tracing::error!(error = %e, event = event.as_str(), user = %user, "could not write the audit trail");
         }
     }
 
@@ -195,8 +197,15 @@ impl AuthServices {
             .await
             .inspect_err(|e| tracing::error!(error = %e, "could not start a session; asking for the code"))
             .ok()?;
-        self.audit("second_factor_ok", user, app, client, "trusted_device", now)
-            .await;
+        self.audit(
+            AuditKind::SecondFactorOk,
+            user,
+            app,
+            client,
+            "trusted_device",
+            now,
+        )
+        .await;
         tracing::info!(user = %user, app = %app, "remembered browser; second factor skipped");
         Some(issued)
     }
@@ -228,7 +237,7 @@ impl AuthServices {
         let Some(address) = value.and_then(|v| v.to_str().ok()).map(str::trim) else {
             return;
         };
-        if !crate::notify::is_deliverable(address) {
+        if !crate::auth::notify::is_deliverable(address) {
             tracing::warn!(app = %app, user = %user, "the app's login answer named an address mail cannot reach; ignored");
             return;
         }
@@ -246,7 +255,10 @@ impl AuthServices {
             return;
         }
         match self.store.set_email_address(user, address, now).await {
-            Ok(()) => self.audit("email_from_app", user, app, client, "ok", now).await,
+            Ok(()) => {
+                self.audit(AuditKind::EmailFromApp, user, app, client, "ok", now)
+                    .await
+            }
             Err(e) => {
                 tracing::error!(error = %e, user = %user, "could not keep the app's address for the user")
             }
@@ -270,7 +282,7 @@ impl AuthServices {
     }
 }
 
-/// The outcome of [`AuthServices::attempt`].
+/// The outcome of [`Services::attempt`].
 #[derive(Debug)]
 pub enum Attempt {
     /// Counted as a failure until it proves to be none.

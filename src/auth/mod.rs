@@ -1,0 +1,16 @@
+//! Transport-free services behind the gateway's pages and the proxy: sessions,
+//! second-factor challenges, the shared lockout, the audit trail, the signed
+//! identity sent upstream, and e-mail. Nothing here knows HTTP servers or Pingora.
+
+pub mod audit;
+pub mod challenge;
+pub mod cookies;
+pub mod identity;
+pub mod mfa_changes;
+pub mod notify;
+mod services;
+mod session_cache;
+pub mod sessions;
+
+pub use audit::AuditKind;
+pub use services::{Attempt, Charged, PendingAddress, Services};

@@ -1,0 +1,322 @@
+//! The gateway's own pages under `/.portvakt/` on every app host: a typed router
+//! (`route`), a transport-free request and answer, the handlers, and their views.
+//! The proxy reads a request into a [`Request`] and writes the [`Answer`] back; tests
+//! do the same in process, without Pingora.
+
+pub mod account;
+pub mod admin;
+pub mod answer;
+pub mod challenge;
+pub mod forms;
+pub mod gateway_login;
+pub mod return_path;
+pub mod route;
+pub mod views;
+
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::auth::{cookies, AuditKind, Services};
+use crate::config::model::SignIn;
+use crate::config::{App, Config, Lang};
+use crate::store::SessionRecord;
+use answer::{Answer, Label};
+use route::Route;
+use views::ErrorKind;
+
+/// The largest form body a gateway page reads; a longer one is refused.
+pub const FORM_LIMIT: usize = 8 * 1024;
+
+/// A request to a gateway page, as the transport read it.
+pub struct Request<'a> {
+    pub config: &'a Config,
+    /// The app whose host the request came to.
+    pub app: &'a App,
+    pub route: Route,
+    pub method: Method,
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    /// The body of a POST, up to [`FORM_LIMIT`]; `None` when it was longer or could
+    /// not be read.
+    pub body: Option<Vec<u8>>,
+    /// The request's `Host` as sent (for the same-origin check).
+    pub host: &'a str,
+    /// HTTPS, at the listener or at a trusted proxy in front.
+    pub secure: bool,
+    pub client: IpAddr,
+    pub now: SystemTime,
+    pub lang: Lang,
+    /// Ties an error page to its log line.
+    pub reference: &'a str,
+    /// The live session the request's cookie names, if any.
+    pub session: Option<&'a SessionRecord>,
+    /// The session cookie's value as sent (ended at sign-out and on a step-up).
+    pub session_cookie: Option<&'a str>,
+}
+
+impl Request<'_> {
+    pub fn is_post(&self) -> bool {
+        self.method == Method::POST
+    }
+
+    /// The first value of a query parameter.
+    pub fn query_value(&self, name: &str) -> Option<String> {
+        self.query
+            .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name))
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// The value of a cookie the browser sent.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        cookies::find(self.headers, name)
+    }
+
+    fn not_found(&self) -> Answer {
+        let page = views::error(
+            StatusCode::NOT_FOUND,
+            ErrorKind::NotFound,
+            self.lang,
+            None,
+            self.reference,
+        );
+        Answer::page(page, Label::NotFound)
+    }
+}
+
+/// Answers a request to a gateway page; `None` as the route is a path under
+/// `/.portvakt/` that names no page.
+pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
+    // Every form here changes state for the signed-in user or a challenge: a POST
+    // that another site made the browser send is refused, whatever token it carries.
+    if req.is_post() && cross_site(req.headers, req.secure, req.host) {
+        tracing::warn!(
+            page = req.route.path(),
+            "a cross-site POST to a gateway form; refused"
+        );
+        let page = views::error(
+            StatusCode::FORBIDDEN,
+            ErrorKind::Denied,
+            req.lang,
+            None,
+            req.reference,
+        );
+        return Answer::page(page, Label::CrossSite);
+    }
+    let t = views::texts(req.lang);
+    let sign_in = req.app.sign_in_page().unwrap_or("/");
+    match req.route {
+        Route::Health => fixed(
+            StatusCode::OK,
+            "application/json",
+            b"{\"status\":\"ok\"}\n".to_vec(),
+        ),
+        Route::Stylesheet => {
+            let css = [views::STYLESHEET, &req.config.pages.brand_css].concat();
+            fixed(StatusCode::OK, "text/css; charset=utf-8", css.into_bytes())
+        }
+        Route::Logo => match &req.config.pages.logo {
+            Some((bytes, content_type)) => fixed(StatusCode::OK, content_type, bytes.to_vec()),
+            None => req.not_found(),
+        },
+        Route::Jwks => fixed(
+            StatusCode::OK,
+            "application/json",
+            services.signer.jwks().into_bytes(),
+        ),
+        Route::Logout => {
+            if let Some(session) = req.session {
+                services
+                    .audit(
+                        AuditKind::SignedOut,
+                        &session.user,
+                        &req.app.name,
+                        req.client,
+                        "ok",
+                        req.now,
+                    )
+                    .await;
+            }
+            if let Some(cookie) = req.session_cookie {
+                if let Err(e) = services.sessions.end(cookie, req.secure).await {
+                    tracing::error!(error = %e, "could not end a session at sign-out");
+                }
+            }
+            let page = views::message(
+                StatusCode::OK,
+                req.lang,
+                t.signed_out_title,
+                t.signed_out_text,
+                Some((sign_in, t.sign_in_again)),
+            );
+            Answer::page(page, Label::Logout).with_cookie(&cookies::clear_session(req.secure))
+        }
+        Route::Unavailable => {
+            let page = views::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Internal,
+                req.lang,
+                None,
+                req.reference,
+            );
+            Answer::page(page, Label::Error)
+        }
+        Route::Locked => {
+            let page = views::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                req.lang,
+                t.login_title,
+                t.locked,
+                None,
+            );
+            Answer::page(page, Label::Locked)
+        }
+        Route::SignInRefused => {
+            let page = views::message(
+                StatusCode::BAD_REQUEST,
+                req.lang,
+                t.unreadable_title,
+                t.unreadable_text,
+                Some((sign_in, t.sign_in_again)),
+            );
+            Answer::page(page, Label::LoginUnreadable)
+        }
+        Route::EnrolmentClosed => {
+            let page = views::message(
+                StatusCode::FORBIDDEN,
+                req.lang,
+                t.enrol_closed_title,
+                t.enrol_closed_text,
+                None,
+            );
+            Answer::page(page, Label::EnrolmentClosed)
+        }
+        Route::Login if matches!(req.app.sign_in, Some(SignIn::Gateway)) => {
+            gateway_login::serve(services, req).await
+        }
+        Route::Login => req.not_found(),
+        Route::Challenge(page) => challenge::serve(services, req, page).await,
+        Route::Account(page) => account::serve(services, req, page).await,
+        Route::Admin(page) => admin::serve(services, req, page).await,
+    }
+}
+
+/// A fixed resource of the gateway's (health, stylesheet, logo, keys).
+fn fixed(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answer {
+    Answer {
+        status,
+        headers: vec![(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        body,
+        label: Label::GatewayPage,
+        own_page: true,
+    }
+}
+
+/// Whether a request comes from another site: its `Origin` is not this gateway's
+/// scheme, host and port, or, without one (or with an opaque `null`), Fetch
+/// Metadata says so. Clients that send neither (scripts, old browsers) are not
+/// refused here; the forms' tokens still hold.
+fn cross_site(headers: &HeaderMap, secure: bool, host: &str) -> bool {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
+    let fetch_site = header("sec-fetch-site");
+    match header("origin") {
+        Some("null") => fetch_site.is_none_or(|site| site != "same-origin"),
+        Some(origin) => !same_origin(origin, secure, host),
+        None => fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")),
+    }
+}
+
+/// `scheme://host[:port]` against the request's scheme and host (default ports
+/// left out or written alike).
+fn same_origin(origin: &str, secure: bool, host: &str) -> bool {
+    let (scheme, default_port) = if secure { ("https", "443") } else { ("http", "80") };
+    let Some(authority) = origin
+        .strip_prefix(scheme)
+        .and_then(|rest| rest.strip_prefix("://"))
+    else {
+        return false;
+    };
+    let with_port = |a: &str| -> String {
+        let a = a.to_ascii_lowercase();
+        let has_port = a
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()) && !a.ends_with(']'));
+        if has_port {
+            a
+        } else {
+            format!("{a}:{default_port}")
+        }
+    };
+    !authority.contains('/') && with_port(authority) == with_port(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(headers: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn cross_site_posts_are_told_apart() {
+        let host = "intranet.test:8080";
+        /// Request headers, TLS, the gateway's host, whether the POST is refused.
+        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a str, bool);
+        let cases: &[Case] = &[
+            (&[("origin", "http://intranet.test:8080")], false, host, false),
+            (&[("origin", "http://evil.example")], false, host, true),
+            (&[("origin", "null")], false, host, true),
+            (
+                &[("origin", "null"), ("sec-fetch-site", "cross-site")],
+                false,
+                host,
+                true,
+            ),
+            (
+                &[("origin", "null"), ("sec-fetch-site", "same-origin")],
+                false,
+                host,
+                false,
+            ),
+            (&[("origin", "https://intranet.test:8080")], false, host, true),
+            (
+                &[("origin", "http://intranet.test:8080.evil.example")],
+                false,
+                host,
+                true,
+            ),
+            (&[("sec-fetch-site", "cross-site")], false, host, true),
+            (&[("sec-fetch-site", "same-site")], false, host, true),
+            (&[("sec-fetch-site", "same-origin")], false, host, false),
+            (&[], false, host, false),
+            (
+                &[("origin", "https://intranet.test")],
+                true,
+                "intranet.test:443",
+                false,
+            ),
+            (
+                &[("origin", "https://intranet.test:443")],
+                true,
+                "intranet.test",
+                false,
+            ),
+        ];
+        for (headers, secure, host, refused) in cases {
+            assert_eq!(
+                cross_site(&post(headers), *secure, host),
+                *refused,
+                "{headers:?} to {host}"
+            );
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The gateway's own paths under `/.portvakt/`, as one table: every link, redirect
+//! and form action is built from it, and every request is matched against it, so a
+//! page cannot be renamed in one place and forgotten in another.
+
+/// Where every page of the gateway lives, on every app host.
+pub const PREFIX: &str = "/.portvakt/";
+
+/// A page of the gateway's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    Health,
+    Stylesheet,
+    Logo,
+    Jwks,
+    Logout,
+    Unavailable,
+    Locked,
+    SignInRefused,
+    EnrolmentClosed,
+    /// The gateway's own login form (`login: gateway`).
+    Login,
+    Challenge(ChallengePage),
+    Account(AccountPage),
+    Admin(AdminPage),
+}
+
+/// The pages of a second-factor challenge in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChallengePage {
+    Enrol,
+    EnrolEmail,
+    EnrolEmailConfirm,
+    Verify,
+    Recovery,
+    Email,
+    EmailSend,
+    Continue,
+    RecoveryCodesFile,
+    RecoveryCodesPrint,
+}
+
+/// The signed-in user's security info and what can be changed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountPage {
+    Overview,
+    RecoveryCodes,
+    SignOutEverywhere,
+    AddDevice,
+    RenameDevice,
+    RemoveDevice,
+    RemoveDeviceConfirm,
+    TwoFactor,
+    DefaultMethod,
+    Email,
+    EmailConfirm,
+}
+
+/// The admins' page and its actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminPage {
+    Overview,
+    Unlock,
+    OpenEnrolment,
+    Reset,
+    ResetConfirm,
+}
+
+/// Each route and its full path.
+const TABLE: &[(Route, &str)] = &[
+    (Route::Health, "/.portvakt/health"),
+    (Route::Stylesheet, "/.portvakt/assets/portvakt.css"),
+    (Route::Logo, "/.portvakt/assets/logo"),
+    (Route::Jwks, "/.portvakt/jwks.json"),
+    (Route::Logout, "/.portvakt/logout"),
+    (Route::Unavailable, "/.portvakt/unavailable"),
+    (Route::Locked, "/.portvakt/locked"),
+    (Route::SignInRefused, "/.portvakt/sign-in-refused"),
+    (Route::EnrolmentClosed, "/.portvakt/enrolment-closed"),
+    (Route::Login, "/.portvakt/login"),
+    (Route::Challenge(ChallengePage::Enrol), "/.portvakt/enrol"),
+    (
+        Route::Challenge(ChallengePage::EnrolEmail),
+        "/.portvakt/enrol/email",
+    ),
+    (
+        Route::Challenge(ChallengePage::EnrolEmailConfirm),
+        "/.portvakt/enrol/email/confirm",
+    ),
+    (Route::Challenge(ChallengePage::Verify), "/.portvakt/verify"),
+    (Route::Challenge(ChallengePage::Recovery), "/.portvakt/recovery"),
+    (Route::Challenge(ChallengePage::Email), "/.portvakt/email"),
+    (
+        Route::Challenge(ChallengePage::EmailSend),
+        "/.portvakt/email/send",
+    ),
+    (Route::Challenge(ChallengePage::Continue), "/.portvakt/continue"),
+    (
+        Route::Challenge(ChallengePage::RecoveryCodesFile),
+        "/.portvakt/recovery-codes.txt",
+    ),
+    (
+        Route::Challenge(ChallengePage::RecoveryCodesPrint),
+        "/.portvakt/recovery-codes/print",
+    ),
+    (Route::Account(AccountPage::Overview), "/.portvakt/account"),
+    (
+        Route::Account(AccountPage::RecoveryCodes),
+        "/.portvakt/account/recovery-codes",
+    ),
+    (
+        Route::Account(AccountPage::SignOutEverywhere),
+        "/.portvakt/account/sign-out-everywhere",
+    ),
+    (
+        Route::Account(AccountPage::AddDevice),
+        "/.portvakt/account/add-device",
+    ),
+    (
+        Route::Account(AccountPage::RenameDevice),
+        "/.portvakt/account/rename-device",
+    ),
+    (
+        Route::Account(AccountPage::RemoveDevice),
+        "/.portvakt/account/remove-device",
+    ),
+    (
+        Route::Account(AccountPage::RemoveDeviceConfirm),
+        "/.portvakt/account/remove-device/confirm",
+    ),
+    (
+        Route::Account(AccountPage::TwoFactor),
+        "/.portvakt/account/two-factor",
+    ),
+    (
+        Route::Account(AccountPage::DefaultMethod),
+        "/.portvakt/account/default-method",
+    ),
+    (Route::Account(AccountPage::Email), "/.portvakt/account/email"),
+    (
+        Route::Account(AccountPage::EmailConfirm),
+        "/.portvakt/account/email/confirm",
+    ),
+    (Route::Admin(AdminPage::Overview), "/.portvakt/admin"),
+    (Route::Admin(AdminPage::Unlock), "/.portvakt/admin/unlock"),
+    (
+        Route::Admin(AdminPage::OpenEnrolment),
+        "/.portvakt/admin/open-enrolment",
+    ),
+    (Route::Admin(AdminPage::Reset), "/.portvakt/admin/reset"),
+    (
+        Route::Admin(AdminPage::ResetConfirm),
+        "/.portvakt/admin/reset/confirm",
+    ),
+];
+
+impl Route {
+    /// The route a normalised request path names; `None` for any other path, under
+    /// `/.portvakt/` or not.
+    pub fn parse(path: &str) -> Option<Route> {
+        TABLE.iter().find(|(_, p)| *p == path).map(|(route, _)| *route)
+    }
+
+    /// The route's full path, for links, redirects and form actions.
+    pub fn path(self) -> &'static str {
+        TABLE
+            .iter()
+            .find(|(route, _)| *route == self)
+            .map_or(PREFIX, |(_, path)| path)
+    }
+}
+
+/// Whether a path is the gateway's: everything under `/.portvakt/` is answered by
+/// the gateway (a page, or its "not found"), never forwarded to an app.
+pub fn is_gateway_path(path: &str) -> bool {
+    path.starts_with(PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_has_one_path_under_the_prefix_and_reads_back() {
+        let mut seen = std::collections::HashSet::new();
+        for (route, path) in TABLE {
+            assert!(path.starts_with(PREFIX), "{path}");
+            assert!(seen.insert(*path), "{path} is listed twice");
+            assert_eq!(Route::parse(path), Some(*route));
+            assert_eq!(route.path(), *path);
+        }
+    }
+
+    #[test]
+    fn other_paths_are_no_route() {
+        for path in [
+            "/.portvakt/",
+            "/.portvakt/verify/",
+            "/.portvakt/VERIFY",
+            "/.portvakt/admin/anything",
+            "/verify",
+            "/.portvakt/verify?x",
+        ] {
+            assert_eq!(Route::parse(path), None, "{path}");
+        }
+    }
+}
