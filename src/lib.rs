@@ -13,3 +13,6 @@ pub mod portal;
 pub mod proxy;
 pub mod server;
 pub mod store;
+
+#[cfg(test)]
+mod layering;

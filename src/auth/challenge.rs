@@ -133,7 +133,10 @@ impl Challenge {
 pub type SharedChallenge = Arc<Mutex<Challenge>>;
 
 pub struct Challenges {
+    /// The cache's own time-to-live only bounds memory; whether a challenge is still
+    /// good is decided against the caller's clock, like every other expiry.
     live: moka::sync::Cache<String, SharedChallenge>,
+    ttl: Duration,
 }
 
 impl Challenges {
@@ -144,6 +147,7 @@ impl Challenges {
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),
+            ttl,
         }
     }
 
@@ -155,8 +159,18 @@ impl Challenges {
         (id, shared)
     }
 
-    pub fn get(&self, id: &str) -> Option<SharedChallenge> {
-        self.live.get(id)
+    /// The challenge `id` names, unless it expired by `now`.
+    pub fn get(&self, id: &str, now: SystemTime) -> Option<SharedChallenge> {
+        let challenge = self.live.get(id)?;
+        let created_at = challenge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .created_at;
+        if created_at + self.ttl <= now {
+            self.live.invalidate(id);
+            return None;
+        }
+        Some(challenge)
     }
 
     /// Takes a challenge out, so it can be completed once only.
@@ -188,12 +202,26 @@ mod tests {
 
     #[test]
     fn a_challenge_is_taken_once() {
+        let now = SystemTime::now();
         let challenges = Challenges::new(Duration::from_secs(300));
-        let (id, _) = challenges.insert(login(SystemTime::now()));
-        assert!(challenges.get(&id).is_some());
+        let (id, _) = challenges.insert(login(now));
+        assert!(challenges.get(&id, now).is_some());
         assert!(challenges.take(&id).is_some());
         assert!(challenges.take(&id).is_none());
-        assert!(challenges.get("made-up").is_none());
+        assert!(challenges.get("made-up", now).is_none());
+    }
+
+    #[test]
+    fn a_challenge_expires_by_the_clock_it_is_asked_with() {
+        let made = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let challenges = Challenges::new(Duration::from_secs(300));
+        let (id, _) = challenges.insert(login(made));
+        assert!(challenges.get(&id, made + Duration::from_secs(299)).is_some());
+        assert!(challenges.get(&id, made + Duration::from_secs(300)).is_none());
+        assert!(
+            challenges.get(&id, made).is_none(),
+            "an expired challenge is gone for good"
+        );
     }
 
     #[test]

@@ -313,7 +313,7 @@ mod tests {
         assert!(found[2].contains("must be a .png, .svg, .jpg or .webp"));
         let good = format!("pages: {{language: sv, colour: \"#a01010\", logo: logo.svg}}\n{MINIMAL}");
         let config = parse(&good, &path).unwrap();
-        assert_eq!(config.pages.language, Some(crate::portal::views::Lang::Sv));
+        assert_eq!(config.pages.language, Some(super::Lang::Sv));
         assert!(config.pages.brand_css.contains("--accent: #a01010"));
         assert_eq!(config.pages.logo.as_ref().map(|(_, t)| *t), Some("image/svg+xml"));
     }

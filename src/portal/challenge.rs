@@ -160,7 +160,7 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: ChallengePage) -> A
 
 async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Result<Answer, StoreError> {
     let id = req.cookie(challenge_cookie_name(req.secure)).map(str::to_owned);
-    let Some((id, challenge)) = id.and_then(|id| auth.challenges.get(&id).map(|c| (id, c))) else {
+    let Some((id, challenge)) = id.and_then(|id| auth.challenges.get(&id, req.now).map(|c| (id, c))) else {
         return Ok(expired(req));
     };
     let (user, app_name, csrf) = {
@@ -876,7 +876,7 @@ async fn use_recovery_code(
 async fn complete(auth: &Services, req: &Request<'_>, id: &str) -> Result<Answer, StoreError> {
     // Before anything is used up: an answer the app is still sending waits (the
     // Continue button asks again), and one too long to hold is never released.
-    if let Some(challenge) = auth.challenges.get(id) {
+    if let Some(challenge) = auth.challenges.get(id, req.now) {
         let (too_long, unfinished) = match &lock(&challenge).purpose {
             Purpose::Login(withheld) => (withheld.overflowed, !withheld.complete),
             Purpose::Return(_) => (false, false),

@@ -7,6 +7,7 @@ pub mod account;
 pub mod admin;
 pub mod answer;
 pub mod challenge;
+mod cross_site;
 pub mod forms;
 pub mod gateway_login;
 pub mod return_path;
@@ -90,7 +91,7 @@ impl Request<'_> {
 pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
     // Every form here changes state for the signed-in user or a challenge: a POST
     // that another site made the browser send is refused, whatever token it carries.
-    if req.is_post() && cross_site(req.headers, req.secure, req.host) {
+    if req.is_post() && cross_site::is_cross_site(req.headers, req.secure, req.host) {
         tracing::warn!(
             page = req.route.path(),
             "a cross-site POST to a gateway form; refused"
@@ -213,110 +214,5 @@ fn fixed(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answe
     }
 }
 
-/// Whether a request comes from another site: its `Origin` is not this gateway's
-/// scheme, host and port, or, without one (or with an opaque `null`), Fetch
-/// Metadata says so. Clients that send neither (scripts, old browsers) are not
-/// refused here; the forms' tokens still hold.
-fn cross_site(headers: &HeaderMap, secure: bool, host: &str) -> bool {
-    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or("\u{0}"));
-    let fetch_site = header("sec-fetch-site");
-    match header("origin") {
-        Some("null") => fetch_site.is_none_or(|site| site != "same-origin"),
-        Some(origin) => !same_origin(origin, secure, host),
-        None => fetch_site.is_some_and(|site| !matches!(site, "same-origin" | "none")),
-    }
-}
-
-/// `scheme://host[:port]` against the request's scheme and host (default ports
-/// left out or written alike).
-fn same_origin(origin: &str, secure: bool, host: &str) -> bool {
-    let (scheme, default_port) = if secure { ("https", "443") } else { ("http", "80") };
-    let Some(authority) = origin
-        .strip_prefix(scheme)
-        .and_then(|rest| rest.strip_prefix("://"))
-    else {
-        return false;
-    };
-    let with_port = |a: &str| -> String {
-        let a = a.to_ascii_lowercase();
-        let has_port = a
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()) && !a.ends_with(']'));
-        if has_port {
-            a
-        } else {
-            format!("{a}:{default_port}")
-        }
-    };
-    !authority.contains('/') && with_port(authority) == with_port(host)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn post(headers: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (k, v) in headers {
-            map.append(
-                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        map
-    }
-
-    #[test]
-    fn cross_site_posts_are_told_apart() {
-        let host = "intranet.test:8080";
-        /// Request headers, TLS, the gateway's host, whether the POST is refused.
-        type Case<'a> = (&'a [(&'a str, &'a str)], bool, &'a str, bool);
-        let cases: &[Case] = &[
-            (&[("origin", "http://intranet.test:8080")], false, host, false),
-            (&[("origin", "http://evil.example")], false, host, true),
-            (&[("origin", "null")], false, host, true),
-            (
-                &[("origin", "null"), ("sec-fetch-site", "cross-site")],
-                false,
-                host,
-                true,
-            ),
-            (
-                &[("origin", "null"), ("sec-fetch-site", "same-origin")],
-                false,
-                host,
-                false,
-            ),
-            (&[("origin", "https://intranet.test:8080")], false, host, true),
-            (
-                &[("origin", "http://intranet.test:8080.evil.example")],
-                false,
-                host,
-                true,
-            ),
-            (&[("sec-fetch-site", "cross-site")], false, host, true),
-            (&[("sec-fetch-site", "same-site")], false, host, true),
-            (&[("sec-fetch-site", "same-origin")], false, host, false),
-            (&[], false, host, false),
-            (
-                &[("origin", "https://intranet.test")],
-                true,
-                "intranet.test:443",
-                false,
-            ),
-            (
-                &[("origin", "https://intranet.test:443")],
-                true,
-                "intranet.test",
-                false,
-            ),
-        ];
-        for (headers, secure, host, refused) in cases {
-            assert_eq!(
-                cross_site(&post(headers), *secure, host),
-                *refused,
-                "{headers:?} to {host}"
-            );
-        }
-    }
-}
+mod tests;

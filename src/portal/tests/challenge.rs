@@ -1,0 +1,401 @@
+//! The second-factor pages of a challenge in progress: enrol, verify, recovery and
+//! e-mailed codes, the release of the withheld answer, and every refusal (no or
+//! another app's challenge, expiry by the clock, a form without its token, a
+//! lockout, a replayed code, a second release).
+
+use std::time::Duration;
+
+use http::StatusCode;
+
+use super::*;
+use crate::portal::answer::Label;
+use crate::portal::route::ChallengePage as P;
+use crate::portal::views::texts;
+
+fn on(page: P) -> Route {
+    Route::Challenge(page)
+}
+
+/// The challenge's form token, read from the page the browser is on.
+async fn csrf(f: &Fixture, page: P, challenge: &str) -> String {
+    let answer = f
+        .get(on(page))
+        .cookie("portvakt-challenge", challenge)
+        .send()
+        .await;
+    answer
+        .input("csrf")
+        .unwrap_or_else(|| panic!("no form token on {page:?}: {}", answer.text()))
+}
+
+#[tokio::test]
+async fn without_a_live_challenge_every_page_says_sign_in_again() {
+    let mut f = Fixture::new();
+    let t = texts(Lang::En);
+    let no_cookie = f.get(on(P::Verify)).send().await;
+    assert_eq!(
+        (no_cookie.status, no_cookie.label),
+        (StatusCode::BAD_REQUEST, Label::ChallengeExpired)
+    );
+    assert!(no_cookie.text().contains(t.expired_title));
+    assert_eq!(
+        no_cookie.set_cookie("portvakt-challenge").as_deref(),
+        Some(""),
+        "the stale cookie is cleared"
+    );
+    let made_up = f
+        .get(on(P::Verify))
+        .cookie("portvakt-challenge", "made-up")
+        .send()
+        .await;
+    assert_eq!(made_up.label, Label::ChallengeExpired);
+
+    f.enrolled("alice").await;
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let elsewhere = f
+        .get(on(P::Verify))
+        .cookie("portvakt-challenge", &challenge)
+        .on_app("other")
+        .send()
+        .await;
+    assert_eq!(
+        elsewhere.label,
+        Label::ChallengeExpired,
+        "a challenge is good on its own app only"
+    );
+
+    let timeout = f.config.session.login_timeout;
+    f.advance(timeout - Duration::from_secs(1));
+    let live = f
+        .get(on(P::Verify))
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+    f.advance(Duration::from_secs(1));
+    let late = f
+        .get(on(P::Verify))
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(
+        late.label,
+        Label::ChallengeExpired,
+        "expired by the clock, not by waiting"
+    );
+}
+
+#[tokio::test]
+async fn a_form_without_its_token_or_too_large_is_refused() {
+    let f = Fixture::new();
+    let secret = f.enrolled("alice").await;
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let code = f.code(&secret, 0);
+    let token = csrf(&f, P::Verify, &challenge).await;
+    for (fields, too_large) in [
+        (vec![("code", code.as_str())], false),
+        (vec![("code", code.as_str()), ("csrf", "forged")], false),
+        (vec![("code", code.as_str()), ("csrf", token.as_str())], true),
+    ] {
+        let mut call = f
+            .post(on(P::Verify), &fields)
+            .cookie("portvakt-challenge", &challenge);
+        if too_large {
+            call = call.too_large();
+        }
+        let answer = call.send().await;
+        assert_eq!(
+            (answer.status, answer.label),
+            (StatusCode::FORBIDDEN, Label::BadRequest),
+            "{fields:?}"
+        );
+    }
+    // None of those used the code up.
+    let answer = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &code)])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(answer.label, Label::Released);
+}
+
+#[tokio::test]
+async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
+    let f = Fixture::new();
+    let t = texts(Lang::En);
+    let (redirect, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    assert_eq!(redirect.location(), Some(on(P::Enrol).path()));
+
+    let page = f
+        .get(on(P::Enrol))
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("<svg"), "the QR code is drawn");
+    let key: String = page
+        .text()
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</code>").next())
+        .expect("the key in words")
+        .replace(' ', "");
+    let secret = TotpSecret::from_bytes(zeroize::Zeroizing::new(
+        data_encoding::BASE32_NOPAD
+            .decode(key.as_bytes())
+            .expect("base32"),
+    ));
+    let token = page.input("csrf").expect("a form token");
+
+    let wrong = f
+        .post(on(P::Enrol), &[("csrf", &token), ("code", "000000")])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert!(wrong.text().contains(t.wrong_code));
+
+    let passed = f
+        .post(on(P::Enrol), &[("csrf", &token), ("code", &f.code(&secret, 0))])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(passed.status, StatusCode::OK);
+    let codes = passed.text().matches("<li><code>").count();
+    assert_eq!(codes, 10, "{}", passed.text());
+    let file = f
+        .get(on(P::RecoveryCodesFile))
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(
+        file.header(&http::header::CONTENT_DISPOSITION),
+        Some("attachment; filename=\"recovery-codes.txt\"")
+    );
+    assert_eq!(
+        file.text().lines().filter(|l| l.contains('-')).count(),
+        10,
+        "{}",
+        file.text()
+    );
+    let print = f
+        .get(on(P::RecoveryCodesPrint))
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(print.status, StatusCode::OK);
+    assert_eq!(f.services.store.totp_devices("alice").await.unwrap().len(), 1);
+
+    let released = f
+        .post(on(P::Continue), &[("csrf", &token)])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(
+        (released.status, released.label),
+        (StatusCode::FOUND, Label::Released)
+    );
+    assert_eq!(released.body, b"signed in");
+    assert_eq!(released.location(), Some("/"));
+    assert_eq!(released.set_cookie("sessionid").as_deref(), Some("app-session"));
+    assert!(
+        released.set_cookie("portvakt").is_some_and(|v| !v.is_empty()),
+        "a gateway session"
+    );
+    assert_eq!(released.set_cookie("portvakt-challenge").as_deref(), Some(""));
+    assert!(
+        !released.own_page,
+        "the app's answer goes out as the app wrote it"
+    );
+
+    let again = f
+        .post(on(P::Continue), &[("csrf", &token)])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(again.label, Label::ChallengeExpired, "released once only");
+}
+
+#[tokio::test]
+async fn a_code_signs_in_once_and_never_again() {
+    let f = Fixture::new();
+    let secret = f.enrolled("alice").await;
+    let code = f.code(&secret, 0);
+    let (redirect, first) = f.login_waiting("alice", app_said_yes()).await;
+    assert_eq!(redirect.location(), Some(on(P::Verify).path()));
+    let token = csrf(&f, P::Verify, &first).await;
+    let released = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &code)])
+        .cookie("portvakt-challenge", &first)
+        .send()
+        .await;
+    assert_eq!(released.label, Label::Released);
+
+    let (_, second) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Verify, &second).await;
+    let replayed = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &code)])
+        .cookie("portvakt-challenge", &second)
+        .send()
+        .await;
+    assert_eq!(replayed.label, Label::SecondFactor);
+    assert!(replayed.text().contains(texts(Lang::En).wrong_code));
+    let next = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &f.code(&secret, 1))])
+        .cookie("portvakt-challenge", &second)
+        .send()
+        .await;
+    assert_eq!(next.label, Label::Released, "the next step's code still works");
+}
+
+#[tokio::test]
+async fn wrong_codes_lock_the_account_until_the_clock_moves_on() {
+    let mut f = Fixture::with("lockout: { max_failures: 3, delay: 1m, max_delay: 1m }\n", "");
+    let secret = f.enrolled("alice").await;
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Verify, &challenge).await;
+    for _ in 0..3 {
+        let wrong = f
+            .post(on(P::Verify), &[("csrf", &token), ("code", "000000")])
+            .cookie("portvakt-challenge", &challenge)
+            .send()
+            .await;
+        assert_eq!(wrong.label, Label::SecondFactor);
+    }
+    let right = f.code(&secret, 0);
+    let locked = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &right)])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(
+        (locked.status, locked.label),
+        (StatusCode::TOO_MANY_REQUESTS, Label::Locked)
+    );
+
+    f.advance(Duration::from_secs(61));
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Verify, &challenge).await;
+    let released = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &f.code(&secret, 0))])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(
+        released.label,
+        Label::Released,
+        "the lockout ends when its delay has passed"
+    );
+}
+
+#[tokio::test]
+async fn a_recovery_code_passes_once_and_says_how_many_are_left() {
+    let f = Fixture::new();
+    f.enrolled("alice").await;
+    let codes = crate::factors::recovery::generate(3);
+    let hashes = codes
+        .iter()
+        .map(|c| crate::factors::recovery::hash(c).unwrap())
+        .collect();
+    f.services
+        .store
+        .replace_recovery_codes("alice", hashes, f.now)
+        .await
+        .unwrap();
+
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Recovery, &challenge).await;
+    let passed = f
+        .post(on(P::Recovery), &[("csrf", &token), ("code", codes[1].as_str())])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(passed.status, StatusCode::OK);
+    assert!(passed.text().contains("<strong>2</strong>"), "{}", passed.text());
+    let released = f
+        .post(on(P::Continue), &[("csrf", &token)])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(released.label, Label::Released);
+
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Recovery, &challenge).await;
+    let used = f
+        .post(on(P::Recovery), &[("csrf", &token), ("code", codes[1].as_str())])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert!(used.text().contains(texts(Lang::En).wrong_code), "used once only");
+}
+
+#[tokio::test]
+async fn an_emailed_code_works_once_before_it_expires() {
+    let mut f = Fixture::with_files(
+        "users: { file: users.yaml }\nemail: { from: \"Portvakt <portvakt@example.com>\", file: mail.log, code_lifetime: 2m }\n\
+         second_factor: { email: fallback }\n",
+        "",
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    );
+    f.enrolled("alice").await;
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Verify, &challenge).await;
+    let sent = send_code(&f, &token, &challenge).await;
+    assert_eq!(sent.location(), Some(on(P::Email).path()));
+    let page = f
+        .get(on(P::Email))
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert!(
+        page.text().contains("a•••@example.com"),
+        "the address is shown masked: {}",
+        page.text()
+    );
+
+    let lifetime = f.config.email.as_ref().unwrap().code_lifetime;
+    f.advance(lifetime + Duration::from_secs(1));
+    let late = f
+        .post(on(P::Email), &[("csrf", &token), ("code", &mailed_code(&f))])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert!(
+        late.text().contains(texts(Lang::En).wrong_code),
+        "expired by the clock"
+    );
+
+    let again = send_code(&f, &token, &challenge).await;
+    assert_eq!(
+        again.location(),
+        Some(on(P::Email).path()),
+        "a new code may be sent"
+    );
+    let code = mailed_code(&f);
+    let released = f
+        .post(on(P::Email), &[("csrf", &token), ("code", &code)])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(released.label, Label::Released);
+}
+
+async fn send_code(f: &Fixture, token: &str, challenge: &str) -> Answer {
+    f.post(on(P::EmailSend), &[("csrf", token)])
+        .cookie("portvakt-challenge", challenge)
+        .send()
+        .await
+}
+
+/// The last code the development mail file holds.
+fn mailed_code(f: &Fixture) -> String {
+    let mail = f.mail();
+    let code: String = mail
+        .rsplit("Your sign-in code is ")
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    assert!(!code.is_empty(), "no code mailed: {mail}");
+    code
+}
