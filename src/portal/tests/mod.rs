@@ -2,8 +2,11 @@
 //! services (a real SQLite file, the real key file, the e-mail file transport) and a
 //! clock the test sets. No Pingora, no sockets, no waiting.
 
+mod account;
+mod admin;
 mod challenge;
 mod fixed;
+mod gateway_login;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime};
@@ -27,11 +30,22 @@ pub const HOST: &str = "intranet.test";
 pub const APP: &str = "intranet";
 pub const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
 
-/// The configuration every test starts from; `extra` goes before `apps:`.
+/// The configuration every test starts from; `extra` goes before `apps:`, and
+/// `app_extra` into the app's block (which may bring its own `mfa` and `login`).
 fn config_text(extra: &str, app_extra: &str) -> String {
+    let login = if app_extra.contains("    login:") {
+        ""
+    } else {
+        "    login: { path: /login, username_field: username, logout_path: /logout }\n"
+    };
+    let mfa = if app_extra.contains("    mfa:") {
+        ""
+    } else {
+        "    mfa: required\n"
+    };
     format!(
-        "listen: [\"127.0.0.1:0\"]\nstate_dir: state\n{extra}apps:\n  {APP}:\n    hosts: [{HOST}]\n    upstream: http://127.0.0.1:9\n    mfa: required\n\
-         \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n{app_extra}\
+        "listen: [\"127.0.0.1:0\"]\nstate_dir: state\n{extra}apps:\n  {APP}:\n    hosts: [{HOST}]\n    upstream: http://127.0.0.1:9\n\
+         {mfa}{login}{app_extra}\
          \x20 other:\n    hosts: [other.test]\n    upstream: http://127.0.0.1:9\n    mfa: required\n\
          \x20   login: {{ path: /login, username_field: username }}\n"
     )
@@ -132,6 +146,16 @@ impl Fixture {
             )
             .await
             .expect("a session")
+    }
+
+    /// Whether the store still honours this session's cookie.
+    pub async fn alive(&self, session: &Issued) -> bool {
+        self.services
+            .sessions
+            .resume(&session.cookie_value, APP, &self.config.session, self.now, false)
+            .await
+            .expect("the store answers")
+            .is_some()
     }
 
     /// A login of `user` the app answered with `withheld`, waiting for the second
