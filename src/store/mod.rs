@@ -1,6 +1,7 @@
-//! Durable state: enrolled devices, used TOTP steps, recovery codes and failure
-//! counters. One trait, so that several gateways can later share PostgreSQL; the
-//! embedded SQLite file in `state_dir` is the default.
+//! Durable state: enrolled devices, used TOTP steps, recovery codes, failure
+//! counters, sessions, remembered browsers, users' choices and the audit trail.
+//! One trait and its model types here; each backend in its own folder (`sqlite/`,
+//! the embedded default), and one conformance suite every backend runs.
 //!
 //! Every operation that must not happen twice (a TOTP step, a recovery code) is one
 //! conditional `UPDATE` whose row count says whether it happened, so two requests —
@@ -8,6 +9,8 @@
 //! is durable before the call returns, so the user is never told "done" for
 //! something a crash would undo.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 pub mod sqlite;
 
 use std::time::{Duration, SystemTime};

@@ -65,12 +65,12 @@ async fn unlock_and_open_enrolment_act_on_the_named_users() {
     let f = admins();
     let alice = f.signed_in("alice", Duration::from_secs(60)).await;
     let csrf = f.services.sessions.form_token(&alice.record);
-    let policy = f.config.lockout.clone();
+    let policy = f.config.lockout;
     for _ in 0..3 {
         let _ = f
             .services
             .store
-            .charge_attempt(&[(Subject::User("carol"), policy.clone())], f.now)
+            .charge_attempt(&[(Subject::User("carol"), policy)], f.now)
             .await
             .unwrap();
     }

@@ -1,0 +1,333 @@
+//! What every `Store` backend must do, written once against the trait: each
+//! backend's tests run the whole suite with `store_conformance!` (SQLite in
+//! `sqlite/`; PostgreSQL will run the same cases). Time is a parameter here too:
+//! every case passes its own clock.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{PreferredMethod, SessionRecord, Store, Subject};
+use crate::factors::lockout::LockoutPolicy;
+use crate::factors::SignInMethod;
+
+fn at(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+}
+
+pub async fn one_step_is_accepted_once_however_many_ask_at_the_same_time(store: Arc<dyn Store>) {
+    let id = store
+        .add_totp_device("alice", "Phone", vec![0], 10, at(0))
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.accept_totp_step("alice", id, 11, at(1)).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for racer in racers {
+        wins += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+    assert!(
+        !store.accept_totp_step("alice", id, 9, at(2)).await.unwrap(),
+        "older steps never pass"
+    );
+}
+
+pub async fn recovery_codes_work_once_and_die_when_replaced(store: Arc<dyn Store>) {
+    store
+        .replace_recovery_codes("alice", vec!["h1".into(), "h2".into()], at(0))
+        .await
+        .unwrap();
+    let codes = store.unused_recovery_codes("alice").await.unwrap();
+    assert_eq!(codes.len(), 2);
+    assert!(store
+        .use_recovery_code("alice", codes[0].id, at(1))
+        .await
+        .unwrap());
+    assert!(!store
+        .use_recovery_code("alice", codes[0].id, at(2))
+        .await
+        .unwrap());
+    assert!(
+        !store.use_recovery_code("bob", codes[1].id, at(2)).await.unwrap(),
+        "not bob's code"
+    );
+    assert_eq!(store.unused_recovery_codes("alice").await.unwrap().len(), 1);
+    store
+        .replace_recovery_codes("alice", vec!["h3".into()], at(3))
+        .await
+        .unwrap();
+    let left = store.unused_recovery_codes("alice").await.unwrap();
+    assert_eq!(left.iter().map(|c| c.phc.as_str()).collect::<Vec<_>>(), ["h3"]);
+    assert!(!store
+        .use_recovery_code("alice", codes[1].id, at(4))
+        .await
+        .unwrap());
+}
+
+pub async fn a_first_device_is_stored_once(store: Arc<dyn Store>) {
+    let first = store
+        .add_first_totp_device("alice", "Phone", vec![1], 5, at(0))
+        .await
+        .unwrap();
+    assert!(first.is_some());
+    let second = store
+        .add_first_totp_device("alice", "Tablet", vec![2], 6, at(1))
+        .await
+        .unwrap();
+    assert_eq!(second, None, "another enrolment came first");
+    assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1);
+    assert_eq!(store.last_totp_step("alice").await.unwrap(), Some(5));
+}
+
+/// Many attempts at once: no more than the limit get through the check.
+pub async fn parallel_charges_never_pass_more_than_the_limit(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy::default();
+    let attempts = (0..200).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .charge_attempt(&[(Subject::User("alice"), policy)], at(1))
+                .await
+                .unwrap()
+                .is_ok()
+        })
+    });
+    let mut allowed = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        allowed += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(allowed, 10);
+}
+
+pub async fn an_apps_mfa_default_is_dated_from_its_last_change(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.mfa_default_since("wiki", "off", at(0)).await.unwrap(),
+        at(0)
+    );
+    assert_eq!(
+        store.mfa_default_since("wiki", "off", at(5)).await.unwrap(),
+        at(0),
+        "unchanged"
+    );
+    assert_eq!(
+        store.mfa_default_since("crm", "off", at(6)).await.unwrap(),
+        at(6),
+        "per app"
+    );
+    assert_eq!(
+        store.mfa_default_since("wiki", "required", at(9)).await.unwrap(),
+        at(9)
+    );
+    assert_eq!(
+        store.mfa_default_since("wiki", "required", at(20)).await.unwrap(),
+        at(9)
+    );
+}
+
+pub async fn sessions_are_found_by_hash_touched_and_revoked(store: Arc<dyn Store>) {
+    let record = SessionRecord {
+        id_hash: [7; 32],
+        user: "alice".into(),
+        app: "wiki".into(),
+        created_at: at(0),
+        last_seen_at: at(0),
+        second_factor_at: Some(at(0)),
+        method: SignInMethod::Totp,
+        revoked: false,
+        mfa_opted_in: false,
+    };
+    store.insert_session(&record).await.unwrap();
+    store
+        .insert_session(&SessionRecord {
+            id_hash: [8; 32],
+            ..record.clone()
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.session([7; 32]).await.unwrap().as_ref(), Some(&record));
+    store.touch_session([7; 32], at(60)).await.unwrap();
+    store.touch_session([7; 32], at(30)).await.unwrap();
+    assert_eq!(
+        store.session([7; 32]).await.unwrap().unwrap().last_seen_at,
+        at(60)
+    );
+    store.revoke_session([7; 32]).await.unwrap();
+    assert!(store.session([7; 32]).await.unwrap().unwrap().revoked);
+    assert_eq!(store.revoke_user_sessions("alice").await.unwrap(), 1);
+    assert!(store.session([8; 32]).await.unwrap().unwrap().revoked);
+    assert_eq!(store.session([9; 32]).await.unwrap(), None);
+}
+
+pub async fn an_opened_enrolment_is_used_up_by_the_device_it_lets_in(store: Arc<dyn Store>) {
+    assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
+    store.open_enrolment("alice", at(3600), at(0)).await.unwrap();
+    assert_eq!(store.enrolment_open_until("alice").await.unwrap(), Some(at(3600)));
+    store
+        .add_totp_device("alice", "Phone", vec![1], 5, at(10))
+        .await
+        .unwrap();
+    assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
+}
+
+pub async fn devices_are_renamed_and_removed_only_by_their_owner(store: Arc<dyn Store>) {
+    let phone = store
+        .add_totp_device("alice", "Phone", vec![1], 5, at(0))
+        .await
+        .unwrap();
+    store
+        .add_totp_device("alice", "Tablet", vec![2], 6, at(0))
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .rename_device("alice", phone, "Tablet", vec![3])
+            .await
+            .unwrap(),
+        "names are unique"
+    );
+    assert!(
+        !store.rename_device("bob", phone, "Mine", vec![3]).await.unwrap(),
+        "not bob's"
+    );
+    assert!(store
+        .rename_device("alice", phone, "Work phone", vec![9])
+        .await
+        .unwrap());
+    let devices = store.totp_devices("alice").await.unwrap();
+    assert_eq!(
+        (devices[0].name.as_str(), devices[0].sealed_secret.as_slice()),
+        ("Work phone", &[9][..])
+    );
+    assert!(!store.remove_device("bob", phone).await.unwrap());
+    assert!(store.remove_device("alice", phone).await.unwrap());
+    assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1);
+}
+
+pub async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(store: Arc<dyn Store>) {
+    store
+        .add_totp_device("alice", "Phone", vec![1], 5, at(0))
+        .await
+        .unwrap();
+    store
+        .replace_recovery_codes("alice", vec!["h".into()], at(0))
+        .await
+        .unwrap();
+    let session = SessionRecord {
+        id_hash: [1; 32],
+        user: "alice".into(),
+        app: "wiki".into(),
+        created_at: at(0),
+        last_seen_at: at(0),
+        second_factor_at: Some(at(0)),
+        method: SignInMethod::Totp,
+        revoked: false,
+        mfa_opted_in: false,
+    };
+    store.insert_session(&session).await.unwrap();
+    store
+        .trust_device([2; 32], "alice", at(0), at(1000))
+        .await
+        .unwrap();
+    store
+        .set_email_address("alice", "alice@example.org", at(0))
+        .await
+        .unwrap();
+    store
+        .set_preferred_method("alice", PreferredMethod::Email, at(0))
+        .await
+        .unwrap();
+    store
+        .add_totp_device("alice", "Tablet", vec![2], 6, at(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            store.email_address("alice").await.unwrap().as_deref(),
+            store.preferred_method("alice").await.unwrap()
+        ),
+        (Some("alice@example.org"), Some(PreferredMethod::Email)),
+        "a new device keeps the user's other choices"
+    );
+    assert!(store.trusted_device([2; 32], at(1)).await.unwrap().is_some());
+    assert!(
+        store.trusted_device([2; 32], at(1000)).await.unwrap().is_none(),
+        "a remembered browser expires"
+    );
+    let before = store.users().await.unwrap();
+    assert_eq!((before[0].devices, before[0].recovery_codes_left), (2, 1));
+    store.reset_second_factor("alice").await.unwrap();
+    let after = store.users().await.unwrap();
+    assert_eq!((after[0].devices, after[0].recovery_codes_left), (0, 0));
+    assert!(store.session([1; 32]).await.unwrap().unwrap().revoked);
+    assert!(
+        store.trusted_device([2; 32], at(1)).await.unwrap().is_none(),
+        "remembered browsers are forgotten"
+    );
+    assert_eq!(
+        store.email_address("alice").await.unwrap(),
+        None,
+        "the e-mail method goes too"
+    );
+    assert_eq!(store.preferred_method("alice").await.unwrap(), None);
+}
+
+/// Runs every case of the suite against one backend: `$open` is an expression
+/// that gives a fresh, empty store and whatever keeps it alive, as a pair.
+macro_rules! store_conformance {
+    ($open:expr) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn one_step_is_accepted_once_however_many_ask_at_the_same_time() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::one_step_is_accepted_once_however_many_ask_at_the_same_time(store)
+                .await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn recovery_codes_work_once_and_die_when_replaced() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::recovery_codes_work_once_and_die_when_replaced(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_first_device_is_stored_once() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::a_first_device_is_stored_once(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn parallel_charges_never_pass_more_than_the_limit() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::parallel_charges_never_pass_more_than_the_limit(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_apps_mfa_default_is_dated_from_its_last_change() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::an_apps_mfa_default_is_dated_from_its_last_change(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn sessions_are_found_by_hash_touched_and_revoked() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::sessions_are_found_by_hash_touched_and_revoked(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn an_opened_enrolment_is_used_up_by_the_device_it_lets_in() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::an_opened_enrolment_is_used_up_by_the_device_it_lets_in(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn devices_are_renamed_and_removed_only_by_their_owner() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::devices_are_renamed_and_removed_only_by_their_owner(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(
+                store,
+            )
+            .await;
+        }
+    };
+}
+pub(crate) use store_conformance;

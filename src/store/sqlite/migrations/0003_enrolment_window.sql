@@ -1,0 +1,1 @@
+ALTER TABLE users ADD COLUMN enrolment_open_until BIGINT;

@@ -1,0 +1,150 @@
+//! Row-level helpers the queries share: time and step conversions, the user's row,
+//! failure counters, and adding a device in one transaction.
+
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::factors::lockout::FailureRecord;
+use crate::factors::SignInMethod;
+
+/// A session's sign-in method as stored; an unknown name makes the row unreadable
+/// (so the session is not used), never a guess.
+pub(super) fn stored_method(name: &str) -> rusqlite::Result<SignInMethod> {
+    SignInMethod::parse(name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            4,
+            rusqlite::types::Type::Text,
+            format!("unknown sign-in method {name:?}").into(),
+        )
+    })
+}
+
+pub(super) fn to_unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+pub(super) fn from_unix(secs: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+pub(super) fn step_to_db(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}
+
+/// Creates the user's row if it is not there yet.
+pub(super) fn ensure_user(conn: &Connection, user: &str, now: SystemTime) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO users (name, created_at) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+        params![user, to_unix(now)],
+    )?;
+    Ok(())
+}
+
+/// One column of the user's row; `None` when the user has no row yet. `column` is
+/// always a constant of this file, never input.
+pub(super) fn user_column<T: rusqlite::types::FromSql>(
+    conn: &Connection,
+    user: &str,
+    column: &'static str,
+) -> rusqlite::Result<Option<T>> {
+    conn.query_row(
+        &format!("SELECT {column} FROM users WHERE name = ?1"),
+        params![user],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+/// Sets one column of the user's row, creating the row first if need be. `column`
+/// is always a constant of this file, never input.
+pub(super) fn set_user_column<T: rusqlite::ToSql>(
+    conn: &mut Connection,
+    user: &str,
+    column: &'static str,
+    value: T,
+    now: SystemTime,
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    ensure_user(&tx, user, now)?;
+    tx.execute(
+        &format!("UPDATE users SET {column} = ?2 WHERE name = ?1"),
+        params![user, value],
+    )?;
+    tx.commit()
+}
+
+pub(super) fn read_failures(conn: &Connection, key: &str) -> rusqlite::Result<FailureRecord> {
+    conn.query_row(
+        "SELECT count, last_failure, locked_until FROM failures WHERE subject = ?1",
+        params![key],
+        |row| {
+            Ok(FailureRecord {
+                count: u32::try_from(row.get::<_, i64>(0)?).unwrap_or(u32::MAX),
+                last_failure: row.get::<_, Option<i64>>(1)?.map(from_unix),
+                locked_until: row.get::<_, Option<i64>>(2)?.map(from_unix),
+            })
+        },
+    )
+    .optional()
+    .map(Option::unwrap_or_default)
+}
+
+pub(super) fn write_failures(conn: &Connection, key: &str, record: &FailureRecord) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO failures (subject, count, last_failure, locked_until) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (subject) DO UPDATE SET
+             count = excluded.count, last_failure = excluded.last_failure, locked_until = excluded.locked_until",
+        params![
+            key,
+            i64::from(record.count),
+            record.last_failure.map(to_unix),
+            record.locked_until.map(to_unix)
+        ],
+    )?;
+    Ok(())
+}
+
+/// Stores a confirmed device; with `first_only`, only if the user has none yet
+/// (checked in the same transaction: two first enrolments at once store one).
+pub(super) fn add_device(
+    conn: &mut Connection,
+    user: &str,
+    name: &str,
+    sealed_secret: Vec<u8>,
+    confirmed_step: u64,
+    now: SystemTime,
+    first_only: bool,
+) -> rusqlite::Result<Option<i64>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if first_only {
+        let existing: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1",
+            params![user],
+            |row| row.get(0),
+        )?;
+        if existing > 0 {
+            return Ok(None);
+        }
+    }
+    ensure_user(&tx, user, now)?;
+    tx.execute(
+        "INSERT INTO totp_devices (user_name, name, sealed_secret, created_at, last_used_at)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![user, name, sealed_secret, to_unix(now)],
+    )?;
+    let id = tx.last_insert_rowid();
+    // An opened enrolment is used up by the device it let in.
+    tx.execute(
+        "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+        params![user],
+    )?;
+    tx.execute(
+        "UPDATE users SET last_totp_step = ?2
+         WHERE name = ?1 AND (last_totp_step IS NULL OR last_totp_step < ?2)",
+        params![user, step_to_db(confirmed_step)],
+    )?;
+    tx.commit()?;
+    Ok(Some(id))
+}
