@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{free_port, Gateway, LegacyApp, Reload};
+use harness::{refusing_port, Gateway, LegacyApp, Reload};
 use serde_json::Value;
 
 const ACCOUNTS: &[&str] = &["alice:wonderland:admin", "bob:builder"];
@@ -394,9 +394,10 @@ fn forwarding_headers_count_only_from_trusted_proxies() {
 
 #[test]
 fn an_unreachable_app_gets_a_502_page() {
+    let (_refusing, port) = refusing_port();
     let gateway = Gateway::start(&format!(
         "apps:\n  gone:\n    hosts: [gone.test]\n    upstream: http://127.0.0.1:{}\n    routes:\n      - {{ path: /, policy: bypass }}\n",
-        free_port()
+        port
     ));
     let response = gateway
         .client(&["gone.test"])
@@ -410,9 +411,9 @@ fn an_unreachable_app_gets_a_502_page() {
 #[test]
 fn a_hot_reload_under_load_loses_no_request_and_a_bad_file_changes_nothing() {
     let app = LegacyApp::start(ACCOUNTS);
-    let gateway = Gateway::start(&intranet(&app, ""));
+    let mut gateway = Gateway::start(&intranet(&app, ""));
     let client = gateway.client(&["intranet.test"]);
-    let health = || {
+    let health = |client: &reqwest::blocking::Client, gateway: &Gateway| {
         client
             .get(gateway.url("intranet.test", "/healthz"))
             .send()
@@ -420,7 +421,7 @@ fn a_hot_reload_under_load_loses_no_request_and_a_bad_file_changes_nothing() {
             .status()
             .as_u16()
     };
-    assert_eq!(health(), 200);
+    assert_eq!(health(&client, &gateway), 200);
 
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
@@ -448,7 +449,7 @@ fn a_hot_reload_under_load_loses_no_request_and_a_bad_file_changes_nothing() {
     );
     gateway.write_config(&with_health_denied);
     assert_eq!(gateway.reload(), Reload::Applied);
-    assert_eq!(health(), 403);
+    assert_eq!(health(&client, &gateway), 403);
 
     gateway.write_config(&format!(
         "colour: blue\n{}",
@@ -456,15 +457,20 @@ fn a_hot_reload_under_load_loses_no_request_and_a_bad_file_changes_nothing() {
     ));
     assert_eq!(gateway.reload(), Reload::Rejected);
     assert_eq!(
-        health(),
+        health(&client, &gateway),
         403,
         "a rejected file must leave the running configuration alone"
     );
     gateway.write_config("apps: [");
     assert_eq!(gateway.reload(), Reload::Rejected);
-    assert_eq!(health(), 403);
+    assert_eq!(health(&client, &gateway), 403);
 
-    std::thread::sleep(Duration::from_millis(200));
+    // The load has run across all three reloads; let it reach a few more requests
+    // after the last one, counted rather than timed.
+    let after_last = outcomes.lock().unwrap().len() + 20;
+    while outcomes.lock().unwrap().len() < after_last {
+        std::thread::yield_now();
+    }
     stop.store(true, Ordering::Relaxed);
     for thread in load {
         thread.join().unwrap();

@@ -2,6 +2,7 @@
 //! server with the gateway, the metrics listener and the reload service, and runs it.
 
 mod logging;
+mod ports;
 pub mod reload;
 mod telemetry;
 
@@ -60,25 +61,31 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         options.h2c = true;
         app.server_options = Some(options);
     }
+    // Held until the process ends (see `ports`).
+    let mut reserved = ports::Reservations::default();
+    let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
-        let addr = listener.addr.to_string();
+        let (addr, options) = reserved.resolve(listener.addr)?;
         match &listener.tls {
-            None => proxy.add_tcp(&addr),
+            None => proxy.add_tcp_with_settings(&addr.to_string(), options),
             Some(tls) => {
                 let cert = tls.cert.to_string_lossy();
                 let key = tls.key.to_string_lossy();
                 let mut settings = TlsSettings::intermediate(&cert, &key)
                     .with_context(|| format!("loading the TLS certificate for {addr}"))?;
                 settings.enable_h2();
-                proxy.add_tls_with_settings(&addr, None, settings);
+                proxy.add_tls_with_settings(&addr.to_string(), Some(options), settings);
             }
         }
+        bound.push((addr, if listener.tls.is_some() { "https" } else { "http" }));
     }
     server.add_service(proxy);
     if let Some(addr) = config.metrics_listen {
+        let (addr, options) = reserved.resolve(addr)?;
         let mut service = Service::new("metrics".to_owned(), MetricsApp(metrics.clone()));
-        service.add_tcp(&addr.to_string());
+        service.add_tcp_with_settings(&addr.to_string(), options);
         server.add_service(service);
+        tracing::info!(address = %addr, "metrics listening");
     }
     server.add_service(background_service(
         "config reload",
@@ -89,9 +96,8 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         },
     ));
 
-    for listener in &config.listeners {
-        let scheme = if listener.tls.is_some() { "https" } else { "http" };
-        tracing::info!(address = %listener.addr, scheme, "listening");
+    for (address, scheme) in &bound {
+        tracing::info!(%address, scheme, "listening");
     }
     for app in &config.apps {
         tracing::info!(app = %app.name, upstream = %app.upstream.url, rules = app.policy.routes.rules().len(), "serving app");

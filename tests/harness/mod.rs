@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -50,12 +50,61 @@ impl LegacyApp {
     }
 }
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
+/// A loopback port on which nothing listens, for as long as the returned socket
+/// lives: bound, never listening, so connecting to it is refused at once.
+pub fn refusing_port() -> (socket2::Socket, u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    let port = socket
         .local_addr()
         .expect("addr")
-        .port()
+        .as_socket()
+        .expect("an IP address")
+        .port();
+    (socket, port)
+}
+
+/// The TCP port process `pid` listens on, once it does (read from `/proc`: its
+/// socket inodes against the kernel's table of listening sockets).
+pub fn listening_port_of(pid: u32, limit: Duration) -> u16 {
+    let deadline = Instant::now() + limit;
+    loop {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|fds| {
+                fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                    .filter_map(|link| {
+                        let link = link.to_string_lossy().into_owned();
+                        Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for table in ["tcp", "tcp6"] {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local_address, state 0A (LISTEN), inode
+                if fields.get(3) == Some(&"0A")
+                    && fields.get(9).is_some_and(|i| inodes.iter().any(|n| n == i))
+                {
+                    let port = fields[1]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|p| u16::from_str_radix(p, 16).ok());
+                    if let Some(port) = port {
+                        return port;
+                    }
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} did not listen within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// The outcome of a SIGHUP, as the gateway logged it.
@@ -66,11 +115,17 @@ pub enum Reload {
 }
 
 /// The `portvakt` binary, running `run -c` on a file in its own temporary folder.
+/// Its listeners are configured with port 0; the ports it got are read from its log.
 pub struct Gateway {
     child: Child,
     dir: tempfile::TempDir,
     pub port: u16,
     pub metrics_port: u16,
+    /// The configuration's body as last written (for a restart on the same ports).
+    body: String,
+    /// Ports written into the file: 0 (the system chooses) until a restart, which
+    /// keeps the ones the browsers of a test already use.
+    fixed_ports: bool,
     /// An HTTPS listener beside the plain one, with a certificate for `tls_hosts`.
     pub tls: Option<TlsListener>,
 }
@@ -109,15 +164,17 @@ impl Gateway {
             std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).expect("write cert");
             std::fs::write(dir.path().join("key.pem"), cert.signing_key.serialize_pem()).expect("write key");
             TlsListener {
-                port: free_port(),
+                port: 0,
                 cert_pem: cert.cert.pem(),
             }
         });
         let mut gateway = Gateway {
             child: Command::new("true").spawn().expect("placeholder"),
             dir,
-            port: free_port(),
-            metrics_port: free_port(),
+            port: 0,
+            metrics_port: 0,
+            body: String::new(),
+            fixed_ports: false,
             tls,
         };
         gateway.write_config(body);
@@ -126,6 +183,7 @@ impl Gateway {
     }
 
     fn spawn(&mut self) {
+        let seen = self.log().len();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -139,7 +197,50 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("start portvakt");
+        self.read_ports(seen);
         self.wait_until_ready();
+    }
+
+    /// Reads the addresses this run of the gateway logged it listens on.
+    fn read_ports(&mut self, seen: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            let this_run = log.get(seen..).unwrap_or_default();
+            let port_of = |line: &str| -> Option<u16> {
+                let rest = line.split("address=").nth(1)?;
+                let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                addr.rsplit(':').next()?.parse().ok()
+            };
+            let mut ports = (None, None, None);
+            for line in this_run.lines() {
+                if line.contains("metrics listening") {
+                    ports.2 = port_of(line);
+                } else if line.contains("listening") && line.contains("scheme=\"https\"") {
+                    ports.1 = port_of(line);
+                } else if line.contains("listening") {
+                    ports.0 = port_of(line);
+                }
+            }
+            if let (Some(http), Some(metrics)) = (ports.0, ports.2) {
+                if self.tls.is_none() || ports.1.is_some() {
+                    self.port = http;
+                    self.metrics_port = metrics;
+                    if let (Some(tls), Some(port)) = (self.tls.as_mut(), ports.1) {
+                        tls.port = port;
+                    }
+                    return;
+                }
+            }
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("portvakt exited with {status} before it listened:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portvakt logged no listening address:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Kills the gateway with SIGKILL (a crash: nothing is flushed or closed) and
@@ -147,6 +248,11 @@ impl Gateway {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // The same ports again, as a restarted service would have: the browsers of
+        // the test know them.
+        self.fixed_ports = true;
+        let body = self.body.clone();
+        self.write_config(&body);
         self.spawn();
     }
 
@@ -163,17 +269,20 @@ impl Gateway {
     }
 
     /// Writes a new configuration file (not yet applied).
-    pub fn write_config(&self, body: &str) {
+    pub fn write_config(&mut self, body: &str) {
+        self.body = body.to_owned();
+        let port = |port: u16| if self.fixed_ports { port } else { 0 };
         let tls = self.tls.as_ref().map_or(String::new(), |t| {
             format!(
                 "  - {{ addr: \"127.0.0.1:{}\", tls: {{ cert: cert.pem, key: key.pem }} }}\n",
-                t.port
+                port(t.port)
             )
         });
         let text = format!(
             "listen:\n  - \"127.0.0.1:{}\"\n{tls}state_dir: state\nmetrics:\n  listen: \"127.0.0.1:{}\"\n\
              server:\n  threads: 2\n  grace_period: 1s\n  shutdown_timeout: 1s\n{body}",
-            self.port, self.metrics_port
+            port(self.port),
+            port(self.metrics_port)
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }

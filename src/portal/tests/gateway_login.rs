@@ -88,3 +88,69 @@ async fn a_right_password_leads_to_the_second_factor_and_wrong_ones_lock() {
         (StatusCode::TOO_MANY_REQUESTS, Label::Locked)
     );
 }
+
+/// A browser remembered after a code lets the password through without one, and
+/// the session it starts dates its second factor from when the code was typed, so
+/// routes with `max_age` ask again; another user's remembered browser is worth
+/// nothing to this one.
+#[tokio::test]
+async fn a_remembered_browser_keeps_the_date_of_its_second_factor() {
+    let mut f = gateway_login();
+    let typed_at = f.now;
+    let month = std::time::Duration::from_secs(30 * 24 * 3600);
+    let trust = f
+        .services
+        .sessions
+        .remember("alice", typed_at, f.now, month, false)
+        .await
+        .unwrap();
+    let bobs = f
+        .services
+        .sessions
+        .remember("bob", typed_at, f.now, month, false)
+        .await
+        .unwrap();
+    f.advance(std::time::Duration::from_secs(3 * 3600));
+
+    let token = f
+        .get(Route::Login)
+        .send()
+        .await
+        .set_cookie("portvakt-login")
+        .unwrap();
+    let sign_in = |trust: &str| {
+        f.post(
+            Route::Login,
+            &[
+                ("username", "alice"),
+                ("password", "wonderland"),
+                ("csrf", &token),
+            ],
+        )
+        .cookie("portvakt-login", &token)
+        .cookie("portvakt-trust", trust)
+        .send()
+    };
+    let passed = sign_in(&trust).await;
+    assert_eq!(passed.label, Label::LoginRemembered);
+    let cookie = passed.set_cookie("portvakt").expect("a session");
+    let session = f
+        .services
+        .sessions
+        .resume(&cookie, APP, &f.config.session, f.now, false)
+        .await
+        .unwrap()
+        .expect("a live session");
+    assert_eq!(
+        session.second_factor_at,
+        Some(typed_at),
+        "not the time of this sign-in"
+    );
+    assert!(!session.second_factor_within(f.now, std::time::Duration::from_secs(3600)));
+
+    let borrowed = sign_in(&bobs).await;
+    assert_eq!(
+        borrowed.location(),
+        Some(Route::Challenge(ChallengePage::Enrol).path())
+    );
+}
