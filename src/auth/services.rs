@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 
 use super::audit::AuditKind;
-use crate::auth::challenge::Challenges;
-use crate::auth::identity::IdentitySigner;
-use crate::auth::notify::Mailer;
-use crate::auth::sessions::{Issued, Sessions};
+use super::challenge::Challenges;
+use super::identity::IdentitySigner;
+use super::notify::Mailer;
+use super::sessions::{Issued, Sessions};
 use crate::config::Config;
 use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;

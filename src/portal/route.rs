@@ -190,6 +190,37 @@ mod tests {
         }
     }
 
+    /// The configuration names the gateway's login page without knowing the portal
+    /// (it sits below it); the two must say the same.
+    #[test]
+    fn the_configurations_login_page_is_the_login_route() {
+        assert_eq!(Route::Login.path(), crate::config::model::GATEWAY_LOGIN_PAGE);
+    }
+
+    /// Every link and form action the templates write is a route.
+    #[test]
+    fn every_path_in_the_templates_is_a_route() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/portal/views/templates");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text.match_indices(PREFIX) {
+                let link: String = text[at..]
+                    .chars()
+                    .take_while(|c| !matches!(c, '"' | '\'' | '?' | ' ' | ')' | '<' | '{'))
+                    .collect();
+                assert!(
+                    Route::parse(&link).is_some(),
+                    "{}: {link} is no route",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "the templates link to the gateway's pages");
+    }
+
     #[test]
     fn other_paths_are_no_route() {
         for path in [

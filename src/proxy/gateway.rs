@@ -260,12 +260,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(started) = ctx.upstream_started {
             let seconds = started.elapsed().as_secs_f64();
-            ctx.on_app(|app| {
-                self.metrics
-                    .upstream_seconds
-                    .with_label_values(&[app.name.as_str()])
-                    .observe(seconds)
-            })?;
+            ctx.on_app(|app| self.metrics.upstream_answered(&app.name, seconds))?;
         }
         Ok(())
     }
@@ -356,11 +351,11 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let config = ctx.config.as_deref();
         let app = config.and_then(|c| ctx.app(c)).map_or("-", |a| a.name.as_str());
-        let decision = ctx
+        let label = ctx
             .label
             .or_else(|| ctx.decision.map(|d| Label::from(d.outcome)))
-            .unwrap_or(Label::Error)
-            .as_str();
+            .unwrap_or(Label::Error);
+        let decision = label.as_str();
         let rule = match (
             ctx.decision.map(|d| d.decided_by),
             config.and_then(|c| ctx.app(c)),
@@ -376,7 +371,7 @@ impl ProxyHttp for Gateway {
             _ => "-",
         };
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics.requests.with_label_values(&[app, decision]).inc();
+        self.metrics.count_request(app, label);
         tracing::info!(
             target: "portvakt::access",
             app,

@@ -3,15 +3,24 @@
 
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
+use crate::portal::answer::Label;
+
 pub struct Metrics {
     registry: Registry,
-    /// Requests by app and decision (`bypass`, `allow`, `deny`, `sign_in`, ...,
-    /// `bad_request`, `unknown_host`).
-    pub requests: IntCounterVec,
+    /// Requests by app and decision (a [`Label`]: `bypass`, `allow`, `deny`,
+    /// `sign_in`, ..., `bad_request`, `unknown_host`).
+    requests: IntCounterVec,
     /// Time from choosing the upstream to its response header, by app.
-    pub upstream_seconds: HistogramVec,
+    upstream_seconds: HistogramVec,
     /// Configuration reloads by result (`ok`, `error`).
-    pub reloads: IntCounterVec,
+    reloads: IntCounterVec,
+}
+
+/// How a configuration reload ended, as the `result` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadResult {
+    Applied,
+    Rejected,
 }
 
 impl Metrics {
@@ -47,6 +56,25 @@ impl Metrics {
             upstream_seconds,
             reloads,
         })
+    }
+
+    /// Counts a request by its app and what the gateway did with it.
+    pub fn count_request(&self, app: &str, decision: Label) {
+        self.requests.with_label_values(&[app, decision.as_str()]).inc();
+    }
+
+    /// Records how long an app took to answer.
+    pub fn upstream_answered(&self, app: &str, seconds: f64) {
+        self.upstream_seconds.with_label_values(&[app]).observe(seconds);
+    }
+
+    /// Counts a reload.
+    pub fn reloaded(&self, result: ReloadResult) {
+        let label = match result {
+            ReloadResult::Applied => "ok",
+            ReloadResult::Rejected => "error",
+        };
+        self.reloads.with_label_values(&[label]).inc();
     }
 
     /// The metrics in Prometheus text format.

@@ -12,7 +12,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::auth::mfa_changes::date_mfa_defaults;
 use crate::config::{load, Config, LoadError, SharedConfig};
-use crate::proxy::metrics::Metrics;
+use crate::proxy::metrics::{Metrics, ReloadResult};
 use crate::store::Store;
 
 pub struct Reloader {
@@ -38,11 +38,11 @@ impl Reloader {
                     );
                 }
                 self.config.store(Arc::new(new));
-                self.metrics.reloads.with_label_values(&["ok"]).inc();
+                self.metrics.reloaded(ReloadResult::Applied);
                 tracing::info!(file = %current.source.display(), "configuration reloaded");
             }
             Ok(Err(LoadError::Invalid(errors))) => {
-                self.metrics.reloads.with_label_values(&["error"]).inc();
+                self.metrics.reloaded(ReloadResult::Rejected);
                 for e in &errors.0 {
                     tracing::error!(error = %e, "configuration error");
                 }
@@ -52,11 +52,11 @@ impl Reloader {
                 );
             }
             Ok(Err(e)) => {
-                self.metrics.reloads.with_label_values(&["error"]).inc();
+                self.metrics.reloaded(ReloadResult::Rejected);
                 tracing::error!(error = %e, "reload rejected; the previous configuration stays in force");
             }
             Err(e) => {
-                self.metrics.reloads.with_label_values(&["error"]).inc();
+                self.metrics.reloaded(ReloadResult::Rejected);
                 tracing::error!(error = %e, "reload task failed; the previous configuration stays in force");
             }
         }

@@ -6,13 +6,12 @@ pub mod i18n;
 use askama::Template;
 use http::StatusCode;
 
+use super::route::{AccountPage, ChallengePage, Route};
 use crate::store::PreferredMethod;
 
 pub use i18n::{event_label, texts, ErrorKind, Lang, Texts};
 
 /// The path prefix reserved for the gateway on every app host.
-pub const PREFIX: &str = "/.portvakt/";
-
 pub const STYLESHEET: &str = include_str!("assets/portvakt.css");
 
 /// A response the gateway writes itself.
@@ -135,7 +134,9 @@ fn email_page(
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     let (action, signing_in, remember_days) = match purpose {
-        EmailCodePurpose::SignIn { remember_days } => ("/.portvakt/email", true, remember_days),
+        EmailCodePurpose::SignIn { remember_days } => {
+            (Route::Challenge(ChallengePage::Email).path(), true, remember_days)
+        }
         EmailCodePurpose::ConfirmAddress { action } => (action, false, None),
     };
     html(
@@ -335,7 +336,7 @@ pub fn confirm_removal(lang: Lang, csrf: &str, id: i64) -> Page {
             lang: lang.code(),
             title: t.remove_confirm_title,
             text: t.remove_confirm_text,
-            action: "/.portvakt/account/remove-device/confirm",
+            action: Route::Account(AccountPage::RemoveDeviceConfirm).path(),
             csrf,
             id,
             confirm: t.remove_button,
