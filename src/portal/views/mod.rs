@@ -6,7 +6,7 @@ pub mod i18n;
 use askama::Template;
 use http::StatusCode;
 
-use super::route::{AccountPage, ChallengePage, Route};
+use super::route::{self, ChallengePage, Route};
 use crate::store::PreferredMethod;
 
 pub use i18n::{event_label, texts, ErrorKind, Lang, Texts};
@@ -336,7 +336,7 @@ pub fn confirm_removal(lang: Lang, csrf: &str, id: i64) -> Page {
             lang: lang.code(),
             title: t.remove_confirm_title,
             text: t.remove_confirm_text,
-            action: Route::Account(AccountPage::RemoveDeviceConfirm).path(),
+            action: Route::Account(route::AccountPage::RemoveDeviceConfirm).path(),
             csrf,
             id,
             confirm: t.remove_button,
