@@ -124,7 +124,7 @@ async fn new_recovery_codes_replace_the_old_ones() {
 async fn devices_are_added_renamed_and_removed_but_never_the_last_one() {
     let f = Fixture::with("second_factor: { max_devices: 2 }\n", "");
     let t = texts(Lang::En);
-    f.enrolled("alice").await;
+    let secret = f.enrolled("alice").await;
     let session = f.signed_in("alice", RECENT).await;
     let csrf = f.services.sessions.form_token(&session.record);
     let post = |page: P, fields: Vec<(&'static str, String)>| {
@@ -162,6 +162,25 @@ async fn devices_are_added_renamed_and_removed_but_never_the_last_one() {
         &TotpDevice::seal_context("alice", "Old phone"),
     );
     assert!(secret_opens.is_ok(), "the secret is sealed to the new name");
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let verify = Route::Challenge(ChallengePage::Verify);
+    let token = f
+        .get(verify)
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await
+        .input("csrf")
+        .unwrap();
+    let signed_in = f
+        .post(verify, &[("csrf", &token), ("code", &f.code(&secret, 0))])
+        .cookie("portvakt-challenge", &challenge)
+        .send()
+        .await;
+    assert_eq!(
+        signed_in.label,
+        Label::Released,
+        "the renamed device's code works"
+    );
 
     let confirm = send(post(P::RemoveDevice, vec![("id", device.clone())])).await;
     assert_eq!(confirm.status, StatusCode::OK, "asked to confirm first");
