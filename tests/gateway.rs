@@ -647,3 +647,29 @@ fn page_language_colour_and_logo_come_from_the_configuration() {
         "a script in the logo never runs"
     );
 }
+
+/// `portvakt … | head` closes the pipe early: the command ends quietly, never with a
+/// panic on stderr.
+#[test]
+fn a_command_whose_reader_has_gone_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portvakt.yaml");
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    std::fs::write(
+        &config,
+        "listen: [\"127.0.0.1:0\"]\nstate_dir: state\napps:\n  a:\n    hosts: [a.test]\n    upstream: http://127.0.0.1:9\n",
+    )
+    .unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
+        .args(["users", "list", "-c"])
+        .arg(&config)
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(output.status.success(), "{:?}: {stderr}", output.status);
+}

@@ -136,7 +136,29 @@ pub struct Challenges {
     /// The cache's own time-to-live only bounds memory; whether a challenge is still
     /// good is decided against the caller's clock, like every other expiry.
     live: moka::sync::Cache<String, SharedChallenge>,
+    /// Where a passed challenge moved (`rekey`), for a resubmission of exactly the
+    /// form that passed it: a double click.
+    moved: moka::sync::Cache<String, Moved>,
     ttl: Duration,
+}
+
+#[derive(Clone)]
+struct Moved {
+    to: String,
+    /// `form_fingerprint` of the form that passed the challenge.
+    form: [u8; 32],
+}
+
+/// What identifies one submission of a challenge's form: the page, the form token
+/// and the code typed. Only who typed that code (or saw it typed) can repeat it.
+pub fn form_fingerprint(page: &str, csrf: &str, code: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in [page, csrf, code] {
+        hash.update(part.len().to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    hash.finalize().into()
 }
 
 impl Challenges {
@@ -144,6 +166,10 @@ impl Challenges {
     pub fn new(ttl: Duration) -> Challenges {
         Challenges {
             live: moka::sync::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(100_000)
+                .build(),
+            moved: moka::sync::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),
@@ -171,6 +197,43 @@ impl Challenges {
             return None;
         }
         Some(challenge)
+    }
+
+    /// Moves a challenge, passed by the form `passing_form` fingerprints, to a new
+    /// id with a new form token; `None` if it is gone. Whoever held the old id and
+    /// token holds nothing now, unless they send that very form again.
+    pub fn rekey(&self, id: &str, passing_form: [u8; 32]) -> Option<String> {
+        let challenge = self.live.remove(id)?;
+        challenge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .csrf = random_token();
+        let new_id = random_token();
+        self.live.insert(new_id.clone(), challenge);
+        self.moved.insert(
+            id.to_owned(),
+            Moved {
+                to: new_id.clone(),
+                form: passing_form,
+            },
+        );
+        Some(new_id)
+    }
+
+    /// For exactly the form that passed the challenge once known as `old_id`, sent
+    /// again (a double click): its new id, and the challenge if it is still live.
+    pub fn resubmitted(
+        &self,
+        old_id: &str,
+        form: [u8; 32],
+        now: SystemTime,
+    ) -> Option<(String, SharedChallenge)> {
+        let moved = self.moved.get(old_id)?;
+        if !bool::from(moved.form.ct_eq(&form)) {
+            return None;
+        }
+        let challenge = self.get(&moved.to, now)?;
+        Some((moved.to, challenge))
     }
 
     /// Takes a challenge out, so it can be completed once only.

@@ -87,22 +87,27 @@ pub fn clear_session(secure: bool) -> String {
         .to_string()
 }
 
-/// A cookie's value from the request's `Cookie` headers.
+/// A cookie's value from the request's `Cookie` headers. A name sent twice with
+/// different values names nothing: one of them was planted (by a sibling host, or a
+/// cookie with a longer path), and which one is the gateway's own cannot be told.
 pub fn find<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
+    let mut values = headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    let first = values.next()?;
+    values.all(|other| other == first).then_some(first)
 }
 
-/// Whether a cookie is the gateway's own (names beginning `portvakt` or
-/// `__Host-portvakt` are reserved for it).
-fn is_own(name: &str) -> bool {
+/// Whether a cookie is the gateway's own: names beginning `portvakt`, also after a
+/// `__Host-` or `__Secure-` prefix, are reserved for it.
+pub fn is_own(name: &str) -> bool {
     name.strip_prefix("__Host-")
+        .or_else(|| name.strip_prefix("__Secure-"))
         .unwrap_or(name)
         .starts_with("portvakt")
 }
@@ -131,6 +136,26 @@ pub fn app_cookies(headers: &http::HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cookie_sent_twice_differently_names_nothing() {
+        let headers = |values: &[&str]| {
+            let mut map = http::HeaderMap::new();
+            for v in values {
+                map.append(http::header::COOKIE, v.parse().unwrap());
+            }
+            map
+        };
+        let one = headers(&["a=1; portvakt-challenge=mine"]);
+        assert_eq!(find(&one, "portvakt-challenge"), Some("mine"));
+        let planted = headers(&["portvakt-challenge=theirs; portvakt-challenge=mine"]);
+        assert_eq!(find(&planted, "portvakt-challenge"), None);
+        let split = headers(&["portvakt-challenge=theirs", "portvakt-challenge=mine"]);
+        assert_eq!(find(&split, "portvakt-challenge"), None);
+        let same = headers(&["portvakt=x; portvakt=x"]);
+        assert_eq!(find(&same, "portvakt"), Some("x"));
+        assert!(is_own("__Secure-portvakt") && is_own("__Host-portvakt-trust") && !is_own("sessionid"));
+    }
 
     #[test]
     fn the_app_never_receives_the_gateways_cookies() {

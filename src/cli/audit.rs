@@ -37,9 +37,9 @@ pub fn audit(args: &Args) -> anyhow::Result<ExitCode> {
     let events = super::users::block_on(store.audit(&query))??;
     for event in events {
         if args.json {
-            println!("{}", serde_json::to_string(&event)?);
+            out!("{}", serde_json::to_string(&event)?);
         } else {
-            println!(
+            out!(
                 "{} {:<22} {:<8} subject={} actor={} app={} client={}",
                 humantime::format_rfc3339_seconds(event.at),
                 event.event,

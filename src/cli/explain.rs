@@ -43,7 +43,10 @@ pub fn explain(args: &Args) -> anyhow::Result<ExitCode> {
     let Some(config) = super::load_or_report(&args.config) else {
         return Ok(ExitCode::from(super::EXIT_INVALID_CONFIG));
     };
-    print!("{}", report(&config, args, SystemTime::now()));
+    out!(
+        "{}",
+        report(&config, args, SystemTime::now()).trim_end_matches('\n')
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -27,7 +27,7 @@ pub fn hash_password() -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         bail!("the password is empty");
     }
-    println!("{}", hash(&password)?);
+    out!("{}", hash(&password)?);
     Ok(ExitCode::SUCCESS)
 }
 

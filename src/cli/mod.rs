@@ -1,5 +1,13 @@
 //! The command line: `run`, `check`, `explain`, `hash-password`.
 
+/// Prints a line of a command's output. When its reader has gone (`| head`), the
+/// command ends quietly, as Unix tools do, instead of panicking on the closed pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
 mod audit;
 mod explain;
 mod hash_password;
@@ -77,7 +85,7 @@ pub fn main() -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     match load_or_report(path) {
         Some(config) => {
-            println!(
+            out!(
                 "{}: valid ({} app{}, {} route rule{})",
                 path.display(),
                 config.apps.len(),
@@ -120,5 +128,17 @@ fn load_or_report(path: &Path) -> Option<config::Config> {
             eprintln!("portvakt: {e}");
             None
         }
+    }
+}
+
+/// See `out!`.
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("portvakt: writing the output: {e}");
+        std::process::exit(1);
     }
 }

@@ -112,10 +112,10 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
             };
             let users = block_on(store.users())??;
             if users.is_empty() {
-                println!("no users have signed in through the gateway yet");
+                out!("no users have signed in through the gateway yet");
             }
             for user in &users {
-                println!("{}", describe(user, now));
+                out!("{}", describe(user, now));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -140,9 +140,9 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 eprintln!("portvakt: the gateway knows no user {user}");
                 return Ok(ExitCode::FAILURE);
             };
-            println!("{}", describe(summary, now));
+            out!("{}", describe(summary, now));
             for device in devices {
-                println!(
+                out!(
                     "  device {:>3}: {} (added {}, last used {})",
                     device.id,
                     device.name,
@@ -151,7 +151,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 );
             }
             for event in events {
-                println!(
+                out!(
                     "  {} {} {} by {} from {}",
                     when(Some(event.at)),
                     event.event,
@@ -173,7 +173,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                     store.reset_second_factor(&user).await?;
                     store.record(&admin_event(AuditKind::Reset, &user, now)).await
                 })??;
-                println!("{user}: second factor reset; sessions revoked; the next sign-in enrols again");
+                out!("{user}: second factor reset; sessions revoked; the next sign-in enrols again");
             }
             eprintln!(
                 "note: a running gateway may accept a revoked session for up to 15 seconds (its cache)"
@@ -190,7 +190,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 store.reset_failures(Subject::User(&user)).await?;
                 store.record(&admin_event(AuditKind::Unlocked, &user, now)).await
             })??;
-            println!("{user}: unlocked");
+            out!("{user}: unlocked");
             Ok(ExitCode::SUCCESS)
         }
         Command::OpenEnrolment { config, user, within } => {
@@ -211,7 +211,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                     .record(&admin_event(AuditKind::EnrolmentOpened, &user, now))
                     .await
             })??;
-            println!(
+            out!(
                 "{user} may enrol a first authenticator until {} (UTC)",
                 humantime::format_rfc3339_seconds(until)
             );

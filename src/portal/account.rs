@@ -15,7 +15,7 @@ use crate::auth::challenge::Purpose;
 use crate::auth::{cookies, notify, AuditKind, PendingAddress, Services};
 use crate::config::model::{EmailSettings, EmailUse};
 use crate::policy::{Authentication, MfaMode};
-use crate::store::{AuditQuery, PreferredMethod, SessionRecord, StoreError, TotpDevice};
+use crate::store::{AuditQuery, DeviceRemoval, PreferredMethod, SessionRecord, StoreError, TotpDevice};
 
 /// How recent a second factor must be to change the account.
 const FRESH_ENOUGH: Duration = Duration::from_secs(5 * 60);
@@ -114,6 +114,9 @@ async fn serve_inner(
             ))
         }
         AccountPage::RenameDevice => {
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
             let name = field(&form, "name").trim();
             let device = find_device(auth, user, field(&form, "id")).await?;
             let (Some(device), true) = (device, valid_device_name(name)) else {
@@ -149,7 +152,6 @@ async fn serve_inner(
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
-            let devices = auth.store.totp_devices(user).await?;
             let identity = Authentication {
                 user: user.to_owned(),
                 groups: req.config.users.groups(user),
@@ -158,13 +160,19 @@ async fn serve_inner(
                 // Whether the user must have a factor, as a new sign-in would see it.
                 signed_in_at: req.now,
             };
-            if devices.len() <= 1 && req.app.policy.second_factor_at_sign_in(&identity) {
-                return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));
-            }
-            if auth.store.remove_device(user, device.id).await? {
-                // A lost phone may be why: remembered browsers ask for a code again.
-                auth.store.forget_trusted_devices(user).await?;
-                challenge::note(auth, req, user, AuditKind::DeviceRemoved, "ok").await;
+            // Whether one must stay is decided here; that one does stay is the
+            // store's (one transaction: removals at once cannot leave none).
+            let keep_one = req.app.policy.second_factor_at_sign_in(&identity);
+            match auth.store.remove_device(user, device.id, keep_one).await? {
+                DeviceRemoval::Removed => {
+                    // A lost phone may be why: remembered browsers ask for a code again.
+                    auth.store.forget_trusted_devices(user).await?;
+                    challenge::note(auth, req, user, AuditKind::DeviceRemoved, "ok").await;
+                }
+                DeviceRemoval::LastOne => {
+                    return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));
+                }
+                DeviceRemoval::NoSuchDevice => {}
             }
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
@@ -248,6 +256,9 @@ async fn serve_inner(
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
         AccountPage::DefaultMethod => {
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
             let Some(method) = PreferredMethod::parse(field(&form, "method")) else {
                 return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };

@@ -20,7 +20,7 @@ use super::answer::{Answer, Label};
 use super::route::{ChallengePage, Route};
 use super::views::{self, texts};
 use super::{forms, Request};
-use crate::auth::challenge::{Challenge, Purpose, SharedChallenge, Stage};
+use crate::auth::challenge::{form_fingerprint, Challenge, Purpose, SharedChallenge, Stage};
 use crate::auth::identity::unix;
 use crate::auth::{cookies, notify, Attempt, AuditKind, Charged, Services};
 use crate::config::model::{EmailUse, Enrolment};
@@ -29,7 +29,7 @@ use crate::factors::email::{self, EmailCode};
 use crate::factors::recovery;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::factors::SignInMethod;
-use crate::store::{PreferredMethod, StoreError, TotpDevice};
+use crate::store::{DeviceAdded, DeviceLimit, PreferredMethod, StoreError, TotpDevice};
 
 /// The challenge cookie's name (host-only; `__Host-` on HTTPS).
 pub fn challenge_cookie_name(secure: bool) -> &'static str {
@@ -161,7 +161,7 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: ChallengePage) -> A
 async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Result<Answer, StoreError> {
     let id = req.cookie(challenge_cookie_name(req.secure)).map(str::to_owned);
     let Some((id, challenge)) = id.and_then(|id| auth.challenges.get(&id, req.now).map(|c| (id, c))) else {
-        return Ok(expired(req));
+        return Ok(resubmission(auth, req, page).unwrap_or_else(|| expired(req)));
     };
     let (user, app_name, csrf) = {
         let c = lock(&challenge);
@@ -180,7 +180,9 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
             Some(form) if forms::value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => {
                 form
             }
-            _ => return Ok(Answer::refused_form(req.lang)),
+            // The token may have changed while this request waited its turn: the
+            // click before it passed the challenge.
+            _ => return Ok(resubmission(auth, req, page).unwrap_or_else(|| Answer::refused_form(req.lang))),
         }
     } else {
         Vec::new()
@@ -214,17 +216,20 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                     let sealed = auth
                         .keys
                         .seal(secret.as_bytes(), &TotpDevice::seal_context(&user, &name));
-                    let first = if adding {
-                        auth.store
-                            .add_totp_device(&user, &name, sealed, step, req.now)
-                            .await?;
-                        false
+                    let limit = if adding {
+                        DeviceLimit::AtMost(req.config.second_factor.max_devices)
                     } else {
-                        let added = auth
-                            .store
-                            .add_first_totp_device(&user, &name, sealed, step, req.now)
-                            .await?;
-                        if added.is_none() {
+                        DeviceLimit::FirstOnly
+                    };
+                    let added = auth
+                        .store
+                        .add_totp_device(&user, &name, sealed, step, req.now, limit)
+                        .await?;
+                    let refused = match (added, adding) {
+                        (DeviceAdded::Added(_), _) => None,
+                        (DeviceAdded::LimitReached, true) => Some(t.device_limit),
+                        (DeviceAdded::NameTaken, true) => Some(t.invalid_device_name),
+                        (DeviceAdded::LimitReached | DeviceAdded::NameTaken, false) => {
                             // Another sign-in of this user enrolled a device meanwhile:
                             // this code is not charged against them, and they verify.
                             auth.refund(&req.config.lockout, &user, req.client, charged)
@@ -235,8 +240,17 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                                 Label::SecondFactor,
                             ));
                         }
-                        true
                     };
+                    if let Some(why) = refused {
+                        // Another device was added meanwhile (another tab): the limit
+                        // and the names hold when the device is stored, not only when
+                        // adding began. The code was right: it is not charged.
+                        auth.refund(&req.config.lockout, &user, req.client, charged)
+                            .await?;
+                        auth.challenges.take(&id);
+                        return Ok(device_refused(req, &challenge, why));
+                    }
+                    let first = !adding;
                     // Recovery codes come with the first device; later ones keep them.
                     let codes = if first {
                         Some(new_recovery_codes(auth, req, &user).await?)
@@ -253,7 +267,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                         new_codes: codes,
                         codes_left: None,
                     };
-                    Ok(passed_page(&challenge, req))
+                    Ok(passed_here(auth, &challenge, req, &id))
                 }
                 Verification::Replayed | Verification::Rejected => {
                     note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
@@ -390,7 +404,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                         new_codes: None,
                         codes_left: Some(left),
                     };
-                    Ok(passed_page(&challenge, req))
+                    Ok(passed_here(auth, &challenge, req, &id))
                 }
                 None => {
                     note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
@@ -583,6 +597,64 @@ fn passed_page(challenge: &SharedChallenge, req: &Request<'_>) -> Answer {
         views::passed(req.lang, &c.csrf, codes.as_deref(), *codes_left),
         Label::SecondFactor,
     )
+}
+
+/// The page after a factor passed, for a challenge that waits for Continue (new
+/// recovery codes to read, or how many are left). The challenge moves to a new id
+/// and form token that only this browser gets: a copy of the old cookie, planted in
+/// this browser or kept by whoever began the sign-in with the password, cannot
+/// collect the release.
+fn passed_here(auth: &Services, challenge: &SharedChallenge, req: &Request<'_>, id: &str) -> Answer {
+    let Some(passing_form) = submitted_form(req) else {
+        return expired(req);
+    };
+    match auth.challenges.rekey(id, passing_form) {
+        Some(new_id) => passed_page(challenge, req).with_cookie(&set_challenge_cookie(
+            &new_id,
+            req.secure,
+            req.config.session.login_timeout,
+        )),
+        None => expired(req),
+    }
+}
+
+/// The fingerprint of a POST's form: its page, token and code.
+fn submitted_form(req: &Request<'_>) -> Option<[u8; 32]> {
+    let form = forms::read(req)?;
+    let field = |name| forms::field(&form, name);
+    Some(form_fingerprint(req.route.path(), field("csrf"), field("code")))
+}
+
+/// The same form that passed a challenge, sent again from the same browser (a
+/// double click on Verify): the page that first click led to, on the challenge's new
+/// id. Anyone else holding the old id gets nothing from it.
+fn resubmission(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Option<Answer> {
+    if !req.is_post() || !matches!(page, ChallengePage::Enrol | ChallengePage::Recovery) {
+        return None;
+    }
+    let old_id = req.cookie(challenge_cookie_name(req.secure))?;
+    let (new_id, challenge) = auth
+        .challenges
+        .resubmitted(old_id, submitted_form(req)?, req.now)?;
+    let cookie = set_challenge_cookie(&new_id, req.secure, req.config.session.login_timeout);
+    Some(passed_page(&challenge, req).with_cookie(&cookie))
+}
+
+/// Adding a device was refused when it was to be stored; back to the security info.
+fn device_refused(req: &Request<'_>, challenge: &SharedChallenge, why: &str) -> Answer {
+    let t = texts(req.lang);
+    let back = match &lock(challenge).purpose {
+        Purpose::Return(path) => super::return_path::safe_return_path(path).to_owned(),
+        Purpose::Login(_) => "/".to_owned(),
+    };
+    let page = views::message(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        req.lang,
+        t.add_device_button,
+        why,
+        Some((&back, t.back_to_account)),
+    );
+    Answer::page(page, Label::Account).with_cookie(&clear_challenge_cookie(req.secure))
 }
 
 /// The page for a challenge that is gone: expired, used, or never made.

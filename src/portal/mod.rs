@@ -91,7 +91,9 @@ impl Request<'_> {
 pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
     // Every form here changes state for the signed-in user or a challenge: a POST
     // that another site made the browser send is refused, whatever token it carries.
-    if req.is_post() && cross_site::is_cross_site(req.headers, req.secure, req.host) {
+    // Signing out changes state on any method: another site cannot do it either.
+    let changes_state = req.is_post() || req.route == Route::Logout;
+    if changes_state && cross_site::is_cross_site(req.headers, req.secure, req.host) {
         tracing::warn!(
             page = req.route.path(),
             "a cross-site POST to a gateway form; refused"

@@ -28,7 +28,7 @@ use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::admit::{Admission, Stop};
-use super::headers::ClientOrigin;
+use super::headers::{self, ClientOrigin};
 use super::login::RequestCapture;
 use super::metrics::Metrics;
 use super::respond;
@@ -276,6 +276,16 @@ impl ProxyHttp for Gateway {
         if upstream_response.status.is_informational() {
             upstream_response.remove_header(&http::header::SET_COOKIE);
             return Ok(());
+        }
+        if upstream_response.headers.contains_key(http::header::SET_COOKIE) {
+            if let Some(kept) =
+                headers::without_gateway_cookies(&upstream_response.headers, SystemTime::now())
+            {
+                upstream_response.remove_header(&http::header::SET_COOKIE);
+                for value in kept {
+                    upstream_response.append_header(http::header::SET_COOKIE, value)?;
+                }
+            }
         }
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;

@@ -3,11 +3,15 @@
 
 use std::net::IpAddr;
 
+use std::time::SystemTime;
+
 use http::HeaderMap;
 use ipnet::IpNet;
 
+use crate::auth::cookies;
 use crate::config::model::fold_header_name;
 use crate::config::Config;
+use crate::login::SetCookie;
 
 /// Headers that some app or framework reads to learn the client's address, scheme,
 /// original URL or real method. A client could use them to lie about where it is or
@@ -147,6 +151,23 @@ fn parse_node(text: &str) -> Option<IpAddr> {
         .and_then(|t| t.parse().ok())
 }
 
+/// Takes out of an app's answer every `Set-Cookie` of a name the gateway keeps for
+/// its own cookies (read as a browser reads it: `=portvakt=x` is sent back as a
+/// cookie named `portvakt`). An app, or a host sharing its domain, must not set the
+/// gateway's session, challenge or remembered-browser cookie for a browser.
+///
+/// `None` when there is none (nothing to change); else the `Set-Cookie` values to
+/// keep, in order.
+pub fn without_gateway_cookies(headers: &HeaderMap, now: SystemTime) -> Option<Vec<http::HeaderValue>> {
+    let values = headers.get_all(http::header::SET_COOKIE);
+    let own = |v: &http::HeaderValue| cookies::is_own(&SetCookie::read(v.as_bytes(), now).name);
+    if !values.iter().any(own) {
+        return None;
+    }
+    tracing::warn!("an app's answer set one of the gateway's cookies; taken out");
+    Some(values.iter().filter(|v| !own(v)).cloned().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +273,26 @@ mod tests {
                 "x_portvakt_groups"
             ]
         );
+    }
+
+    #[test]
+    fn the_gateways_cookies_set_by_an_app_are_taken_out() {
+        let now = SystemTime::now();
+        let mut headers = HeaderMap::new();
+        for value in [
+            "sessionid=app; Path=/",
+            "portvakt-challenge=TOSSED; Path=/.portvakt; Domain=test",
+            "__Host-portvakt=x; Path=/; Secure",
+            "=portvakt-trust=y",
+            "theme=dark",
+        ] {
+            headers.append(http::header::SET_COOKIE, value.parse().unwrap());
+        }
+        let kept = without_gateway_cookies(&headers, now).expect("some to take out");
+        let left: Vec<_> = kept.iter().map(|v| v.to_str().unwrap()).collect();
+        assert_eq!(left, ["sessionid=app; Path=/", "theme=dark"]);
+        headers.remove(http::header::SET_COOKIE);
+        headers.append(http::header::SET_COOKIE, "a=b".parse().unwrap());
+        assert!(without_gateway_cookies(&headers, now).is_none());
     }
 }

@@ -6,7 +6,8 @@
 //! but never listening holds it (a socket that does not listen is given no
 //! connections), Pingora binds the same port with `SO_REUSEPORT`, and the
 //! reservation stays open for the life of the process, so no other program can take
-//! the port in between.
+//! the port in between. (Linux lets only processes of the same user share a port
+//! this way; a listener with a fixed port is bound without `SO_REUSEPORT`.)
 
 use std::net::SocketAddr;
 

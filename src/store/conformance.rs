@@ -6,19 +6,29 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{PreferredMethod, SessionRecord, Store, Subject};
+use super::{DeviceAdded, DeviceLimit, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject};
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::SignInMethod;
+
+/// Adds a device that must fit; its id.
+async fn add(store: &dyn Store, user: &str, name: &str, secret: Vec<u8>, step: u64, now: SystemTime) -> i64 {
+    let limit = DeviceLimit::AtMost(10);
+    match store
+        .add_totp_device(user, name, secret, step, now, limit)
+        .await
+        .unwrap()
+    {
+        DeviceAdded::Added(id) => id,
+        other => panic!("{name} was not added: {other:?}"),
+    }
+}
 
 fn at(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
 }
 
 pub async fn one_step_is_accepted_once_however_many_ask_at_the_same_time(store: Arc<dyn Store>) {
-    let id = store
-        .add_totp_device("alice", "Phone", vec![0], 10, at(0))
-        .await
-        .unwrap();
+    let id = add(&*store, "alice", "Phone", vec![0], 10, at(0)).await;
     let racers: Vec<_> = (0..16)
         .map(|_| {
             let store = store.clone();
@@ -70,15 +80,15 @@ pub async fn recovery_codes_work_once_and_die_when_replaced(store: Arc<dyn Store
 
 pub async fn a_first_device_is_stored_once(store: Arc<dyn Store>) {
     let first = store
-        .add_first_totp_device("alice", "Phone", vec![1], 5, at(0))
+        .add_totp_device("alice", "Phone", vec![1], 5, at(0), DeviceLimit::FirstOnly)
         .await
         .unwrap();
-    assert!(first.is_some());
+    assert!(matches!(first, DeviceAdded::Added(_)));
     let second = store
-        .add_first_totp_device("alice", "Tablet", vec![2], 6, at(1))
+        .add_totp_device("alice", "Tablet", vec![2], 6, at(1), DeviceLimit::FirstOnly)
         .await
         .unwrap();
-    assert_eq!(second, None, "another enrolment came first");
+    assert_eq!(second, DeviceAdded::LimitReached, "another enrolment came first");
     assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1);
     assert_eq!(store.last_totp_step("alice").await.unwrap(), Some(5));
 }
@@ -166,22 +176,13 @@ pub async fn an_opened_enrolment_is_used_up_by_the_device_it_lets_in(store: Arc<
     assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
     store.open_enrolment("alice", at(3600), at(0)).await.unwrap();
     assert_eq!(store.enrolment_open_until("alice").await.unwrap(), Some(at(3600)));
-    store
-        .add_totp_device("alice", "Phone", vec![1], 5, at(10))
-        .await
-        .unwrap();
+    add(&*store, "alice", "Phone", vec![1], 5, at(10)).await;
     assert_eq!(store.enrolment_open_until("alice").await.unwrap(), None);
 }
 
 pub async fn devices_are_renamed_and_removed_only_by_their_owner(store: Arc<dyn Store>) {
-    let phone = store
-        .add_totp_device("alice", "Phone", vec![1], 5, at(0))
-        .await
-        .unwrap();
-    store
-        .add_totp_device("alice", "Tablet", vec![2], 6, at(0))
-        .await
-        .unwrap();
+    let phone = add(&*store, "alice", "Phone", vec![1], 5, at(0)).await;
+    add(&*store, "alice", "Tablet", vec![2], 6, at(0)).await;
     assert!(
         !store
             .rename_device("alice", phone, "Tablet", vec![3])
@@ -202,16 +203,20 @@ pub async fn devices_are_renamed_and_removed_only_by_their_owner(store: Arc<dyn 
         (devices[0].name.as_str(), devices[0].sealed_secret.as_slice()),
         ("Work phone", &[9][..])
     );
-    assert!(!store.remove_device("bob", phone).await.unwrap());
-    assert!(store.remove_device("alice", phone).await.unwrap());
+    let remove = |user: &'static str, id: i64, keep_one: bool| {
+        let store = store.clone();
+        async move { store.remove_device(user, id, keep_one).await.unwrap() }
+    };
+    assert_eq!(remove("bob", phone, false).await, DeviceRemoval::NoSuchDevice);
+    assert_eq!(remove("alice", phone, true).await, DeviceRemoval::Removed);
     assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1);
+    let tablet = store.totp_devices("alice").await.unwrap()[0].id;
+    assert_eq!(remove("alice", tablet, true).await, DeviceRemoval::LastOne);
+    assert_eq!(remove("alice", tablet, false).await, DeviceRemoval::Removed);
 }
 
 pub async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(store: Arc<dyn Store>) {
-    store
-        .add_totp_device("alice", "Phone", vec![1], 5, at(0))
-        .await
-        .unwrap();
+    add(&*store, "alice", "Phone", vec![1], 5, at(0)).await;
     store
         .replace_recovery_codes("alice", vec!["h".into()], at(0))
         .await
@@ -240,10 +245,7 @@ pub async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(
         .set_preferred_method("alice", PreferredMethod::Email, at(0))
         .await
         .unwrap();
-    store
-        .add_totp_device("alice", "Tablet", vec![2], 6, at(1))
-        .await
-        .unwrap();
+    add(&*store, "alice", "Tablet", vec![2], 6, at(1)).await;
     assert_eq!(
         (
             store.email_address("alice").await.unwrap().as_deref(),
@@ -273,6 +275,42 @@ pub async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(
         "the e-mail method goes too"
     );
     assert_eq!(store.preferred_method("alice").await.unwrap(), None);
+}
+
+/// Enrolments finishing at once store no more devices than the limit, and never two
+/// of one name; removals at once that must keep one keep one.
+pub async fn device_limits_hold_under_any_race(store: Arc<dyn Store>) {
+    let adds = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let name = if i < 4 {
+                format!("Device {i}")
+            } else {
+                "Device 0".to_owned()
+            };
+            store
+                .add_totp_device("alice", &name, vec![1], 5, at(0), DeviceLimit::AtMost(3))
+                .await
+                .unwrap()
+        })
+    });
+    let mut added = 0;
+    for add in adds.collect::<Vec<_>>() {
+        added += usize::from(matches!(add.await.unwrap(), DeviceAdded::Added(_)));
+    }
+    let devices = store.totp_devices("alice").await.unwrap();
+    assert_eq!((added, devices.len()), (3, 3));
+    let names: std::collections::BTreeSet<_> = devices.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(names.len(), 3, "names stay unique");
+
+    let removals = devices.into_iter().map(|d| {
+        let store = store.clone();
+        tokio::spawn(async move { store.remove_device("alice", d.id, true).await.unwrap() })
+    });
+    for removal in removals.collect::<Vec<_>>() {
+        removal.await.unwrap();
+    }
+    assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1, "one is kept");
 }
 
 /// Runs every case of the suite against one backend: `$open` is an expression
@@ -327,6 +365,11 @@ macro_rules! store_conformance {
                 store,
             )
             .await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn device_limits_hold_under_any_race() {
+            let (_keep, store) = $open;
+            $crate::store::conformance::device_limits_hold_under_any_race(store).await;
         }
     };
 }

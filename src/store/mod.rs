@@ -158,7 +158,9 @@ impl Subject<'_> {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a device confirmed with a first code at `confirmed_step`, which counts
-    /// as used (so that code cannot sign in afterwards).
+    /// as used (so that code cannot sign in afterwards) — only if `limit` allows one
+    /// more and the name is free, checked in the same transaction, so enrolments
+    /// finishing at once cannot pass the limit together.
     async fn add_totp_device(
         &self,
         user: &str,
@@ -166,18 +168,8 @@ pub trait Store: Send + Sync {
         sealed_secret: Vec<u8>,
         confirmed_step: u64,
         now: SystemTime,
-    ) -> StoreResult<i64>;
-
-    /// Like [`Store::add_totp_device`], but only while the user has no device
-    /// (one transaction): `None` when another enrolment came first.
-    async fn add_first_totp_device(
-        &self,
-        user: &str,
-        name: &str,
-        sealed_secret: Vec<u8>,
-        confirmed_step: u64,
-        now: SystemTime,
-    ) -> StoreResult<Option<i64>>;
+        limit: DeviceLimit,
+    ) -> StoreResult<DeviceAdded>;
 
     async fn totp_devices(&self, user: &str) -> StoreResult<Vec<TotpDevice>>;
 
@@ -191,8 +183,9 @@ pub trait Store: Send + Sync {
         sealed_secret: Vec<u8>,
     ) -> StoreResult<bool>;
 
-    /// Removes one of the user's devices; false if there was no such device.
-    async fn remove_device(&self, user: &str, id: i64) -> StoreResult<bool>;
+    /// Removes one of the user's devices; with `keep_one`, never the last (counted
+    /// in the same transaction, so removals at once cannot leave none).
+    async fn remove_device(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval>;
 
     /// The newest TOTP step this user ever had accepted.
     async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>>;
@@ -317,6 +310,34 @@ pub trait Store: Send + Sync {
 
     /// Revokes every session of a user; returns how many were live.
     async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize>;
+}
+
+/// How many devices a user may have once this one is added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceLimit {
+    /// Only a first device: another enrolment of the user must not have come first.
+    FirstOnly,
+    /// No more than this many in all.
+    AtMost(usize),
+}
+
+/// What became of a device to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceAdded {
+    Added(i64),
+    /// The limit is reached (for a first device: another came first).
+    LimitReached,
+    /// The user already has a device of that name.
+    NameTaken,
+}
+
+/// What became of a device to remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceRemoval {
+    Removed,
+    NoSuchDevice,
+    /// It is the user's last one, which was to be kept.
+    LastOne,
 }
 
 /// The way in a user chose to be offered first on the verification page.

@@ -75,9 +75,20 @@ async fn a_stale_second_factor_is_asked_again_before_a_change() {
     f.enrolled("alice").await;
     let session = f.signed_in("alice", STALE).await;
     let csrf = f.services.sessions.form_token(&session.record);
+    let device = f.services.store.totp_devices("alice").await.unwrap()[0]
+        .id
+        .to_string();
     for (page, fields) in [
         (P::RecoveryCodes, vec![("csrf", csrf.as_str())]),
         (P::AddDevice, vec![("csrf", csrf.as_str()), ("name", "Tablet")]),
+        (
+            P::RenameDevice,
+            vec![("csrf", csrf.as_str()), ("id", &device), ("name", "Mine")],
+        ),
+        (
+            P::DefaultMethod,
+            vec![("csrf", csrf.as_str()), ("method", "email")],
+        ),
     ] {
         let answer = f.post(on(page), &fields).signed_in(&session).send().await;
         assert_eq!(
@@ -328,4 +339,42 @@ async fn an_address_for_codes_is_confirmed_with_a_code_sent_to_it() {
         f.services.store.email_address("alice").await.unwrap().as_deref(),
         Some("alice@example.com")
     );
+}
+
+/// Two tabs (or a double submit) removing a user's devices at once never leave a
+/// user who must have a second factor with none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removing_devices_at_once_keeps_the_last_one() {
+    let f = Fixture::with("second_factor: { max_devices: 6 }\n", "");
+    f.enrolled("alice").await;
+    for name in ["Tablet", "Laptop", "Watch"] {
+        let sealed = f
+            .services
+            .keys
+            .seal(b"secret", &TotpDevice::seal_context("alice", name));
+        let limit = crate::store::DeviceLimit::AtMost(6);
+        f.services
+            .store
+            .add_totp_device("alice", name, sealed, 1, f.now, limit)
+            .await
+            .unwrap();
+    }
+    let session = f.signed_in("alice", RECENT).await;
+    let csrf = f.services.sessions.form_token(&session.record);
+    let ids: Vec<String> = f
+        .services
+        .store
+        .totp_devices("alice")
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.id.to_string())
+        .collect();
+    let removals = ids.iter().map(|id| {
+        f.post(on(P::RemoveDeviceConfirm), &[("csrf", &csrf), ("id", id)])
+            .signed_in(&session)
+            .send()
+    });
+    futures_util::future::join_all(removals).await;
+    assert_eq!(f.services.store.totp_devices("alice").await.unwrap().len(), 1);
 }

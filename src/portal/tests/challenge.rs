@@ -162,6 +162,11 @@ async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
     assert_eq!(passed.status, StatusCode::OK);
     let codes = passed.text().matches("<li><code>").count();
     assert_eq!(codes, 10, "{}", passed.text());
+    // From here on the browser is on the challenge's new id and form token.
+    let challenge = passed
+        .set_cookie("portvakt-challenge")
+        .expect("the new challenge cookie");
+    let token = passed.input("csrf").expect("the new form token");
     let file = f
         .get(on(P::RecoveryCodesFile))
         .cookie("portvakt-challenge", &challenge)
@@ -313,6 +318,10 @@ async fn a_recovery_code_passes_once_and_says_how_many_are_left() {
         .await;
     assert_eq!(passed.status, StatusCode::OK);
     assert!(passed.text().contains("<strong>2</strong>"), "{}", passed.text());
+    let challenge = passed
+        .set_cookie("portvakt-challenge")
+        .expect("the new challenge cookie");
+    let token = passed.input("csrf").expect("the new form token");
     let released = f
         .post(on(P::Continue), &[("csrf", &token)])
         .cookie("portvakt-challenge", &challenge)
@@ -401,4 +410,164 @@ fn mailed_code(f: &Fixture) -> String {
         .collect();
     assert!(!code.is_empty(), "no code mailed: {mail}");
     code
+}
+
+/// Whoever began a sign-in with the victim's password keeps its challenge cookie
+/// and form token, and may get them into the victim's browser. Once the victim
+/// passes a factor that waits for Continue, that copy collects nothing: the
+/// challenge moved to a new id and token that only the victim's browser got.
+#[tokio::test]
+async fn a_passed_challenge_is_released_only_to_the_browser_that_passed_it() {
+    let f = Fixture::new();
+    f.enrolled("alice").await;
+    let codes = crate::factors::recovery::generate(2);
+    let hashes = codes
+        .iter()
+        .map(|c| crate::factors::recovery::hash(c).unwrap())
+        .collect();
+    f.services
+        .store
+        .replace_recovery_codes("alice", hashes, f.now)
+        .await
+        .unwrap();
+    let (_, shared) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Recovery, &shared).await;
+
+    let passed = f
+        .post(on(P::Recovery), &[("csrf", &token), ("code", codes[0].as_str())])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(passed.status, StatusCode::OK);
+    let mine = passed
+        .set_cookie("portvakt-challenge")
+        .expect("a new challenge cookie");
+    assert_ne!(mine, shared);
+    let my_token = passed.input("csrf").expect("a new form token");
+    assert_ne!(my_token, token);
+
+    // A double click: the very form that passed, sent again from the same browser,
+    // leads to the same page and the same new challenge.
+    let again = f
+        .post(on(P::Recovery), &[("csrf", &token), ("code", codes[0].as_str())])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        again.set_cookie("portvakt-challenge").as_deref(),
+        Some(mine.as_str())
+    );
+    let guessed = f
+        .post(on(P::Recovery), &[("csrf", &token), ("code", codes[1].as_str())])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(
+        guessed.label,
+        Label::ChallengeExpired,
+        "another code is no resubmission"
+    );
+
+    let copied = f
+        .post(on(P::Continue), &[("csrf", &token)])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(
+        copied.label,
+        Label::ChallengeExpired,
+        "the old id collects nothing"
+    );
+    let stolen_token = f
+        .post(on(P::Continue), &[("csrf", &token)])
+        .cookie("portvakt-challenge", &mine)
+        .send()
+        .await;
+    assert_eq!(
+        stolen_token.status,
+        StatusCode::FORBIDDEN,
+        "nor does the old token"
+    );
+    let released = f
+        .post(on(P::Continue), &[("csrf", &my_token)])
+        .cookie("portvakt-challenge", &mine)
+        .send()
+        .await;
+    assert_eq!(released.label, Label::Released);
+}
+
+/// A browser carrying two challenge cookies (one planted from a sibling host) is
+/// on no challenge at all.
+#[tokio::test]
+async fn two_challenge_cookies_are_no_challenge() {
+    let f = Fixture::new();
+    f.enrolled("alice").await;
+    let (_, theirs) = f.login_waiting("alice", app_said_yes()).await;
+    let (_, mine) = f.login_waiting("alice", app_said_yes()).await;
+    let answer = f
+        .get(on(P::Verify))
+        .cookie("portvakt-challenge", &theirs)
+        .cookie("portvakt-challenge", &mine)
+        .send()
+        .await;
+    assert_eq!(answer.label, Label::ChallengeExpired);
+}
+
+/// The device limit and unique names hold when the device is stored: adding began
+/// in several tabs while there was room, and only what fits is stored.
+#[tokio::test]
+async fn the_device_limit_holds_when_adding_finishes() {
+    let f = Fixture::with("second_factor: { max_devices: 2 }\n", "");
+    f.enrolled("alice").await;
+    let session = f.signed_in("alice", std::time::Duration::from_secs(60)).await;
+    let csrf_session = f.services.sessions.form_token(&session.record);
+    let mut waiting = Vec::new();
+    for name in ["Tablet", "Laptop"] {
+        let answer = f
+            .post(
+                Route::Account(crate::portal::route::AccountPage::AddDevice),
+                &[("csrf", &csrf_session), ("name", name)],
+            )
+            .signed_in(&session)
+            .send()
+            .await;
+        let challenge = answer.set_cookie("portvakt-challenge").expect("adding began");
+        let page = f
+            .get(on(P::Enrol))
+            .cookie("portvakt-challenge", &challenge)
+            .send()
+            .await;
+        waiting.push((challenge, page));
+    }
+    let mut labels = Vec::new();
+    for (step, (challenge, page)) in waiting.iter().enumerate() {
+        let key: String = page
+            .text()
+            .split("<code class=\"secret\">")
+            .nth(1)
+            .and_then(|rest| rest.split("</code>").next())
+            .unwrap()
+            .replace(' ', "");
+        let secret = TotpSecret::from_bytes(zeroize::Zeroizing::new(
+            data_encoding::BASE32_NOPAD.decode(key.as_bytes()).unwrap(),
+        ));
+        let token = page.input("csrf").unwrap();
+        let done = f
+            .post(
+                on(P::Enrol),
+                &[("csrf", &token), ("code", &f.code(&secret, step as i64))],
+            )
+            .cookie("portvakt-challenge", challenge)
+            .send()
+            .await;
+        labels.push((done.status, done.text().contains(texts(Lang::En).device_limit)));
+    }
+    assert_eq!(labels[0], (StatusCode::OK, false), "the first fits");
+    assert_eq!(
+        labels[1],
+        (StatusCode::UNPROCESSABLE_ENTITY, true),
+        "the second does not"
+    );
+    assert_eq!(f.services.store.totp_devices("alice").await.unwrap().len(), 2);
 }

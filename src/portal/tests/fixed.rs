@@ -138,3 +138,29 @@ async fn a_cross_site_post_is_refused_on_every_page() {
         "a refused sign-out-everywhere ended nothing"
     );
 }
+
+/// Another site cannot sign the user out with a link or an image either.
+#[tokio::test]
+async fn signing_out_from_another_site_is_refused_on_any_method() {
+    let f = Fixture::new();
+    let session = f.signed_in("alice", Duration::ZERO).await;
+    let answer = f
+        .get(Route::Logout)
+        .header("sec-fetch-site", "cross-site")
+        .signed_in(&session)
+        .send()
+        .await;
+    assert_eq!(
+        (answer.status, answer.label),
+        (StatusCode::FORBIDDEN, Label::CrossSite)
+    );
+    assert!(f.alive(&session).await);
+    let own = f
+        .get(Route::Logout)
+        .header("sec-fetch-site", "same-origin")
+        .signed_in(&session)
+        .send()
+        .await;
+    assert_eq!(own.label, Label::Logout);
+    assert!(!f.alive(&session).await);
+}

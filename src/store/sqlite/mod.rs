@@ -145,7 +145,7 @@ mod tests {
 
     use crate::factors::lockout::{FailureRecord, LockoutPolicy};
     use crate::store::conformance::store_conformance;
-    use crate::store::{AuditEvent, AuditQuery, Store, Subject};
+    use crate::store::{AuditEvent, AuditQuery, DeviceAdded, DeviceLimit, Store, Subject};
 
     store_conformance!({
         let (dir, store) = store();
@@ -165,10 +165,20 @@ mod tests {
     #[tokio::test]
     async fn an_enrolled_device_survives_reopening_and_its_first_code_counts_as_used() {
         let (dir, store) = store();
-        let id = store
-            .add_totp_device("alice", "Phone", vec![1, 2, 3], 100, at(0))
+        let added = store
+            .add_totp_device(
+                "alice",
+                "Phone",
+                vec![1, 2, 3],
+                100,
+                at(0),
+                DeviceLimit::FirstOnly,
+            )
             .await
             .unwrap();
+        let DeviceAdded::Added(id) = added else {
+            panic!("{added:?}");
+        };
         drop(store);
         let store = SqliteStore::open_in(dir.path()).unwrap();
         let devices = store.totp_devices("alice").await.unwrap();

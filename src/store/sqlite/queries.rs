@@ -10,8 +10,8 @@ use super::rows::*;
 use super::SqliteStore;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::{
-    AuditEvent, AuditQuery, PreferredMethod, SessionRecord, Store, StoreError, StoreResult,
-    StoredRecoveryCode, Subject, TotpDevice, UserSummary,
+    AuditEvent, AuditQuery, DeviceAdded, DeviceLimit, DeviceRemoval, PreferredMethod, SessionRecord, Store,
+    StoreResult, StoredRecoveryCode, Subject, TotpDevice, UserSummary,
 };
 
 #[async_trait]
@@ -23,23 +23,8 @@ impl Store for SqliteStore {
         sealed_secret: Vec<u8>,
         confirmed_step: u64,
         now: SystemTime,
-    ) -> StoreResult<i64> {
-        let (user, name) = (user.to_owned(), name.to_owned());
-        self.write(move |conn| {
-            let added = add_device(conn, &user, &name, sealed_secret, confirmed_step, now, false)?;
-            added.ok_or_else(|| StoreError::Task("a device was not added".to_owned()))
-        })
-        .await
-    }
-
-    async fn add_first_totp_device(
-        &self,
-        user: &str,
-        name: &str,
-        sealed_secret: Vec<u8>,
-        confirmed_step: u64,
-        now: SystemTime,
-    ) -> StoreResult<Option<i64>> {
+        limit: DeviceLimit,
+    ) -> StoreResult<DeviceAdded> {
         let (user, name) = (user.to_owned(), name.to_owned());
         self.write(move |conn| {
             Ok(add_device(
@@ -49,7 +34,7 @@ impl Store for SqliteStore {
                 sealed_secret,
                 confirmed_step,
                 now,
-                true,
+                limit,
             )?)
         })
         .await
@@ -99,14 +84,32 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn remove_device(&self, user: &str, id: i64) -> StoreResult<bool> {
+    async fn remove_device(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval> {
         let user = user.to_owned();
         self.write(move |conn| {
-            let changed = conn.execute(
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let devices: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1",
+                params![user],
+                |row| row.get(0),
+            )?;
+            let owned: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM totp_devices WHERE id = ?1 AND user_name = ?2",
+                params![id, user],
+                |row| row.get(0),
+            )?;
+            if owned == 0 {
+                return Ok(DeviceRemoval::NoSuchDevice);
+            }
+            if keep_one && devices <= 1 {
+                return Ok(DeviceRemoval::LastOne);
+            }
+            tx.execute(
                 "DELETE FROM totp_devices WHERE id = ?1 AND user_name = ?2",
                 params![id, user],
             )?;
-            Ok(changed == 1)
+            tx.commit()?;
+            Ok(DeviceRemoval::Removed)
         })
         .await
     }

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::factors::lockout::FailureRecord;
 use crate::factors::SignInMethod;
+use crate::store::{DeviceAdded, DeviceLimit};
 
 /// A session's sign-in method as stored; an unknown name makes the row unreadable
 /// (so the session is not used), never a guess.
@@ -106,8 +107,8 @@ pub(super) fn write_failures(conn: &Connection, key: &str, record: &FailureRecor
     Ok(())
 }
 
-/// Stores a confirmed device; with `first_only`, only if the user has none yet
-/// (checked in the same transaction: two first enrolments at once store one).
+/// Stores a confirmed device if `limit` allows one more and the name is free, in
+/// one transaction (two enrolments finishing at once store what the limit allows).
 pub(super) fn add_device(
     conn: &mut Connection,
     user: &str,
@@ -115,18 +116,23 @@ pub(super) fn add_device(
     sealed_secret: Vec<u8>,
     confirmed_step: u64,
     now: SystemTime,
-    first_only: bool,
-) -> rusqlite::Result<Option<i64>> {
+    limit: DeviceLimit,
+) -> rusqlite::Result<DeviceAdded> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    if first_only {
-        let existing: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1",
-            params![user],
-            |row| row.get(0),
-        )?;
-        if existing > 0 {
-            return Ok(None);
-        }
+    let (existing, same_name): (i64, i64) = tx.query_row(
+        "SELECT COUNT(*), COUNT(*) FILTER (WHERE name = ?2) FROM totp_devices WHERE user_name = ?1",
+        params![user, name],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let allowed = match limit {
+        DeviceLimit::FirstOnly => existing == 0,
+        DeviceLimit::AtMost(most) => usize::try_from(existing).is_ok_and(|n| n < most),
+    };
+    if !allowed {
+        return Ok(DeviceAdded::LimitReached);
+    }
+    if same_name > 0 {
+        return Ok(DeviceAdded::NameTaken);
     }
     ensure_user(&tx, user, now)?;
     tx.execute(
@@ -146,5 +152,5 @@ pub(super) fn add_device(
         params![user, step_to_db(confirmed_step)],
     )?;
     tx.commit()?;
-    Ok(Some(id))
+    Ok(DeviceAdded::Added(id))
 }
