@@ -673,3 +673,26 @@ fn a_command_whose_reader_has_gone_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(output.status.success(), "{:?}: {stderr}", output.status);
 }
+
+/// Old apps write Latin-1 in headers (a file name with `é` as one byte 0xE9): not
+/// UTF-8, still a valid header, and it reaches the browser as sent.
+#[test]
+fn an_apps_latin1_header_reaches_the_browser() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let gateway = Gateway::start(&intranet(
+        &app,
+        "      - { path: /download, match: exact, policy: bypass }\n",
+    ));
+    let (status, _) = gateway.raw_get("intranet.test", b"/download");
+    assert_eq!(status, 200, "{}", gateway.log());
+    let response = gateway
+        .client(&["intranet.test"])
+        .get(gateway.url("intranet.test", "/download"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.headers()["content-disposition"].as_bytes(),
+        b"attachment; filename=\"r\xe9sum\xe9.txt\""
+    );
+    assert!(!gateway.log().contains("panicked"), "{}", gateway.log());
+}

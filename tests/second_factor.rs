@@ -1588,6 +1588,38 @@ fn a_stricter_mfa_default_reaches_sessions_when_configured() {
     );
 }
 
+/// Another site can make a browser load the app's logout; that does not end the
+/// gateway's session (the app still gets the request and decides for its own). The
+/// browser's own click does.
+#[test]
+fn the_apps_logout_from_another_site_leaves_the_gateway_session() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+         \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/")
+    );
+    let forged = browser.get_with("/logout", &[("sec-fetch-site", "cross-site")]);
+    assert!(
+        !forged.set_cookie_names().contains(&"portvakt".to_owned()),
+        "{:?}",
+        forged.headers
+    );
+    assert_eq!(
+        browser.get("/whoami").status,
+        200,
+        "still signed in at the gateway"
+    );
+    let own = browser.get_with("/logout", &[("sec-fetch-site", "same-origin")]);
+    assert!(own.set_cookie_names().contains(&"portvakt".to_owned()));
+    assert_eq!(browser.get("/whoami").location(), Some("/login"));
+}
+
 /// A session is good for the app it was signed in to only: its cookie, carried to
 /// another app's host, names no session there.
 #[test]

@@ -99,6 +99,9 @@ pub struct Challenge {
     pub remember_browser: bool,
     /// One more device for a signed-in user, rather than a first one at sign-in.
     pub adding_device: bool,
+    /// The fingerprint of the form that passed it (`form_fingerprint`), once passed
+    /// and moved to a new id: that form, sent again, shows the same page.
+    pub passed_form: Option<[u8; 32]>,
     /// Held while a form of this challenge is handled, so that a double click or
     /// parallel submissions are answered one after the other, each seeing what
     /// the one before did.
@@ -119,6 +122,7 @@ impl Challenge {
             pending_address: None,
             remember_browser: false,
             adding_device: false,
+            passed_form: None,
             busy: Arc::default(),
             created_at: now,
         }
@@ -136,17 +140,10 @@ pub struct Challenges {
     /// The cache's own time-to-live only bounds memory; whether a challenge is still
     /// good is decided against the caller's clock, like every other expiry.
     live: moka::sync::Cache<String, SharedChallenge>,
-    /// Where a passed challenge moved (`rekey`), for a resubmission of exactly the
-    /// form that passed it: a double click.
-    moved: moka::sync::Cache<String, Moved>,
+    /// Old id → new id of each passed challenge that moved (`rekey`), for a
+    /// resubmission of exactly the form that passed it: a double click.
+    moved: moka::sync::Cache<String, String>,
     ttl: Duration,
-}
-
-#[derive(Clone)]
-struct Moved {
-    to: String,
-    /// `form_fingerprint` of the form that passed the challenge.
-    form: [u8; 32],
 }
 
 /// What identifies one submission of a challenge's form: the page, the form token
@@ -204,36 +201,39 @@ impl Challenges {
     /// token holds nothing now, unless they send that very form again.
     pub fn rekey(&self, id: &str, passing_form: [u8; 32]) -> Option<String> {
         let challenge = self.live.remove(id)?;
-        challenge
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .csrf = random_token();
+        {
+            let mut c = challenge
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            c.csrf = random_token();
+            c.passed_form = Some(passing_form);
+        }
         let new_id = random_token();
         self.live.insert(new_id.clone(), challenge);
-        self.moved.insert(
-            id.to_owned(),
-            Moved {
-                to: new_id.clone(),
-                form: passing_form,
-            },
-        );
+        self.moved.insert(id.to_owned(), new_id.clone());
         Some(new_id)
     }
 
     /// For exactly the form that passed the challenge once known as `old_id`, sent
     /// again (a double click): its new id, and the challenge if it is still live.
+    ///
+    /// `id` is the old id (the first answer had not reached the browser yet) or the
+    /// new one (it had: a reload of the page it showed).
     pub fn resubmitted(
         &self,
-        old_id: &str,
+        id: &str,
         form: [u8; 32],
         now: SystemTime,
     ) -> Option<(String, SharedChallenge)> {
-        let moved = self.moved.get(old_id)?;
-        if !bool::from(moved.form.ct_eq(&form)) {
-            return None;
-        }
-        let challenge = self.get(&moved.to, now)?;
-        Some((moved.to, challenge))
+        let new_id = self.moved.get(id).unwrap_or_else(|| id.to_owned());
+        let challenge = self.get(&new_id, now)?;
+        let passed_by = challenge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .passed_form;
+        passed_by
+            .is_some_and(|passed| bool::from(passed.ct_eq(&form)))
+            .then_some((new_id, challenge))
     }
 
     /// Takes a challenge out, so it can be completed once only.

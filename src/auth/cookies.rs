@@ -87,50 +87,64 @@ pub fn clear_session(secure: bool) -> String {
         .to_string()
 }
 
+/// The `name=value` pairs of the request's `Cookie` headers, as bytes: browsers send
+/// UTF-8 in values (`name=Åsa`), and one such cookie must hide none of the others.
+fn pairs(headers: &http::HeaderMap) -> impl Iterator<Item = &[u8]> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .map(<[u8]>::trim_ascii)
+        .filter(|pair| !pair.is_empty())
+}
+
+/// A pair's name and value; a pair without `=` is all name.
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|b| *b == b'=') {
+        Some(at) => (&pair[..at], &pair[at + 1..]),
+        None => (pair, &[]),
+    }
+}
+
 /// A cookie's value from the request's `Cookie` headers. A name sent twice with
 /// different values names nothing: one of them was planted (by a sibling host, or a
 /// cookie with a longer path), and which one is the gateway's own cannot be told.
 pub fn find<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    let mut values = headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(|(k, _)| *k == name)
-        .map(|(_, v)| v);
+    let mut values = pairs(headers).filter_map(|pair| {
+        let (k, v) = split_pair(pair);
+        (k == name.as_bytes()).then_some(v)
+    });
     let first = values.next()?;
-    values.all(|other| other == first).then_some(first)
+    if !values.all(|other| other == first) {
+        return None;
+    }
+    std::str::from_utf8(first).ok()
 }
 
 /// Whether a cookie is the gateway's own: names beginning `portvakt`, also after a
 /// `__Host-` or `__Secure-` prefix, are reserved for it.
 pub fn is_own(name: &str) -> bool {
-    name.strip_prefix("__Host-")
-        .or_else(|| name.strip_prefix("__Secure-"))
+    is_own_name(name.as_bytes())
+}
+
+fn is_own_name(name: &[u8]) -> bool {
+    name.strip_prefix(b"__Host-")
+        .or_else(|| name.strip_prefix(b"__Secure-"))
         .unwrap_or(name)
-        .starts_with("portvakt")
+        .starts_with(b"portvakt")
 }
 
 /// The request's cookies without the gateway's own, when it carried any of those
-/// (`None`: nothing to change). The app has no use for them, and what it never
-/// receives it cannot log or leak.
-pub fn app_cookies(headers: &http::HeaderMap) -> Option<String> {
+/// (`None`: nothing to change), as the bytes of one `Cookie` header. The app has no
+/// use for them, and what it never receives it cannot log or leak.
+pub fn app_cookies(headers: &http::HeaderMap) -> Option<Vec<u8>> {
     // Every request to the app comes through here: look without allocating first.
-    let pairs = || {
-        headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .map(str::trim)
-            .filter(|pair| !pair.is_empty())
-    };
-    let own = |pair: &&str| is_own(pair.split_once('=').map_or(*pair, |(name, _)| name));
-    if !pairs().any(|pair| own(&pair)) {
+    let own = |pair: &&[u8]| is_own_name(split_pair(pair).0);
+    if !pairs(headers).any(|pair| own(&pair)) {
         return None;
     }
-    Some(pairs().filter(|pair| !own(pair)).collect::<Vec<_>>().join("; "))
+    let kept: Vec<&[u8]> = pairs(headers).filter(|pair| !own(pair)).collect();
+    Some(kept.join(&b"; "[..]))
 }
 
 #[cfg(test)]
@@ -167,13 +181,31 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        assert_eq!(app_cookies(&headers).as_deref(), Some("sessionid=1; csrftoken=2"));
+        assert_eq!(
+            app_cookies(&headers).as_deref(),
+            Some(&b"sessionid=1; csrftoken=2"[..])
+        );
         let mut only_ours = http::HeaderMap::new();
         only_ours.insert(http::header::COOKIE, "portvakt=abc".parse().unwrap());
-        assert_eq!(app_cookies(&only_ours).as_deref(), Some(""));
+        assert_eq!(app_cookies(&only_ours).as_deref(), Some(&b""[..]));
         let mut theirs = http::HeaderMap::new();
         theirs.insert(http::header::COOKIE, "sessionid=1; vakt=2".parse().unwrap());
         assert_eq!(app_cookies(&theirs), None, "left exactly as sent");
+    }
+
+    /// A browser sends UTF-8 in a value: the gateway still finds its own cookies
+    /// there, and still keeps them from the app.
+    #[test]
+    fn a_cookie_with_utf8_in_its_value_hides_nothing() {
+        let mut headers = http::HeaderMap::new();
+        let value = http::HeaderValue::from_bytes("name=Åsa; portvakt=abc; x=café".as_bytes()).unwrap();
+        headers.insert(http::header::COOKIE, value);
+        assert_eq!(find(&headers, "portvakt"), Some("abc"));
+        assert_eq!(
+            app_cookies(&headers).as_deref(),
+            Some("name=Åsa; x=café".as_bytes()),
+            "the app's own cookies pass as sent"
+        );
     }
 
     #[test]

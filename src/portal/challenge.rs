@@ -626,10 +626,10 @@ fn submitted_form(req: &Request<'_>) -> Option<[u8; 32]> {
 }
 
 /// The same form that passed a challenge, sent again from the same browser (a
-/// double click on Verify): the page that first click led to, on the challenge's new
-/// id. Anyone else holding the old id gets nothing from it.
+/// double click, or a reload of the page it led to): that page again, on the
+/// challenge's new id. Anyone else holding the old id gets nothing from it.
 fn resubmission(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Option<Answer> {
-    if !req.is_post() || !matches!(page, ChallengePage::Enrol | ChallengePage::Recovery) {
+    if !req.is_post() || page == ChallengePage::Continue {
         return None;
     }
     let old_id = req.cookie(challenge_cookie_name(req.secure))?;
@@ -959,7 +959,12 @@ async fn complete(auth: &Services, req: &Request<'_>, id: &str) -> Result<Answer
             return Ok(expired(req));
         }
         if unfinished {
-            return Ok(passed_page(&challenge, req));
+            // The code was right but the app's answer is not all here: wait for
+            // Continue, on a challenge only this browser can continue.
+            if req.route == Route::Challenge(ChallengePage::Continue) {
+                return Ok(passed_page(&challenge, req));
+            }
+            return Ok(passed_here(auth, &challenge, req, id));
         }
     }
     let Some(challenge) = auth.challenges.take(id) else {

@@ -7,7 +7,7 @@ pub mod account;
 pub mod admin;
 pub mod answer;
 pub mod challenge;
-mod cross_site;
+pub mod cross_site;
 pub mod forms;
 pub mod gateway_login;
 pub mod return_path;

@@ -19,10 +19,10 @@ use crate::config::model::GATEWAY_LOGIN_PAGE;
 use crate::config::Config;
 use crate::policy::{self, NormalisedPath, Outcome, RequestFacts};
 use crate::portal::answer::{Answer, Label};
-use crate::portal::challenge;
 use crate::portal::return_path::safe_return_path;
 use crate::portal::route::{self, Route};
 use crate::portal::views::{self, ErrorKind, Lang};
+use crate::portal::{challenge, cross_site};
 
 impl Gateway {
     /// Everything `request_filter` decides, in order.
@@ -129,7 +129,14 @@ impl Gateway {
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
-            if login.logout_path.as_deref() == Some(key) && login.logout_query.met_by(query, extra) {
+            // Another site can make the browser load the app's logout: that ends
+            // the gateway's session only when the browser itself asked (the app
+            // still gets the request, as it always did, and decides for its own).
+            let same_site = !cross_site::is_cross_site(&session.req_header().headers, ctx.secure, &ctx.host);
+            if login.logout_path.as_deref() == Some(key)
+                && login.logout_query.met_by(query, extra)
+                && same_site
+            {
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
                         tracing::error!(error = %e, "could not end a session at logout");

@@ -401,15 +401,18 @@ impl Gateway {
             .iter()
             .map(|v| SetCookie::read(v.as_bytes(), w.now))
             .collect();
+        // The page is asked with the cookies the browser will hold: its own to the
+        // app (never the gateway's), as text (a value that is not is sent as such).
         let sent = cookies::app_cookies(&request.headers).unwrap_or_else(|| {
-            let all: Vec<&str> = request
+            let all: Vec<&[u8]> = request
                 .headers
                 .get_all(http::header::COOKIE)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
+                .map(http::HeaderValue::as_bytes)
                 .collect();
-            all.join("; ")
+            all.join(&b"; "[..])
         });
+        let sent = String::from_utf8_lossy(&sent);
         let jar = confirm::cookies_after(Some(&sent), &set_cookies);
         match confirm::who(self.connector(), w.app, host, rule, &jar).await {
             Ok(Some(name)) => login::canonical_user(w.login, &name).ok().flatten(),

@@ -3,16 +3,26 @@
 //! there is one stream with one format and one filter.
 
 use anyhow::Context;
+use tracing_log::AsLog;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber. `RUST_LOG`, when set, overrides the configured level.
 pub fn init(settings: &LogSettings) -> anyhow::Result<()> {
-    tracing_log::LogTracer::init().context("installing the log bridge")?;
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .context("reading the log level")?;
+    // `log` records more detailed than the filter lets through are not even built:
+    // Pingora formats some of its trace records in ways that panic on a header that
+    // is not UTF-8 (an app's Latin-1 file name), so at the usual levels they must
+    // never be formatted.
+    let most_detailed = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    tracing_log::LogTracer::builder()
+        .with_max_level(most_detailed.as_log())
+        .init()
+        .context("installing the log bridge")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -532,7 +532,15 @@ impl Browser {
     }
 
     pub fn get(&mut self, path: &str) -> Page {
-        let request = self.client.get(format!("{}{path}", self.base));
+        self.get_with(path, &[])
+    }
+
+    /// A GET with extra request headers (`sec-fetch-site`, ...).
+    pub fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Page {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         self.send(request)
     }
 

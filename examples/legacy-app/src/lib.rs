@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -144,6 +144,7 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
         .route("/admin/", get(admin))
         .route("/admin/{*rest}", get(admin))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/download", get(download))
         .route("/api/me", get(me))
         .route("/whoami", get(whoami).post(whoami).put(whoami).delete(whoami))
         .layer(axum::middleware::from_fn_with_state(state.clone(), query_login))
@@ -500,6 +501,14 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
         Some(user) => json(StatusCode::OK, serde_json::json!({ "user": user })),
         None => json(StatusCode::UNAUTHORIZED, serde_json::json!({})),
     }
+}
+
+/// A file whose name an old app writes in Latin-1, as many do (`résumé.txt`, with
+/// the bytes 0xE9): not UTF-8, yet a valid header value.
+async fn download() -> impl IntoResponse {
+    let disposition = HeaderValue::from_bytes(b"attachment; filename=\"r\xe9sum\xe9.txt\"")
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
+    ([(header::CONTENT_DISPOSITION, disposition)], "a file\n")
 }
 
 /// Echoes the request as the app received it, as JSON.

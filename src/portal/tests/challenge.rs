@@ -571,3 +571,80 @@ async fn the_device_limit_holds_when_adding_finishes() {
     );
     assert_eq!(f.services.store.totp_devices("alice").await.unwrap().len(), 2);
 }
+
+/// A reload of the page a passing code led to (the browser already on the new
+/// challenge) shows it again; it is no refused form.
+#[tokio::test]
+async fn reloading_the_page_after_a_recovery_code_shows_it_again() {
+    let f = Fixture::new();
+    f.enrolled("alice").await;
+    let codes = crate::factors::recovery::generate(2);
+    let hashes = codes
+        .iter()
+        .map(|c| crate::factors::recovery::hash(c).unwrap())
+        .collect();
+    f.services
+        .store
+        .replace_recovery_codes("alice", hashes, f.now)
+        .await
+        .unwrap();
+    let (_, first) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Recovery, &first).await;
+    let form = [("csrf", token.as_str()), ("code", codes[0].as_str())];
+    let passed = f
+        .post(on(P::Recovery), &form)
+        .cookie("portvakt-challenge", &first)
+        .send()
+        .await;
+    let now_on = passed.set_cookie("portvakt-challenge").unwrap();
+    let reloaded = f
+        .post(on(P::Recovery), &form)
+        .cookie("portvakt-challenge", &now_on)
+        .send()
+        .await;
+    assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
+    assert!(
+        reloaded.text().contains("<strong>1</strong>"),
+        "{}",
+        reloaded.text()
+    );
+    let forged = [("csrf", token.as_str()), ("code", codes[1].as_str())];
+    let other = f
+        .post(on(P::Recovery), &forged)
+        .cookie("portvakt-challenge", &now_on)
+        .send()
+        .await;
+    assert_eq!(
+        other.status,
+        StatusCode::FORBIDDEN,
+        "another form is refused as before"
+    );
+}
+
+/// The code is right but the app is still sending its login answer: the browser
+/// waits on Continue, on a challenge only it can continue.
+#[tokio::test]
+async fn waiting_for_the_apps_answer_moves_the_challenge_too() {
+    let f = Fixture::new();
+    let secret = f.enrolled("alice").await;
+    let mut streaming = app_said_yes();
+    streaming.complete = false;
+    let (_, shared) = f.login_waiting("alice", streaming).await;
+    let token = csrf(&f, P::Verify, &shared).await;
+    let waiting = f
+        .post(on(P::Verify), &[("csrf", &token), ("code", &f.code(&secret, 0))])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(waiting.status, StatusCode::OK);
+    let mine = waiting
+        .set_cookie("portvakt-challenge")
+        .expect("a new challenge cookie");
+    assert_ne!(mine, shared);
+    let copied = f
+        .post(on(P::Continue), &[("csrf", &token)])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(copied.label, Label::ChallengeExpired);
+}
