@@ -317,60 +317,27 @@ pub async fn device_limits_hold_under_any_race(store: Arc<dyn Store>) {
 /// that gives a fresh, empty store and whatever keeps it alive, as a pair.
 macro_rules! store_conformance {
     ($open:expr) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn one_step_is_accepted_once_however_many_ask_at_the_same_time() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::one_step_is_accepted_once_however_many_ask_at_the_same_time(store)
-                .await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn recovery_codes_work_once_and_die_when_replaced() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::recovery_codes_work_once_and_die_when_replaced(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn a_first_device_is_stored_once() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::a_first_device_is_stored_once(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn parallel_charges_never_pass_more_than_the_limit() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::parallel_charges_never_pass_more_than_the_limit(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn an_apps_mfa_default_is_dated_from_its_last_change() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::an_apps_mfa_default_is_dated_from_its_last_change(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn sessions_are_found_by_hash_touched_and_revoked() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::sessions_are_found_by_hash_touched_and_revoked(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn an_opened_enrolment_is_used_up_by_the_device_it_lets_in() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::an_opened_enrolment_is_used_up_by_the_device_it_lets_in(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn devices_are_renamed_and_removed_only_by_their_owner() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::devices_are_renamed_and_removed_only_by_their_owner(store).await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(
-                store,
-            )
-            .await;
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn device_limits_hold_under_any_race() {
-            let (_keep, store) = $open;
-            $crate::store::conformance::device_limits_hold_under_any_race(store).await;
-        }
+        store_conformance!(@cases $open;
+            one_step_is_accepted_once_however_many_ask_at_the_same_time,
+            recovery_codes_work_once_and_die_when_replaced,
+            a_first_device_is_stored_once,
+            parallel_charges_never_pass_more_than_the_limit,
+            an_apps_mfa_default_is_dated_from_its_last_change,
+            sessions_are_found_by_hash_touched_and_revoked,
+            an_opened_enrolment_is_used_up_by_the_device_it_lets_in,
+            devices_are_renamed_and_removed_only_by_their_owner,
+            a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers,
+            device_limits_hold_under_any_race,
+        );
+    };
+    (@cases $open:expr; $($case:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let (_keep, store) = $open;
+                $crate::store::conformance::$case(store).await;
+            }
+        )*
     };
 }
 pub(crate) use store_conformance;

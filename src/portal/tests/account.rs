@@ -310,14 +310,7 @@ async fn an_address_for_codes_is_confirmed_with_a_code_sent_to_it() {
         .send()
         .await;
     assert!(sent.text().contains("a•••@example.com"), "{}", sent.text());
-    let mail = f.mail();
-    let code: String = mail
-        .rsplit("Your sign-in code is ")
-        .next()
-        .unwrap()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let code = f.mailed_code();
     let wrong = f
         .post(on(P::EmailConfirm), &[("csrf", &csrf), ("code", "000")])
         .signed_in(&session)

@@ -367,7 +367,7 @@ async fn an_emailed_code_works_once_before_it_expires() {
     let lifetime = f.config.email.as_ref().unwrap().code_lifetime;
     f.advance(lifetime + Duration::from_secs(1));
     let late = f
-        .post(on(P::Email), &[("csrf", &token), ("code", &mailed_code(&f))])
+        .post(on(P::Email), &[("csrf", &token), ("code", &f.mailed_code())])
         .cookie("portvakt-challenge", &challenge)
         .send()
         .await;
@@ -382,7 +382,7 @@ async fn an_emailed_code_works_once_before_it_expires() {
         Some(on(P::Email).path()),
         "a new code may be sent"
     );
-    let code = mailed_code(&f);
+    let code = f.mailed_code();
     let released = f
         .post(on(P::Email), &[("csrf", &token), ("code", &code)])
         .cookie("portvakt-challenge", &challenge)
@@ -396,20 +396,6 @@ async fn send_code(f: &Fixture, token: &str, challenge: &str) -> Answer {
         .cookie("portvakt-challenge", challenge)
         .send()
         .await
-}
-
-/// The last code the development mail file holds.
-fn mailed_code(f: &Fixture) -> String {
-    let mail = f.mail();
-    let code: String = mail
-        .rsplit("Your sign-in code is ")
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    assert!(!code.is_empty(), "no code mailed: {mail}");
-    code
 }
 
 /// Whoever began a sign-in with the victim's password keeps its challenge cookie

@@ -191,9 +191,18 @@ impl Fixture {
         call.header("origin", &format!("http://{HOST}"))
     }
 
-    /// Lines of the e-mail file (the development transport).
-    pub fn mail(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mail.log")).unwrap_or_default()
+    /// The last code the e-mail file (the development transport) holds.
+    pub fn mailed_code(&self) -> String {
+        let mail = std::fs::read_to_string(self.dir.path().join("mail.log")).unwrap_or_default();
+        let code: String = mail
+            .rsplit("Your sign-in code is ")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        assert!(!code.is_empty(), "no code mailed: {mail}");
+        code
     }
 }
 
