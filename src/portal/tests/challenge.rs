@@ -16,6 +16,22 @@ fn on(page: P) -> Route {
     Route::Challenge(page)
 }
 
+/// A form of a challenge's page, posted by the browser holding `challenge`.
+async fn submit(f: &Fixture, page: P, challenge: &str, fields: &[(&str, &str)]) -> Answer {
+    f.post(on(page), fields)
+        .cookie("portvakt-challenge", challenge)
+        .send()
+        .await
+}
+
+/// A challenge's page, asked by the browser holding `challenge`.
+async fn show(f: &Fixture, page: P, challenge: &str) -> Answer {
+    f.get(on(page))
+        .cookie("portvakt-challenge", challenge)
+        .send()
+        .await
+}
+
 /// The challenge's form token, read from the page the browser is on.
 async fn csrf(f: &Fixture, page: P, challenge: &str) -> String {
     let answer = f
@@ -66,18 +82,10 @@ async fn without_a_live_challenge_every_page_says_sign_in_again() {
 
     let timeout = f.config.session.login_timeout;
     f.advance(timeout - Duration::from_secs(1));
-    let live = f
-        .get(on(P::Verify))
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let live = show(&f, P::Verify, &challenge).await;
     assert_eq!(live.status, StatusCode::OK);
     f.advance(Duration::from_secs(1));
-    let late = f
-        .get(on(P::Verify))
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let late = show(&f, P::Verify, &challenge).await;
     assert_eq!(
         late.label,
         Label::ChallengeExpired,
@@ -111,11 +119,7 @@ async fn a_form_without_its_token_or_too_large_is_refused() {
         );
     }
     // None of those used the code up.
-    let answer = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &code)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let answer = submit(&f, P::Verify, &challenge, &[("csrf", &token), ("code", &code)]).await;
     assert_eq!(answer.label, Label::Released);
 }
 
@@ -126,11 +130,7 @@ async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
     let (redirect, challenge) = f.login_waiting("alice", app_said_yes()).await;
     assert_eq!(redirect.location(), Some(on(P::Enrol).path()));
 
-    let page = f
-        .get(on(P::Enrol))
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let page = show(&f, P::Enrol, &challenge).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text().contains("<svg"), "the QR code is drawn");
     let key: String = page
@@ -147,18 +147,16 @@ async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
     ));
     let token = page.input("csrf").expect("a form token");
 
-    let wrong = f
-        .post(on(P::Enrol), &[("csrf", &token), ("code", "000000")])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let wrong = submit(&f, P::Enrol, &challenge, &[("csrf", &token), ("code", "000000")]).await;
     assert!(wrong.text().contains(t.wrong_code));
 
-    let passed = f
-        .post(on(P::Enrol), &[("csrf", &token), ("code", &f.code(&secret, 0))])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let passed = submit(
+        &f,
+        P::Enrol,
+        &challenge,
+        &[("csrf", &token), ("code", &f.code(&secret, 0))],
+    )
+    .await;
     assert_eq!(passed.status, StatusCode::OK);
     let codes = passed.text().matches("<li><code>").count();
     assert_eq!(codes, 10, "{}", passed.text());
@@ -167,11 +165,7 @@ async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
         .set_cookie("portvakt-challenge")
         .expect("the new challenge cookie");
     let token = passed.input("csrf").expect("the new form token");
-    let file = f
-        .get(on(P::RecoveryCodesFile))
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let file = show(&f, P::RecoveryCodesFile, &challenge).await;
     assert_eq!(
         file.header(&http::header::CONTENT_DISPOSITION),
         Some("attachment; filename=\"recovery-codes.txt\"")
@@ -182,19 +176,11 @@ async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
         "{}",
         file.text()
     );
-    let print = f
-        .get(on(P::RecoveryCodesPrint))
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let print = show(&f, P::RecoveryCodesPrint, &challenge).await;
     assert_eq!(print.status, StatusCode::OK);
     assert_eq!(f.services.store.totp_devices("alice").await.unwrap().len(), 1);
 
-    let released = f
-        .post(on(P::Continue), &[("csrf", &token)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let released = submit(&f, P::Continue, &challenge, &[("csrf", &token)]).await;
     assert_eq!(
         (released.status, released.label),
         (StatusCode::FOUND, Label::Released)
@@ -212,11 +198,7 @@ async fn enrolling_shows_codes_once_then_releases_the_apps_answer_exactly() {
         "the app's answer goes out as the app wrote it"
     );
 
-    let again = f
-        .post(on(P::Continue), &[("csrf", &token)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let again = submit(&f, P::Continue, &challenge, &[("csrf", &token)]).await;
     assert_eq!(again.label, Label::ChallengeExpired, "released once only");
 }
 
@@ -228,27 +210,21 @@ async fn a_code_signs_in_once_and_never_again() {
     let (redirect, first) = f.login_waiting("alice", app_said_yes()).await;
     assert_eq!(redirect.location(), Some(on(P::Verify).path()));
     let token = csrf(&f, P::Verify, &first).await;
-    let released = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &code)])
-        .cookie("portvakt-challenge", &first)
-        .send()
-        .await;
+    let released = submit(&f, P::Verify, &first, &[("csrf", &token), ("code", &code)]).await;
     assert_eq!(released.label, Label::Released);
 
     let (_, second) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Verify, &second).await;
-    let replayed = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &code)])
-        .cookie("portvakt-challenge", &second)
-        .send()
-        .await;
+    let replayed = submit(&f, P::Verify, &second, &[("csrf", &token), ("code", &code)]).await;
     assert_eq!(replayed.label, Label::SecondFactor);
     assert!(replayed.text().contains(texts(Lang::En).wrong_code));
-    let next = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &f.code(&secret, 1))])
-        .cookie("portvakt-challenge", &second)
-        .send()
-        .await;
+    let next = submit(
+        &f,
+        P::Verify,
+        &second,
+        &[("csrf", &token), ("code", &f.code(&secret, 1))],
+    )
+    .await;
     assert_eq!(next.label, Label::Released, "the next step's code still works");
 }
 
@@ -259,19 +235,11 @@ async fn wrong_codes_lock_the_account_until_the_clock_moves_on() {
     let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Verify, &challenge).await;
     for _ in 0..3 {
-        let wrong = f
-            .post(on(P::Verify), &[("csrf", &token), ("code", "000000")])
-            .cookie("portvakt-challenge", &challenge)
-            .send()
-            .await;
+        let wrong = submit(&f, P::Verify, &challenge, &[("csrf", &token), ("code", "000000")]).await;
         assert_eq!(wrong.label, Label::SecondFactor);
     }
     let right = f.code(&secret, 0);
-    let locked = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &right)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let locked = submit(&f, P::Verify, &challenge, &[("csrf", &token), ("code", &right)]).await;
     assert_eq!(
         (locked.status, locked.label),
         (StatusCode::TOO_MANY_REQUESTS, Label::Locked)
@@ -280,11 +248,13 @@ async fn wrong_codes_lock_the_account_until_the_clock_moves_on() {
     f.advance(Duration::from_secs(61));
     let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Verify, &challenge).await;
-    let released = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &f.code(&secret, 0))])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let released = submit(
+        &f,
+        P::Verify,
+        &challenge,
+        &[("csrf", &token), ("code", &f.code(&secret, 0))],
+    )
+    .await;
     assert_eq!(
         released.label,
         Label::Released,
@@ -311,22 +281,14 @@ async fn a_recovery_code_passes_once_and_says_how_many_are_left() {
     let token = csrf(&f, P::Recovery, &challenge).await;
     // As a person might type it: lower case, spaces for the dashes.
     let typed = codes[1].as_str().to_lowercase().replace('-', " ");
-    let passed = f
-        .post(on(P::Recovery), &[("csrf", &token), ("code", &typed)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let passed = submit(&f, P::Recovery, &challenge, &[("csrf", &token), ("code", &typed)]).await;
     assert_eq!(passed.status, StatusCode::OK);
     assert!(passed.text().contains("<strong>2</strong>"), "{}", passed.text());
     let challenge = passed
         .set_cookie("portvakt-challenge")
         .expect("the new challenge cookie");
     let token = passed.input("csrf").expect("the new form token");
-    let released = f
-        .post(on(P::Continue), &[("csrf", &token)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let released = submit(&f, P::Continue, &challenge, &[("csrf", &token)]).await;
     assert_eq!(released.label, Label::Released);
 
     let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
@@ -353,11 +315,7 @@ async fn an_emailed_code_works_once_before_it_expires() {
     let token = csrf(&f, P::Verify, &challenge).await;
     let sent = send_code(&f, &token, &challenge).await;
     assert_eq!(sent.location(), Some(on(P::Email).path()));
-    let page = f
-        .get(on(P::Email))
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let page = show(&f, P::Email, &challenge).await;
     assert!(
         page.text().contains("a•••@example.com"),
         "the address is shown masked: {}",
@@ -366,11 +324,13 @@ async fn an_emailed_code_works_once_before_it_expires() {
 
     let lifetime = f.config.email.as_ref().unwrap().code_lifetime;
     f.advance(lifetime + Duration::from_secs(1));
-    let late = f
-        .post(on(P::Email), &[("csrf", &token), ("code", &f.mailed_code())])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let late = submit(
+        &f,
+        P::Email,
+        &challenge,
+        &[("csrf", &token), ("code", &f.mailed_code())],
+    )
+    .await;
     assert!(
         late.text().contains(texts(Lang::En).wrong_code),
         "expired by the clock"
@@ -383,19 +343,12 @@ async fn an_emailed_code_works_once_before_it_expires() {
         "a new code may be sent"
     );
     let code = f.mailed_code();
-    let released = f
-        .post(on(P::Email), &[("csrf", &token), ("code", &code)])
-        .cookie("portvakt-challenge", &challenge)
-        .send()
-        .await;
+    let released = submit(&f, P::Email, &challenge, &[("csrf", &token), ("code", &code)]).await;
     assert_eq!(released.label, Label::Released);
 }
 
 async fn send_code(f: &Fixture, token: &str, challenge: &str) -> Answer {
-    f.post(on(P::EmailSend), &[("csrf", token)])
-        .cookie("portvakt-challenge", challenge)
-        .send()
-        .await
+    submit(f, P::EmailSend, challenge, &[("csrf", token)]).await
 }
 
 /// Whoever began a sign-in with the victim's password keeps its challenge cookie
@@ -455,31 +408,19 @@ async fn a_passed_challenge_is_released_only_to_the_browser_that_passed_it() {
         "another code is no resubmission"
     );
 
-    let copied = f
-        .post(on(P::Continue), &[("csrf", &token)])
-        .cookie("portvakt-challenge", &shared)
-        .send()
-        .await;
+    let copied = submit(&f, P::Continue, &shared, &[("csrf", &token)]).await;
     assert_eq!(
         copied.label,
         Label::ChallengeExpired,
         "the old id collects nothing"
     );
-    let stolen_token = f
-        .post(on(P::Continue), &[("csrf", &token)])
-        .cookie("portvakt-challenge", &mine)
-        .send()
-        .await;
+    let stolen_token = submit(&f, P::Continue, &mine, &[("csrf", &token)]).await;
     assert_eq!(
         stolen_token.status,
         StatusCode::FORBIDDEN,
         "nor does the old token"
     );
-    let released = f
-        .post(on(P::Continue), &[("csrf", &my_token)])
-        .cookie("portvakt-challenge", &mine)
-        .send()
-        .await;
+    let released = submit(&f, P::Continue, &mine, &[("csrf", &my_token)]).await;
     assert_eq!(released.label, Label::Released);
 }
 
@@ -519,11 +460,7 @@ async fn the_device_limit_holds_when_adding_finishes() {
             .send()
             .await;
         let challenge = answer.set_cookie("portvakt-challenge").expect("adding began");
-        let page = f
-            .get(on(P::Enrol))
-            .cookie("portvakt-challenge", &challenge)
-            .send()
-            .await;
+        let page = show(&f, P::Enrol, &challenge).await;
         waiting.push((challenge, page));
     }
     let mut labels = Vec::new();
@@ -577,17 +514,9 @@ async fn reloading_the_page_after_a_recovery_code_shows_it_again() {
     let (_, first) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Recovery, &first).await;
     let form = [("csrf", token.as_str()), ("code", codes[0].as_str())];
-    let passed = f
-        .post(on(P::Recovery), &form)
-        .cookie("portvakt-challenge", &first)
-        .send()
-        .await;
+    let passed = submit(&f, P::Recovery, &first, &form).await;
     let now_on = passed.set_cookie("portvakt-challenge").unwrap();
-    let reloaded = f
-        .post(on(P::Recovery), &form)
-        .cookie("portvakt-challenge", &now_on)
-        .send()
-        .await;
+    let reloaded = submit(&f, P::Recovery, &now_on, &form).await;
     assert_eq!(reloaded.status, StatusCode::OK, "{}", reloaded.text());
     assert!(
         reloaded.text().contains("<strong>1</strong>"),
@@ -595,11 +524,7 @@ async fn reloading_the_page_after_a_recovery_code_shows_it_again() {
         reloaded.text()
     );
     let forged = [("csrf", token.as_str()), ("code", codes[1].as_str())];
-    let other = f
-        .post(on(P::Recovery), &forged)
-        .cookie("portvakt-challenge", &now_on)
-        .send()
-        .await;
+    let other = submit(&f, P::Recovery, &now_on, &forged).await;
     assert_eq!(
         other.status,
         StatusCode::FORBIDDEN,
@@ -617,20 +542,18 @@ async fn waiting_for_the_apps_answer_moves_the_challenge_too() {
     streaming.complete = false;
     let (_, shared) = f.login_waiting("alice", streaming).await;
     let token = csrf(&f, P::Verify, &shared).await;
-    let waiting = f
-        .post(on(P::Verify), &[("csrf", &token), ("code", &f.code(&secret, 0))])
-        .cookie("portvakt-challenge", &shared)
-        .send()
-        .await;
+    let waiting = submit(
+        &f,
+        P::Verify,
+        &shared,
+        &[("csrf", &token), ("code", &f.code(&secret, 0))],
+    )
+    .await;
     assert_eq!(waiting.status, StatusCode::OK);
     let mine = waiting
         .set_cookie("portvakt-challenge")
         .expect("a new challenge cookie");
     assert_ne!(mine, shared);
-    let copied = f
-        .post(on(P::Continue), &[("csrf", &token)])
-        .cookie("portvakt-challenge", &shared)
-        .send()
-        .await;
+    let copied = submit(&f, P::Continue, &shared, &[("csrf", &token)]).await;
     assert_eq!(copied.label, Label::ChallengeExpired);
 }
