@@ -696,3 +696,56 @@ fn an_apps_latin1_header_reaches_the_browser() {
     );
     assert!(!gateway.log().contains("panicked"), "{}", gateway.log());
 }
+
+/// Gateways of one deployment share a key file made by `portvakt keys generate`:
+/// they publish the same keys (and open each other's cookies and sealed secrets). A
+/// configured key file is never made up when it is missing, nor overwritten.
+#[test]
+fn gateways_sharing_a_key_file_publish_the_same_keys() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let keys = tempfile::tempdir().unwrap();
+    let shared = keys.path().join("shared.key");
+    let generate = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
+            .args(["keys", "generate", "--out"])
+            .arg(&shared)
+            .output()
+            .unwrap()
+    };
+    let made = generate();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let again = generate();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+
+    let with_key = format!("key_file: {}\n{}", shared.display(), intranet(&app, ""));
+    let jwks = |gateway: &Gateway| gateway.raw_get("intranet.test", b"/.portvakt/jwks.json").1;
+    let a = Gateway::start(&with_key);
+    let b = Gateway::start(&with_key);
+    let own = Gateway::start(&intranet(&app, ""));
+    assert!(jwks(&a).contains("Ed25519"), "{}", jwks(&a));
+    assert_eq!(jwks(&a), jwks(&b), "one deployment, one key");
+    assert_ne!(jwks(&a), jwks(&own), "a state directory's own key is its own");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portvakt.yaml");
+    let missing = keys.path().join("missing.key");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: [\"127.0.0.1:0\"]\nstate_dir: state\nkey_file: {}\n{}",
+            missing.display(),
+            intranet(&app, "")
+        ),
+    )
+    .unwrap();
+    let refused = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("portvakt keys generate --out"), "{stderr}");
+    assert!(!missing.exists(), "never made up");
+}

@@ -1620,6 +1620,60 @@ fn the_apps_logout_from_another_site_leaves_the_gateway_session() {
     assert_eq!(browser.get("/whoami").location(), Some("/login"));
 }
 
+/// A key rotation (`key_file` new, `previous_key_file` old) keeps everyone signed
+/// in and publishes both keys; once the old key is dropped, its sessions are gone
+/// (a sign-in again, never an error).
+#[test]
+fn a_key_rotation_keeps_sessions_until_the_old_key_is_dropped() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let keys = tempfile::tempdir().unwrap();
+    let (old, new) = (keys.path().join("old.key"), keys.path().join("new.key"));
+    for path in [&old, &new] {
+        let made = std::process::Command::new(env!("CARGO_BIN_EXE_portvakt"))
+            .args(["keys", "generate", "--out"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+    }
+    let config = |keys: &str| {
+        format!(
+            "{keys}apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+            app.url()
+        )
+    };
+    let mut gateway = Gateway::start(&config(&format!("key_file: {}\n", old.display())));
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/")
+    );
+    assert_eq!(browser.get("/whoami").status, 200);
+
+    gateway.write_config(&config(&format!(
+        "key_file: {}\nprevious_key_file: {}\n",
+        new.display(),
+        old.display()
+    )));
+    gateway.crash_and_restart();
+    assert_eq!(
+        browser.get("/whoami").status,
+        200,
+        "still signed in after the rotation"
+    );
+    let jwks: serde_json::Value = serde_json::from_str(&browser.get("/.portvakt/jwks.json").body).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+
+    gateway.write_config(&config(&format!("key_file: {}\n", new.display())));
+    gateway.crash_and_restart();
+    assert_eq!(
+        browser.get("/whoami").location(),
+        Some("/login"),
+        "signed out, no error"
+    );
+}
+
 /// A session is good for the app it was signed in to only: its cookie, carried to
 /// another app's host, names no session there.
 #[test]

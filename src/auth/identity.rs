@@ -27,6 +27,9 @@ const REUSE_MEMORY: u64 = 4 * 1024 * 1024;
 pub struct IdentitySigner {
     key: SigningKey,
     key_id: String,
+    /// The signing key before a rotation: published in the JWKS (assertions signed
+    /// with it may still be on their way), never used to sign.
+    previous: Option<SigningKey>,
     /// The last assertion made for each session (by session id hash), with the
     /// claims it says, so that it is reused only while they still hold.
     recent: quick_cache::sync::Cache<[u8; 32], Arc<Signed>, SignedWeight>,
@@ -84,12 +87,18 @@ pub struct Claims<'a> {
 impl IdentitySigner {
     pub fn new(seed: &[u8; 32]) -> IdentitySigner {
         let key = SigningKey::from_bytes(seed);
-        let digest = Sha256::digest(key.verifying_key().as_bytes());
         IdentitySigner {
+            key_id: key_id(&key),
             key,
-            key_id: BASE64URL_NOPAD.encode(&digest[..8]),
+            previous: None,
             recent: quick_cache::sync::Cache::with_weighter(16_384, REUSE_MEMORY, SignedWeight),
         }
+    }
+
+    /// Also publishes the signing key before a rotation.
+    pub fn with_previous(mut self, seed: &[u8; 32]) -> IdentitySigner {
+        self.previous = Some(SigningKey::from_bytes(seed));
+        self
     }
 
     /// The session's assertion, as a header value: the one made for it within
@@ -138,19 +147,30 @@ impl IdentitySigner {
     }
 
     /// The public key as a JSON Web Key Set (RFC 7517, OKP keys per RFC 8037).
+    /// During a rotation the key before it is listed too, after the current one.
     pub fn jwks(&self) -> String {
-        serde_json::json!({
-            "keys": [{
+        let jwk = |key: &SigningKey| {
+            serde_json::json!({
                 "kty": "OKP",
                 "crv": "Ed25519",
-                "x": BASE64URL_NOPAD.encode(self.key.verifying_key().as_bytes()),
-                "kid": self.key_id,
+                "x": BASE64URL_NOPAD.encode(key.verifying_key().as_bytes()),
+                "kid": key_id(key),
                 "alg": "EdDSA",
                 "use": "sig",
-            }]
-        })
-        .to_string()
+            })
+        };
+        let keys: Vec<_> = std::iter::once(&self.key)
+            .chain(self.previous.as_ref())
+            .map(jwk)
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
     }
+}
+
+/// A key's id: the first 8 bytes of the SHA-256 of its public key.
+fn key_id(key: &SigningKey) -> String {
+    let digest = Sha256::digest(key.verifying_key().as_bytes());
+    BASE64URL_NOPAD.encode(&digest[..8])
 }
 
 /// Seconds since the Unix epoch.
@@ -249,5 +269,16 @@ mod tests {
         let stepped_up = claims(now + 7, &groups);
         let after = signer.assertion_for_session([1; 32], &stepped_up).unwrap();
         assert!(after != first && signer.assertion_for_session([1; 32], &stepped_up).unwrap() == after);
+    }
+
+    #[test]
+    fn during_a_rotation_the_jwks_lists_both_keys_and_signs_with_the_new() {
+        let rotated = IdentitySigner::new(&[9; 32]).with_previous(&[1; 32]);
+        let jwks: serde_json::Value = serde_json::from_str(&rotated.jwks()).unwrap();
+        let old: serde_json::Value = serde_json::from_str(&IdentitySigner::new(&[1; 32]).jwks()).unwrap();
+        let new: serde_json::Value = serde_json::from_str(&IdentitySigner::new(&[9; 32]).jwks()).unwrap();
+        assert_eq!(jwks["keys"][0], new["keys"][0], "the current key first");
+        assert_eq!(jwks["keys"][1], old["keys"][0]);
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     }
 }

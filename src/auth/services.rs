@@ -16,7 +16,7 @@ use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::{Charge, LockoutPolicy};
 use crate::factors::SignInMethod;
-use crate::keys::Keys;
+use crate::keys::{KeySource, Keys};
 use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
 
 /// Password and recovery-code checks that may wait for a hashing thread; more are
@@ -49,13 +49,28 @@ pub struct PendingAddress {
 impl Services {
     /// Opens the key file and the database in `state_dir` (creating both on first start).
     pub fn open(config: &Config) -> anyhow::Result<Services> {
-        let keys = Keys::load_or_create(&config.state_dir)?;
+        let source = KeySource::choose(
+            config.key_file.as_deref(),
+            KeySource::credentials_dir().as_deref(),
+            &config.state_dir,
+        );
+        let mut keys = Keys::open_from(&source)?;
+        if let Some(previous) = &config.previous_key_file {
+            keys = keys.with_previous(Keys::load(previous)?);
+        }
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open_in(&config.state_dir)
                 .with_context(|| format!("opening the database in {}", config.state_dir.display()))?,
         );
-        let sessions = Sessions::new(store.clone(), keys.cookie_key())
+        let mut sessions = Sessions::new(store.clone(), keys.cookie_key())
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
+        let mut signer = IdentitySigner::new(keys.signing_seed());
+        if let (Some(cookie_key), Some(seed)) = (keys.previous_cookie_key(), keys.previous_signing_seed()) {
+            sessions = sessions
+                .with_previous_key(cookie_key)
+                .map_err(|e| anyhow::anyhow!("previous cookie key: {e}"))?;
+            signer = signer.with_previous(seed);
+        }
         // One thread a core: idle CPU goes to sign-ins, busy CPU to proxying.
         let hashing_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mailer = config
@@ -68,7 +83,7 @@ impl Services {
             mailer,
             sessions,
             challenges: Challenges::new(config.session.login_timeout),
-            signer: IdentitySigner::new(keys.signing_seed()),
+            signer,
             keys,
             store,
             hashing: HashingPool::new(hashing_threads, HASHING_QUEUE)

@@ -34,6 +34,9 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     cache: SessionCache,
     jar_key: cookie::Key,
+    /// The cookie key before a rotation: cookies sealed with it still open (and form
+    /// tokens made with it still match) until they are renewed.
+    previous_jar_key: Option<cookie::Key>,
 }
 
 /// Whether a stored session may still be used at `now`.
@@ -51,7 +54,19 @@ impl Sessions {
             store,
             cache: SessionCache::new(CACHE_CAPACITY, CACHE_FOR),
             jar_key: cookie::Key::try_from(cookie_key.as_slice())?,
+            previous_jar_key: None,
         })
+    }
+
+    /// Also opens cookies sealed with the key before a rotation.
+    pub fn with_previous_key(mut self, cookie_key: &[u8; 64]) -> Result<Sessions, cookie::KeyError> {
+        self.previous_jar_key = Some(cookie::Key::try_from(cookie_key.as_slice())?);
+        Ok(self)
+    }
+
+    /// The cookie keys, current first.
+    fn jar_keys(&self) -> impl Iterator<Item = &cookie::Key> {
+        std::iter::once(&self.jar_key).chain(self.previous_jar_key.as_ref())
     }
 
     /// Starts a session with a new id (never reusing one the browser had).
@@ -197,7 +212,11 @@ impl Sessions {
         now: SystemTime,
         secure: bool,
     ) -> StoreResult<Option<SystemTime>> {
-        let Some(id) = cookies::open(&self.jar_key, cookies::trust_cookie_name(secure), cookie_value) else {
+        let name = cookies::trust_cookie_name(secure);
+        let Some(id) = self
+            .jar_keys()
+            .find_map(|key| cookies::open(key, name, cookie_value))
+        else {
             return Ok(None);
         };
         let Ok(bytes) = BASE64URL_NOPAD.decode(id.as_bytes()) else {
@@ -214,24 +233,32 @@ impl Sessions {
     /// The CSRF token of forms shown to a signed-in user: tied to the session, and
     /// unforgeable without the key file.
     pub fn form_token(&self, session: &SessionRecord) -> String {
-        let mut hasher = Sha256::new();
-        hasher.update(b"portvakt form token\0");
-        hasher.update(self.jar_key.signing());
-        hasher.update(session.id_hash);
-        BASE64URL_NOPAD.encode(&hasher.finalize())
+        form_token_with(&self.jar_key, session)
     }
 
-    /// Whether a form's token belongs to this session (constant-time).
+    /// Whether a form's token belongs to this session (constant-time), made with
+    /// the current key or the one before a rotation.
     pub fn form_token_matches(&self, session: &SessionRecord, token: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.form_token(session).as_bytes().ct_eq(token.as_bytes()).into()
+        self.jar_keys()
+            .any(|key| bool::from(form_token_with(key, session).as_bytes().ct_eq(token.as_bytes())))
     }
 
     fn id_hash_of(&self, cookie_value: &str, secure: bool) -> Option<[u8; 32]> {
-        let id = cookies::open_id(&self.jar_key, cookie_value, secure)?;
+        let id = self
+            .jar_keys()
+            .find_map(|key| cookies::open_id(key, cookie_value, secure))?;
         let bytes = BASE64URL_NOPAD.decode(id.as_bytes()).ok()?;
         Some(hash_id(&bytes))
     }
+}
+
+fn form_token_with(key: &cookie::Key, session: &SessionRecord) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"portvakt form token\0");
+    hasher.update(key.signing());
+    hasher.update(session.id_hash);
+    BASE64URL_NOPAD.encode(&hasher.finalize())
 }
 
 fn hash_id(id: &[u8]) -> [u8; 32] {
@@ -402,6 +429,47 @@ mod tests {
         assert!(!sessions.form_token_matches(&a, ""));
         let other_key = Sessions::new(store, &[7; 64]).unwrap();
         assert!(!other_key.form_token_matches(&a, &token));
+    }
+
+    /// After a key rotation, sessions and forms made under the old key still work
+    /// (never an error), and new ones use the new key.
+    #[tokio::test]
+    async fn sessions_survive_a_key_rotation() {
+        let (_dir, store, sessions) = sessions();
+        let s = settings();
+        let before = sessions
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        let token = sessions.form_token(&before.record);
+        let rotated = Sessions::new(store.clone(), &[7; 64])
+            .unwrap()
+            .with_previous_key(&[42; 64])
+            .unwrap();
+        let resumed = rotated
+            .resume(&before.cookie_value, "wiki", &s, at(1), true)
+            .await
+            .unwrap();
+        assert_eq!(resumed.map(|r| r.user), Some("alice".to_owned()));
+        assert!(rotated.form_token_matches(&before.record, &token));
+        let after = rotated
+            .start("alice", "wiki", SignInMethod::Totp, at(2), true)
+            .await
+            .unwrap();
+        let only_new = Sessions::new(store, &[7; 64]).unwrap();
+        assert!(only_new
+            .resume(&after.cookie_value, "wiki", &s, at(3), true)
+            .await
+            .unwrap()
+            .is_some());
+        assert!(
+            only_new
+                .resume(&before.cookie_value, "wiki", &s, at(3), true)
+                .await
+                .unwrap()
+                .is_none(),
+            "once the previous key is dropped, its cookies are gone"
+        );
     }
 
     #[tokio::test]

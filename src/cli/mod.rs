@@ -1,4 +1,5 @@
-//! The command line: `run`, `check`, `explain`, `hash-password`.
+//! The command line: `run`, `check`, `explain`, `hash-password`, `users`, `audit`,
+//! `keys`.
 
 /// Prints a line of a command's output. When its reader has gone (`| head`), the
 /// command ends quietly, as Unix tools do, instead of panicking on the closed pipe.
@@ -11,6 +12,7 @@ macro_rules! out {
 mod audit;
 mod explain;
 mod hash_password;
+mod keys;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -55,6 +57,11 @@ enum Command {
         #[command(subcommand)]
         command: users::Command,
     },
+    /// Key files for deployments of several gateways.
+    Keys {
+        #[command(subcommand)]
+        command: keys::Command,
+    },
 }
 
 /// Exit status for an invalid configuration, as `check` documents.
@@ -72,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::HashPassword => hash_password::hash_password(),
         Command::Users { command } => users::run(&command),
         Command::Audit(args) => audit::audit(&args),
+        Command::Keys { command } => keys::run(&command),
     };
     match result {
         Ok(code) => code,

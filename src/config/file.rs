@@ -13,6 +13,8 @@ pub struct FileConfig {
     pub at: Pos,
     pub listen: Vec<Spanned<ListenFile>>,
     pub state_dir: Option<Spanned<String>>,
+    pub key_file: Option<Spanned<String>>,
+    pub previous_key_file: Option<Spanned<String>>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
@@ -178,6 +180,8 @@ pub struct RouteFile {
 const TOP_KEYS: &[&str] = &[
     "listen",
     "state_dir",
+    "key_file",
+    "previous_key_file",
     "metrics",
     "log",
     "server",
@@ -268,6 +272,8 @@ impl FileConfig {
             at: root.at,
             listen: Vec::new(),
             state_dir: None,
+            key_file: None,
+            previous_key_file: None,
             metrics_listen: None,
             log_format: None,
             log_level: None,
@@ -304,6 +310,12 @@ impl FileConfig {
             "a directory for the key file and the database",
         ) {
             file.state_dir = d.spanned_string(node, &key);
+        }
+        if let Some((node, key)) = top.get("key_file") {
+            file.key_file = d.spanned_string(node, &key);
+        }
+        if let Some((node, key)) = top.get("previous_key_file") {
+            file.previous_key_file = d.spanned_string(node, &key);
         }
         if let Some((node, key)) = top.get("metrics") {
             if let Some(mut m) = d.map(node, &key, METRICS_KEYS) {

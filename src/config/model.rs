@@ -19,6 +19,12 @@ pub struct Config {
     pub source: PathBuf,
     pub listeners: Vec<Listener>,
     pub state_dir: PathBuf,
+    /// A key file provisioned for the deployment (shared by its gateways); `None`:
+    /// a systemd credential, else the state directory's own.
+    pub key_file: Option<PathBuf>,
+    /// The key file before a rotation: what it sealed still opens, and its signing
+    /// key stays in the JWKS, while new cookies and secrets use `key_file`.
+    pub previous_key_file: Option<PathBuf>,
     pub metrics_listen: Option<SocketAddr>,
     pub log: LogSettings,
     pub server: ServerSettings,

@@ -193,6 +193,8 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         source: source.to_path_buf(),
         listeners,
         state_dir,
+        key_file: file.key_file.map(|s| base.join(s.value)),
+        previous_key_file: file.previous_key_file.map(|s| base.join(s.value)),
         metrics_listen: file.metrics_listen,
         log,
         server,

@@ -1,5 +1,11 @@
-//! Key material: one random master key in a file in `state_dir` (never in the
-//! database), and the purpose-bound keys derived from it with HKDF-SHA256.
+//! Key material: one random master key in a file (never in the database), and the
+//! purpose-bound keys derived from it with HKDF-SHA256.
+//!
+//! The file is provisioned or made on first start: `key_file` in the configuration
+//! (written by `portvakt keys generate`, shared by every gateway of a deployment),
+//! else a systemd credential named `portvakt.key`, else `portvakt.key` in
+//! `state_dir`, created on first start. Gateways that share the file open each
+//! other's cookies and sealed secrets and publish the same keys.
 //!
 //! A copy of the database alone therefore reveals no TOTP secret, and rotating the
 //! key file (with re-enrolment) retires every derived key at once.
@@ -16,6 +22,8 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 pub const KEY_FILE: &str = "portvakt.key";
+/// The name of the key among systemd's credentials (`LoadCredential=portvakt.key:…`).
+pub const CREDENTIAL: &str = "portvakt.key";
 const MASTER_KEY_BYTES: usize = 32;
 const NONCE_BYTES: usize = 12;
 
@@ -32,6 +40,41 @@ pub enum KeyError {
     Exposed { path: PathBuf, mode: u32 },
     #[error("the key file {path} is {found} bytes, not {MASTER_KEY_BYTES}; restore it from a backup")]
     WrongSize { path: PathBuf, found: usize },
+    #[error("the key file {path} does not exist; make one with: portvakt keys generate --out {path}")]
+    Missing { path: PathBuf },
+    #[error("{path} already exists; a key file is never overwritten (its sealed secrets and sessions would be lost)")]
+    Exists { path: PathBuf },
+}
+
+/// Where a deployment's key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file provisioned for it (`key_file`, or a systemd credential): it must exist.
+    Provisioned(PathBuf),
+    /// `portvakt.key` in the state directory, created on first start.
+    StateDir(PathBuf),
+}
+
+impl KeySource {
+    /// The configured file, else the systemd credential if the service has one, else
+    /// the state directory's own.
+    pub fn choose(key_file: Option<&Path>, credentials_dir: Option<&Path>, state_dir: &Path) -> KeySource {
+        if let Some(path) = key_file {
+            return KeySource::Provisioned(path.to_owned());
+        }
+        if let Some(path) = credentials_dir
+            .map(|dir| dir.join(CREDENTIAL))
+            .filter(|p| p.exists())
+        {
+            return KeySource::Provisioned(path);
+        }
+        KeySource::StateDir(state_dir.to_owned())
+    }
+
+    /// The directory systemd gives the service its credentials in, if any.
+    pub fn credentials_dir() -> Option<PathBuf> {
+        std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from)
+    }
 }
 
 /// Sealed data could not be opened: it was changed, belongs elsewhere, or was sealed
@@ -41,6 +84,14 @@ pub enum KeyError {
 pub struct OpenError;
 
 pub struct Keys {
+    current: Derived,
+    /// The key file before a rotation, while what it sealed and signed is still
+    /// around: it opens, it no longer seals.
+    previous: Option<Derived>,
+}
+
+/// The purpose-bound keys derived from one key file.
+struct Derived {
     sealing: Aes256Gcm,
     cookie: Zeroizing<[u8; 64]>,
     signing_seed: Zeroizing<[u8; 32]>,
@@ -52,54 +103,110 @@ impl std::fmt::Debug for Keys {
     }
 }
 
+/// Creates `path` (mode 0600, never over an existing file) with a new random key.
+fn write_new_master(path: &Path) -> Result<Zeroizing<[u8; MASTER_KEY_BYTES]>, KeyError> {
+    let io = |action, source| KeyError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| io("create", e))?;
+    let mut master = Zeroizing::new([0u8; MASTER_KEY_BYTES]);
+    rand::RngCore::fill_bytes(&mut rand::rng(), master.as_mut());
+    file.write_all(master.as_ref()).map_err(|e| io("write", e))?;
+    // The key must be on disk before anything sealed with it is.
+    file.sync_all().map_err(|e| io("sync", e))?;
+    Ok(master)
+}
+
+/// Reads a key file: readable by its owner only, and exactly one key long.
+fn read_master(path: &Path) -> Result<Zeroizing<[u8; MASTER_KEY_BYTES]>, KeyError> {
+    let io = |action, source| KeyError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(|e| io("open", e))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| io("inspect", e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: path.to_owned(),
+            mode: mode & 0o777,
+        });
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.read_to_end(&mut bytes).map_err(|e| io("read", e))?;
+    let master: [u8; MASTER_KEY_BYTES] = bytes.as_slice().try_into().map_err(|_| KeyError::WrongSize {
+        path: path.to_owned(),
+        found: bytes.len(),
+    })?;
+    Ok(Zeroizing::new(master))
+}
+
 impl Keys {
+    /// The deployment's keys, from where `source` says.
+    pub fn open_from(source: &KeySource) -> Result<Keys, KeyError> {
+        match source {
+            KeySource::Provisioned(path) => Keys::load(path),
+            KeySource::StateDir(dir) => Keys::load_or_create(dir),
+        }
+    }
+
+    /// Reads a provisioned key file, which must exist.
+    pub fn load(path: &Path) -> Result<Keys, KeyError> {
+        match read_master(path) {
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Err(KeyError::Missing {
+                    path: path.to_owned(),
+                })
+            }
+            read => read.map(|master| Keys::derive(&master)),
+        }
+    }
+
+    /// Writes a new key file (mode 0600) for gateways to share; never over one that
+    /// exists.
+    pub fn generate(path: &Path) -> Result<(), KeyError> {
+        match write_new_master(path) {
+            Ok(_) => Ok(()),
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                Err(KeyError::Exists {
+                    path: path.to_owned(),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Reads the key file in `state_dir`, creating it (mode 0600) on first start.
     pub fn load_or_create(state_dir: &Path) -> Result<Keys, KeyError> {
         let path = state_dir.join(KEY_FILE);
-        let io = |action, source| KeyError::Io {
-            action,
-            path: path.clone(),
-            source,
-        };
-        let master = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let mut master = Zeroizing::new([0u8; MASTER_KEY_BYTES]);
-                rand::RngCore::fill_bytes(&mut rand::rng(), master.as_mut());
-                file.write_all(master.as_ref()).map_err(|e| io("write", e))?;
-                // The key must be on disk before anything sealed with it is.
-                file.sync_all().map_err(|e| io("sync", e))?;
-                master
+        let master = match write_new_master(&path) {
+            Ok(master) => master,
+            Err(KeyError::Io { source, .. }) if source.kind() == std::io::ErrorKind::AlreadyExists => {
+                read_master(&path)?
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let mut file = File::open(&path).map_err(|e| io("open", e))?;
-                let mode = file
-                    .metadata()
-                    .map_err(|e| io("inspect", e))?
-                    .permissions()
-                    .mode();
-                if mode & 0o077 != 0 {
-                    return Err(KeyError::Exposed {
-                        path,
-                        mode: mode & 0o777,
-                    });
-                }
-                let mut bytes = Zeroizing::new(Vec::new());
-                file.read_to_end(&mut bytes).map_err(|e| io("read", e))?;
-                let master: [u8; MASTER_KEY_BYTES] =
-                    bytes.as_slice().try_into().map_err(|_| KeyError::WrongSize {
-                        path: path.clone(),
-                        found: bytes.len(),
-                    })?;
-                Zeroizing::new(master)
-            }
-            Err(e) => return Err(io("create", e)),
+            Err(e) => return Err(e),
         };
         Ok(Keys::derive(&master))
+    }
+
+    /// These keys, still opening what `previous` (the key file before a rotation)
+    /// sealed, and still publishing its signing key.
+    pub fn with_previous(self, previous: Keys) -> Keys {
+        Keys {
+            current: self.current,
+            previous: Some(previous.current),
+        }
     }
 
     fn derive(master: &[u8; MASTER_KEY_BYTES]) -> Keys {
@@ -119,9 +226,12 @@ impl Keys {
             }
         }
         Keys {
-            sealing: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(sealing.as_ref())),
-            cookie,
-            signing_seed,
+            current: Derived {
+                sealing: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(sealing.as_ref())),
+                cookie,
+                signing_seed,
+            },
+            previous: None,
         }
     }
 
@@ -134,7 +244,7 @@ impl Keys {
             msg: plaintext,
             aad: context,
         };
-        match self.sealing.encrypt(&nonce, payload) {
+        match self.current.sealing.encrypt(&nonce, payload) {
             Ok(ciphertext) => {
                 let mut out = nonce.to_vec();
                 out.extend_from_slice(&ciphertext);
@@ -145,29 +255,43 @@ impl Keys {
         }
     }
 
+    /// Opens what `seal` sealed, under this key file or the one before a rotation.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
         if sealed.len() < NONCE_BYTES {
             return Err(OpenError);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-        let payload = Payload {
-            msg: ciphertext,
-            aad: context,
+        let open_with = |keys: &Derived| {
+            let payload = Payload {
+                msg: ciphertext,
+                aad: context,
+            };
+            keys.sealing.decrypt(Nonce::from_slice(nonce), payload)
         };
-        self.sealing
-            .decrypt(Nonce::from_slice(nonce), payload)
+        open_with(&self.current)
+            .or_else(|e| self.previous.as_ref().map_or(Err(e), open_with))
             .map(Zeroizing::new)
             .map_err(|_| OpenError)
     }
 
     /// The key for the session cookie jar (encryption and signing).
     pub fn cookie_key(&self) -> &[u8; 64] {
-        &self.cookie
+        &self.current.cookie
+    }
+
+    /// The cookie key before a rotation: cookies it sealed still open.
+    pub fn previous_cookie_key(&self) -> Option<&[u8; 64]> {
+        self.previous.as_ref().map(|p| &*p.cookie)
     }
 
     /// The seed of the Ed25519 key that signs identity assertions for apps.
     pub fn signing_seed(&self) -> &[u8; 32] {
-        &self.signing_seed
+        &self.current.signing_seed
+    }
+
+    /// The signing seed before a rotation: its public key stays in the JWKS.
+    pub fn previous_signing_seed(&self) -> Option<&[u8; 32]> {
+        self.previous.as_ref().map(|p| &*p.signing_seed)
     }
 }
 
@@ -230,5 +354,80 @@ mod tests {
             Keys::load_or_create(dir.path()),
             Err(KeyError::WrongSize { found: 5, .. })
         ));
+    }
+
+    #[test]
+    fn a_provisioned_key_file_is_shared_never_made_and_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared.key");
+        assert!(matches!(Keys::load(&shared), Err(KeyError::Missing { .. })));
+        Keys::generate(&shared).unwrap();
+        let mode = std::fs::metadata(&shared).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let first = Keys::load(&shared).unwrap();
+        let second = Keys::load(&shared).unwrap();
+        let sealed = first.seal(b"secret", b"alice/Phone");
+        assert_eq!(
+            second.open(&sealed, b"alice/Phone").unwrap().as_slice(),
+            b"secret"
+        );
+        assert_eq!(first.signing_seed(), second.signing_seed());
+        let before = std::fs::read(&shared).unwrap();
+        assert!(matches!(Keys::generate(&shared), Err(KeyError::Exists { .. })));
+        assert_eq!(std::fs::read(&shared).unwrap(), before, "left as it was");
+    }
+
+    #[test]
+    fn the_key_comes_from_the_configuration_then_systemd_then_the_state_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let credentials = dir.path().join("credentials");
+        std::fs::create_dir(&credentials).unwrap();
+        let configured = dir.path().join("configured.key");
+        assert_eq!(
+            KeySource::choose(Some(&configured), Some(&credentials), &state),
+            KeySource::Provisioned(configured.clone())
+        );
+        assert_eq!(
+            KeySource::choose(None, Some(&credentials), &state),
+            KeySource::StateDir(state.clone()),
+            "a credentials folder without the key"
+        );
+        Keys::generate(&credentials.join(CREDENTIAL)).unwrap();
+        assert_eq!(
+            KeySource::choose(None, Some(&credentials), &state),
+            KeySource::Provisioned(credentials.join(CREDENTIAL))
+        );
+        assert_eq!(KeySource::choose(None, None, &state), KeySource::StateDir(state));
+    }
+
+    /// After a rotation, what the old key file sealed still opens, and new sealing
+    /// uses the new one only.
+    #[test]
+    fn a_rotated_key_still_opens_what_the_previous_one_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("old.key"), dir.path().join("new.key"));
+        Keys::generate(&old).unwrap();
+        Keys::generate(&new).unwrap();
+        let sealed_before = Keys::load(&old).unwrap().seal(b"secret", b"ctx");
+        let rotated = Keys::load(&new).unwrap().with_previous(Keys::load(&old).unwrap());
+        assert_eq!(
+            rotated.open(&sealed_before, b"ctx").unwrap().as_slice(),
+            b"secret"
+        );
+        assert!(
+            rotated.open(&sealed_before, b"other").is_err(),
+            "still bound to its context"
+        );
+        let sealed_after = rotated.seal(b"secret", b"ctx");
+        assert!(
+            Keys::load(&old).unwrap().open(&sealed_after, b"ctx").is_err(),
+            "sealed with the new key"
+        );
+        assert_eq!(
+            rotated.previous_cookie_key(),
+            Some(Keys::load(&old).unwrap().cookie_key())
+        );
+        assert_ne!(rotated.cookie_key(), Keys::load(&old).unwrap().cookie_key());
     }
 }

@@ -72,6 +72,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.state_dir != new.state_dir {
         changed.push("state_dir");
     }
+    if old.key_file != new.key_file || old.previous_key_file != new.previous_key_file {
+        changed.push("key_file");
+    }
     if old.metrics_listen != new.metrics_listen {
         changed.push("metrics");
     }
