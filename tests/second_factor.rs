@@ -1621,10 +1621,11 @@ fn the_apps_logout_from_another_site_leaves_the_gateway_session() {
 }
 
 /// A key rotation (`key_file` new, `previous_key_file` old) keeps everyone signed
-/// in and publishes both keys; once the old key is dropped, its sessions are gone
-/// (a sign-in again, never an error).
+/// in and publishes both keys; `portvakt keys reseal` seals the authenticators'
+/// secrets under the new key, after which the old key can go: its sessions end (a
+/// sign-in again, never an error) and the authenticator still signs in.
 #[test]
-fn a_key_rotation_keeps_sessions_until_the_old_key_is_dropped() {
+fn a_key_rotation_keeps_sessions_and_authenticators() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let keys = tempfile::tempdir().unwrap();
     let (old, new) = (keys.path().join("old.key"), keys.path().join("new.key"));
@@ -1636,22 +1637,18 @@ fn a_key_rotation_keeps_sessions_until_the_old_key_is_dropped() {
             .unwrap();
         assert!(made.status.success());
     }
-    let config = |keys: &str| {
+    let config = |keys: String| {
         format!(
-            "{keys}apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+            "{keys}apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
              \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
             app.url()
         )
     };
-    let mut gateway = Gateway::start(&config(&format!("key_file: {}\n", old.display())));
-    let mut browser = Browser::new(&gateway, HOST);
-    assert_eq!(
-        app_login(&mut browser, "alice", "wonderland").location(),
-        Some("/")
-    );
+    let mut gateway = Gateway::start(&config(format!("key_file: {}\n", old.display())));
+    let (mut browser, (secret, _, _)) = signed_in_with_an_app(&gateway, "alice", "wonderland");
     assert_eq!(browser.get("/whoami").status, 200);
 
-    gateway.write_config(&config(&format!(
+    gateway.write_config(&config(format!(
         "key_file: {}\nprevious_key_file: {}\n",
         new.display(),
         old.display()
@@ -1664,13 +1661,29 @@ fn a_key_rotation_keeps_sessions_until_the_old_key_is_dropped() {
     );
     let jwks: serde_json::Value = serde_json::from_str(&browser.get("/.portvakt/jwks.json").body).unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    let resealed = gateway.cli(&["keys", "reseal"]);
+    assert!(resealed.contains("1 secret(s) sealed again"), "{resealed}");
 
-    gateway.write_config(&config(&format!("key_file: {}\n", new.display())));
+    gateway.write_config(&config(format!("key_file: {}\n", new.display())));
     gateway.crash_and_restart();
     assert_eq!(
         browser.get("/whoami").location(),
         Some("/login"),
         "signed out, no error"
+    );
+    assert_eq!(
+        app_login(&mut browser, "alice", "wonderland").location(),
+        Some("/.portvakt/verify")
+    );
+    let csrf = browser.get("/.portvakt/verify").input("csrf").unwrap();
+    let passed = browser.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(
+        passed.status, 302,
+        "the authenticator works under the new key: {}",
+        passed.body
     );
 }
 

@@ -97,6 +97,23 @@ struct Derived {
     signing_seed: Zeroizing<[u8; 32]>,
 }
 
+impl Derived {
+    fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
+        if sealed.len() < NONCE_BYTES {
+            return Err(OpenError);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+        let payload = Payload {
+            msg: ciphertext,
+            aad: context,
+        };
+        self.sealing
+            .decrypt(Nonce::from_slice(nonce), payload)
+            .map(Zeroizing::new)
+            .map_err(|_| OpenError)
+    }
+}
+
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Keys(..)")
@@ -257,21 +274,18 @@ impl Keys {
 
     /// Opens what `seal` sealed, under this key file or the one before a rotation.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-        if sealed.len() < NONCE_BYTES {
-            return Err(OpenError);
+        self.current
+            .open(sealed, context)
+            .or_else(|e| self.previous.as_ref().map_or(Err(e), |p| p.open(sealed, context)))
+    }
+
+    /// Seals again under the current key what only the key before the rotation
+    /// opens; `None` when the current key opens it already, or neither does.
+    pub fn reseal(&self, sealed: &[u8], context: &[u8]) -> Option<Result<Vec<u8>, OpenError>> {
+        if self.current.open(sealed, context).is_ok() {
+            return None;
         }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
-        let open_with = |keys: &Derived| {
-            let payload = Payload {
-                msg: ciphertext,
-                aad: context,
-            };
-            keys.sealing.decrypt(Nonce::from_slice(nonce), payload)
-        };
-        open_with(&self.current)
-            .or_else(|e| self.previous.as_ref().map_or(Err(e), open_with))
-            .map(Zeroizing::new)
-            .map_err(|_| OpenError)
+        Some(self.open(sealed, context).map(|plain| self.seal(&plain, context)))
     }
 
     /// The key for the session cookie jar (encryption and signing).
@@ -429,5 +443,22 @@ mod tests {
             Some(Keys::load(&old).unwrap().cookie_key())
         );
         assert_ne!(rotated.cookie_key(), Keys::load(&old).unwrap().cookie_key());
+        let resealed = rotated.reseal(&sealed_before, b"ctx").expect("needs it").unwrap();
+        assert_eq!(
+            Keys::load(&new)
+                .unwrap()
+                .open(&resealed, b"ctx")
+                .unwrap()
+                .as_slice(),
+            b"secret"
+        );
+        assert!(
+            rotated.reseal(&sealed_after, b"ctx").is_none(),
+            "the new key opens it already"
+        );
+        assert!(matches!(
+            rotated.reseal(b"garbage-not-sealed", b"ctx"),
+            Some(Err(OpenError))
+        ));
     }
 }

@@ -203,6 +203,16 @@ pub async fn devices_are_renamed_and_removed_only_by_their_owner(store: Arc<dyn 
         (devices[0].name.as_str(), devices[0].sealed_secret.as_slice()),
         ("Work phone", &[9][..])
     );
+    assert!(
+        !store.reseal_device("bob", phone, vec![5]).await.unwrap(),
+        "not bob's"
+    );
+    assert!(store.reseal_device("alice", phone, vec![8]).await.unwrap());
+    let resealed = store.totp_devices("alice").await.unwrap();
+    assert_eq!(
+        (resealed[0].name.as_str(), resealed[0].sealed_secret.as_slice()),
+        ("Work phone", &[8][..])
+    );
     let remove = |user: &'static str, id: i64, keep_one: bool| {
         let store = store.clone();
         async move { store.remove_device(user, id, keep_one).await.unwrap() }

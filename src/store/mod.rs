@@ -183,6 +183,10 @@ pub trait Store: Send + Sync {
         sealed_secret: Vec<u8>,
     ) -> StoreResult<bool>;
 
+    /// Replaces a device's sealed secret (after a key rotation, sealed again under
+    /// the new key); false if the user has no such device.
+    async fn reseal_device(&self, user: &str, id: i64, sealed_secret: Vec<u8>) -> StoreResult<bool>;
+
     /// Removes one of the user's devices; with `keep_one`, never the last (counted
     /// in the same transaction, so removals at once cannot leave none).
     async fn remove_device(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval>;

@@ -84,6 +84,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn reseal_device(&self, user: &str, id: i64, sealed_secret: Vec<u8>) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE totp_devices SET sealed_secret = ?3 WHERE id = ?1 AND user_name = ?2",
+                params![id, user, sealed_secret],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn remove_device(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval> {
         let user = user.to_owned();
         self.write(move |conn| {
