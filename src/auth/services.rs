@@ -16,7 +16,7 @@ use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::{Charge, LockoutPolicy};
 use crate::factors::SignInMethod;
-use crate::keys::{KeySource, Keys};
+use crate::keys::{KeyError, KeySource, Keys};
 use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
 
 /// Password and recovery-code checks that may wait for a hashing thread; more are
@@ -39,6 +39,22 @@ pub struct Services {
     pub hashing: HashingPool,
 }
 
+/// The deployment's keys as the configuration provisions them (`key_file`, the
+/// systemd credential, or the state directory's own), with the key before a
+/// rotation (`previous_key_file`) when there is one.
+pub fn open_keys(config: &Config) -> Result<Keys, KeyError> {
+    let source = KeySource::choose(
+        config.key_file.as_deref(),
+        KeySource::credentials_dir().as_deref(),
+        &config.state_dir,
+    );
+    let keys = Keys::open_from(&source)?;
+    match &config.previous_key_file {
+        Some(previous) => Ok(keys.with_previous(Keys::load(previous)?)),
+        None => Ok(keys),
+    }
+}
+
 /// An address not yet confirmed, and the code sent to it.
 #[derive(Clone)]
 pub struct PendingAddress {
@@ -49,15 +65,7 @@ pub struct PendingAddress {
 impl Services {
     /// Opens the key file and the database in `state_dir` (creating both on first start).
     pub fn open(config: &Config) -> anyhow::Result<Services> {
-        let source = KeySource::choose(
-            config.key_file.as_deref(),
-            KeySource::credentials_dir().as_deref(),
-            &config.state_dir,
-        );
-        let mut keys = Keys::open_from(&source)?;
-        if let Some(previous) = &config.previous_key_file {
-            keys = keys.with_previous(Keys::load(previous)?);
-        }
+        let keys = open_keys(config)?;
         let store: Arc<dyn Store> = Arc::new(
             SqliteStore::open_in(&config.state_dir)
                 .with_context(|| format!("opening the database in {}", config.state_dir.display()))?,

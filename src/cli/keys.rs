@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Subcommand;
 
-use crate::keys::{KeySource, Keys};
+use crate::auth::open_keys;
+use crate::keys::Keys;
 use crate::store::{Store, TotpDevice};
 
 #[derive(Subcommand, Debug)]
@@ -41,15 +42,10 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 Ok(opened) => opened,
                 Err(code) => return Ok(code),
             };
-            let Some(previous) = &config.previous_key_file else {
+            if config.previous_key_file.is_none() {
                 anyhow::bail!("the configuration names no previous_key_file: there is nothing to reseal");
-            };
-            let source = KeySource::choose(
-                config.key_file.as_deref(),
-                KeySource::credentials_dir().as_deref(),
-                &config.state_dir,
-            );
-            let keys = Keys::open_from(&source)?.with_previous(Keys::load(previous)?);
+            }
+            let keys = open_keys(&config)?;
             let counts = super::users::block_on(reseal_all(&store, &keys))??;
             out!(
                 "{} secret(s) sealed again under the new key, {} already were, {} open under neither key",

@@ -11,7 +11,6 @@ use std::time::SystemTime;
 use clap::Parser;
 use portvakt::auth::sessions::Sessions;
 use portvakt::factors::SignInMethod;
-use portvakt::keys::{KeySource, Keys};
 use portvakt::store::{SqliteStore, Store};
 
 #[derive(Parser)]
@@ -36,12 +35,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = portvakt::config::load(&args.config).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let source = KeySource::choose(
-        config.key_file.as_deref(),
-        KeySource::credentials_dir().as_deref(),
-        &config.state_dir,
-    );
-    let keys = Keys::open_from(&source)?;
+    let keys = portvakt::auth::open_keys(&config)?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(&config.state_dir)?);
     let sessions = Sessions::new(store, keys.cookie_key()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args.out)?);
