@@ -63,7 +63,8 @@ pub struct PendingAddress {
 }
 
 impl Services {
-    /// Opens the key file and the database in `state_dir` (creating both on first start).
+    /// Opens the deployment's keys (`open_keys`) and the database in `state_dir`
+    /// (created on first start).
     pub fn open(config: &Config) -> anyhow::Result<Services> {
         let keys = open_keys(config)?;
         let store: Arc<dyn Store> = Arc::new(
