@@ -127,11 +127,15 @@ pub fn is_own(name: &str) -> bool {
     is_own_name(name.as_bytes())
 }
 
+/// What the name of every cookie of the gateway's begins with (after a `__Host-` or
+/// `__Secure-` prefix).
+pub const OWN_PREFIX: &[u8] = b"portvakt";
+
 fn is_own_name(name: &[u8]) -> bool {
     name.strip_prefix(b"__Host-")
         .or_else(|| name.strip_prefix(b"__Secure-"))
         .unwrap_or(name)
-        .starts_with(b"portvakt")
+        .starts_with(OWN_PREFIX)
 }
 
 /// The request's cookies without the gateway's own, when it carried any of those

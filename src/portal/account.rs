@@ -27,14 +27,9 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: AccountPage) -> Ans
         // Only a signed-in user has security info; send the browser to sign in.
         return match req.app.sign_in_page() {
             Some(page) => Answer::redirect(page, Label::SignIn),
-            None => Answer::page(
-                views::error(
-                    StatusCode::UNAUTHORIZED,
-                    views::ErrorKind::SignInRequired,
-                    req.lang,
-                    None,
-                    "-",
-                ),
+            None => req.error(
+                StatusCode::UNAUTHORIZED,
+                views::ErrorKind::SignInRequired,
                 Label::SignIn,
             ),
         };
@@ -43,7 +38,7 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: AccountPage) -> Ans
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "security-info page failed");
-            Answer::unavailable(req.lang)
+            req.unavailable()
         }
     }
 }
@@ -60,7 +55,7 @@ async fn serve_inner(
         return overview(auth, req, account).await;
     }
     let Some(form) = forms::read_signed_in(auth, req, account) else {
-        return Ok(Answer::refused_form(req.lang));
+        return Ok(req.refused_form());
     };
     let t = texts(req.lang);
     match page {

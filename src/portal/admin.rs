@@ -53,22 +53,13 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: AdminPage) -> Answe
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "admin page failed");
-            Answer::unavailable(req.lang)
+            req.unavailable()
         }
     }
 }
 
 fn denied(req: &Request<'_>) -> Answer {
-    Answer::page(
-        views::error(
-            StatusCode::FORBIDDEN,
-            views::ErrorKind::Denied,
-            req.lang,
-            None,
-            "-",
-        ),
-        Label::Deny,
-    )
+    req.error(StatusCode::FORBIDDEN, views::ErrorKind::Denied, Label::Deny)
 }
 
 async fn serve_admin(
@@ -84,7 +75,7 @@ async fn serve_admin(
         return overview(auth, req, account, &query, None).await;
     }
     let Some(form) = forms::read_signed_in(auth, req, account) else {
-        return Ok(Answer::refused_form(req.lang));
+        return Ok(req.refused_form());
     };
     let users: Vec<String> = form
         .iter()

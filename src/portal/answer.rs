@@ -33,28 +33,16 @@ impl Answer {
         }
     }
 
-    /// 503 with the error page: the store or another part failed (logged by the caller).
-    pub fn unavailable(lang: views::Lang) -> Answer {
-        let page = views::error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            views::ErrorKind::Internal,
-            lang,
-            None,
-            "-",
-        );
-        Answer::page(page, Label::Error)
-    }
-
-    /// 403 for a form without its CSRF token (or too large to read).
-    pub fn refused_form(lang: views::Lang) -> Answer {
-        let page = views::error(
-            StatusCode::FORBIDDEN,
-            views::ErrorKind::BadRequest,
-            lang,
-            None,
-            "-",
-        );
-        Answer::page(page, Label::BadRequest)
+    /// One of the gateway's error pages, naming the request's reference (which ties
+    /// it to the log line).
+    pub fn error(
+        status: StatusCode,
+        kind: views::ErrorKind,
+        lang: views::Lang,
+        reference: &str,
+        label: Label,
+    ) -> Answer {
+        Answer::page(views::error(status, kind, lang, None, reference), label)
     }
 
     /// A 303 to a page of the gateway's own.

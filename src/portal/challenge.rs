@@ -153,7 +153,7 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: ChallengePage) -> A
         Ok(answer) => answer,
         Err(e) => {
             tracing::error!(error = %e, "second-factor page failed");
-            Answer::unavailable(req.lang)
+            req.unavailable()
         }
     }
 }
@@ -182,7 +182,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
             }
             // The token may have changed while this request waited its turn: the
             // click before it passed the challenge.
-            _ => return Ok(resubmission(auth, req, page).unwrap_or_else(|| Answer::refused_form(req.lang))),
+            _ => return Ok(resubmission(auth, req, page).unwrap_or_else(|| req.refused_form())),
         }
     } else {
         Vec::new()

@@ -45,7 +45,7 @@ pub async fn serve(auth: &Services, req: &Request<'_>) -> Answer {
         return form(req, &return_to, "", None);
     }
     let Some(fields) = forms::read(req) else {
-        return Answer::refused_form(req.lang);
+        return req.refused_form();
     };
     let field = |name: &str| forms::value(&fields, name);
     let token_ok = match (cookie_token, field("csrf")) {
@@ -53,7 +53,7 @@ pub async fn serve(auth: &Services, req: &Request<'_>) -> Answer {
         _ => false,
     };
     if !token_ok {
-        return Answer::refused_form(req.lang);
+        return req.refused_form();
     }
     // One account however it is typed, as for the apps' own forms.
     let user = field("username").unwrap_or_default().trim().to_lowercase();
@@ -182,7 +182,7 @@ fn form(req: &Request<'_>, return_to: &str, username: &str, error: Option<&str>)
 
 fn unavailable(req: &Request<'_>, e: &dyn std::fmt::Display) -> Answer {
     tracing::error!(error = %e, "gateway login failed");
-    Answer::unavailable(req.lang)
+    req.unavailable()
 }
 
 /// Verifies on the bounded pool. A user without a hash is checked against a dummy

@@ -74,15 +74,23 @@ impl Request<'_> {
         cookies::find(self.headers, name)
     }
 
+    /// An error page for this request.
+    pub fn error(&self, status: StatusCode, kind: ErrorKind, label: Label) -> Answer {
+        Answer::error(status, kind, self.lang, self.reference, label)
+    }
+
+    /// 503: the store or another part failed (logged by the caller).
+    pub fn unavailable(&self) -> Answer {
+        self.error(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error)
+    }
+
+    /// 403 for a form without its token (or too large to read).
+    pub fn refused_form(&self) -> Answer {
+        self.error(StatusCode::FORBIDDEN, ErrorKind::BadRequest, Label::BadRequest)
+    }
+
     fn not_found(&self) -> Answer {
-        let page = views::error(
-            StatusCode::NOT_FOUND,
-            ErrorKind::NotFound,
-            self.lang,
-            None,
-            self.reference,
-        );
-        Answer::page(page, Label::NotFound)
+        not_found(self.lang, self.reference)
     }
 }
 
@@ -98,14 +106,7 @@ pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
             page = req.route.path(),
             "a cross-site POST to a gateway form; refused"
         );
-        let page = views::error(
-            StatusCode::FORBIDDEN,
-            ErrorKind::Denied,
-            req.lang,
-            None,
-            req.reference,
-        );
-        return Answer::page(page, Label::CrossSite);
+        return req.error(StatusCode::FORBIDDEN, ErrorKind::Denied, Label::CrossSite);
     }
     let t = views::texts(req.lang);
     let sign_in = req.app.sign_in_page().unwrap_or("/");
@@ -155,16 +156,7 @@ pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
             );
             Answer::page(page, Label::Logout).with_cookie(&cookies::clear_session(req.secure))
         }
-        Route::Unavailable => {
-            let page = views::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                ErrorKind::Internal,
-                req.lang,
-                None,
-                req.reference,
-            );
-            Answer::page(page, Label::Error)
-        }
+        Route::Unavailable => req.unavailable(),
         Route::Locked => {
             let page = views::message(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -203,6 +195,17 @@ pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
         Route::Account(page) => account::serve(services, req, page).await,
         Route::Admin(page) => admin::serve(services, req, page).await,
     }
+}
+
+/// The page for a path under `/.portvakt/` that names no page.
+pub fn not_found(lang: Lang, reference: &str) -> Answer {
+    Answer::error(
+        StatusCode::NOT_FOUND,
+        ErrorKind::NotFound,
+        lang,
+        reference,
+        Label::NotFound,
+    )
 }
 
 /// A fixed resource of the gateway's (health, stylesheet, logo, keys).

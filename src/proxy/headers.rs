@@ -160,7 +160,15 @@ fn parse_node(text: &str) -> Option<IpAddr> {
 /// keep, in order.
 pub fn without_gateway_cookies(headers: &HeaderMap, now: SystemTime) -> Option<Vec<http::HeaderValue>> {
     let values = headers.get_all(http::header::SET_COOKIE);
-    let own = |v: &http::HeaderValue| cookies::is_own(&SetCookie::read(v.as_bytes(), now).name);
+    // Every answer that sets a cookie comes through here: only a value that spells
+    // `portvakt` somewhere can name one of the gateway's cookies, and only such a
+    // value is read whole.
+    let own = |v: &http::HeaderValue| {
+        v.as_bytes()
+            .windows(cookies::OWN_PREFIX.len())
+            .any(|w| w == cookies::OWN_PREFIX)
+            && cookies::is_own(&SetCookie::read(v.as_bytes(), now).name)
+    };
     if !values.iter().any(own) {
         return None;
     }

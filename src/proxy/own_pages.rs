@@ -5,14 +5,12 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::SystemTime;
 
-use http::StatusCode;
 use pingora::prelude::*;
 
 use super::gateway::{Gateway, RequestCtx};
 use crate::config::{Config, Lang};
-use crate::portal::answer::{Answer, Label};
+use crate::portal::answer::Answer;
 use crate::portal::route::Route;
-use crate::portal::views::{self, ErrorKind};
 use crate::portal::{self, Request, FORM_LIMIT};
 
 impl Gateway {
@@ -26,8 +24,7 @@ impl Gateway {
     ) -> Answer {
         let reference = ctx.reference.to_string();
         let (Some(route), Some(app)) = (route, ctx.app(config)) else {
-            let page = views::error(StatusCode::NOT_FOUND, ErrorKind::NotFound, lang, None, &reference);
-            return Answer::page(page, Label::NotFound);
+            return portal::not_found(lang, &reference);
         };
         let body = if session.req_header().method == http::Method::POST {
             read_body(session).await
