@@ -29,7 +29,7 @@ use crate::factors::email::{self, EmailCode};
 use crate::factors::recovery;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::factors::SignInMethod;
-use crate::store::{DeviceAdded, DeviceLimit, PreferredMethod, StoreError, TotpDevice};
+use crate::store::{DeviceAdded, PreferredMethod, StoreError, TotpDevice};
 
 /// The challenge cookie's name (host-only; `__Host-` on HTTPS).
 pub fn challenge_cookie_name(secure: bool) -> &'static str {
@@ -216,10 +216,11 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                     let sealed = auth
                         .keys
                         .seal(secret.as_bytes(), &TotpDevice::seal_context(&user, &name));
+                    // A first enrolment stores a device only while there is none.
                     let limit = if adding {
-                        DeviceLimit::AtMost(req.config.second_factor.max_devices)
+                        req.config.second_factor.max_devices
                     } else {
-                        DeviceLimit::FirstOnly
+                        1
                     };
                     let added = auth
                         .store

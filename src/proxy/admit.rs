@@ -132,10 +132,9 @@ impl Gateway {
             // Another site can make the browser load the app's logout: that ends
             // the gateway's session only when the browser itself asked (the app
             // still gets the request, as it always did, and decides for its own).
-            let same_site = !cross_site::is_cross_site(&session.req_header().headers, ctx.secure, &ctx.host);
             if login.logout_path.as_deref() == Some(key)
                 && login.logout_query.met_by(query, extra)
-                && same_site
+                && !cross_site::is_cross_site(&session.req_header().headers, ctx.secure, &ctx.host)
             {
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {

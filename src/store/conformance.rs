@@ -6,13 +6,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{DeviceAdded, DeviceLimit, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject};
+use super::{DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject};
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::SignInMethod;
 
 /// Adds a device that must fit; its id.
 async fn add(store: &dyn Store, user: &str, name: &str, secret: Vec<u8>, step: u64, now: SystemTime) -> i64 {
-    let limit = DeviceLimit::AtMost(10);
+    let limit = 10;
     match store
         .add_totp_device(user, name, secret, step, now, limit)
         .await
@@ -80,12 +80,12 @@ pub async fn recovery_codes_work_once_and_die_when_replaced(store: Arc<dyn Store
 
 pub async fn a_first_device_is_stored_once(store: Arc<dyn Store>) {
     let first = store
-        .add_totp_device("alice", "Phone", vec![1], 5, at(0), DeviceLimit::FirstOnly)
+        .add_totp_device("alice", "Phone", vec![1], 5, at(0), 1)
         .await
         .unwrap();
     assert!(matches!(first, DeviceAdded::Added(_)));
     let second = store
-        .add_totp_device("alice", "Tablet", vec![2], 6, at(1), DeviceLimit::FirstOnly)
+        .add_totp_device("alice", "Tablet", vec![2], 6, at(1), 1)
         .await
         .unwrap();
     assert_eq!(second, DeviceAdded::LimitReached, "another enrolment came first");
@@ -299,7 +299,7 @@ pub async fn device_limits_hold_under_any_race(store: Arc<dyn Store>) {
                 "Device 0".to_owned()
             };
             store
-                .add_totp_device("alice", &name, vec![1], 5, at(0), DeviceLimit::AtMost(3))
+                .add_totp_device("alice", &name, vec![1], 5, at(0), 3)
                 .await
                 .unwrap()
         })

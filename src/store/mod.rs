@@ -158,9 +158,10 @@ impl Subject<'_> {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Stores a device confirmed with a first code at `confirmed_step`, which counts
-    /// as used (so that code cannot sign in afterwards) — only if `limit` allows one
-    /// more and the name is free, checked in the same transaction, so enrolments
-    /// finishing at once cannot pass the limit together.
+    /// as used (so that code cannot sign in afterwards) — only while the user has
+    /// fewer than `at_most` (1 for a first enrolment) and the name is free, checked
+    /// in the same transaction, so enrolments finishing at once cannot pass the
+    /// limit together.
     async fn add_totp_device(
         &self,
         user: &str,
@@ -168,7 +169,7 @@ pub trait Store: Send + Sync {
         sealed_secret: Vec<u8>,
         confirmed_step: u64,
         now: SystemTime,
-        limit: DeviceLimit,
+        at_most: usize,
     ) -> StoreResult<DeviceAdded>;
 
     async fn totp_devices(&self, user: &str) -> StoreResult<Vec<TotpDevice>>;
@@ -316,20 +317,11 @@ pub trait Store: Send + Sync {
     async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize>;
 }
 
-/// How many devices a user may have once this one is added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceLimit {
-    /// Only a first device: another enrolment of the user must not have come first.
-    FirstOnly,
-    /// No more than this many in all.
-    AtMost(usize),
-}
-
 /// What became of a device to add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceAdded {
     Added(i64),
-    /// The limit is reached (for a first device: another came first).
+    /// The limit is reached (for a first enrolment: another came first).
     LimitReached,
     /// The user already has a device of that name.
     NameTaken,

@@ -345,7 +345,7 @@ async fn removing_devices_at_once_keeps_the_last_one() {
             .services
             .keys
             .seal(b"secret", &TotpDevice::seal_context("alice", name));
-        let limit = crate::store::DeviceLimit::AtMost(6);
+        let limit = 6;
         f.services
             .store
             .add_totp_device("alice", name, sealed, 1, f.now, limit)

@@ -22,7 +22,7 @@ use crate::auth::Services;
 use crate::config::{App, Config, Lang};
 use crate::factors::totp::{self, TotpSecret};
 use crate::factors::SignInMethod;
-use crate::store::{DeviceLimit, TotpDevice};
+use crate::store::TotpDevice;
 
 /// 2027-01-15 08:00 UTC: the fixture's clock starts here, whatever the machine's says.
 pub const START: u64 = 1_800_000_000;
@@ -126,7 +126,7 @@ impl Fixture {
         let long_ago = self.unix() / 30 - 100;
         self.services
             .store
-            .add_totp_device(user, "Phone", sealed, long_ago, self.now, DeviceLimit::AtMost(10))
+            .add_totp_device(user, "Phone", sealed, long_ago, self.now, 10)
             .await
             .expect("add a device");
         secret

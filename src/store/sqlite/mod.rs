@@ -145,7 +145,7 @@ mod tests {
 
     use crate::factors::lockout::{FailureRecord, LockoutPolicy};
     use crate::store::conformance::store_conformance;
-    use crate::store::{AuditEvent, AuditQuery, DeviceAdded, DeviceLimit, Store, Subject};
+    use crate::store::{AuditEvent, AuditQuery, DeviceAdded, Store, Subject};
 
     store_conformance!({
         let (dir, store) = store();
@@ -166,14 +166,7 @@ mod tests {
     async fn an_enrolled_device_survives_reopening_and_its_first_code_counts_as_used() {
         let (dir, store) = store();
         let added = store
-            .add_totp_device(
-                "alice",
-                "Phone",
-                vec![1, 2, 3],
-                100,
-                at(0),
-                DeviceLimit::FirstOnly,
-            )
+            .add_totp_device("alice", "Phone", vec![1, 2, 3], 100, at(0), 1)
             .await
             .unwrap();
         let DeviceAdded::Added(id) = added else {

@@ -10,8 +10,8 @@ use super::rows::*;
 use super::SqliteStore;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::{
-    AuditEvent, AuditQuery, DeviceAdded, DeviceLimit, DeviceRemoval, PreferredMethod, SessionRecord, Store,
-    StoreResult, StoredRecoveryCode, Subject, TotpDevice, UserSummary,
+    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, StoreResult,
+    StoredRecoveryCode, Subject, TotpDevice, UserSummary,
 };
 
 #[async_trait]
@@ -23,7 +23,7 @@ impl Store for SqliteStore {
         sealed_secret: Vec<u8>,
         confirmed_step: u64,
         now: SystemTime,
-        limit: DeviceLimit,
+        at_most: usize,
     ) -> StoreResult<DeviceAdded> {
         let (user, name) = (user.to_owned(), name.to_owned());
         self.write(move |conn| {
@@ -34,7 +34,7 @@ impl Store for SqliteStore {
                 sealed_secret,
                 confirmed_step,
                 now,
-                limit,
+                at_most,
             )?)
         })
         .await

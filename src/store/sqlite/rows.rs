@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::factors::lockout::FailureRecord;
 use crate::factors::SignInMethod;
-use crate::store::{DeviceAdded, DeviceLimit};
+use crate::store::DeviceAdded;
 
 /// A session's sign-in method as stored; an unknown name makes the row unreadable
 /// (so the session is not used), never a guess.
@@ -107,8 +107,9 @@ pub(super) fn write_failures(conn: &Connection, key: &str, record: &FailureRecor
     Ok(())
 }
 
-/// Stores a confirmed device if `limit` allows one more and the name is free, in
-/// one transaction (two enrolments finishing at once store what the limit allows).
+/// Stores a confirmed device if the user has fewer than `at_most` and the name is
+/// free, in one transaction (enrolments finishing at once store what the limit
+/// allows).
 pub(super) fn add_device(
     conn: &mut Connection,
     user: &str,
@@ -116,7 +117,7 @@ pub(super) fn add_device(
     sealed_secret: Vec<u8>,
     confirmed_step: u64,
     now: SystemTime,
-    limit: DeviceLimit,
+    at_most: usize,
 ) -> rusqlite::Result<DeviceAdded> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (existing, same_name): (i64, i64) = tx.query_row(
@@ -124,11 +125,7 @@ pub(super) fn add_device(
         params![user, name],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
-    let allowed = match limit {
-        DeviceLimit::FirstOnly => existing == 0,
-        DeviceLimit::AtMost(most) => usize::try_from(existing).is_ok_and(|n| n < most),
-    };
-    if !allowed {
+    if !usize::try_from(existing).is_ok_and(|n| n < at_most) {
         return Ok(DeviceAdded::LimitReached);
     }
     if same_name > 0 {
