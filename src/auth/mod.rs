@@ -13,4 +13,4 @@ mod session_cache;
 pub mod sessions;
 
 pub use audit::AuditKind;
-pub use services::{open_keys, Attempt, Charged, PendingAddress, Services};
+pub use services::{open_keys, open_store, Attempt, Charged, PendingAddress, Services};

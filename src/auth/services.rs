@@ -11,13 +11,13 @@ use super::challenge::Challenges;
 use super::identity::IdentitySigner;
 use super::notify::Mailer;
 use super::sessions::{Issued, Sessions};
-use crate::config::Config;
+use crate::config::{Config, StoreLocation};
 use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::{Charge, LockoutPolicy};
 use crate::factors::SignInMethod;
 use crate::keys::{KeyError, KeySource, Keys};
-use crate::store::{AuditEvent, SqliteStore, Store, StoreResult, Subject};
+use crate::store::{AuditEvent, PostgresStore, SqliteStore, Store, StoreResult, Subject};
 
 /// Password and recovery-code checks that may wait for a hashing thread; more are
 /// refused with 503 at once. At ~50 ms of CPU each, a full queue is seconds of work.
@@ -55,6 +55,25 @@ pub fn open_keys(config: &Config) -> Result<Keys, KeyError> {
     }
 }
 
+/// The deployment's store as the configuration names it: the SQLite file in
+/// `state_dir` (created on first start), or the shared PostgreSQL database.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &config.store {
+        StoreLocation::Sqlite => Arc::new(
+            SqliteStore::open_in(&config.state_dir)
+                .with_context(|| format!("opening the database in {}", config.state_dir.display()))?,
+        ),
+        StoreLocation::Postgres { url, password } => {
+            Arc::new(PostgresStore::open(url, password.as_deref()).with_context(|| {
+                format!(
+                    "opening the PostgreSQL store named in {}",
+                    config.source.display()
+                )
+            })?)
+        }
+    })
+}
+
 /// An address not yet confirmed, and the code sent to it.
 #[derive(Clone)]
 pub struct PendingAddress {
@@ -67,10 +86,7 @@ impl Services {
     /// (created on first start).
     pub fn open(config: &Config) -> anyhow::Result<Services> {
         let keys = open_keys(config)?;
-        let store: Arc<dyn Store> = Arc::new(
-            SqliteStore::open_in(&config.state_dir)
-                .with_context(|| format!("opening the database in {}", config.state_dir.display()))?,
-        );
+        let store = open_store(config)?;
         let mut sessions = Sessions::new(store.clone(), keys.cookie_key())
             .map_err(|e| anyhow::anyhow!("cookie key: {e}"))?;
         let mut signer = IdentitySigner::new(keys.signing_seed());

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use crate::store::{AuditQuery, Store};
+use crate::store::AuditQuery;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

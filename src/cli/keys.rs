@@ -46,7 +46,7 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("the configuration names no previous_key_file: there is nothing to reseal");
             }
             let keys = open_keys(&config)?;
-            let counts = super::users::block_on(reseal_all(&store, &keys))??;
+            let counts = super::users::block_on(reseal_all(&*store, &keys))??;
             out!(
                 "{} secret(s) sealed again under the new key, {} already were, {} open under neither key",
                 counts.resealed,

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
@@ -10,7 +11,7 @@ use anyhow::Context;
 use crate::auth::AuditKind;
 use crate::config::model::Enrolment;
 use crate::config::Config;
-use crate::store::{AuditEvent, AuditQuery, SqliteStore, Store, Subject, UserSummary};
+use crate::store::{AuditEvent, AuditQuery, Store, Subject, UserSummary};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -50,13 +51,15 @@ pub enum Command {
     },
 }
 
+/// A configuration and the store it names.
+pub(super) type Opened = (Config, Arc<dyn Store>);
+
 /// The configuration and its store, or the exit code that says why not.
-pub(super) fn open(config: &std::path::Path) -> anyhow::Result<Result<(Config, SqliteStore), ExitCode>> {
+pub(super) fn open(config: &std::path::Path) -> anyhow::Result<Result<Opened, ExitCode>> {
     let Some(config) = super::load_or_report(config) else {
         return Ok(Err(ExitCode::from(super::EXIT_INVALID_CONFIG)));
     };
-    let store = SqliteStore::open_in(&config.state_dir)
-        .with_context(|| format!("opening the database in {}", config.state_dir.display()))?;
+    let store = crate::auth::open_store(&config)?;
     Ok(Ok((config, store)))
 }
 

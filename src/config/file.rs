@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub state_dir: Option<Spanned<String>>,
     pub key_file: Option<Spanned<String>>,
     pub previous_key_file: Option<Spanned<String>>,
+    pub store: Option<StoreFile>,
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: Option<Spanned<String>>,
     pub log_level: Option<Spanned<String>>,
@@ -33,6 +34,12 @@ pub struct FileConfig {
     pub session: SessionFile,
     pub lockout: LockoutFile,
     pub apps: Vec<AppFile>,
+}
+
+/// Where durable state is kept, when not in `state_dir`'s SQLite file.
+pub struct StoreFile {
+    pub url: Spanned<String>,
+    pub password_file: Option<Spanned<String>>,
 }
 
 /// How e-mail is sent (for e-mail codes).
@@ -182,6 +189,7 @@ const TOP_KEYS: &[&str] = &[
     "state_dir",
     "key_file",
     "previous_key_file",
+    "store",
     "metrics",
     "log",
     "server",
@@ -197,6 +205,7 @@ const TOP_KEYS: &[&str] = &[
     "apps",
 ];
 const USERS_KEYS: &[&str] = &["file"];
+const STORE_KEYS: &[&str] = &["url", "password_file"];
 const EMAIL_KEYS: &[&str] = &[
     "from",
     "smtp",
@@ -274,6 +283,7 @@ impl FileConfig {
             state_dir: None,
             key_file: None,
             previous_key_file: None,
+            store: None,
             metrics_listen: None,
             log_format: None,
             log_level: None,
@@ -316,6 +326,21 @@ impl FileConfig {
         }
         if let Some((node, key)) = top.get("previous_key_file") {
             file.previous_key_file = d.spanned_string(node, &key);
+        }
+        if let Some((node, key)) = top.get("store") {
+            if let Some(mut m) = d.map(node, &key, STORE_KEYS) {
+                let url = m
+                    .require(
+                        d,
+                        "url",
+                        node.at,
+                        "the database, such as postgres://portvakt@db.internal/portvakt",
+                    )
+                    .and_then(|(n, k)| d.spanned_string(n, &k));
+                let password_file = m.get("password_file").and_then(|(n, k)| d.spanned_string(n, &k));
+                m.finish(d);
+                file.store = url.map(|url| StoreFile { url, password_file });
+            }
         }
         if let Some((node, key)) = top.get("metrics") {
             if let Some(mut m) = d.map(node, &key, METRICS_KEYS) {

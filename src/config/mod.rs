@@ -19,7 +19,9 @@ pub use lang::Lang;
 /// The configuration in force, shared by the proxy and the reloader: requests load
 /// it once and keep that `Arc` to their end, whatever a reload swaps in meanwhile.
 pub type SharedConfig = std::sync::Arc<arc_swap::ArcSwap<Config>>;
-pub use model::{App, Config, Listener, LogFormat, LogSettings, ServerSettings, TlsFiles, Upstream};
+pub use model::{
+    App, Config, Listener, LogFormat, LogSettings, ServerSettings, StoreLocation, TlsFiles, Upstream,
+};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +103,49 @@ mod tests {
     }
 
     const MINIMAL: &str = "listen: [\"127.0.0.1:8080\"]\nstate_dir: state\napps:\n  wiki:\n    hosts: [wiki.example.com]\n    upstream: http://127.0.0.1:3000\n";
+
+    #[test]
+    fn a_store_is_sqlite_unless_a_postgres_url_is_given() {
+        let config = parse(MINIMAL, &PathBuf::from("p.yaml")).expect("valid");
+        assert_eq!(config.store, StoreLocation::Sqlite);
+        let text = MINIMAL.replace(
+            "state_dir: state\n",
+            "state_dir: state\nstore: {url: \"postgres://pv@db:5433/portvakt\"}\n",
+        );
+        let config = parse(&text, &PathBuf::from("p.yaml")).expect("valid");
+        assert!(
+            matches!(&config.store, StoreLocation::Postgres { url, password: None } if url.ends_with("/portvakt"))
+        );
+        assert_eq!(
+            format!("{:?}", config.store),
+            "Postgres { .. }",
+            "the URL stays out of Debug"
+        );
+        for (bad, why) in [
+            ("store: {url: \"mysql://db/portvakt\"}", "give a PostgreSQL URL"),
+            (
+                "store: {url: \"postgres://db:notaport/x\"}",
+                "not a PostgreSQL URL",
+            ),
+            (
+                "store: {url: \"postgres://db/x\", password_file: /nonexistent/pw}",
+                "cannot read the database password",
+            ),
+            ("store: {password_file: pw}", "missing `url`"),
+            (
+                "store: {url: \"postgres://db/x\", pasword_file: pw}",
+                "pasword_file",
+            ),
+        ] {
+            let found = errors(&MINIMAL.replace("state_dir: state\n", &format!("state_dir: state\n{bad}\n")));
+            assert!(
+                found
+                    .iter()
+                    .any(|e| e.starts_with("t.yaml:3:") && e.contains(why)),
+                "{bad}: {found:?}"
+            );
+        }
+    }
 
     #[test]
     fn minimal_config_loads_with_strict_defaults() {

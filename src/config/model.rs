@@ -13,6 +13,29 @@ use crate::factors::totp::TotpSettings;
 use crate::login::{CookieNames, QueryConditions};
 use crate::policy::AppPolicy;
 
+/// Where durable state is kept: the embedded SQLite file in `state_dir`, or a
+/// PostgreSQL database that several gateways share.
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    Sqlite,
+    Postgres {
+        /// A `postgres://` URL, checked when the file was read.
+        url: String,
+        /// Read from `password_file`; replaces any password in the URL.
+        password: Option<String>,
+    },
+}
+
+/// The URL and password stay out of logs and `Debug` output.
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLocation::Sqlite => f.write_str("Sqlite"),
+            StoreLocation::Postgres { .. } => f.write_str("Postgres { .. }"),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Config {
     /// The file this was read from (for reloads and messages).
@@ -25,6 +48,8 @@ pub struct Config {
     /// The key file before a rotation: what it sealed still opens, and its signing
     /// key stays in the JWKS, while new cookies and secrets use `key_file`.
     pub previous_key_file: Option<PathBuf>,
+    /// Where durable state is kept.
+    pub store: StoreLocation,
     pub metrics_listen: Option<SocketAddr>,
     pub log: LogSettings,
     pub server: ServerSettings,

@@ -10,13 +10,13 @@ use std::time::Duration;
 use super::decode::{Decoder, Spanned};
 use super::file::{
     AppFile, ConfirmFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile,
-    RouteFile, SecondFactorFile, SessionFile, SmtpFile,
+    RouteFile, SecondFactorFile, SessionFile, SmtpFile, StoreFile,
 };
 use super::model::{
     fold_header_name, fold_host, App, Config, ConfirmRead, ConfirmRule, EmailSettings, EmailTransport,
     EmailUse, Enrolment, Listener, LogFormat, LogSettings, LoginInterception, MfaChanges, PageSettings,
-    SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity, SuccessRule, TlsFiles,
-    Upstream, UpstreamHeaders, UsernameSource, Users,
+    SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity, StoreLocation, SuccessRule,
+    TlsFiles, Upstream, UpstreamHeaders, UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -189,12 +189,17 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
     let session = build_session(d, file.session);
     let lockout = build_lockout(file.lockout);
     let state_dir = file.state_dir.map(|s| base.join(s.value))?;
+    let store = file
+        .store
+        .as_ref()
+        .map_or(Some(StoreLocation::Sqlite), |s| build_store(d, s, base));
     Some(Config {
         source: source.to_path_buf(),
         listeners,
         state_dir,
         key_file: file.key_file.map(|s| base.join(s.value)),
         previous_key_file: file.previous_key_file.map(|s| base.join(s.value)),
+        store: store?,
         metrics_listen: file.metrics_listen,
         log,
         server,
@@ -209,6 +214,46 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         lockout,
         apps,
         hosts: hosts.into_iter().map(|(k, (i, _, _))| (k, i)).collect(),
+    })
+}
+
+/// A PostgreSQL store: its URL must parse (so a typo stops the gateway here, with
+/// the position, rather than at the first request), and its password file must
+/// be readable.
+fn build_store(d: &mut Decoder, store: &StoreFile, base: &Path) -> Option<StoreLocation> {
+    let url = &store.url;
+    if !(url.value.starts_with("postgres://") || url.value.starts_with("postgresql://")) {
+        d.error(
+            url.at,
+            &url.key,
+            "give a PostgreSQL URL such as postgres://portvakt@db.internal/portvakt (without `store`, the state directory's SQLite file is used)",
+        );
+        return None;
+    }
+    if let Err(e) = url.value.parse::<tokio_postgres::Config>() {
+        d.error(url.at, &url.key, format!("not a PostgreSQL URL: {e}"));
+        return None;
+    }
+    let password = match &store.password_file {
+        None => None,
+        Some(p) => {
+            let path = base.join(&p.value);
+            match std::fs::read_to_string(&path) {
+                Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
+                Err(e) => {
+                    d.error(
+                        p.at,
+                        &p.key,
+                        format!("cannot read the database password from {}: {e}", path.display()),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    Some(StoreLocation::Postgres {
+        url: url.value.clone(),
+        password,
     })
 }
 

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use super::{DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject};
+use super::{
+    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject,
+};
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::SignInMethod;
 
@@ -323,6 +325,73 @@ pub async fn device_limits_hold_under_any_race(store: Arc<dyn Store>) {
     assert_eq!(store.totp_devices("alice").await.unwrap().len(), 1, "one is kept");
 }
 
+pub async fn failure_counters_are_kept_apart_and_charged_both_or_neither(store: Arc<dyn Store>) {
+    let policy = LockoutPolicy::default();
+    let alice = || [(Subject::User("alice"), policy)];
+    for i in 0..10 {
+        store.charge_attempt(&alice(), at(i)).await.unwrap().unwrap();
+    }
+    assert!(
+        store.charge_attempt(&alice(), at(10)).await.unwrap().is_err(),
+        "locked: the attempt is refused and not counted"
+    );
+    let address = Subject::Address("192.0.2.7".parse().unwrap());
+    let both = [(Subject::User("alice"), policy), (address.clone(), policy)];
+    assert!(store.charge_attempt(&both, at(10)).await.unwrap().is_err());
+    assert_eq!(store.failures(address.clone()).await.unwrap().count, 0, "neither");
+    let by_address = [(address.clone(), policy)];
+    store.charge_attempt(&by_address, at(10)).await.unwrap().unwrap();
+    let second = store.charge_attempt(&by_address, at(11)).await.unwrap().unwrap();
+    store.refund_attempt(&by_address, second).await.unwrap();
+    assert_eq!(
+        store.failures(address).await.unwrap().count,
+        1,
+        "the refund took back one"
+    );
+    assert_eq!(store.failures(Subject::User("alice")).await.unwrap().count, 10);
+    assert_eq!(store.failures(Subject::User("bob")).await.unwrap().count, 0);
+    store.reset_failures(Subject::User("alice")).await.unwrap();
+    assert_eq!(
+        store.failures(Subject::User("alice")).await.unwrap(),
+        crate::factors::lockout::FailureRecord::default()
+    );
+}
+
+pub async fn the_audit_trail_reads_newest_first_by_subject_and_time(store: Arc<dyn Store>) {
+    let event = |n: u64, subject: &str| AuditEvent {
+        at: at(n),
+        event: "login_ok".into(),
+        actor: subject.into(),
+        subject: subject.into(),
+        app: Some("wiki".into()),
+        client: Some("192.0.2.1".into()),
+        outcome: "ok".into(),
+    };
+    for (n, who) in [(1, "alice"), (2, "bob"), (3, "alice")] {
+        store.record(&event(n, who)).await.unwrap();
+    }
+    let query = AuditQuery {
+        subject: Some("alice".into()),
+        since: None,
+        limit: 10,
+    };
+    assert_eq!(
+        store.audit(&query).await.unwrap(),
+        [event(3, "alice"), event(1, "alice")]
+    );
+    let since = AuditQuery {
+        subject: None,
+        since: Some(at(2)),
+        limit: 10,
+    };
+    assert_eq!(
+        store.audit(&since).await.unwrap(),
+        [event(3, "alice"), event(2, "bob")]
+    );
+    let one = AuditQuery { limit: 1, ..since };
+    assert_eq!(store.audit(&one).await.unwrap().len(), 1);
+}
+
 /// Runs every case of the suite against one backend: `$open` is an expression
 /// that gives a fresh, empty store and whatever keeps it alive, as a pair.
 macro_rules! store_conformance {
@@ -338,6 +407,8 @@ macro_rules! store_conformance {
             devices_are_renamed_and_removed_only_by_their_owner,
             a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers,
             device_limits_hold_under_any_race,
+            failure_counters_are_kept_apart_and_charged_both_or_neither,
+            the_audit_trail_reads_newest_first_by_subject_and_time,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {

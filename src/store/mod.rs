@@ -9,8 +9,10 @@
 //! is durable before the call returns, so the user is never told "done" for
 //! something a crash would undo.
 
+mod columns;
 #[cfg(test)]
 pub(crate) mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use std::time::{Duration, SystemTime};
@@ -20,12 +22,20 @@ use async_trait::async_trait;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::factors::SignInMethod;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+/// What went wrong in a backend, told the same way whichever backend it was: the
+/// gateway answers `Unavailable` and `Database` alike (a 503 page, failing closed),
+/// but logs and metrics say which.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database could not be reached (down, restarting, the network): worth
+    /// trying again in a moment.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(Box<dyn std::error::Error + Send + Sync>),
     #[error("the database task did not finish: {0}")]
     Task(String),
     #[error(

@@ -112,6 +112,12 @@ impl SqliteStore {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
+    }
+}
+
 /// A panic while a connection was held cannot leave a transaction open (an
 /// unfinished one rolls back when dropped), so a poisoned lock still guards a sound
 /// connection.
@@ -143,9 +149,9 @@ mod tests {
     use super::*;
     use std::time::SystemTime;
 
-    use crate::factors::lockout::{FailureRecord, LockoutPolicy};
+    use crate::factors::lockout::LockoutPolicy;
     use crate::store::conformance::store_conformance;
-    use crate::store::{AuditEvent, AuditQuery, DeviceAdded, Store, Subject};
+    use crate::store::{AuditEvent, DeviceAdded, Store, Subject};
 
     store_conformance!({
         let (dir, store) = store();
@@ -185,70 +191,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn failure_counters_persist_and_are_kept_apart() {
+    async fn failure_counters_survive_reopening() {
         let (dir, store) = store();
         let policy = LockoutPolicy::default();
-        let alice = || [(Subject::User("alice"), policy)];
+        let alice = [(Subject::User("alice"), policy)];
         for i in 0..10 {
-            store.charge_attempt(&alice(), at(i)).await.unwrap().unwrap();
+            store.charge_attempt(&alice, at(i)).await.unwrap().unwrap();
         }
-        assert!(
-            store.charge_attempt(&alice(), at(10)).await.unwrap().is_err(),
-            "locked: the attempt is refused and not counted"
-        );
-        let address = Subject::Address("192.0.2.7".parse().unwrap());
-        // Both or neither: a locked user means the address is not charged either.
-        let both = [(Subject::User("alice"), policy), (address.clone(), policy)];
-        assert!(store.charge_attempt(&both, at(10)).await.unwrap().is_err());
-        assert_eq!(store.failures(address.clone()).await.unwrap().count, 0);
-        let by_address = [(address.clone(), policy)];
-        store.charge_attempt(&by_address, at(10)).await.unwrap().unwrap();
-        let second = store.charge_attempt(&by_address, at(11)).await.unwrap().unwrap();
-        store.refund_attempt(&by_address, second).await.unwrap();
         drop(store);
         let store = SqliteStore::open_in(dir.path()).unwrap();
-        let alice = store.failures(Subject::User("alice")).await.unwrap();
-        assert_eq!(alice.count, 10);
-        assert!(policy.locked_for(&alice, at(10)).is_some());
-        assert_eq!(store.failures(address).await.unwrap().count, 1);
-        store.reset_failures(Subject::User("alice")).await.unwrap();
-        assert_eq!(
-            store.failures(Subject::User("alice")).await.unwrap(),
-            FailureRecord::default()
-        );
+        let record = store.failures(Subject::User("alice")).await.unwrap();
+        assert_eq!(record.count, 10);
+        assert!(policy.locked_for(&record, at(10)).is_some());
     }
 
     #[tokio::test]
-    async fn the_audit_trail_only_grows() {
+    async fn the_audit_trail_cannot_be_edited() {
         let (dir, store) = store();
-        let event = |n: u64, subject: &str| AuditEvent {
-            at: at(n),
+        let event = AuditEvent {
+            at: at(1),
             event: "login_ok".into(),
-            actor: subject.into(),
-            subject: subject.into(),
-            app: Some("wiki".into()),
-            client: Some("192.0.2.1".into()),
+            actor: "alice".into(),
+            subject: "alice".into(),
+            app: None,
+            client: None,
             outcome: "ok".into(),
         };
-        for (n, who) in [(1, "alice"), (2, "bob"), (3, "alice")] {
-            store.record(&event(n, who)).await.unwrap();
-        }
-        let query = AuditQuery {
-            subject: Some("alice".into()),
-            since: None,
-            limit: 10,
-        };
-        let rows = store.audit(&query).await.unwrap();
-        assert_eq!(rows, [event(3, "alice"), event(1, "alice")], "newest first");
-        let since = AuditQuery {
-            subject: None,
-            since: Some(at(2)),
-            limit: 10,
-        };
-        assert_eq!(store.audit(&since).await.unwrap().len(), 2);
+        store.record(&event).await.unwrap();
         let conn = Connection::open(dir.path().join(DATABASE_FILE)).unwrap();
         assert!(
-            conn.execute("UPDATE audit SET outcome = 'ok'", []).is_err(),
+            conn.execute("UPDATE audit SET outcome = 'refused'", []).is_err(),
             "no edits"
         );
         assert!(conn.execute("DELETE FROM audit", []).is_err(), "no deletions");

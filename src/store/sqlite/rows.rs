@@ -1,37 +1,18 @@
 //! Row-level helpers the queries share: time and step conversions, the user's row,
 //! failure counters, and adding a device in one transaction.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::factors::lockout::FailureRecord;
-use crate::factors::SignInMethod;
+pub(super) use crate::store::columns::{self, from_unix, step_to_db, to_unix};
 use crate::store::DeviceAdded;
 
-/// A session's sign-in method as stored; an unknown name makes the row unreadable
-/// (so the session is not used), never a guess.
-pub(super) fn stored_method(name: &str) -> rusqlite::Result<SignInMethod> {
-    SignInMethod::parse(name).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            4,
-            rusqlite::types::Type::Text,
-            format!("unknown sign-in method {name:?}").into(),
-        )
-    })
-}
-
-pub(super) fn to_unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-pub(super) fn from_unix(secs: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
-}
-
-pub(super) fn step_to_db(step: u64) -> i64 {
-    i64::try_from(step).unwrap_or(i64::MAX)
+/// A session's sign-in method as stored; an unknown name makes the row unreadable.
+pub(super) fn stored_method(name: &str) -> rusqlite::Result<crate::factors::SignInMethod> {
+    columns::stored_method(name)
+        .map_err(|why| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, why.into()))
 }
 
 /// Creates the user's row if it is not there yet.
