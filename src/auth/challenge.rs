@@ -2,8 +2,11 @@
 //! until the user passes, or a signed-in user stepping up. Short-lived, single use,
 //! named by a random id in a short-lived cookie.
 //!
-//! They live in this gateway's memory: a challenge lasts minutes, and losing one
-//! (a restart) only means signing in again — nothing the user was told is lost.
+//! They are kept in the store (sealed, `TransientState`), so that a user's next
+//! request may reach any gateway of a deployment: each request reads the
+//! challenge, and what it changed is written back only if no other request changed
+//! it meanwhile. What must happen once (passing it, releasing the withheld answer)
+//! is a take from the store, which one request wins.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -11,11 +14,14 @@ use std::time::{Duration, SystemTime};
 use data_encoding::BASE64URL_NOPAD;
 use http::{HeaderName, HeaderValue};
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
+use super::transient::{fingerprint, TransientState};
 use crate::factors::recovery::RecoveryCode;
 use crate::factors::totp::TotpSecret;
 use crate::factors::SignInMethod;
+use crate::store::{StoreResult, TransientKind};
 
 /// What a first device is called until its user renames it.
 pub const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
@@ -24,7 +30,7 @@ pub const DEFAULT_DEVICE_NAME: &str = "Authenticator app";
 pub const MAX_WITHHELD_BODY: usize = 1024 * 1024;
 
 /// The app's answer to a successful login, kept until the second factor is passed.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Withheld {
     pub status: u16,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -55,17 +61,64 @@ impl Withheld {
     }
 }
 
+/// A withheld answer as it is stored: header names and values as bytes.
+#[derive(Serialize, Deserialize)]
+struct StoredAnswer {
+    status: u16,
+    headers: Vec<(String, Vec<u8>)>,
+    body: Vec<u8>,
+    overflowed: bool,
+}
+
+impl From<&Withheld> for StoredAnswer {
+    fn from(w: &Withheld) -> StoredAnswer {
+        StoredAnswer {
+            status: w.status,
+            headers: w
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect(),
+            body: w.body.clone(),
+            overflowed: w.overflowed,
+        }
+    }
+}
+
+impl StoredAnswer {
+    /// `None` if a header no longer reads as one (never released half).
+    fn into_withheld(self) -> Option<Withheld> {
+        let headers = self
+            .headers
+            .into_iter()
+            .map(|(k, v)| {
+                Some((
+                    HeaderName::from_bytes(k.as_bytes()).ok()?,
+                    HeaderValue::from_bytes(&v).ok()?,
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Withheld {
+            status: self.status,
+            headers,
+            body: self.body,
+            complete: true,
+            overflowed: self.overflowed,
+        })
+    }
+}
+
 /// What passing the challenge leads to.
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Purpose {
-    /// Release the app's withheld login response.
-    Login(Withheld),
+    /// Release the app's withheld login response, stored (once whole) under this id.
+    Login { answer: String },
     /// Go back to this same-host path (step-up, or a password session that now
     /// needs a second factor).
     Return(String),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub enum Stage {
     /// The user has no device yet: enrol one with this secret (not stored until a
     /// first code confirms it).
@@ -80,7 +133,7 @@ pub enum Stage {
     },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Challenge {
     pub user: String,
     /// The app the user signed in to (its name).
@@ -102,11 +155,14 @@ pub struct Challenge {
     /// The fingerprint of the form that passed it (`form_fingerprint`), once passed
     /// and moved to a new id: that form, sent again, shows the same page.
     pub passed_form: Option<[u8; 32]>,
-    /// Held while a form of this challenge is handled, so that a double click or
-    /// parallel submissions are answered one after the other, each seeing what
-    /// the one before did.
-    pub busy: Arc<tokio::sync::Mutex<()>>,
     pub created_at: SystemTime,
+    /// The stored version this was read at (a write-back needs it unchanged).
+    #[serde(skip)]
+    version: i64,
+    /// What it was when read (`transient::fingerprint`): unchanged, it is not
+    /// written back, so that a page view never undoes a form sent beside it.
+    #[serde(skip)]
+    loaded: [u8; 32],
 }
 
 impl Challenge {
@@ -123,8 +179,9 @@ impl Challenge {
             remember_browser: false,
             adding_device: false,
             passed_form: None,
-            busy: Arc::default(),
             created_at: now,
+            version: 0,
+            loaded: [0; 32],
         }
     }
 
@@ -134,15 +191,16 @@ impl Challenge {
     }
 }
 
+/// One request's copy of a challenge.
 pub type SharedChallenge = Arc<Mutex<Challenge>>;
 
+#[derive(Clone)]
 pub struct Challenges {
-    /// The cache's own time-to-live only bounds memory; whether a challenge is still
-    /// good is decided against the caller's clock, like every other expiry.
-    live: moka::sync::Cache<String, SharedChallenge>,
-    /// Old id → new id of each passed challenge that moved (`rekey`), for a
-    /// resubmission of exactly the form that passed it: a double click.
-    moved: moka::sync::Cache<String, String>,
+    state: TransientState,
+    /// Forms of one challenge that reach this gateway are handled one at a time
+    /// (a double click shows the page the first click led to). Across gateways,
+    /// what must happen once is decided by the store.
+    busy: moka::sync::Cache<String, Arc<tokio::sync::Mutex<()>>>,
     ttl: Duration,
 }
 
@@ -158,15 +216,18 @@ pub fn form_fingerprint(page: &str, csrf: &str, code: &str) -> [u8; 32] {
     hash.finalize().into()
 }
 
+fn lock(challenge: &SharedChallenge) -> std::sync::MutexGuard<'_, Challenge> {
+    challenge
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Challenges {
-    /// Challenges expire `ttl` after they were made.
-    pub fn new(ttl: Duration) -> Challenges {
+    /// Challenges (and the answers they withhold) expire `ttl` after they were made.
+    pub fn new(state: TransientState, ttl: Duration) -> Challenges {
         Challenges {
-            live: moka::sync::Cache::builder()
-                .time_to_live(ttl)
-                .max_capacity(100_000)
-                .build(),
-            moved: moka::sync::Cache::builder()
+            state,
+            busy: moka::sync::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(100_000)
                 .build(),
@@ -174,71 +235,164 @@ impl Challenges {
         }
     }
 
-    /// Stores a challenge; returns its id (for the cookie) and a handle to it.
-    pub fn insert(&self, challenge: Challenge) -> (String, SharedChallenge) {
+    /// Stores a new challenge; returns its id (for the cookie) and a handle to it.
+    pub async fn insert(&self, challenge: Challenge) -> StoreResult<(String, SharedChallenge)> {
         let id = random_token();
-        let shared = Arc::new(Mutex::new(challenge));
-        self.live.insert(id.clone(), shared.clone());
-        (id, shared)
+        let expires_at = challenge.created_at + self.ttl;
+        self.state
+            .put(
+                TransientKind::Challenge,
+                &id,
+                &challenge,
+                expires_at,
+                challenge.created_at,
+            )
+            .await?;
+        Ok((id, Arc::new(Mutex::new(challenge))))
     }
 
-    /// The challenge `id` names, unless it expired by `now`.
-    pub fn get(&self, id: &str, now: SystemTime) -> Option<SharedChallenge> {
-        let challenge = self.live.get(id)?;
-        let created_at = challenge
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .created_at;
-        if created_at + self.ttl <= now {
-            self.live.invalidate(id);
-            return None;
+    /// The challenge `id` names, as stored now, unless it expired by `now`.
+    pub async fn get(&self, id: &str, now: SystemTime) -> StoreResult<Option<SharedChallenge>> {
+        let found = self
+            .state
+            .get::<Challenge>(TransientKind::Challenge, id, now)
+            .await?;
+        Ok(found.map(|found| {
+            let mut challenge: Challenge = found.value;
+            challenge.version = found.version;
+            challenge.loaded = fingerprint(&challenge);
+            Arc::new(Mutex::new(challenge))
+        }))
+    }
+
+    /// Held while one form of the challenge `id` is handled on this gateway.
+    pub fn busy(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.busy.get_with(id.to_owned(), Arc::default)
+    }
+
+    /// Writes back what a request changed; false (nothing written) if another
+    /// request changed the challenge since it was read, or it is gone.
+    pub async fn save(&self, id: &str, challenge: &SharedChallenge) -> StoreResult<bool> {
+        let (saved, version, now_is) = {
+            let c = lock(challenge);
+            let now_is = fingerprint(&*c);
+            if now_is == c.loaded {
+                return Ok(true);
+            }
+            let saved = self.state.replace(TransientKind::Challenge, id, c.version, &*c);
+            (saved, c.version, now_is)
+        };
+        let saved = saved.await?;
+        if saved {
+            let mut c = lock(challenge);
+            c.version = version + 1;
+            c.loaded = now_is;
         }
-        Some(challenge)
+        Ok(saved)
     }
 
     /// Moves a challenge, passed by the form `passing_form` fingerprints, to a new
-    /// id with a new form token; `None` if it is gone. Whoever held the old id and
-    /// token holds nothing now, unless they send that very form again.
-    pub fn rekey(&self, id: &str, passing_form: [u8; 32]) -> Option<String> {
-        let challenge = self.live.remove(id)?;
+    /// id with a new form token, as `challenge` has it now; `None` if it is gone
+    /// (another request moved or took it). Whoever held the old id and token holds
+    /// nothing now, unless they send that very form again.
+    pub async fn rekey(
+        &self,
+        id: &str,
+        challenge: &SharedChallenge,
+        passing_form: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<String>> {
+        if self
+            .state
+            .take::<Challenge>(TransientKind::Challenge, id, now)
+            .await?
+            .is_none()
         {
-            let mut c = challenge
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            c.csrf = random_token();
-            c.passed_form = Some(passing_form);
+            return Ok(None);
         }
         let new_id = random_token();
-        self.live.insert(new_id.clone(), challenge);
-        self.moved.insert(id.to_owned(), new_id.clone());
-        Some(new_id)
+        let expires_at = {
+            let mut c = lock(challenge);
+            c.csrf = random_token();
+            c.passed_form = Some(passing_form);
+            c.version = 0;
+            c.created_at + self.ttl
+        };
+        let put = {
+            let c = lock(challenge);
+            self.state
+                .put(TransientKind::Challenge, &new_id, &*c, expires_at, now)
+        };
+        put.await?;
+        self.state
+            .put(TransientKind::MovedChallenge, id, &new_id, expires_at, now)
+            .await?;
+        Ok(Some(new_id))
     }
 
-    /// For exactly the form that passed the challenge once known as `old_id`, sent
+    /// For exactly the form that passed the challenge once known as `id`, sent
     /// again (a double click): its new id, and the challenge if it is still live.
     ///
     /// `id` is the old id (the first answer had not reached the browser yet) or the
     /// new one (it had: a reload of the page it showed).
-    pub fn resubmitted(
+    pub async fn resubmitted(
         &self,
         id: &str,
         form: [u8; 32],
         now: SystemTime,
-    ) -> Option<(String, SharedChallenge)> {
-        let new_id = self.moved.get(id).unwrap_or_else(|| id.to_owned());
-        let challenge = self.get(&new_id, now)?;
-        let passed_by = challenge
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .passed_form;
-        passed_by
+    ) -> StoreResult<Option<(String, SharedChallenge)>> {
+        let moved = self
+            .state
+            .get::<String>(TransientKind::MovedChallenge, id, now)
+            .await?;
+        let new_id = moved.map_or_else(|| id.to_owned(), |m| m.value);
+        let Some(challenge) = self.get(&new_id, now).await? else {
+            return Ok(None);
+        };
+        let passed_by = lock(&challenge).passed_form;
+        Ok(passed_by
             .is_some_and(|passed| bool::from(passed.ct_eq(&form)))
-            .then_some((new_id, challenge))
+            .then_some((new_id, challenge)))
     }
 
     /// Takes a challenge out, so it can be completed once only.
-    pub fn take(&self, id: &str) -> Option<SharedChallenge> {
-        self.live.remove(id)
+    pub async fn take(&self, id: &str, now: SystemTime) -> StoreResult<Option<SharedChallenge>> {
+        let taken = self
+            .state
+            .take::<Challenge>(TransientKind::Challenge, id, now)
+            .await?;
+        Ok(taken.map(|c| Arc::new(Mutex::new(c))))
+    }
+
+    /// Stores the app's answer, once whole, for the challenge that withholds it.
+    pub async fn put_answer(&self, answer: &str, withheld: &Withheld, now: SystemTime) -> StoreResult<()> {
+        self.state
+            .put(
+                TransientKind::WithheldAnswer,
+                answer,
+                &StoredAnswer::from(withheld),
+                now + self.ttl,
+                now,
+            )
+            .await
+    }
+
+    /// The withheld answer, if it is whole and stored by now (left in place).
+    pub async fn answer(&self, answer: &str, now: SystemTime) -> StoreResult<Option<Withheld>> {
+        let found = self
+            .state
+            .get::<StoredAnswer>(TransientKind::WithheldAnswer, answer, now)
+            .await?;
+        Ok(found.and_then(|f| f.value.into_withheld()))
+    }
+
+    /// Takes the withheld answer out: it is released once.
+    pub async fn take_answer(&self, answer: &str, now: SystemTime) -> StoreResult<Option<Withheld>> {
+        let taken = self
+            .state
+            .take::<StoredAnswer>(TransientKind::WithheldAnswer, answer, now)
+            .await?;
+        Ok(taken.and_then(StoredAnswer::into_withheld))
     }
 }
 
@@ -252,39 +406,137 @@ pub fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
 
     fn login(now: SystemTime) -> Challenge {
         Challenge::new(
             "alice",
             "wiki",
-            Purpose::Login(Withheld::default()),
+            Purpose::Login {
+                answer: random_token(),
+            },
             Stage::Verify,
             now,
         )
     }
 
-    #[test]
-    fn a_challenge_is_taken_once() {
-        let now = SystemTime::now();
-        let challenges = Challenges::new(Duration::from_secs(300));
-        let (id, _) = challenges.insert(login(now));
-        assert!(challenges.get(&id, now).is_some());
-        assert!(challenges.take(&id).is_some());
-        assert!(challenges.take(&id).is_none());
-        assert!(challenges.get("made-up", now).is_none());
+    /// Challenges on a real store and key file, as the gateway has them.
+    fn challenges(dir: &tempfile::TempDir) -> Challenges {
+        let store = Arc::new(SqliteStore::open_in(dir.path()).unwrap());
+        let key_file = dir.path().join("portvakt.key");
+        crate::keys::Keys::generate(&key_file).unwrap();
+        let keys = Arc::new(crate::keys::Keys::load(&key_file).unwrap());
+        Challenges::new(TransientState::new(store, keys), Duration::from_secs(300))
     }
 
-    #[test]
-    fn a_challenge_expires_by_the_clock_it_is_asked_with() {
-        let made = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-        let challenges = Challenges::new(Duration::from_secs(300));
-        let (id, _) = challenges.insert(login(made));
-        assert!(challenges.get(&id, made + Duration::from_secs(299)).is_some());
-        assert!(challenges.get(&id, made + Duration::from_secs(300)).is_none());
+    fn made() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    #[tokio::test]
+    async fn a_challenge_is_taken_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let challenges = challenges(&dir);
+        let now = made();
+        let (id, _) = challenges.insert(login(now)).await.unwrap();
+        assert!(challenges.get(&id, now).await.unwrap().is_some());
+        assert!(challenges.take(&id, now).await.unwrap().is_some());
+        assert!(challenges.take(&id, now).await.unwrap().is_none());
+        assert!(challenges.get("made-up", now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_challenge_expires_by_the_clock_it_is_asked_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let challenges = challenges(&dir);
+        let (id, _) = challenges.insert(login(made())).await.unwrap();
+        let get = |secs| challenges.get(&id, made() + Duration::from_secs(secs));
+        assert!(get(299).await.unwrap().is_some());
+        assert!(get(300).await.unwrap().is_none());
+    }
+
+    /// Two requests read the challenge; the first to write back wins, the other's
+    /// change is not written over it. A request that changed nothing writes nothing.
+    #[tokio::test]
+    async fn a_write_back_never_undoes_another_requests_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let challenges = challenges(&dir);
+        let (id, _) = challenges.insert(login(made())).await.unwrap();
+        let first = challenges.get(&id, made()).await.unwrap().unwrap();
+        let second = challenges.get(&id, made()).await.unwrap().unwrap();
+        let viewer = challenges.get(&id, made()).await.unwrap().unwrap();
+        assert!(challenges.save(&id, &viewer).await.unwrap(), "nothing to write");
+        first.lock().unwrap().remember_browser = true;
+        assert!(challenges.save(&id, &first).await.unwrap());
+        second.lock().unwrap().device_name = "Tablet".into();
         assert!(
-            challenges.get(&id, made).is_none(),
-            "an expired challenge is gone for good"
+            !challenges.save(&id, &second).await.unwrap(),
+            "read before the first wrote"
         );
+        let now_is = challenges.get(&id, made()).await.unwrap().unwrap();
+        let c = now_is.lock().unwrap();
+        assert!(c.remember_browser);
+        assert_eq!(c.device_name, DEFAULT_DEVICE_NAME);
+    }
+
+    #[tokio::test]
+    async fn a_moved_challenge_answers_only_the_form_that_passed_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let challenges = challenges(&dir);
+        let (old, challenge) = challenges.insert(login(made())).await.unwrap();
+        let form = form_fingerprint("/p", "csrf", "123456");
+        let new = challenges
+            .rekey(&old, &challenge, form, made())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            challenges.get(&old, made()).await.unwrap().is_none(),
+            "the old id holds nothing"
+        );
+        assert!(
+            challenges
+                .rekey(&old, &challenge, form, made())
+                .await
+                .unwrap()
+                .is_none(),
+            "moved once"
+        );
+        for id in [&old, &new] {
+            let (found, _) = challenges.resubmitted(id, form, made()).await.unwrap().unwrap();
+            assert_eq!(&found, &new);
+            let other = form_fingerprint("/p", "csrf", "654321");
+            assert!(challenges.resubmitted(id, other, made()).await.unwrap().is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_withheld_answer_is_stored_sealed_and_released_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let challenges = challenges(&dir);
+        let mut withheld = Withheld {
+            status: 302,
+            headers: vec![(
+                http::header::SET_COOKIE,
+                HeaderValue::from_static("sid=secret-session"),
+            )],
+            ..Withheld::default()
+        };
+        withheld.append(b"the body");
+        challenges.put_answer("a1", &withheld, made()).await.unwrap();
+        let file = std::fs::read(dir.path().join(crate::store::sqlite::DATABASE_FILE)).unwrap();
+        let wal = std::fs::read(dir.path().join("portvakt.db-wal")).unwrap_or_default();
+        for bytes in [&file, &wal] {
+            assert!(
+                !bytes.windows(14).any(|w| w == b"secret-session"),
+                "sealed at rest"
+            );
+        }
+        let peeked = challenges.answer("a1", made()).await.unwrap().unwrap();
+        assert_eq!((peeked.status, peeked.body.as_slice()), (302, &b"the body"[..]));
+        let taken = challenges.take_answer("a1", made()).await.unwrap().unwrap();
+        assert_eq!(taken.headers, withheld.headers);
+        assert!(challenges.take_answer("a1", made()).await.unwrap().is_none());
     }
 
     #[test]

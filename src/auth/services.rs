@@ -11,13 +11,14 @@ use super::challenge::Challenges;
 use super::identity::IdentitySigner;
 use super::notify::Mailer;
 use super::sessions::{Issued, Sessions};
+use super::transient::TransientState;
 use crate::config::{Config, StoreLocation};
 use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::{Charge, LockoutPolicy};
 use crate::factors::SignInMethod;
 use crate::keys::{KeyError, KeySource, Keys};
-use crate::store::{AuditEvent, PostgresStore, SqliteStore, Store, StoreResult, Subject};
+use crate::store::{AuditEvent, PostgresStore, SqliteStore, Store, StoreResult, Subject, TransientKind};
 
 /// Password and recovery-code checks that may wait for a hashing thread; more are
 /// refused with 503 at once. At ~50 ms of CPU each, a full queue is seconds of work.
@@ -27,13 +28,12 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
     pub challenges: Challenges,
-    pub keys: Keys,
+    /// Short-lived state every gateway sees (pending addresses here).
+    transient: TransientState,
+    pub keys: Arc<Keys>,
     pub signer: IdentitySigner,
     /// Sends e-mail codes, when e-mail is configured.
     pub mailer: Option<Mailer>,
-    /// Addresses users typed on their security info, waiting for the e-mailed code
-    /// that proves they are theirs (by user).
-    pub pending_addresses: moka::sync::Cache<String, PendingAddress>,
     /// Where argon2 runs: low-priority threads behind a bounded queue, so that a
     /// storm of password or recovery-code guesses never takes CPU from proxying.
     pub hashing: HashingPool,
@@ -74,8 +74,11 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     })
 }
 
+/// How long an address typed on the security info waits for its code.
+const PENDING_ADDRESS_LIFETIME: Duration = Duration::from_secs(3600);
+
 /// An address not yet confirmed, and the code sent to it.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct PendingAddress {
     pub address: String,
     pub code: EmailCode,
@@ -104,20 +107,55 @@ impl Services {
             .map(Mailer::new)
             .transpose()
             .context("setting up e-mail")?;
+        let keys = Arc::new(keys);
+        let transient = TransientState::new(store.clone(), keys.clone());
         Ok(Services {
             mailer,
             sessions,
-            challenges: Challenges::new(config.session.login_timeout),
+            challenges: Challenges::new(transient.clone(), config.session.login_timeout),
+            transient,
             signer,
             keys,
             store,
             hashing: HashingPool::new(hashing_threads, HASHING_QUEUE)
                 .context("starting the hashing threads")?,
-            pending_addresses: moka::sync::Cache::builder()
-                .time_to_live(Duration::from_secs(3600))
-                .max_capacity(10_000)
-                .build(),
         })
+    }
+
+    /// The address `user` typed on their security info and the code sent to it,
+    /// while it waits for that code (on any gateway).
+    pub async fn pending_address(&self, user: &str, now: SystemTime) -> StoreResult<Option<PendingAddress>> {
+        let found = self
+            .transient
+            .get(TransientKind::PendingAddress, user, now)
+            .await?;
+        Ok(found.map(|f| f.value))
+    }
+
+    /// Keeps an address until the code sent to it comes back (an hour at most).
+    pub async fn await_address(
+        &self,
+        user: &str,
+        pending: &PendingAddress,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        self.transient
+            .put(
+                TransientKind::PendingAddress,
+                user,
+                pending,
+                now + PENDING_ADDRESS_LIFETIME,
+                now,
+            )
+            .await
+    }
+
+    /// Takes the waiting address out once its code came back: of two requests
+    /// with the right code, one confirms it.
+    pub async fn confirm_address(&self, user: &str, now: SystemTime) -> StoreResult<Option<PendingAddress>> {
+        self.transient
+            .take(TransientKind::PendingAddress, user, now)
+            .await
     }
 
     /// Counts an attempt at a code or a password against the user and the address

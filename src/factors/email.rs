@@ -7,7 +7,7 @@ use rand::Rng;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct EmailCode {
     code: Zeroizing<String>,
     sent_at: SystemTime,

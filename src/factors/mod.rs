@@ -8,7 +8,7 @@ pub mod recovery;
 pub mod totp;
 
 /// How a user passed the gateway's check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SignInMethod {
     /// The app's password only (no second factor was needed).
     Password,

@@ -13,7 +13,7 @@ const ALPHABET: &[u8; 31] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 const SYMBOLS: usize = 16;
 
 /// A recovery code in the form shown to the user: `ABCD-EFGH-JKMN-PQRS`.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecoveryCode(Zeroizing<String>);
 
 impl std::fmt::Debug for RecoveryCode {

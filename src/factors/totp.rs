@@ -36,7 +36,7 @@ impl Default for TotpSettings {
 }
 
 /// A shared secret, wiped from memory when dropped.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct TotpSecret(Zeroizing<Vec<u8>>);
 
 impl std::fmt::Debug for TotpSecret {

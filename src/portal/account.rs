@@ -100,13 +100,7 @@ async fn serve_inner(
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
-            Ok(challenge::begin_adding_device(
-                auth,
-                req,
-                user,
-                name,
-                ACCOUNT_PAGE.path(),
-            ))
+            challenge::begin_adding_device(auth, req, user, name, ACCOUNT_PAGE.path()).await
         }
         AccountPage::RenameDevice => {
             if !fresh(account, req.now) {
@@ -208,8 +202,8 @@ async fn serve_inner(
                 return Ok(step_up(auth, req, user).await);
             }
             let waiting = auth
-                .pending_addresses
-                .get(user)
+                .pending_address(user, req.now)
+                .await?
                 .is_some_and(|p| !p.code.may_resend(req.now, settings.resend_after));
             if waiting {
                 return Ok(back_with(req, t.email_add_heading, t.email_wait));
@@ -217,18 +211,16 @@ async fn serve_inner(
             let Some(code) = challenge::mail_code(auth, req, user, typed).await else {
                 return Ok(back_with(req, t.email_add_heading, t.email_failed));
             };
-            auth.pending_addresses.insert(
-                user.to_owned(),
-                PendingAddress {
-                    address: typed.to_owned(),
-                    code,
-                },
-            );
+            let pending = PendingAddress {
+                address: typed.to_owned(),
+                code,
+            };
+            auth.await_address(user, &pending, req.now).await?;
             challenge::note(auth, req, user, AuditKind::EmailCodeSent, "ok").await;
             Ok(confirm_address_page(req, account, auth, typed, None))
         }
         AccountPage::EmailConfirm => {
-            let Some(pending) = auth.pending_addresses.get(user) else {
+            let Some(pending) = auth.pending_address(user, req.now).await? else {
                 return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
             let charged = match challenge::charge(auth, req, user).await? {
@@ -243,7 +235,10 @@ async fn serve_inner(
             // A reachable address, not a second factor: this attempt back, no reset.
             auth.refund(&req.config.lockout, user, req.client, charged)
                 .await?;
-            auth.pending_addresses.invalidate(user);
+            if auth.confirm_address(user, req.now).await?.is_none() {
+                // Another request with this code confirmed it a moment ago.
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+            }
             auth.store
                 .set_email_address(user, &pending.address, req.now)
                 .await?;

@@ -112,9 +112,17 @@ pub async fn begin(
         Stage::Enrol(_) => Route::Challenge(ChallengePage::Enrol).path(),
         _ => Route::Challenge(ChallengePage::Verify).path(),
     };
-    let (id, challenge) = auth
+    let made = auth
         .challenges
-        .insert(Challenge::new(user, &app.name, purpose, stage, now));
+        .insert(Challenge::new(user, &app.name, purpose, stage, now))
+        .await;
+    let (id, challenge) = match made {
+        Ok(made) => made,
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not store a challenge");
+            return (Answer::to(Route::Unavailable, Label::Error), None);
+        }
+    };
     let answer = Answer::redirect(page, Label::SecondFactor).with_cookie(&set_challenge_cookie(
         &id,
         secure,
@@ -125,13 +133,13 @@ pub async fn begin(
 
 /// Starts enrolling one more device, named `name`, for a signed-in user whose second
 /// factor is recent; passing it returns to `return_to`.
-pub fn begin_adding_device(
+pub async fn begin_adding_device(
     auth: &Services,
     req: &Request<'_>,
     user: &str,
     name: &str,
     return_to: &str,
-) -> Answer {
+) -> Result<Answer, StoreError> {
     let stage = Stage::Enrol(TotpSecret::generate());
     let mut challenge = Challenge::new(
         user,
@@ -142,9 +150,9 @@ pub fn begin_adding_device(
     );
     challenge.device_name = name.to_owned();
     challenge.adding_device = true;
-    let (id, _) = auth.challenges.insert(challenge);
+    let (id, _) = auth.challenges.insert(challenge).await?;
     let cookie = set_challenge_cookie(&id, req.secure, req.config.session.login_timeout);
-    Answer::to(Route::Challenge(ChallengePage::Enrol), Label::SecondFactor).with_cookie(&cookie)
+    Ok(Answer::to(Route::Challenge(ChallengePage::Enrol), Label::SecondFactor).with_cookie(&cookie))
 }
 
 /// Serves a challenge page. Store failures end in an error page: never a session.
@@ -159,9 +167,21 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: ChallengePage) -> A
 }
 
 async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Result<Answer, StoreError> {
-    let id = req.cookie(challenge_cookie_name(req.secure)).map(str::to_owned);
-    let Some((id, challenge)) = id.and_then(|id| auth.challenges.get(&id, req.now).map(|c| (id, c))) else {
-        return Ok(resubmission(auth, req, page).unwrap_or_else(|| expired(req)));
+    let Some(id) = req.cookie(challenge_cookie_name(req.secure)).map(str::to_owned) else {
+        return Ok(resubmission(auth, req, page)
+            .await?
+            .unwrap_or_else(|| expired(req)));
+    };
+    let post = req.is_post();
+    // Forms of one challenge that reach this gateway are handled one at a time
+    // (held to the end of this function), each reading what the one before wrote:
+    // a double click shows the page the first click led to.
+    let busy = auth.challenges.busy(&id);
+    let _one_at_a_time = if post { Some(busy.lock().await) } else { None };
+    let Some(challenge) = auth.challenges.get(&id, req.now).await? else {
+        return Ok(resubmission(auth, req, page)
+            .await?
+            .unwrap_or_else(|| expired(req)));
     };
     let (user, app_name, csrf) = {
         let c = lock(&challenge);
@@ -170,11 +190,28 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
     if app_name != req.app.name {
         return Ok(expired(req));
     }
+    let answer = handle(auth, req, page, &id, &challenge, &user, &csrf).await?;
+    // What this request changed, for the next request on whichever gateway. Not
+    // written if another request changed the challenge meanwhile (on another
+    // gateway): what must happen once was already decided by the store.
+    if !auth.challenges.save(&id, &challenge).await? {
+        tracing::debug!("a challenge changed by two requests at once; the other one's change kept");
+    }
+    Ok(answer)
+}
+
+/// One request to a challenge page, on the challenge as it was read.
+async fn handle(
+    auth: &Services,
+    req: &Request<'_>,
+    page: ChallengePage,
+    id: &str,
+    challenge: &SharedChallenge,
+    user: &str,
+    csrf: &str,
+) -> Result<Answer, StoreError> {
+    let (id, challenge, user, csrf) = (id.to_owned(), challenge.clone(), user.to_owned(), csrf.to_owned());
     let post = req.is_post();
-    // Forms of one challenge are handled one at a time (held to the end of this
-    // function): a double click shows the page the first click led to.
-    let busy = lock(&challenge).busy.clone();
-    let _one_at_a_time = if post { Some(busy.lock().await) } else { None };
     let form = if post {
         match forms::read(req) {
             Some(form) if forms::value(&form, "csrf").is_some_and(|t| lock(&challenge).csrf_matches(t)) => {
@@ -182,7 +219,11 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
             }
             // The token may have changed while this request waited its turn: the
             // click before it passed the challenge.
-            _ => return Ok(resubmission(auth, req, page).unwrap_or_else(|| req.refused_form())),
+            _ => {
+                return Ok(resubmission(auth, req, page)
+                    .await?
+                    .unwrap_or_else(|| req.refused_form()))
+            }
         }
     } else {
         Vec::new()
@@ -248,7 +289,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                         // adding began. The code was right: it is not charged.
                         auth.refund(&req.config.lockout, &user, req.client, charged)
                             .await?;
-                        auth.challenges.take(&id);
+                        auth.challenges.take(&id, req.now).await?;
                         return Ok(device_refused(req, &challenge, why));
                     }
                     let first = !adding;
@@ -268,7 +309,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                         new_codes: codes,
                         codes_left: None,
                     };
-                    Ok(passed_here(auth, &challenge, req, &id))
+                    passed_here(auth, &challenge, req, &id).await
                 }
                 Verification::Replayed | Verification::Rejected => {
                     note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
@@ -351,7 +392,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
             // Where e-mailed codes stand alone, that code is the second factor.
             note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
             pass(&challenge, SignInMethod::Email, false);
-            complete(auth, req, &id).await
+            complete(auth, req, &id, &challenge).await
         }
         (ChallengePage::Verify, false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
         (ChallengePage::Verify, true, StageKind::Verify) => {
@@ -364,7 +405,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                 passed(auth, req, &user, charged).await?;
                 note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
                 pass(&challenge, SignInMethod::Totp, wants_remembering(req, &form));
-                return complete(auth, req, &id).await;
+                return complete(auth, req, &id, &challenge).await;
             }
             note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
             verify_page(auth, req, &user, &csrf, Some(t.wrong_code)).await
@@ -405,7 +446,7 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                         new_codes: None,
                         codes_left: Some(left),
                     };
-                    Ok(passed_here(auth, &challenge, req, &id))
+                    passed_here(auth, &challenge, req, &id).await
                 }
                 None => {
                     note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
@@ -457,13 +498,13 @@ async fn serve_inner(auth: &Services, req: &Request<'_>, page: ChallengePage) ->
                 passed(auth, req, &user, charged).await?;
                 note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
                 pass(&challenge, SignInMethod::Email, wants_remembering(req, &form));
-                return complete(auth, req, &id).await;
+                return complete(auth, req, &id, &challenge).await;
             }
             note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
             let address = auth.email_address(req.config, &user).await.unwrap_or_default();
             Ok(email_page(req, &csrf, &address, Some(t.wrong_code)))
         }
-        (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id).await,
+        (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id, &challenge).await,
         (ChallengePage::RecoveryCodesFile | ChallengePage::RecoveryCodesPrint, false, StageKind::Passed) => {
             let c = lock(&challenge);
             let Stage::Passed {
@@ -605,18 +646,29 @@ fn passed_page(challenge: &SharedChallenge, req: &Request<'_>) -> Answer {
 /// and form token that only this browser gets: a copy of the old cookie, planted in
 /// this browser or kept by whoever began the sign-in with the password, cannot
 /// collect the release.
-fn passed_here(auth: &Services, challenge: &SharedChallenge, req: &Request<'_>, id: &str) -> Answer {
+async fn passed_here(
+    auth: &Services,
+    challenge: &SharedChallenge,
+    req: &Request<'_>,
+    id: &str,
+) -> Result<Answer, StoreError> {
     let Some(passing_form) = submitted_form(req) else {
-        return expired(req);
+        return Ok(expired(req));
     };
-    match auth.challenges.rekey(id, passing_form) {
-        Some(new_id) => passed_page(challenge, req).with_cookie(&set_challenge_cookie(
-            &new_id,
-            req.secure,
-            req.config.session.login_timeout,
-        )),
-        None => expired(req),
-    }
+    Ok(
+        match auth
+            .challenges
+            .rekey(id, challenge, passing_form, req.now)
+            .await?
+        {
+            Some(new_id) => passed_page(challenge, req).with_cookie(&set_challenge_cookie(
+                &new_id,
+                req.secure,
+                req.config.session.login_timeout,
+            )),
+            None => expired(req),
+        },
+    )
 }
 
 /// The fingerprint of a POST's form: its page, token and code.
@@ -629,16 +681,23 @@ fn submitted_form(req: &Request<'_>) -> Option<[u8; 32]> {
 /// The same form that passed a challenge, sent again from the same browser (a
 /// double click, or a reload of the page it led to): that page again, on the
 /// challenge's new id. Anyone else holding the old id gets nothing from it.
-fn resubmission(auth: &Services, req: &Request<'_>, page: ChallengePage) -> Option<Answer> {
+async fn resubmission(
+    auth: &Services,
+    req: &Request<'_>,
+    page: ChallengePage,
+) -> Result<Option<Answer>, StoreError> {
     if !req.is_post() || page == ChallengePage::Continue {
-        return None;
+        return Ok(None);
     }
-    let old_id = req.cookie(challenge_cookie_name(req.secure))?;
-    let (new_id, challenge) = auth
-        .challenges
-        .resubmitted(old_id, submitted_form(req)?, req.now)?;
+    let (Some(old_id), Some(form)) = (req.cookie(challenge_cookie_name(req.secure)), submitted_form(req))
+    else {
+        return Ok(None);
+    };
+    let Some((new_id, challenge)) = auth.challenges.resubmitted(old_id, form, req.now).await? else {
+        return Ok(None);
+    };
     let cookie = set_challenge_cookie(&new_id, req.secure, req.config.session.login_timeout);
-    Some(passed_page(&challenge, req).with_cookie(&cookie))
+    Ok(Some(passed_page(&challenge, req).with_cookie(&cookie)))
 }
 
 /// Adding a device was refused when it was to be stored; back to the security info.
@@ -646,7 +705,7 @@ fn device_refused(req: &Request<'_>, challenge: &SharedChallenge, why: &str) -> 
     let t = texts(req.lang);
     let back = match &lock(challenge).purpose {
         Purpose::Return(path) => super::return_path::safe_return_path(path).to_owned(),
-        Purpose::Login(_) => "/".to_owned(),
+        Purpose::Login { .. } => "/".to_owned(),
     };
     let page = views::message(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -946,38 +1005,59 @@ async fn use_recovery_code(
 }
 
 /// Passes the challenge: starts the session, then releases what was waiting.
-async fn complete(auth: &Services, req: &Request<'_>, id: &str) -> Result<Answer, StoreError> {
+///
+/// `challenge` is this request's copy (passed by it, or read passed); the stored
+/// one is taken out, so that of requests racing to complete it one does.
+async fn complete(
+    auth: &Services,
+    req: &Request<'_>,
+    id: &str,
+    challenge: &SharedChallenge,
+) -> Result<Answer, StoreError> {
     // Before anything is used up: an answer the app is still sending waits (the
     // Continue button asks again), and one too long to hold is never released.
-    if let Some(challenge) = auth.challenges.get(id, req.now) {
-        let (too_long, unfinished) = match &lock(&challenge).purpose {
-            Purpose::Login(withheld) => (withheld.overflowed, !withheld.complete),
-            Purpose::Return(_) => (false, false),
-        };
-        if too_long {
-            auth.challenges.take(id);
-            tracing::warn!("the app's login answer was too long to hold whole; not released");
-            return Ok(expired(req));
-        }
-        if unfinished {
-            // The code was right but the app's answer is not all here: wait for
-            // Continue, on a challenge only this browser can continue.
-            if req.route == Route::Challenge(ChallengePage::Continue) {
-                return Ok(passed_page(&challenge, req));
+    let answer_id = match &lock(challenge).purpose {
+        Purpose::Login { answer } => Some(answer.clone()),
+        Purpose::Return(_) => None,
+    };
+    if let Some(answer_id) = &answer_id {
+        match auth.challenges.answer(answer_id, req.now).await? {
+            Some(withheld) if withheld.overflowed => {
+                auth.challenges.take(id, req.now).await?;
+                auth.challenges.take_answer(answer_id, req.now).await?;
+                tracing::warn!("the app's login answer was too long to hold whole; not released");
+                return Ok(expired(req));
             }
-            return Ok(passed_here(auth, &challenge, req, id));
+            Some(_) => {}
+            None => {
+                // The code was right but the app's answer is not all here: wait for
+                // Continue, on a challenge only this browser can continue.
+                if req.route == Route::Challenge(ChallengePage::Continue) {
+                    return Ok(passed_page(challenge, req));
+                }
+                return passed_here(auth, challenge, req, id).await;
+            }
         }
     }
-    let Some(challenge) = auth.challenges.take(id) else {
+    // Of requests racing to complete it, on any gateway, one takes the challenge,
+    // and only that one takes the answer.
+    if auth.challenges.take(id, req.now).await?.is_none() {
         return Ok(expired(req));
-    };
+    }
     let (user, method, purpose, remember) = {
-        let mut c = lock(&challenge);
+        let mut c = lock(challenge);
         let Stage::Passed { method, .. } = c.stage else {
             return Ok(expired(req));
         };
         let purpose = std::mem::replace(&mut c.purpose, Purpose::Return("/".to_owned()));
         (c.user.clone(), method, purpose, c.remember_browser)
+    };
+    let withheld = match &purpose {
+        Purpose::Login { answer } => match auth.challenges.take_answer(answer, req.now).await? {
+            Some(withheld) => Some(withheld),
+            None => return Ok(expired(req)),
+        },
+        Purpose::Return(_) => None,
     };
     // A new session id at every authentication; a step-up retires the old one.
     if let Some(old) = &req.session_cookie {
@@ -989,18 +1069,18 @@ async fn complete(auth: &Services, req: &Request<'_>, id: &str) -> Result<Answer
         .await?;
     let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
     tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
-    let answer = match purpose {
-        Purpose::Login(withheld) if withheld.overflowed || !withheld.complete => expired(req),
-        Purpose::Login(withheld) => Answer {
+    let answer = match (purpose, withheld) {
+        (_, Some(withheld)) => Answer {
             status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
             headers: withheld.headers,
             body: withheld.body,
             label: Label::Released,
             own_page: false,
         },
-        Purpose::Return(path) => {
+        (Purpose::Return(path), None) => {
             Answer::redirect(super::return_path::safe_return_path(&path), Label::StepUpPassed)
         }
+        (Purpose::Login { .. }, None) => expired(req),
     };
     let mut answer = answer
         .with_cookie(&session_cookie)

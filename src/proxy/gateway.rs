@@ -309,7 +309,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let Some(swallow) = &ctx.swallow {
+        if let Some(swallow) = &mut ctx.swallow {
             let chunk = body.take().unwrap_or_default();
             withhold::swallow(swallow, &chunk, end_of_stream);
         }

@@ -32,7 +32,7 @@ use pingora::prelude::*;
 use super::confirm;
 use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, RequestCapture};
-use crate::auth::challenge::{Purpose, SharedChallenge, Withheld};
+use crate::auth::challenge::{random_token, Challenges, Purpose, Withheld};
 use crate::auth::{cookies, Attempt, AuditKind};
 use crate::config::model::LoginInterception;
 use crate::config::{App, Config};
@@ -45,10 +45,19 @@ use crate::portal::route::Route;
 
 /// Where an app's answer body goes when its header was replaced.
 pub enum Swallow {
-    /// Into the challenge that withholds the answer, to be released whole.
-    Into(SharedChallenge),
+    /// Into the answer a challenge withholds; stored (for every gateway) once
+    /// whole, to be released whole.
+    Into(Box<Withholding>),
     /// Nowhere: the answer must never reach the browser.
     Discard,
+}
+
+/// An app's answer on its way into the store, for the challenge that withholds it.
+pub struct Withholding {
+    challenges: Challenges,
+    /// The id the challenge knows the answer by.
+    answer: String,
+    withheld: Withheld,
 }
 
 /// What the gateway learned about a sign-in the app made.
@@ -360,12 +369,15 @@ impl Gateway {
             overflowed: false,
         };
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
+        let answer = random_token();
         let (redirect, challenge) = challenge::begin(
             &self.auth,
             w.config,
             app,
             &user,
-            Purpose::Login(withheld),
+            Purpose::Login {
+                answer: answer.clone(),
+            },
             client,
             ctx.secure,
             now,
@@ -376,9 +388,22 @@ impl Gateway {
             .unwrap_or(Route::Unavailable.path());
         let cookie = redirect.header(&http::header::SET_COOKIE);
         *response = redirect_header(location, cookie)?;
-        // The challenge holds the withheld answer; its body follows it there. With no
-        // challenge (enrolment closed, store down) the body is thrown away.
-        ctx.swallow = Some(challenge.map_or(Swallow::Discard, Swallow::Into));
+        // The body follows the answer into the store; with no challenge (enrolment
+        // closed, store down) it is thrown away.
+        ctx.swallow = Some(match challenge {
+            None => Swallow::Discard,
+            Some(_) if withheld.complete => {
+                if let Err(e) = self.auth.challenges.put_answer(&answer, &withheld, now).await {
+                    tracing::error!(error = %e, "could not store a withheld answer");
+                }
+                Swallow::Discard
+            }
+            Some(_) => Swallow::Into(Box::new(Withholding {
+                challenges: self.auth.challenges.clone(),
+                answer,
+                withheld,
+            })),
+        });
         ctx.label = Some(Label::LoginWithheld);
         Ok(())
     }
@@ -478,17 +503,43 @@ fn redirect_header(location: &str, set_cookie: Option<&str>) -> Result<ResponseH
     Ok(redirect)
 }
 
-/// Where a swallowed body chunk goes.
-pub(super) fn swallow(swallow: &Swallow, chunk: &[u8], end_of_stream: bool) {
-    let Swallow::Into(challenge) = swallow else {
+/// Where a swallowed body chunk goes. The last one sends the whole answer to the
+/// store, in a task of its own (a body filter cannot wait); until it is there, a
+/// passed challenge waits for Continue.
+pub(super) fn swallow(swallow: &mut Swallow, chunk: &[u8], end_of_stream: bool) {
+    let Swallow::Into(into) = swallow else {
         return;
     };
-    let mut challenge = challenge
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Purpose::Login(withheld) = &mut challenge.purpose {
-        withheld.append(chunk);
-        withheld.complete |= end_of_stream;
+    into.withheld.append(chunk);
+    if !end_of_stream {
+        return;
+    }
+    into.withheld.complete = true;
+    if into.withheld.overflowed {
+        // Never released: only the mark that it was too long is kept.
+        into.withheld.body = Vec::new();
+    }
+    let Some(into) = std::mem::replace(swallow, Swallow::Discard).into_withholding() else {
+        return;
+    };
+    let Withholding {
+        challenges,
+        answer,
+        withheld,
+    } = *into;
+    tokio::spawn(async move {
+        if let Err(e) = challenges.put_answer(&answer, &withheld, SystemTime::now()).await {
+            tracing::error!(error = %e, "could not store a withheld answer");
+        }
+    });
+}
+
+impl Swallow {
+    fn into_withholding(self) -> Option<Box<Withholding>> {
+        match self {
+            Swallow::Into(into) => Some(into),
+            Swallow::Discard => None,
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{
     AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject,
+    TransientKind,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::SignInMethod;
@@ -392,6 +393,64 @@ pub async fn the_audit_trail_reads_newest_first_by_subject_and_time(store: Arc<d
     assert_eq!(store.audit(&one).await.unwrap().len(), 1);
 }
 
+pub async fn transient_state_is_replaced_by_version_and_taken_once(store: Arc<dyn Store>) {
+    let kind = TransientKind::Challenge;
+    let key = [7; 32];
+    store
+        .put_transient(kind, key, vec![1], at(100), at(0))
+        .await
+        .unwrap();
+    let read = store.transient(kind, key, at(0)).await.unwrap().unwrap();
+    assert_eq!(read.sealed, [1]);
+    assert!(
+        store
+            .transient(TransientKind::WithheldAnswer, key, at(0))
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds apart"
+    );
+    assert!(store
+        .replace_transient(kind, key, read.version, vec![2])
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .replace_transient(kind, key, read.version, vec![3])
+            .await
+            .unwrap(),
+        "a writer that read the old version loses"
+    );
+    assert_eq!(
+        store.transient(kind, key, at(0)).await.unwrap().unwrap().sealed,
+        [2]
+    );
+    assert!(
+        store.transient(kind, key, at(100)).await.unwrap().is_none(),
+        "expired"
+    );
+    let racers: Vec<_> = (0..16)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.take_transient(kind, key, at(1)).await.unwrap() })
+        })
+        .collect();
+    let mut taken = Vec::new();
+    for racer in racers {
+        taken.extend(racer.await.unwrap());
+    }
+    assert_eq!(taken, [vec![2]], "one request takes it");
+    assert!(store.transient(kind, key, at(1)).await.unwrap().is_none());
+    store
+        .put_transient(kind, key, vec![4], at(5), at(1))
+        .await
+        .unwrap();
+    assert!(
+        store.take_transient(kind, key, at(5)).await.unwrap().is_none(),
+        "an expired entry is not handed out"
+    );
+}
+
 /// Runs every case of the suite against one backend: `$open` is an expression
 /// that gives a fresh, empty store and whatever keeps it alive, as a pair.
 macro_rules! store_conformance {
@@ -409,6 +468,7 @@ macro_rules! store_conformance {
             device_limits_hold_under_any_race,
             failure_counters_are_kept_apart_and_charged_both_or_neither,
             the_audit_trail_reads_newest_first_by_subject_and_time,
+            transient_state_is_replaced_by_version_and_taken_once,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {

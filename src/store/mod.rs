@@ -325,6 +325,76 @@ pub trait Store: Send + Sync {
 
     /// Revokes every session of a user; returns how many were live.
     async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize>;
+
+    /// Keeps short-lived state every gateway must see (a challenge in progress,
+    /// an answer withheld, an address waiting for its code), sealed by the caller,
+    /// until `expires_at`; replaces what `key` held before. What expired by `now`
+    /// is swept on the way.
+    async fn put_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        sealed: Vec<u8>,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> StoreResult<()>;
+
+    /// What `key` holds, unless it expired by `now`.
+    async fn transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<Transient>>;
+
+    /// Replaces what `key` holds only if it is still at `version` (no other request
+    /// changed it since it was read); false when it was changed or is gone.
+    async fn replace_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        version: i64,
+        sealed: Vec<u8>,
+    ) -> StoreResult<bool>;
+
+    /// Removes and returns what `key` holds: of requests racing for it, one gets it.
+    async fn take_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<Vec<u8>>>;
+}
+
+/// What short-lived state is kept for (a key names one entry within its kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransientKind {
+    /// A second-factor challenge in progress.
+    Challenge,
+    /// Where a passed challenge moved to, for a resubmission of its last form.
+    MovedChallenge,
+    /// An app's login answer withheld until its challenge is passed.
+    WithheldAnswer,
+    /// An address a signed-in user typed, waiting for the code sent to it.
+    PendingAddress,
+}
+
+impl TransientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransientKind::Challenge => "challenge",
+            TransientKind::MovedChallenge => "moved_challenge",
+            TransientKind::WithheldAnswer => "withheld_answer",
+            TransientKind::PendingAddress => "pending_address",
+        }
+    }
+}
+
+/// Short-lived state as stored: sealed, and a version that grows at each change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transient {
+    pub sealed: Vec<u8>,
+    pub version: i64,
 }
 
 /// What became of a device to add.

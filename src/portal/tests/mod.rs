@@ -161,21 +161,32 @@ impl Fixture {
     /// A login of `user` the app answered with `withheld`, waiting for the second
     /// factor; the challenge cookie the browser got.
     pub async fn login_waiting(&self, user: &str, withheld: Withheld) -> (Answer, String) {
-        let (answer, _) = super::challenge::begin(
+        let answer = crate::auth::challenge::random_token();
+        let (answer_to_browser, _) = super::challenge::begin(
             &self.services,
             &self.config,
             self.app(),
             user,
-            Purpose::Login(withheld),
+            Purpose::Login {
+                answer: answer.clone(),
+            },
             CLIENT,
             false,
             self.now,
         )
         .await;
-        let cookie = answer
+        // As the proxy does: the answer is stored once the app sent it whole.
+        if withheld.complete {
+            self.services
+                .challenges
+                .put_answer(&answer, &withheld, self.now)
+                .await
+                .expect("the store answers");
+        }
+        let cookie = answer_to_browser
             .set_cookie("portvakt-challenge")
             .expect("a challenge cookie");
-        (answer, cookie)
+        (answer_to_browser, cookie)
     }
 
     pub fn get(&self, route: Route) -> Call<'_> {

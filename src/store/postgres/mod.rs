@@ -24,7 +24,10 @@ use super::{StoreError, StoreResult};
 
 /// Schema changes, in order; entry N brings the schema to version N + 1. The
 /// numbering is PostgreSQL's own: the SQLite backend has its own history.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_schema.sql"),
+    include_str!("migrations/0002_transient.sql"),
+];
 
 /// Connections per gateway: enough for both cores' requests and the hashing
 /// threads, few enough that a handful of gateways stay far below PostgreSQL's

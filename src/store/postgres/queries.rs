@@ -13,7 +13,7 @@ use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::columns::{from_unix, step_from_db, step_to_db, stored_method, to_unix};
 use crate::store::{
     AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, StoreError,
-    StoreResult, StoredRecoveryCode, Subject, TotpDevice, UserSummary,
+    StoreResult, StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind, UserSummary,
 };
 
 /// Creates the user's row if need be and locks it until the transaction ends: the
@@ -742,6 +742,95 @@ impl Store for PostgresStore {
                 )
                 .await?;
             Ok(usize::try_from(changed).unwrap_or(usize::MAX))
+        })
+        .await
+    }
+
+    async fn put_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        sealed: Vec<u8>,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "DELETE FROM transient WHERE expires_at <= $1",
+                    &[&to_unix(now)],
+                )
+                .await?;
+            client
+                .execute(
+                    "INSERT INTO transient AS t (kind, key, sealed, version, expires_at) VALUES ($1, $2, $3, 0, $4)
+                     ON CONFLICT (kind, key) DO UPDATE SET
+                         sealed = EXCLUDED.sealed, version = t.version + 1, expires_at = EXCLUDED.expires_at",
+                    &[&kind.as_str(), &key.as_slice(), &sealed, &to_unix(expires_at)],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<Transient>> {
+        self.run(move |client| async move {
+            let row = client
+                .query_opt(
+                    "SELECT sealed, version FROM transient WHERE kind = $1 AND key = $2 AND expires_at > $3",
+                    &[&kind.as_str(), &key.as_slice(), &to_unix(now)],
+                )
+                .await?;
+            Ok(row.map(|row| Transient {
+                sealed: row.get(0),
+                version: row.get(1),
+            }))
+        })
+        .await
+    }
+
+    async fn replace_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        version: i64,
+        sealed: Vec<u8>,
+    ) -> StoreResult<bool> {
+        self.run(move |client| async move {
+            let changed = client
+                .execute(
+                    "UPDATE transient SET sealed = $4, version = version + 1
+                     WHERE kind = $1 AND key = $2 AND version = $3",
+                    &[&kind.as_str(), &key.as_slice(), &version, &sealed],
+                )
+                .await?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn take_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        self.run(move |client| async move {
+            let row = client
+                .query_opt(
+                    "DELETE FROM transient WHERE kind = $1 AND key = $2 RETURNING sealed, expires_at",
+                    &[&kind.as_str(), &key.as_slice()],
+                )
+                .await?;
+            Ok(row
+                .filter(|row| row.get::<_, i64>(1) > to_unix(now))
+                .map(|row| row.get(0)))
         })
         .await
     }

@@ -35,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_preferred_method.sql"),
     include_str!("migrations/0008_email_address.sql"),
     include_str!("migrations/0009_sessions_per_app.sql"),
+    include_str!("migrations/0010_transient.sql"),
 ];
 
 /// Read-only connections beside the writer: enough for both cores' proxy threads

@@ -11,7 +11,7 @@ use super::SqliteStore;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::{
     AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, StoreResult,
-    StoredRecoveryCode, Subject, TotpDevice, UserSummary,
+    StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind, UserSummary,
 };
 
 #[async_trait]
@@ -602,6 +602,93 @@ impl Store for SqliteStore {
                 "UPDATE sessions SET revoked = 1 WHERE user_name = ?1 AND revoked = 0",
                 params![user],
             )?)
+        })
+        .await
+    }
+
+    async fn put_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        sealed: Vec<u8>,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "DELETE FROM transient WHERE expires_at <= ?1",
+                params![to_unix(now)],
+            )?;
+            tx.execute(
+                "INSERT INTO transient (kind, key, sealed, version, expires_at) VALUES (?1, ?2, ?3, 0, ?4)
+                 ON CONFLICT (kind, key) DO UPDATE SET
+                     sealed = excluded.sealed, version = version + 1, expires_at = excluded.expires_at",
+                params![kind.as_str(), key.as_slice(), sealed, to_unix(expires_at)],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<Transient>> {
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT sealed, version FROM transient WHERE kind = ?1 AND key = ?2 AND expires_at > ?3",
+                    params![kind.as_str(), key.as_slice(), to_unix(now)],
+                    |row| {
+                        Ok(Transient {
+                            sealed: row.get(0)?,
+                            version: row.get(1)?,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn replace_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        version: i64,
+        sealed: Vec<u8>,
+    ) -> StoreResult<bool> {
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE transient SET sealed = ?4, version = version + 1
+                 WHERE kind = ?1 AND key = ?2 AND version = ?3",
+                params![kind.as_str(), key.as_slice(), version, sealed],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn take_transient(
+        &self,
+        kind: TransientKind,
+        key: [u8; 32],
+        now: SystemTime,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        self.write(move |conn| {
+            Ok(conn
+                .query_row(
+                    "DELETE FROM transient WHERE kind = ?1 AND key = ?2 RETURNING sealed, expires_at",
+                    params![kind.as_str(), key.as_slice()],
+                    |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)),
+                )
+                .optional()?
+                .filter(|(_, expires_at)| *expires_at > to_unix(now))
+                .map(|(sealed, _)| sealed))
         })
         .await
     }
