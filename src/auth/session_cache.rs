@@ -54,6 +54,11 @@ impl SessionCache {
         self.entries.remove(id_hash);
     }
 
+    /// Drops every cached session.
+    pub fn clear(&self) {
+        self.entries.clear();
+    }
+
     /// Drops every cached session of `user`.
     pub fn remove_user(&self, user: &str) {
         self.entries.retain(|_, cached| cached.record.user != user);

@@ -2,6 +2,7 @@
 //! against the store on every request (through a short-lived cache) so that logout
 //! and revocation take effect at once.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ use super::cookies;
 use super::session_cache::SessionCache;
 use crate::config::model::SessionSettings;
 use crate::factors::SignInMethod;
-use crate::store::{SessionRecord, Store, StoreResult};
+use crate::store::{Revocation, RevocationHandler, SessionRecord, Store, StoreResult};
 
 /// How often `last_seen_at` is written back: the idle timeout is exact to this.
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
@@ -32,11 +33,28 @@ pub struct Issued {
 
 pub struct Sessions {
     store: Arc<dyn Store>,
-    cache: SessionCache,
+    cache: Arc<SessionCache>,
+    channel: Arc<RevocationChannel>,
     jar_key: cookie::Key,
     /// The cookie key before a rotation: cookies sealed with it still open (and form
     /// tokens made with it still match) until they are renewed.
     previous_jar_key: Option<cookie::Key>,
+}
+
+/// Whether revocations made by other gateways reach this one at once.
+#[derive(Default)]
+pub struct RevocationChannel(AtomicU8);
+
+const CHANNEL_NOT_NEEDED: u8 = 0;
+const CHANNEL_UP: u8 = 1;
+const CHANNEL_DOWN: u8 = 2;
+
+impl RevocationChannel {
+    /// False only while a shared store's channel is down: then another gateway's
+    /// sign-out reaches this one when its cache entry ages out (`CACHE_FOR`).
+    pub fn is_up(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != CHANNEL_DOWN
+    }
 }
 
 /// Whether a stored session may still be used at `now`.
@@ -50,9 +68,13 @@ pub fn is_live(record: &SessionRecord, settings: &SessionSettings, now: SystemTi
 
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, cookie_key: &[u8; 64]) -> Result<Sessions, cookie::KeyError> {
+        let cache = Arc::new(SessionCache::new(CACHE_CAPACITY, CACHE_FOR));
+        let channel = Arc::new(RevocationChannel(AtomicU8::new(CHANNEL_NOT_NEEDED)));
+        store.watch_revocations(forget_revoked(cache.clone(), channel.clone()));
         Ok(Sessions {
             store,
-            cache: SessionCache::new(CACHE_CAPACITY, CACHE_FOR),
+            cache,
+            channel,
             jar_key: cookie::Key::try_from(cookie_key.as_slice())?,
             previous_jar_key: None,
         })
@@ -166,6 +188,11 @@ impl Sessions {
         Ok(())
     }
 
+    /// Whether other gateways' revocations reach this one at once (for metrics).
+    pub fn revocation_channel(&self) -> Arc<RevocationChannel> {
+        self.channel.clone()
+    }
+
     /// Forgets what the cache holds about a user's sessions, so that the next request
     /// reads them (and the user's settings) from the store again.
     pub fn refresh_user(&self, user: &str) {
@@ -259,6 +286,30 @@ fn form_token_with(key: &cookie::Key, session: &SessionRecord) -> String {
     hasher.update(key.signing());
     hasher.update(session.id_hash);
     BASE64URL_NOPAD.encode(&hasher.finalize())
+}
+
+/// What the cache does with each revocation another gateway announces.
+fn forget_revoked(cache: Arc<SessionCache>, channel: Arc<RevocationChannel>) -> RevocationHandler {
+    Arc::new(move |revocation| match revocation {
+        Revocation::Session(id_hash) => cache.remove(&id_hash),
+        Revocation::User(user) => cache.remove_user(&user),
+        Revocation::ChannelUp => {
+            // Whatever was revoked while the channel was down is read again.
+            cache.clear();
+            if channel.0.swap(CHANNEL_UP, Ordering::Relaxed) == CHANNEL_DOWN {
+                tracing::info!(
+                    "the revocation channel is back: other gateways' sign-outs reach this one at once"
+                );
+            }
+        }
+        Revocation::ChannelDown => {
+            channel.0.store(CHANNEL_DOWN, Ordering::Relaxed);
+            tracing::warn!(
+                fallback_seconds = CACHE_FOR.as_secs(),
+                "the revocation channel is down: other gateways' sign-outs reach this one when its cached sessions age out"
+            );
+        }
+    })
 }
 
 fn hash_id(id: &[u8]) -> [u8; 32] {
@@ -513,5 +564,68 @@ mod tests {
             .await
             .unwrap()
             .is_none());
+    }
+
+    /// Two gateways on one PostgreSQL store: what one revokes, the other's cache
+    /// forgets at once, not when its entry ages out.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sign_out_on_one_gateway_reaches_the_others_cache_at_once() {
+        use crate::store::PostgresStore;
+        let url = crate::store::postgres::testing::fresh_database().await;
+        let open = || Arc::new(PostgresStore::open(&url, None).unwrap()) as Arc<dyn Store>;
+        let key = [7u8; 64];
+        let (a, b) = (
+            Sessions::new(open(), &key).unwrap(),
+            Sessions::new(open(), &key).unwrap(),
+        );
+        let listening = std::time::Instant::now();
+        while b.channel.0.load(Ordering::Relaxed) != CHANNEL_UP {
+            assert!(listening.elapsed() < Duration::from_secs(5), "b never listened");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let now = at(0);
+        let seen_on_b = |cookie: String| {
+            let b = &b;
+            async move {
+                b.resume(&cookie, "wiki", &settings(), now, false)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        };
+        let gone_from_b_within_a_second = |cookie: String| async move {
+            let asked = std::time::Instant::now();
+            while asked.elapsed() < Duration::from_secs(1) {
+                if !seen_on_b(cookie.clone()).await {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            false
+        };
+        let one = a
+            .start("alice", "wiki", SignInMethod::Totp, now, false)
+            .await
+            .unwrap();
+        assert!(seen_on_b(one.cookie_value.clone()).await, "b has it cached now");
+        a.end(&one.cookie_value, false).await.unwrap();
+        assert!(gone_from_b_within_a_second(one.cookie_value.clone()).await);
+
+        let two = a
+            .start("alice", "wiki", SignInMethod::Totp, now, false)
+            .await
+            .unwrap();
+        assert!(seen_on_b(two.cookie_value.clone()).await);
+        a.end_all_for("alice").await.unwrap();
+        assert!(gone_from_b_within_a_second(two.cookie_value.clone()).await);
+
+        let three = a
+            .start("alice", "wiki", SignInMethod::Totp, now, false)
+            .await
+            .unwrap();
+        assert!(seen_on_b(three.cookie_value.clone()).await);
+        a.store.reset_second_factor("alice").await.unwrap();
+        assert!(gone_from_b_within_a_second(three.cookie_value).await);
+        assert!(b.revocation_channel().is_up());
     }
 }

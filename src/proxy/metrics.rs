@@ -1,7 +1,9 @@
 //! The gateway's Prometheus metrics: recorded by the proxy phases and the reloader,
 //! served by `server` on a listener of their own (never through an app's host).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 use crate::portal::answer::Label;
 
@@ -14,6 +16,9 @@ pub struct Metrics {
     upstream_seconds: HistogramVec,
     /// Configuration reloads by result (`ok`, `error`).
     reloads: IntCounterVec,
+    /// 1 while other gateways' revocations reach this one at once, 0 while the
+    /// shared store's channel is down.
+    revocation_channel_up: IntGauge,
 }
 
 /// How a configuration reload ended, as the `result` label says it.
@@ -49,12 +54,21 @@ impl Metrics {
         )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_seconds.clone()))?;
+        let revocation_channel_up = IntGauge::new(
+            "portvakt_revocation_channel_up",
+            "1 while other gateways' sign-outs and resets reach this gateway at once; 0 while the shared store's notification channel is down (cached sessions then age out in 15 s).",
+        )?;
+        revocation_channel_up.set(1);
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(upstream_seconds.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(revocation_channel_up.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             upstream_seconds,
             reloads,
+            revocation_channel_up,
         })
     }
 
@@ -75,6 +89,11 @@ impl Metrics {
             ReloadResult::Rejected => "error",
         };
         self.reloads.with_label_values(&[label]).inc();
+    }
+
+    /// Records whether the revocation channel is up (read when scraped).
+    pub fn revocation_channel(&self, up: bool) {
+        self.revocation_channel_up.set(i64::from(up));
     }
 
     /// The metrics in Prometheus text format.

@@ -43,6 +43,7 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
             SystemTime::now(),
         ));
     let auth_store = auth.store.clone();
+    let revocations = auth.sessions.revocation_channel();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
@@ -82,7 +83,13 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     server.add_service(proxy);
     if let Some(addr) = config.metrics_listen {
         let (addr, options) = reserved.resolve(addr)?;
-        let mut service = Service::new("metrics".to_owned(), MetricsApp(metrics.clone()));
+        let mut service = Service::new(
+            "metrics".to_owned(),
+            MetricsApp {
+                metrics: metrics.clone(),
+                revocations,
+            },
+        );
         service.add_tcp_with_settings(&addr.to_string(), options);
         server.add_service(service);
         tracing::info!(address = %addr, "metrics listening");

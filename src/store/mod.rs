@@ -364,6 +364,30 @@ pub trait Store: Send + Sync {
         key: [u8; 32],
         now: SystemTime,
     ) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Tells `on` of every session revoked, and every user whose sessions or
+    /// settings changed, by any gateway on this store, as it happens, so that
+    /// what gateways cache is dropped at once. A backend that one gateway uses
+    /// alone (SQLite) has nothing to tell: that gateway drops its cache itself.
+    fn watch_revocations(&self, on: RevocationHandler) {
+        let _ = on;
+    }
+}
+
+/// Called for each [`Revocation`] a store hears of.
+pub type RevocationHandler = std::sync::Arc<dyn Fn(Revocation) + Send + Sync>;
+
+/// What another gateway changed that cached sessions must not outlive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    Session([u8; 32]),
+    /// Every session of this user, and what is read with them (their settings).
+    User(String),
+    /// The channel went down: revocations may be missed until it is back (the
+    /// cache's short lifetime is the fallback meanwhile).
+    ChannelDown,
+    /// The channel is (back) up; anything cached before may have missed some.
+    ChannelUp,
 }
 
 /// What short-lived state is kept for (a key names one entry within its kind).

@@ -42,8 +42,16 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// the migration holds this advisory lock (an arbitrary constant, "portvakt").
 const MIGRATION_LOCK: i64 = 0x706f_7274_7661_6b74;
 
+/// The channel revocations are announced on (`LISTEN`/`NOTIFY`).
+const REVOCATION_CHANNEL: &str = "portvakt_revoked";
+
+/// How long the listener waits before connecting again after losing the channel.
+const RELISTEN_AFTER: Duration = Duration::from_secs(1);
+
 pub struct PostgresStore {
     pool: Pool,
+    /// For the listening connection, which is not pooled.
+    config: tokio_postgres::Config,
     runtime: DatabaseRuntime,
 }
 
@@ -60,7 +68,7 @@ impl PostgresStore {
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("portvakt");
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -87,7 +95,43 @@ impl PostgresStore {
         migrated
             .recv()
             .map_err(|e| StoreError::Task(format!("migrating the database: {e}")))??;
-        Ok(PostgresStore { pool, runtime })
+        Ok(PostgresStore {
+            pool,
+            config,
+            runtime,
+        })
+    }
+
+    /// Listens for revocations on a connection of its own, for as long as the
+    /// store lives: `on` hears each one, and `ChannelDown` / `ChannelUp` when the
+    /// connection is lost (the database restarting, say) and when it is back.
+    fn listen(&self, on: crate::store::RevocationHandler) {
+        let config = self.config.clone();
+        self.runtime.handle.spawn(async move {
+            let mut up = false;
+            loop {
+                if let Ok((client, connection)) = config.connect(NoTls).await {
+                    let (heard, mut hearing) = tokio::sync::mpsc::unbounded_channel();
+                    let driving = tokio::spawn(drive(connection, heard));
+                    if client
+                        .batch_execute(&format!("LISTEN {REVOCATION_CHANNEL}"))
+                        .await
+                        .is_ok()
+                    {
+                        up = true;
+                        on(crate::store::Revocation::ChannelUp);
+                        while let Some(revocation) = hearing.recv().await {
+                            on(revocation);
+                        }
+                    }
+                    driving.abort();
+                }
+                if std::mem::take(&mut up) {
+                    on(crate::store::Revocation::ChannelDown);
+                }
+                tokio::time::sleep(RELISTEN_AFTER).await;
+            }
+        });
     }
 
     /// Runs `work` with a pooled connection, on the database runtime.
@@ -133,6 +177,46 @@ impl DatabaseRuntime {
             })
             .map_err(|e| StoreError::Task(format!("starting the database thread: {e}")))?;
         Ok(DatabaseRuntime { handle, _stop: stop })
+    }
+}
+
+/// Drives the listening connection, passing on what is announced; ends (and so
+/// closes `heard`) when the connection does.
+async fn drive(
+    mut connection: tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    heard: tokio::sync::mpsc::UnboundedSender<crate::store::Revocation>,
+) {
+    let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(Ok(message)) = futures_util::StreamExt::next(&mut messages).await {
+        if let tokio_postgres::AsyncMessage::Notification(n) = message {
+            if let Some(revocation) = read_notification(n.payload()) {
+                if heard.send(revocation).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `session:<hex of the id's hash>` or `user:<name>`.
+fn notification_payload(revocation: &crate::store::Revocation) -> Option<String> {
+    use crate::store::Revocation;
+    match revocation {
+        Revocation::Session(hash) => Some(format!("session:{}", data_encoding::HEXLOWER.encode(hash))),
+        Revocation::User(user) => Some(format!("user:{user}")),
+        Revocation::ChannelDown | Revocation::ChannelUp => None,
+    }
+}
+
+fn read_notification(payload: &str) -> Option<crate::store::Revocation> {
+    use crate::store::Revocation;
+    match payload.split_once(':')? {
+        ("session", hex) => {
+            let bytes = data_encoding::HEXLOWER.decode(hex.as_bytes()).ok()?;
+            Some(Revocation::Session(bytes.try_into().ok()?))
+        }
+        ("user", user) => Some(Revocation::User(user.to_owned())),
+        _ => None,
     }
 }
 

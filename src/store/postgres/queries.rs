@@ -12,8 +12,9 @@ use super::PostgresStore;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::columns::{from_unix, step_from_db, step_to_db, stored_method, to_unix};
 use crate::store::{
-    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, StoreError,
-    StoreResult, StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind, UserSummary,
+    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, Revocation, RevocationHandler,
+    SessionRecord, Store, StoreError, StoreResult, StoredRecoveryCode, Subject, TotpDevice, Transient,
+    TransientKind, UserSummary,
 };
 
 /// Creates the user's row if need be and locks it until the transaction ends: the
@@ -132,6 +133,20 @@ fn session_from(id_hash: [u8; 32], row: &Row) -> StoreResult<SessionRecord> {
         mfa_opted_in: row.get(6),
         app: row.get(7),
     })
+}
+
+/// Tells every gateway listening (`PostgresStore::listen`) of a revocation; sent
+/// by PostgreSQL when the transaction commits, never for one that rolls back.
+async fn announce(tx: &impl GenericClient, revocation: &Revocation) -> StoreResult<()> {
+    let Some(payload) = super::notification_payload(revocation) else {
+        return Ok(());
+    };
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&super::REVOCATION_CHANNEL, &payload],
+    )
+    .await?;
+    Ok(())
 }
 
 fn count(n: i64) -> usize {
@@ -528,7 +543,11 @@ impl Store for PostgresStore {
     }
 
     async fn set_mfa_opted_in(&self, user: &str, on: bool, now: SystemTime) -> StoreResult<()> {
-        set_user_column(self, user, "mfa_opted_in", on, now).await
+        set_user_column(self, user, "mfa_opted_in", on, now).await?;
+        // Cached sessions carry the choice: every gateway reads it again.
+        let user = user.to_owned();
+        self.run(move |client| async move { announce(&client, &Revocation::User(user)).await })
+            .await
     }
 
     async fn email_address(&self, user: &str) -> StoreResult<Option<String>> {
@@ -660,6 +679,7 @@ impl Store for PostgresStore {
                 .await?;
             tx.execute("DELETE FROM trusted_devices WHERE user_name = $1", &[&user])
                 .await?;
+            announce(&tx, &Revocation::User(user)).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -720,13 +740,15 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
-        self.run(move |client| async move {
-            client
-                .execute(
-                    "UPDATE sessions SET revoked = TRUE WHERE id_hash = $1",
-                    &[&id_hash.as_slice()],
-                )
-                .await?;
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await?;
+            tx.execute(
+                "UPDATE sessions SET revoked = TRUE WHERE id_hash = $1",
+                &[&id_hash.as_slice()],
+            )
+            .await?;
+            announce(&tx, &Revocation::Session(id_hash)).await?;
+            tx.commit().await?;
             Ok(())
         })
         .await
@@ -734,16 +756,23 @@ impl Store for PostgresStore {
 
     async fn revoke_user_sessions(&self, user: &str) -> StoreResult<usize> {
         let user = user.to_owned();
-        self.run(move |client| async move {
-            let changed = client
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await?;
+            let changed = tx
                 .execute(
                     "UPDATE sessions SET revoked = TRUE WHERE user_name = $1 AND revoked = FALSE",
                     &[&user],
                 )
                 .await?;
+            announce(&tx, &Revocation::User(user)).await?;
+            tx.commit().await?;
             Ok(usize::try_from(changed).unwrap_or(usize::MAX))
         })
         .await
+    }
+
+    fn watch_revocations(&self, on: RevocationHandler) {
+        self.listen(on);
     }
 
     async fn put_transient(
