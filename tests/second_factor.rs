@@ -8,6 +8,8 @@
 mod harness;
 #[path = "second_factor/interception.rs"]
 mod interception;
+#[path = "second_factor/several_gateways.rs"]
+mod several_gateways;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -303,10 +303,13 @@ fn forget_revoked(cache: Arc<SessionCache>, channel: Arc<RevocationChannel>) -> 
             }
         }
         Revocation::ChannelDown => {
+            // Fail closed: nothing cached is trusted while revocations may be
+            // missed; each request asks the store (and gets 503 if it is down).
+            cache.clear();
             channel.0.store(CHANNEL_DOWN, Ordering::Relaxed);
             tracing::warn!(
                 fallback_seconds = CACHE_FOR.as_secs(),
-                "the revocation channel is down: other gateways' sign-outs reach this one when its cached sessions age out"
+                "the revocation channel is down: cached sessions dropped; until it is back, another gateway's sign-out reaches this one within the cache lifetime"
             );
         }
     })

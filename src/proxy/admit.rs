@@ -159,6 +159,13 @@ impl Gateway {
             now,
         });
         ctx.decision = Some(decision);
+        // Without the store, a request that needs to know who is signed in gets the
+        // gateway's 503 page: neither passed on, nor sent to sign in again.
+        if ctx.session_unknown && !matches!(decision.outcome, Outcome::Forward | Outcome::Deny) {
+            return Err(
+                Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into(),
+            );
+        }
         let return_to = match method.as_str() {
             "GET" | "HEAD" => ctx
                 .upstream_uri
@@ -231,8 +238,8 @@ impl Gateway {
         }
     }
 
-    /// Finds the session the request's cookie names. Any failure means no session:
-    /// the auth path fails closed.
+    /// Finds the session the request's cookie names. A store that cannot answer
+    /// leaves no session and marks it unknown: the auth path fails closed.
     pub(super) async fn resume_session(&self, session: &Session, ctx: &mut RequestCtx, config: &Config) {
         let name = cookies::session_cookie_name(ctx.secure);
         let Some(value) = cookies::find(&session.req_header().headers, name).map(str::to_owned) else {
@@ -249,7 +256,8 @@ impl Gateway {
         {
             Ok(found) => ctx.session = found,
             Err(e) => {
-                tracing::error!(error = %e, "could not look up a session; treating the request as signed out")
+                tracing::error!(error = %e, "could not look up a session; what needs one is refused with 503");
+                ctx.session_unknown = true;
             }
         }
         ctx.session_cookie = Some(value);

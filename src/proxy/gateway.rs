@@ -85,6 +85,9 @@ pub struct RequestCtx {
     pub(super) secure: bool,
     /// The live session the request carried.
     pub(super) session: Option<SessionRecord>,
+    /// The store could not say whether the session cookie names a session (it is
+    /// down): what needs one is refused with 503, never treated as signed out.
+    pub(super) session_unknown: bool,
     /// The session cookie's value as sent, to end it on logout.
     pub(super) session_cookie: Option<String>,
     /// Who the app is told the user is (set when the decision was `Allow`).
@@ -148,6 +151,7 @@ impl ProxyHttp for Gateway {
             label: None,
             secure: false,
             session: None,
+            session_unknown: false,
             session_cookie: None,
             identity: None,
             capture: None,

@@ -52,11 +52,9 @@ impl Metrics {
             ),
             &["result"],
         )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(upstream_seconds.clone()))?;
         let revocation_channel_up = IntGauge::new(
             "portvakt_revocation_channel_up",
-            "1 while other gateways' sign-outs and resets reach this gateway at once; 0 while the shared store's notification channel is down (cached sessions then age out in 15 s).",
+            "1 while other gateways' sign-outs and resets reach this gateway at once; 0 while the shared store's notification channel is down.",
         )?;
         revocation_channel_up.set(1);
         registry.register(Box::new(requests.clone()))?;
@@ -104,5 +102,28 @@ impl Metrics {
             tracing::error!(error = %e, "encoding metrics");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_registered_and_rendered() {
+        let metrics = Metrics::new().unwrap();
+        metrics.count_request("wiki", Label::Allow);
+        metrics.upstream_answered("wiki", 0.01);
+        metrics.reloaded(ReloadResult::Applied);
+        metrics.revocation_channel(false);
+        let text = String::from_utf8(metrics.render()).unwrap();
+        for line in [
+            "portvakt_requests_total{app=\"wiki\",decision=\"allow\"} 1",
+            "portvakt_upstream_response_seconds_count{app=\"wiki\"} 1",
+            "portvakt_config_reloads_total{result=\"ok\"} 1",
+            "portvakt_revocation_channel_up 0",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
     }
 }

@@ -481,6 +481,7 @@ fn response_complete(response: &[u8]) -> bool {
 pub struct Browser {
     client: reqwest::blocking::Client,
     base: String,
+    host: String,
     pub cookies: std::collections::BTreeMap<String, String>,
 }
 
@@ -527,8 +528,16 @@ impl Browser {
         Browser {
             client: gateway.client(&[host]),
             base: gateway.url(host, ""),
+            host: host.to_owned(),
             cookies: Default::default(),
         }
+    }
+
+    /// Sends the next requests to another gateway of the deployment, with the
+    /// same cookies (as a load balancer would).
+    pub fn switch_to(&mut self, gateway: &Gateway) {
+        self.client = gateway.client(&[&self.host]);
+        self.base = gateway.url(&self.host, "");
     }
 
     pub fn get(&mut self, path: &str) -> Page {
@@ -585,6 +594,7 @@ impl Browser {
         Browser {
             client: self.client.clone(),
             base: self.base.clone(),
+            host: self.host.clone(),
             cookies: self.cookies.clone(),
         }
     }
@@ -620,5 +630,82 @@ impl Browser {
             headers,
             body: response.text().unwrap_or_default(),
         }
+    }
+}
+
+/// A database of its own on the PostgreSQL server `scripts/test` starts (its URL
+/// is in `PORTVAKT_TEST_POSTGRES`); a test that needs one fails without it.
+pub fn postgres_database() -> String {
+    let server = std::env::var("PORTVAKT_TEST_POSTGRES").expect(
+        "PORTVAKT_TEST_POSTGRES is not set: run the tests with scripts/test, which starts PostgreSQL",
+    );
+    let name = format!("portvakt_it_{:016x}", rand::random::<u64>());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+                .await
+                .expect("the test server answers");
+            let driving = tokio::spawn(connection);
+            client
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create a database");
+            drop(client);
+            let _ = driving.await;
+        });
+    let mut url = url::Url::parse(&server).expect("a URL");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// A PostgreSQL server of one test's own (`scripts/test-postgres`), which the
+/// test may stop and start again; stopped when dropped.
+pub struct PostgresServer {
+    dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl PostgresServer {
+    pub fn start() -> PostgresServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = Self::script(&["start", &dir.path().to_string_lossy()]);
+        PostgresServer {
+            dir,
+            url: out.trim().to_owned(),
+        }
+    }
+
+    /// Stops the server at once (as a crash or a failover would).
+    pub fn stop(&self) {
+        Self::script(&["stop", &self.dir.path().to_string_lossy()]);
+    }
+
+    /// Starts the stopped server again, on the same port.
+    pub fn resume(&self) {
+        Self::script(&["resume", &self.dir.path().to_string_lossy()]);
+    }
+
+    fn script(args: &[&str]) -> String {
+        let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres"))
+            .args(args)
+            .output()
+            .expect("run scripts/test-postgres");
+        assert!(
+            output.status.success(),
+            "scripts/test-postgres {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres"))
+            .args(["stop", &self.dir.path().to_string_lossy()])
+            .output();
     }
 }
