@@ -33,6 +33,7 @@ pub struct Issued {
 
 pub struct Sessions {
     store: Arc<dyn Store>,
+    activity: ActivityWriter,
     cache: Arc<SessionCache>,
     channel: Arc<RevocationChannel>,
     jar_key: cookie::Key,
@@ -72,6 +73,7 @@ impl Sessions {
         let channel = Arc::new(RevocationChannel(AtomicU8::new(CHANNEL_NOT_NEEDED)));
         store.watch_revocations(forget_revoked(cache.clone(), channel.clone()));
         Ok(Sessions {
+            activity: ActivityWriter::start(store.clone()),
             store,
             cache,
             channel,
@@ -171,7 +173,7 @@ impl Sessions {
             .duration_since(record.last_seen_at)
             .is_ok_and(|d| d >= TOUCH_EVERY)
         {
-            self.store.touch_session(id_hash, now).await?;
+            self.activity.touch(id_hash, now);
             let mut touched = (*record).clone();
             touched.last_seen_at = now;
             self.cache.insert(Arc::new(touched));
@@ -288,6 +290,64 @@ fn form_token_with(key: &cookie::Key, session: &SessionRecord) -> String {
     BASE64URL_NOPAD.encode(&hasher.finalize())
 }
 
+/// How long last-activity times wait to be written together.
+const WRITE_ACTIVITY_EVERY: Duration = Duration::from_secs(1);
+/// At most this many in one write.
+const ACTIVITY_BATCH: usize = 1000;
+
+/// Writes sessions' last activity behind the answers, in batches: a request never
+/// waits for it (on SQLite, for an fsync). A crash loses at most the last second
+/// of it, which can only make a session idle out sooner, never later.
+struct ActivityWriter {
+    queue: std::sync::mpsc::Sender<([u8; 32], SystemTime)>,
+}
+
+impl ActivityWriter {
+    fn start(store: Arc<dyn Store>) -> ActivityWriter {
+        let (queue, queued) = std::sync::mpsc::channel();
+        let started = std::thread::Builder::new()
+            .name("portvakt-activity".into())
+            .spawn(move || write_activity(&*store, &queued));
+        if let Err(e) = started {
+            tracing::error!(error = %e, "could not start the activity writer; idle timeouts count from sign-in");
+        }
+        ActivityWriter { queue }
+    }
+
+    fn touch(&self, id_hash: [u8; 32], now: SystemTime) {
+        // Only fails once the writer is gone, when nothing is left to write to.
+        let _ = self.queue.send((id_hash, now));
+    }
+}
+
+/// The writer's loop: waits for a first touch, gathers what comes within
+/// `WRITE_ACTIVITY_EVERY`, writes it, until the sessions are dropped (then what
+/// is left is written).
+fn write_activity(store: &dyn Store, queued: &std::sync::mpsc::Receiver<([u8; 32], SystemTime)>) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        tracing::error!("could not start the activity writer's runtime");
+        return;
+    };
+    while let Ok(first) = queued.recv() {
+        let mut batch = std::collections::HashMap::from([first]);
+        let until = std::time::Instant::now() + WRITE_ACTIVITY_EVERY;
+        while batch.len() < ACTIVITY_BATCH {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match queued.recv_timeout(left) {
+                Ok((id_hash, at)) => {
+                    let latest = batch.entry(id_hash).or_insert(at);
+                    *latest = (*latest).max(at);
+                }
+                Err(_) => break,
+            }
+        }
+        let touches: Vec<_> = batch.into_iter().collect();
+        if let Err(e) = runtime.block_on(store.touch_sessions(&touches)) {
+            tracing::warn!(error = %e, sessions = touches.len(), "could not record sessions' last activity");
+        }
+    }
+}
+
 /// What the cache does with each revocation another gateway announces.
 fn forget_revoked(cache: Arc<SessionCache>, channel: Arc<RevocationChannel>) -> RevocationHandler {
     Arc::new(move |revocation| match revocation {
@@ -342,6 +402,55 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in(dir.path()).unwrap());
         let sessions = Sessions::new(store.clone(), &[42; 64]).unwrap();
         (dir, store, sessions)
+    }
+
+    /// Activity is written behind the answer, in one batch for many sessions, and
+    /// lands in the store within about a second; dropping the sessions writes what
+    /// is left.
+    #[tokio::test]
+    async fn last_activity_reaches_the_store_behind_the_requests() {
+        let (_dir, store, sessions) = sessions();
+        let mut issued = Vec::new();
+        for user in ["alice", "bob", "carol"] {
+            issued.push(
+                sessions
+                    .start(user, "wiki", SignInMethod::Totp, at(0), false)
+                    .await
+                    .unwrap(),
+            );
+        }
+        for session in &issued {
+            let s = settings();
+            let resumed = sessions.resume(&session.cookie_value, "wiki", &s, at(120), false);
+            assert_eq!(
+                resumed.await.unwrap().unwrap().last_seen_at,
+                at(0),
+                "as it was when asked"
+            );
+        }
+        let stored_at = |i: usize| {
+            let (store, hash) = (store.clone(), issued[i].record.id_hash);
+            async move { store.session(hash).await.unwrap().unwrap().last_seen_at }
+        };
+        let asked = std::time::Instant::now();
+        while stored_at(2).await != at(120) {
+            assert!(asked.elapsed() < Duration::from_secs(5), "never written");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!((stored_at(0).await, stored_at(1).await), (at(120), at(120)));
+        sessions
+            .resume(&issued[0].cookie_value, "wiki", &settings(), at(300), false)
+            .await
+            .unwrap();
+        drop(sessions);
+        let asked = std::time::Instant::now();
+        while stored_at(0).await != at(300) {
+            assert!(
+                asked.elapsed() < Duration::from_secs(5),
+                "what was left was not written"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     #[tokio::test]

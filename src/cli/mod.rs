@@ -1,5 +1,5 @@
 //! The command line: `run`, `check`, `explain`, `hash-password`, `users`, `audit`,
-//! `keys`.
+//! `keys`, `migrate`.
 
 /// Prints a line of a command's output. When its reader has gone (`| head`), the
 /// command ends quietly, as Unix tools do, instead of panicking on the closed pipe.
@@ -13,6 +13,7 @@ mod audit;
 mod explain;
 mod hash_password;
 mod keys;
+mod migrate;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,9 @@ enum Command {
         #[command(subcommand)]
         command: keys::Command,
     },
+    /// Move a deployment's state from its SQLite file to PostgreSQL (for several
+    /// gateways), checking that every row reads back the same.
+    Migrate(migrate::Args),
 }
 
 /// Exit status for an invalid configuration, as `check` documents.
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Users { command } => users::run(&command),
         Command::Audit(args) => audit::audit(&args),
         Command::Keys { command } => keys::run(&command),
+        Command::Migrate(args) => migrate::migrate(&args),
     };
     match result {
         Ok(code) => code,

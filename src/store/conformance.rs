@@ -162,11 +162,27 @@ pub async fn sessions_are_found_by_hash_touched_and_revoked(store: Arc<dyn Store
         .await
         .unwrap();
     assert_eq!(store.session([7; 32]).await.unwrap().as_ref(), Some(&record));
-    store.touch_session([7; 32], at(60)).await.unwrap();
-    store.touch_session([7; 32], at(30)).await.unwrap();
+    store
+        .touch_sessions(&[([7; 32], at(60)), ([8; 32], at(70))])
+        .await
+        .unwrap();
+    store.touch_sessions(&[([7; 32], at(30))]).await.unwrap();
     assert_eq!(
         store.session([7; 32]).await.unwrap().unwrap().last_seen_at,
         at(60)
+    );
+    assert_eq!(
+        store.session([8; 32]).await.unwrap().unwrap().last_seen_at,
+        at(70)
+    );
+    store
+        .touch_sessions(&[([8; 32], at(90)), ([8; 32], at(80))])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.session([8; 32]).await.unwrap().unwrap().last_seen_at,
+        at(90),
+        "the latest of a batch"
     );
     store.revoke_session([7; 32]).await.unwrap();
     assert!(store.session([7; 32]).await.unwrap().unwrap().revoked);

@@ -13,6 +13,7 @@ mod columns;
 #[cfg(test)]
 pub(crate) mod conformance;
 pub mod postgres;
+pub mod snapshot;
 pub mod sqlite;
 
 use std::time::{Duration, SystemTime};
@@ -318,8 +319,9 @@ pub trait Store: Send + Sync {
 
     async fn session(&self, id_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>>;
 
-    /// Records activity, for the idle timeout.
-    async fn touch_session(&self, id_hash: [u8; 32], now: SystemTime) -> StoreResult<()>;
+    /// Records activity of several sessions, for the idle timeout, in one
+    /// transaction; a session's time only ever moves forward.
+    async fn touch_sessions(&self, touches: &[([u8; 32], SystemTime)]) -> StoreResult<()>;
 
     async fn revoke_session(&self, id_hash: [u8; 32]) -> StoreResult<()>;
 

@@ -12,6 +12,9 @@
 //! dies with the runtime that happened to open it.
 
 mod queries;
+mod snapshot;
+
+pub use snapshot::Loaded;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -726,12 +726,16 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn touch_session(&self, id_hash: [u8; 32], now: SystemTime) -> StoreResult<()> {
+    async fn touch_sessions(&self, touches: &[([u8; 32], SystemTime)]) -> StoreResult<()> {
+        let hashes: Vec<Vec<u8>> = touches.iter().map(|(h, _)| h.to_vec()).collect();
+        let times: Vec<i64> = touches.iter().map(|(_, at)| to_unix(*at)).collect();
         self.run(move |client| async move {
             client
                 .execute(
-                    "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1 AND last_seen_at < $2",
-                    &[&id_hash.as_slice(), &to_unix(now)],
+                    "UPDATE sessions s SET last_seen_at = t.at
+                     FROM (SELECT h, MAX(at) AS at FROM unnest($1::BYTEA[], $2::BIGINT[]) AS u(h, at) GROUP BY h) t
+                     WHERE s.id_hash = t.h AND s.last_seen_at < t.at",
+                    &[&hashes, &times],
                 )
                 .await?;
             Ok(())

@@ -12,6 +12,7 @@
 
 mod queries;
 mod rows;
+mod snapshot;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

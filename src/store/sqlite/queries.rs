@@ -573,12 +573,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn touch_session(&self, id_hash: [u8; 32], now: SystemTime) -> StoreResult<()> {
+    async fn touch_sessions(&self, touches: &[([u8; 32], SystemTime)]) -> StoreResult<()> {
+        let touches = touches.to_vec();
         self.write(move |conn| {
-            conn.execute(
-                "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2",
-                params![id_hash.as_slice(), to_unix(now)],
-            )?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut touch = tx.prepare_cached(
+                    "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2",
+                )?;
+                for (id_hash, at) in &touches {
+                    touch.execute(params![id_hash.as_slice(), to_unix(*at)])?;
+                }
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
