@@ -75,6 +75,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.key_file != new.key_file || old.previous_key_file != new.previous_key_file {
         changed.push("key_file");
     }
+    if old.store != new.store {
+        changed.push("store");
+    }
     if old.metrics_listen != new.metrics_listen {
         changed.push("metrics");
     }
@@ -104,5 +107,28 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => break,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(top: &str) -> Config {
+        let text = format!(
+            "listen: [\"127.0.0.1:8080\"]\nstate_dir: s\n{top}apps:\n  a:\n    hosts: [a]\n    upstream: http://127.0.0.1:1\n"
+        );
+        crate::config::parse(&text, std::path::Path::new("p.yaml")).unwrap()
+    }
+
+    /// What a reload cannot apply is named in the log, the store among it.
+    #[test]
+    fn settings_bound_at_start_are_named_when_they_change() {
+        let old = config("");
+        assert!(restart_only_changes(&old, &config("")).is_empty());
+        let moved = config("store: { url: \"postgres://db/portvakt\" }\nkey_file: k\n");
+        assert_eq!(restart_only_changes(&old, &moved), ["key_file", "store"]);
+        let other_db = config("store: { url: \"postgres://db/other\" }\nkey_file: k\n");
+        assert_eq!(restart_only_changes(&moved, &other_db), ["store"]);
     }
 }
