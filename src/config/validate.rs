@@ -236,25 +236,29 @@ fn build_store(d: &mut Decoder, store: &StoreFile, base: &Path) -> Option<StoreL
     }
     let password = match &store.password_file {
         None => None,
-        Some(p) => {
-            let path = base.join(&p.value);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
-                Err(e) => {
-                    d.error(
-                        p.at,
-                        &p.key,
-                        format!("cannot read the database password from {}: {e}", path.display()),
-                    );
-                    return None;
-                }
-            }
-        }
+        Some(p) => Some(read_password_file(d, p, base, "database")?),
     };
     Some(StoreLocation::Postgres {
         url: url.value.clone(),
         password,
     })
+}
+
+/// A password kept in a file of its own (never in the configuration), without the
+/// line end an editor leaves; an unreadable file is an error at the key naming it.
+fn read_password_file(d: &mut Decoder, file: &Spanned<String>, base: &Path, what: &str) -> Option<String> {
+    let path = base.join(&file.value);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
+        Err(e) => {
+            d.error(
+                file.at,
+                &file.key,
+                format!("cannot read the {what} password from {}: {e}", path.display()),
+            );
+            None
+        }
+    }
 }
 
 /// A host entry: a DNS name or IP literal, optionally with `:port`.
@@ -1044,20 +1048,10 @@ fn build_smtp(d: &mut Decoder, smtp: &SmtpFile, base: &Path) -> Option<EmailTran
         Some(SmtpSecurity::None) => 25,
         _ => 587,
     };
-    let password = smtp.password_file.as_ref().and_then(|p| {
-        let path = base.join(&p.value);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
-            Err(e) => {
-                d.error(
-                    p.at,
-                    &p.key,
-                    format!("cannot read the SMTP password from {}: {e}", path.display()),
-                );
-                None
-            }
-        }
-    });
+    let password = smtp
+        .password_file
+        .as_ref()
+        .and_then(|p| read_password_file(d, p, base, "SMTP"));
     Some(EmailTransport::Smtp {
         host: smtp.host.as_ref()?.value.clone(),
         port: smtp

@@ -34,6 +34,20 @@ impl Deployment {
     }
 }
 
+/// A browser in which alice signed in on `gateway` and enrolled an authenticator.
+fn enrolled(gateway: &Gateway) -> Browser {
+    let mut browser = Browser::new(gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    let page = browser.get("/.portvakt/enrol");
+    let csrf = page.input("csrf").unwrap();
+    browser.post(
+        "/.portvakt/enrol",
+        &[("csrf", &csrf), ("code", &code(&secret_on(&page), 0))],
+    );
+    press_continue(&mut browser);
+    browser
+}
+
 /// Asks `ask` again until it says yes, for at most `limit`.
 fn within(limit: Duration, mut ask: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -180,17 +194,7 @@ fn with_the_database_gone_protected_requests_fail_closed_and_recover() {
     let server = PostgresServer::start();
     let deployment = Deployment::on(&server.url, "");
     let gateway = deployment.gateway(&app);
-    let mut browser = Browser::new(&gateway, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let page = browser.get("/.portvakt/enrol");
-    browser.post(
-        "/.portvakt/enrol",
-        &[
-            ("csrf", &page.input("csrf").unwrap()),
-            ("code", &code(&secret_on(&page), 0)),
-        ],
-    );
-    press_continue(&mut browser);
+    let mut browser = enrolled(&gateway);
     assert_eq!(browser.get("/whoami").status, 200);
 
     server.stop();
@@ -245,17 +249,7 @@ fn reloading_two_gateways_under_load_loses_no_request() {
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
     let deployment = Deployment::on(&postgres_database(), "");
     let (mut a, mut b) = (deployment.gateway(&app), deployment.gateway(&app));
-    let mut browser = Browser::new(&a, HOST);
-    app_login(&mut browser, "alice", "wonderland");
-    let page = browser.get("/.portvakt/enrol");
-    browser.post(
-        "/.portvakt/enrol",
-        &[
-            ("csrf", &page.input("csrf").unwrap()),
-            ("code", &code(&secret_on(&page), 0)),
-        ],
-    );
-    press_continue(&mut browser);
+    let browser = enrolled(&a);
 
     let stop = Arc::new(AtomicBool::new(false));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
