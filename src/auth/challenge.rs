@@ -185,6 +185,12 @@ impl Challenge {
         }
     }
 
+    /// Whether `form` is the one that passed this challenge (`form_fingerprint`).
+    pub fn passed_by(&self, form: [u8; 32]) -> bool {
+        self.passed_form
+            .is_some_and(|passed| bool::from(passed.ct_eq(&form)))
+    }
+
     /// Constant-time check of a form's CSRF token.
     pub fn csrf_matches(&self, token: &str) -> bool {
         self.csrf.as_bytes().ct_eq(token.as_bytes()).into()
@@ -330,15 +336,14 @@ impl Challenges {
         Ok(Some(new_id))
     }
 
-    /// For exactly the form that passed the challenge once known as `id`, sent
-    /// again (a double click): its new id, and the challenge if it is still live.
-    ///
-    /// `id` is the old id (the first answer had not reached the browser yet) or the
-    /// new one (it had: a reload of the page it showed).
-    pub async fn resubmitted(
+    /// The passed challenge `id` leads to, and its id now, if it is still live:
+    /// `id` is the old id of a challenge moved when it was passed (the first
+    /// answer had not reached the browser yet) or the new one (it had: a reload of
+    /// the page it showed). Whether a form sent to it is the one that passed it
+    /// is `Challenge::passed_by`.
+    pub async fn passed_and_moved(
         &self,
         id: &str,
-        form: [u8; 32],
         now: SystemTime,
     ) -> StoreResult<Option<(String, SharedChallenge)>> {
         let moved = self
@@ -349,10 +354,8 @@ impl Challenges {
         let Some(challenge) = self.get(&new_id, now).await? else {
             return Ok(None);
         };
-        let passed_by = lock(&challenge).passed_form;
-        Ok(passed_by
-            .is_some_and(|passed| bool::from(passed.ct_eq(&form)))
-            .then_some((new_id, challenge)))
+        let passed = lock(&challenge).passed_form.is_some();
+        Ok(passed.then_some((new_id, challenge)))
     }
 
     /// Takes a challenge out, so it can be completed once only.
@@ -503,11 +506,18 @@ mod tests {
             "moved once"
         );
         for id in [&old, &new] {
-            let (found, _) = challenges.resubmitted(id, form, made()).await.unwrap().unwrap();
+            let (found, moved) = challenges.passed_and_moved(id, made()).await.unwrap().unwrap();
             assert_eq!(&found, &new);
-            let other = form_fingerprint("/p", "csrf", "654321");
-            assert!(challenges.resubmitted(id, other, made()).await.unwrap().is_none());
+            let moved = moved.lock().unwrap();
+            assert!(moved.passed_by(form));
+            assert!(!moved.passed_by(form_fingerprint("/p", "csrf", "654321")));
         }
+        let (unpassed, _) = challenges.insert(login(made())).await.unwrap();
+        assert!(challenges
+            .passed_and_moved(&unpassed, made())
+            .await
+            .unwrap()
+            .is_none());
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! session costs ~300) with a lifetime per entry. Stale entries are dropped when met
 //! and swept out at most once per lifetime, on an insert.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,8 @@ pub struct SessionCache {
     entries: quick_cache::sync::Cache<[u8; 32], Cached>,
     lifetime: Duration,
     last_sweep: Mutex<Instant>,
+    /// Counts removals: a record read before one must not be inserted after it.
+    revocations: AtomicU64,
 }
 
 #[derive(Clone)]
@@ -27,6 +30,27 @@ impl SessionCache {
             entries: quick_cache::sync::Cache::new(capacity),
             lifetime,
             last_sweep: Mutex::new(Instant::now()),
+            revocations: AtomicU64::new(0),
+        }
+    }
+
+    /// How many removals so far (for `insert_unless_revoked`).
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Inserts a record read when `revocations()` was `seen`, unless something
+    /// was removed since (it may have been this very session): then the next
+    /// request reads the store again.
+    pub fn insert_unless_revoked(&self, record: Arc<SessionRecord>, seen: u64) {
+        if self.revocations() != seen {
+            return;
+        }
+        let id_hash = record.id_hash;
+        self.insert(record);
+        // A removal between the check and the insert: undo the insert.
+        if self.revocations() != seen {
+            self.entries.remove(&id_hash);
         }
     }
 
@@ -51,16 +75,20 @@ impl SessionCache {
     }
 
     pub fn remove(&self, id_hash: &[u8; 32]) {
+        // Counted before it is done: a reader that checks after sees it.
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         self.entries.remove(id_hash);
     }
 
     /// Drops every cached session.
     pub fn clear(&self) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         self.entries.clear();
     }
 
     /// Drops every cached session of `user`.
     pub fn remove_user(&self, user: &str) {
+        self.revocations.fetch_add(1, Ordering::SeqCst);
         self.entries.retain(|_, cached| cached.record.user != user);
     }
 
@@ -100,6 +128,24 @@ mod tests {
             revoked: false,
             mfa_opted_in: false,
         })
+    }
+
+    /// A record read from the store before a revocation was heard is not cached
+    /// after it: it could be the revoked session.
+    #[test]
+    fn what_was_read_before_a_revocation_is_not_cached_after_it() {
+        let cache = SessionCache::new(100, Duration::from_secs(60));
+        let seen = cache.revocations();
+        cache.remove(&[1; 32]);
+        cache.insert_unless_revoked(record(1, "alice"), seen);
+        assert!(cache.get(&[1; 32]).is_none());
+        let seen = cache.revocations();
+        cache.remove_user("bob");
+        cache.insert_unless_revoked(record(2, "alice"), seen);
+        assert!(cache.get(&[2; 32]).is_none(), "any removal counts");
+        let seen = cache.revocations();
+        cache.insert_unless_revoked(record(3, "alice"), seen);
+        assert!(cache.get(&[3; 32]).is_some(), "nothing removed meanwhile");
     }
 
     #[test]

@@ -70,8 +70,12 @@ pub fn is_live(record: &SessionRecord, settings: &SessionSettings, now: SystemTi
 impl Sessions {
     pub fn new(store: Arc<dyn Store>, cookie_key: &[u8; 64]) -> Result<Sessions, cookie::KeyError> {
         let cache = Arc::new(SessionCache::new(CACHE_CAPACITY, CACHE_FOR));
-        let channel = Arc::new(RevocationChannel(AtomicU8::new(CHANNEL_NOT_NEEDED)));
-        store.watch_revocations(forget_revoked(cache.clone(), channel.clone()));
+        // Down until the store says it listens (a channel that never comes up is
+        // reported, not taken for one that works).
+        let channel = Arc::new(RevocationChannel(AtomicU8::new(CHANNEL_DOWN)));
+        if !store.watch_revocations(forget_revoked(cache.clone(), channel.clone())) {
+            channel.0.store(CHANNEL_NOT_NEEDED, Ordering::Relaxed);
+        }
         Ok(Sessions {
             activity: ActivityWriter::start(store.clone()),
             store,
@@ -151,12 +155,15 @@ impl Sessions {
         let Some(id_hash) = self.id_hash_of(cookie_value, secure) else {
             return Ok(None);
         };
+        // A revocation heard while this request reads the store must not be undone
+        // by caching what it read before: the cache takes it only if none came.
+        let before = self.cache.revocations();
         let record = match self.cache.get(&id_hash) {
             Some(record) => record,
             None => match self.store.session(id_hash).await? {
                 Some(record) => {
                     let record = Arc::new(record);
-                    self.cache.insert(record.clone());
+                    self.cache.insert_unless_revoked(record.clone(), before);
                     record
                 }
                 None => return Ok(None),
@@ -176,7 +183,7 @@ impl Sessions {
             self.activity.touch(id_hash, now);
             let mut touched = (*record).clone();
             touched.last_seen_at = now;
-            self.cache.insert(Arc::new(touched));
+            self.cache.insert_unless_revoked(Arc::new(touched), before);
         }
         Ok(Some((*record).clone()))
     }

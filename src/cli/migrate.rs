@@ -54,23 +54,32 @@ pub fn migrate(args: &Args) -> anyhow::Result<ExitCode> {
         let snapshot = from.snapshot().await?;
         match to.load_snapshot(snapshot.clone()).await? {
             Loaded::NotEmpty => {
-                eprintln!("portvakt: the PostgreSQL database holds a deployment already; nothing was copied");
+                eprintln!(
+                    "portvakt: the PostgreSQL database holds state already (a deployment, or a gateway started on it); nothing was copied. Migrate into a new, empty database."
+                );
                 return Ok(ExitCode::FAILURE);
             }
+            Loaded::Differs => {
+                anyhow::bail!("the copy did not read back the same as the original; nothing was written")
+            }
             Loaded::Loaded => {}
-        }
-        if to.snapshot().await? != snapshot {
-            anyhow::bail!(
-                "the copy does not read back the same as the original; do not switch the gateways over"
-            );
         }
         for (what, count) in snapshot.counts() {
             out!("{count:>8} {what}");
         }
         out!("copied from {} and read back the same.", file.display());
-        out!(
-            "Point every gateway's `store: {{ url: … }}` at the database, with the same key file as before."
-        );
+        // The secrets are sealed under the key that sealed them in SQLite: a new
+        // key file would leave every authenticator unreadable.
+        let key = file.with_file_name("portvakt.key");
+        if key.is_file() {
+            out!(
+                "Authenticators are sealed under {}: give that file to every gateway as `key_file` (not a new one).",
+                key.display()
+            );
+        } else {
+            out!("Authenticators are sealed under this deployment's key file: give that same file to every gateway as `key_file` (not a new one).");
+        }
+        out!("Then point every gateway's `store: {{ url: … }}` at the database.");
         Ok(ExitCode::SUCCESS)
     })?
 }
@@ -213,6 +222,22 @@ mod tests {
             ExitCode::FAILURE,
             "never into a deployment"
         );
+
+        // A database a gateway has started on holds state too (its apps' defaults).
+        let started_on = fresh_database().await;
+        let gateway = PostgresStore::open(&started_on, None).unwrap();
+        gateway
+            .mfa_default_since("wiki", "optional", at(1))
+            .await
+            .unwrap();
+        let into_started = Args {
+            from: format!("sqlite:{}", dir.path().display()),
+            to: started_on,
+            password_file: None,
+        };
+        let refused = tokio::task::spawn_blocking(move || migrate(&into_started));
+        assert_eq!(refused.await.unwrap().unwrap(), ExitCode::FAILURE);
+        assert!(gateway.users().await.unwrap().is_empty(), "nothing copied");
     }
 
     #[test]

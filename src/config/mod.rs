@@ -127,6 +127,7 @@ mod tests {
                 "store: {url: \"postgres://db:notaport/x\"}",
                 "not a PostgreSQL URL",
             ),
+            ("store: {url: \"postgres://db/x?sslmode=require\"}", "without TLS"),
             (
                 "store: {url: \"postgres://db/x\", password_file: /nonexistent/pw}",
                 "cannot read the database password",

@@ -230,9 +230,21 @@ fn build_store(d: &mut Decoder, store: &StoreFile, base: &Path) -> Option<StoreL
         );
         return None;
     }
-    if let Err(e) = url.value.parse::<tokio_postgres::Config>() {
-        d.error(url.at, &url.key, format!("not a PostgreSQL URL: {e}"));
-        return None;
+    match url.value.parse::<tokio_postgres::Config>() {
+        Err(e) => {
+            d.error(url.at, &url.key, format!("not a PostgreSQL URL: {e}"));
+            return None;
+        }
+        Ok(parsed) => {
+            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                d.error(
+                    url.at,
+                    &url.key,
+                    "sslmode=require: this build connects to PostgreSQL without TLS; reach the database over a private network or the same host, and leave sslmode out",
+                );
+                return None;
+            }
+        }
     }
     let password = match &store.password_file {
         None => None,

@@ -23,6 +23,9 @@ const ACCOUNT_PAGE: Route = Route::Account(AccountPage::Overview);
 
 /// Serves the security-info pages for the session's user.
 pub async fn serve(auth: &Services, req: &Request<'_>, page: AccountPage) -> Answer {
+    if req.session_unknown {
+        return req.unavailable();
+    }
     let Some(account) = req.session else {
         // Only a signed-in user has security info; send the browser to sign in.
         return match req.app.sign_in_page() {

@@ -23,6 +23,9 @@ const FRESH_ENOUGH: Duration = Duration::from_secs(10 * 60);
 const ENROLMENT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 pub async fn serve(auth: &Services, req: &Request<'_>, page: AdminPage) -> Answer {
+    if req.session_unknown {
+        return req.unavailable();
+    }
     let Some(account) = req.session else {
         return match req.app.sign_in_page() {
             Some(page) => Answer::redirect(page, Label::SignIn),

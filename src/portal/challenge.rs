@@ -693,9 +693,23 @@ async fn resubmission(
     else {
         return Ok(None);
     };
-    let Some((new_id, challenge)) = auth.challenges.resubmitted(old_id, form, req.now).await? else {
+    let Some((new_id, challenge)) = auth.challenges.passed_and_moved(old_id, req.now).await? else {
         return Ok(None);
     };
+    // The form carries a code: each try counts like one. Whoever began this
+    // sign-in with the password (and planted its cookie) holds the old id and
+    // token, and could otherwise guess the code its user typed without limit.
+    let user = lock(&challenge).user.clone();
+    let charged = match charge(auth, req, &user).await? {
+        Ok(charged) => charged,
+        Err(locked) => return Ok(Some(locked)),
+    };
+    if !lock(&challenge).passed_by(form) {
+        note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
+        return Ok(None);
+    }
+    auth.refund(&req.config.lockout, &user, req.client, charged)
+        .await?;
     let cookie = set_challenge_cookie(&new_id, req.secure, req.config.session.login_timeout);
     Ok(Some(passed_page(&challenge, req).with_cookie(&cookie)))
 }
@@ -1052,6 +1066,15 @@ async fn complete(
         let purpose = std::mem::replace(&mut c.purpose, Purpose::Return("/".to_owned()));
         (c.user.clone(), method, purpose, c.remember_browser)
     };
+    // An admin reset since the factor was passed took away what it was passed
+    // with: the reset wins, and the user enrols again.
+    let has_a_factor = !auth.store.totp_devices(&user).await?.is_empty()
+        || (req.config.second_factor.email != EmailUse::Off
+            && auth.email_address(req.config, &user).await.is_some());
+    if !has_a_factor {
+        tracing::warn!(user = %user, "a passed challenge of a user reset meanwhile; nothing released");
+        return Ok(expired(req));
+    }
     let withheld = match &purpose {
         Purpose::Login { answer } => match auth.challenges.take_answer(answer, req.now).await? {
             Some(withheld) => Some(withheld),

@@ -55,6 +55,9 @@ pub struct Request<'a> {
     pub session: Option<&'a SessionRecord>,
     /// The session cookie's value as sent (ended at sign-out and on a step-up).
     pub session_cookie: Option<&'a str>,
+    /// The store could not say whether the cookie names a session: pages that
+    /// need one answer 503 rather than "sign in".
+    pub session_unknown: bool,
 }
 
 impl Request<'_> {
@@ -130,6 +133,14 @@ pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
             services.signer.jwks().into_bytes(),
         ),
         Route::Logout => {
+            // Ended in the store, or the user is not told so: a session that
+            // outlives "you are signed out" is one a stolen cookie keeps using.
+            if let Some(cookie) = req.session_cookie {
+                if let Err(e) = services.sessions.end(cookie, req.secure).await {
+                    tracing::error!(error = %e, "could not end a session at sign-out");
+                    return req.unavailable();
+                }
+            }
             if let Some(session) = req.session {
                 services
                     .audit(
@@ -141,11 +152,6 @@ pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
                         req.now,
                     )
                     .await;
-            }
-            if let Some(cookie) = req.session_cookie {
-                if let Err(e) = services.sessions.end(cookie, req.secure).await {
-                    tracing::error!(error = %e, "could not end a session at sign-out");
-                }
             }
             let page = views::message(
                 StatusCode::OK,

@@ -138,7 +138,15 @@ impl Gateway {
             {
                 if let Some(cookie) = &ctx.session_cookie {
                     if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
-                        tracing::error!(error = %e, "could not end a session at logout");
+                        // Not passed on: the app would end its session while the
+                        // gateway's lived on. The user tries again in a moment.
+                        tracing::error!(error = %e, "could not end a session at logout; the logout is refused");
+                        return Err(Refusal::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            ErrorKind::Internal,
+                            Label::Error,
+                        )
+                        .into());
                     }
                 }
                 ctx.session = None;

@@ -51,6 +51,7 @@ impl Gateway {
             reference: &reference,
             session: ctx.session.as_ref(),
             session_cookie: ctx.session_cookie.as_deref(),
+            session_unknown: ctx.session_unknown,
         };
         let answer = portal::serve(&self.auth, &request).await;
         if route == Route::Logout {

@@ -370,9 +370,11 @@ pub trait Store: Send + Sync {
     /// Tells `on` of every session revoked, and every user whose sessions or
     /// settings changed, by any gateway on this store, as it happens, so that
     /// what gateways cache is dropped at once. A backend that one gateway uses
-    /// alone (SQLite) has nothing to tell: that gateway drops its cache itself.
-    fn watch_revocations(&self, on: RevocationHandler) {
+    /// alone (SQLite) has nothing to tell: that gateway drops its cache itself,
+    /// and this returns false.
+    fn watch_revocations(&self, on: RevocationHandler) -> bool {
         let _ = on;
+        false
     }
 }
 

@@ -683,6 +683,29 @@ impl PostgresServer {
         Self::script(&["stop", &self.dir.path().to_string_lossy()]);
     }
 
+    /// Freezes the server and its connections (SIGSTOP): it neither answers nor
+    /// closes, as a hung host or a network that drops packets would.
+    pub fn freeze(&self) {
+        self.signal_all("-STOP");
+    }
+
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+    }
+
+    fn signal_all(&self, signal: &str) {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let pid = std::fs::read_to_string(pid_file).expect("postmaster.pid");
+        let pid = pid
+            .lines()
+            .next()
+            .expect("the postmaster's pid")
+            .trim()
+            .to_owned();
+        let _ = Command::new("pkill").args([signal, "-P", &pid]).status();
+        let _ = Command::new("kill").args([signal, &pid]).status();
+    }
+
     /// Starts the stopped server again, on the same port.
     pub fn resume(&self) {
         Self::script(&["resume", &self.dir.path().to_string_lossy()]);
@@ -704,6 +727,7 @@ impl PostgresServer {
 
 impl Drop for PostgresServer {
     fn drop(&mut self) {
+        self.thaw();
         let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/test-postgres"))
             .args(["stop", &self.dir.path().to_string_lossy()])
             .output();

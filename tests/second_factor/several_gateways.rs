@@ -217,6 +217,12 @@ fn with_the_database_gone_protected_requests_fail_closed_and_recover() {
         down.body
     );
     assert_eq!(browser.get("/healthz").status, 200, "public routes pass");
+    assert_eq!(browser.get("/.portvakt/account").status, 503, "not \"sign in\"");
+    // A sign-out the store cannot record is refused, not reported done: the
+    // session would outlive it.
+    let mut signing_out = browser.fork();
+    assert_eq!(signing_out.get("/logout").status, 503);
+    assert!(signing_out.cookies.contains_key("portvakt"));
     let mut stranger = Browser::new(&gateway, HOST);
     let login = app_login(&mut stranger, "alice", "wonderland");
     assert!(
@@ -239,6 +245,49 @@ fn with_the_database_gone_protected_requests_fail_closed_and_recover() {
             .contains("portvakt_revocation_channel_up 1")),
         "{}",
         gateway.metrics()
+    );
+}
+
+/// A database that stops answering without closing (a frozen host): sign-ins
+/// get the gateway's "unavailable" answer after a few seconds, not a hang, and
+/// nothing of the app's answer gets through.
+#[test]
+fn a_database_that_stops_answering_gets_an_answer_not_a_wait() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let server = PostgresServer::start();
+    let deployment = Deployment::on(&server.url, "");
+    let gateway = deployment.gateway(&app);
+    let mut browser = Browser::new(&gateway, HOST);
+    let form = browser.get("/login");
+    let csrf = form.input("csrf_token").unwrap();
+    server.freeze();
+    // The harness's client gives up after 30 s: a hang fails the test.
+    let answer = browser.post(
+        "/login",
+        &[
+            ("csrf_token", &csrf),
+            ("username", "alice"),
+            ("password", "wonderland"),
+        ],
+    );
+    server.thaw();
+    assert!(
+        answer.status == 503 || answer.location() == Some("/.portvakt/unavailable"),
+        "{} {:?}",
+        answer.status,
+        answer.location()
+    );
+    assert!(!answer.set_cookie_names().contains(&"sessionid".to_owned()));
+    assert!(
+        within(Duration::from_secs(15), || app_login(
+            &mut Browser::new(&gateway, HOST),
+            "alice",
+            "wonderland"
+        )
+        .location()
+            == Some("/.portvakt/enrol")),
+        "no recovery after the thaw:\n{}",
+        gateway.log()
     );
 }
 

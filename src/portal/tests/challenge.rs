@@ -414,6 +414,33 @@ async fn a_passed_challenge_is_released_only_to_the_browser_that_passed_it() {
         Label::ChallengeExpired,
         "the old id collects nothing"
     );
+    // Guessing which code passed it, with the old id and token, counts toward the
+    // lockout like any code: the tenth failure locks the account.
+    let failures = |f: &Fixture| {
+        let store = f.services.store.clone();
+        async move {
+            store
+                .failures(crate::store::Subject::User("alice"))
+                .await
+                .unwrap()
+                .count
+        }
+    };
+    assert_eq!(failures(&f).await, 1, "the guess above");
+    for guess in 0..9 {
+        let code = format!("{guess:06}");
+        f.post(on(P::Recovery), &[("csrf", &token), ("code", &code)])
+            .cookie("portvakt-challenge", &shared)
+            .send()
+            .await;
+    }
+    let locked = f
+        .post(on(P::Recovery), &[("csrf", &token), ("code", codes[0].as_str())])
+        .cookie("portvakt-challenge", &shared)
+        .send()
+        .await;
+    assert_eq!(locked.label, Label::Locked, "even the right form, once locked");
+    assert_eq!(failures(&f).await, 10);
     let stolen_token = submit(&f, P::Continue, &mine, &[("csrf", &token)]).await;
     assert_eq!(
         stolen_token.status,
@@ -556,4 +583,37 @@ async fn waiting_for_the_apps_answer_moves_the_challenge_too() {
     assert_ne!(mine, shared);
     let copied = submit(&f, P::Continue, &shared, &[("csrf", &token)]).await;
     assert_eq!(copied.label, Label::ChallengeExpired);
+}
+
+/// An admin reset between passing the factor and pressing Continue wins: the
+/// user's factors are gone, so nothing is released and no session starts.
+#[tokio::test]
+async fn a_reset_after_the_factor_passed_releases_nothing() {
+    let f = Fixture::new();
+    f.enrolled("alice").await;
+    let codes = crate::factors::recovery::generate(1);
+    let hashes = vec![crate::factors::recovery::hash(&codes[0]).unwrap()];
+    f.services
+        .store
+        .replace_recovery_codes("alice", hashes, f.now)
+        .await
+        .unwrap();
+    let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
+    let token = csrf(&f, P::Recovery, &challenge).await;
+    let passed = submit(
+        &f,
+        P::Recovery,
+        &challenge,
+        &[("csrf", &token), ("code", codes[0].as_str())],
+    )
+    .await;
+    let moved = passed.set_cookie("portvakt-challenge").expect("moved");
+    let token = passed.input("csrf").expect("the Continue form");
+    f.services.store.reset_second_factor("alice").await.unwrap();
+    let after = submit(&f, P::Continue, &moved, &[("csrf", &token)]).await;
+    assert_eq!(after.label, Label::ChallengeExpired);
+    assert!(
+        after.set_cookie("portvakt").is_none_or(|v| v.is_empty()),
+        "no session"
+    );
 }

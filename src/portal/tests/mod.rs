@@ -318,6 +318,7 @@ impl<'f> Call<'f> {
             reference: "test",
             session: self.session.as_ref().map(|s| &s.record),
             session_cookie: self.session.as_ref().map(|s| s.cookie_value.as_str()),
+            session_unknown: false,
         };
         serve(&f.services, &request).await
     }

@@ -41,6 +41,15 @@ const POOL_SIZE: usize = 16;
 /// the gateway answers 503: a stopped database must not hold requests for long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long one store call may take in all (a connection, its queries): a
+/// database that stops answering — frozen, or a lock held by a gateway that hung
+/// mid-transaction — gets requests the gateway's 503 page, not a wait. The server
+/// is asked to give up on statements and lock waits sooner, so that it does not go
+/// on working for nobody.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+const SERVER_TIMEOUTS: &str =
+    "-c statement_timeout=4000 -c lock_timeout=3000 -c idle_in_transaction_session_timeout=10000";
+
 /// Two gateways starting at once on an empty database must not both migrate it:
 /// the migration holds this advisory lock (an arbitrary constant, "portvakt").
 const MIGRATION_LOCK: i64 = 0x706f_7274_7661_6b74;
@@ -65,11 +74,18 @@ impl PostgresStore {
     pub fn open(url: &str, password: Option<&str>) -> StoreResult<PostgresStore> {
         let mut config = tokio_postgres::Config::from_str(url)
             .map_err(|e| StoreError::Database(format!("the store URL: {e}").into()))?;
+        if let Some(why) = unsupported(&config) {
+            return Err(StoreError::Database(why.into()));
+        }
         if let Some(password) = password {
             config.password(password);
         }
         config.connect_timeout(CONNECT_TIMEOUT);
         config.application_name("portvakt");
+        config.options(SERVER_TIMEOUTS);
+        // A peer that vanished without closing is noticed, not waited for.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(10));
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -137,19 +153,42 @@ impl PostgresStore {
         });
     }
 
-    /// Runs `work` with a pooled connection, on the database runtime.
+    /// Runs `work` with a pooled connection, on the database runtime, within
+    /// `CALL_TIMEOUT`.
     async fn run<T, F, Fut>(&self, work: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(Object) -> Fut + Send + 'static,
         Fut: Future<Output = StoreResult<T>> + Send + 'static,
     {
+        self.run_within(Some(CALL_TIMEOUT), work).await
+    }
+
+    /// Runs `work` with a pooled connection, on the database runtime; `limit`
+    /// bounds the whole call (`None`: a long job such as `migrate`).
+    async fn run_within<T, F, Fut>(&self, limit: Option<Duration>, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Object) -> Fut + Send + 'static,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
+    {
         let pool = self.pool.clone();
+        let call = async move {
+            let client = pool.get().await.map_err(unreachable)?;
+            work(client).await
+        };
         self.runtime
             .handle
             .spawn(async move {
-                let client = pool.get().await.map_err(unreachable)?;
-                work(client).await
+                match limit {
+                    None => call.await,
+                    Some(limit) => tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+                        Err(StoreError::Unavailable(format!(
+                            "the database did not answer within {} s",
+                            limit.as_secs()
+                        )))
+                    }),
+                }
             })
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
@@ -181,6 +220,13 @@ impl DatabaseRuntime {
             .map_err(|e| StoreError::Task(format!("starting the database thread: {e}")))?;
         Ok(DatabaseRuntime { handle, _stop: stop })
     }
+}
+
+/// What this build cannot honour in a URL, said rather than ignored.
+fn unsupported(config: &tokio_postgres::Config) -> Option<&'static str> {
+    (config.get_ssl_mode() == tokio_postgres::config::SslMode::Require).then_some(
+        "sslmode=require: this build connects to PostgreSQL without TLS; reach the database over a private network or the same host, and leave sslmode out",
+    )
 }
 
 /// Drives the listening connection, passing on what is announced; ends (and so
@@ -237,10 +283,18 @@ impl From<tokio_postgres::Error> for StoreError {
                 .is_some_and(|c| c.code().starts_with("08") || c.code().starts_with("57P"))
             || (e.as_db_error().is_none()
                 && std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>()));
-        if gone {
-            StoreError::Unavailable(e.to_string())
+        // The server's own words ("database \"x\" does not exist"), not only "db error".
+        let told = match e.as_db_error() {
+            Some(db) => format!("{}: {} ({})", e, db.message(), db.code().code()),
+            None => e.to_string(),
+        };
+        // Statements and lock waits given up on (57014, 55P03): the database is
+        // too slow or stuck right now, as good as unreachable.
+        let stuck = e.code().is_some_and(|c| matches!(c.code(), "57014" | "55P03"));
+        if gone || stuck {
+            StoreError::Unavailable(told)
         } else {
-            StoreError::Database(Box::new(e))
+            StoreError::Database(told.into())
         }
     }
 }
@@ -370,6 +424,35 @@ mod tests {
                 .await;
             assert!(edited.is_err(), "{edit} went through");
         }
+    }
+
+    /// A row held locked by a connection that hangs (a gateway frozen in the
+    /// middle of a transaction) makes a call give up as unavailable, not wait.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_that_is_never_released_is_given_up_on() {
+        use crate::factors::lockout::LockoutPolicy;
+        use crate::store::{StoreError, Subject};
+        let url = super::testing::fresh_database().await;
+        let store = super::PostgresStore::open(&url, None).unwrap();
+        let (holder, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        holder
+            .batch_execute(
+                "BEGIN; INSERT INTO failures (subject, count) VALUES ('user:alice', 0);
+                 SELECT 1 FROM failures WHERE subject = 'user:alice' FOR UPDATE;",
+            )
+            .await
+            .unwrap();
+        let alice = [(Subject::User("alice"), LockoutPolicy::default())];
+        let charge = store.charge_attempt(&alice, std::time::SystemTime::UNIX_EPOCH);
+        // Bounded only so that a regression fails instead of hanging the suite.
+        let charged = tokio::time::timeout(std::time::Duration::from_secs(30), charge)
+            .await
+            .expect("the call gave up by itself");
+        assert!(matches!(charged, Err(StoreError::Unavailable(_))), "{charged:?}");
+        drop(holder);
     }
 
     #[tokio::test]

@@ -775,8 +775,9 @@ impl Store for PostgresStore {
         .await
     }
 
-    fn watch_revocations(&self, on: RevocationHandler) {
+    fn watch_revocations(&self, on: RevocationHandler) -> bool {
         self.listen(on);
+        true
     }
 
     async fn put_transient(

@@ -1,34 +1,52 @@
 //! Loading a snapshot of another backend into an empty PostgreSQL store, for
 //! `portvakt migrate`: one transaction, so a failure leaves the database empty.
 
+use deadpool_postgres::GenericClient;
+
 use super::PostgresStore;
-use crate::store::snapshot::Snapshot;
+use crate::store::snapshot::*;
 use crate::store::StoreResult;
 
 /// What became of a snapshot to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loaded {
+    /// Written, and read back the same within the transaction that wrote it.
     Loaded,
-    /// The database holds a deployment already: nothing was written (merging two
-    /// deployments' users, counters and ids is not a copy).
+    /// The database holds state already (a deployment, or a gateway started on
+    /// it): nothing was written. Merging two stores' users, counters and ids is
+    /// not a copy.
     NotEmpty,
+    /// What was written did not read back the same: rolled back, nothing written.
+    Differs,
 }
+
+/// Every durable table: a copy goes only into a database where all are empty.
+const DURABLE_TABLES: &[&str] = &[
+    "users",
+    "totp_devices",
+    "recovery_codes",
+    "failures",
+    "sessions",
+    "trusted_devices",
+    "mfa_defaults",
+    "audit",
+];
 
 /// Tables with identity ids, whose counters must continue after the copied ids.
 const IDENTITY_TABLES: &[&str] = &["totp_devices", "recovery_codes", "audit"];
 
 impl PostgresStore {
+    /// Loads `snapshot` into this (empty) database in one transaction, reads it
+    /// back inside it, and commits only if it reads the same.
     pub async fn load_snapshot(&self, snapshot: Snapshot) -> StoreResult<Loaded> {
-        self.run(move |mut client| async move {
+        self.run_within(None, move |mut client| async move {
             let tx = client.transaction().await?;
-            let held: i64 = tx
-                .query_one(
-                    "SELECT (SELECT COUNT(*) FROM users) + (SELECT COUNT(*) FROM sessions)
-                          + (SELECT COUNT(*) FROM audit) + (SELECT COUNT(*) FROM failures)",
-                    &[],
-                )
-                .await?
-                .get(0);
+            let any_row = DURABLE_TABLES
+                .iter()
+                .map(|t| format!("(SELECT COUNT(*) FROM {t})"))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let held: i64 = tx.query_one(&format!("SELECT {any_row}"), &[]).await?.get(0);
             if held > 0 {
                 return Ok(Loaded::NotEmpty);
             }
@@ -103,21 +121,26 @@ impl PostgresStore {
                 )
                 .await?;
             }
+            if read_snapshot(&tx).await? != s {
+                return Ok(Loaded::Differs);
+            }
             tx.commit().await?;
             Ok(Loaded::Loaded)
         })
         .await
     }
 
-    /// Every durable row, as `load_snapshot` takes them (to check a copy).
+    /// Every durable row, as `load_snapshot` takes them.
     pub async fn snapshot(&self) -> StoreResult<Snapshot> {
-        use crate::store::snapshot::*;
-        self.run(|client| async move {
-            let q = |sql: &'static str| {
-                let client = &client;
-                async move { client.query(sql, &[]).await }
-            };
-            Ok(Snapshot {
+        self.run_within(None, |client| async move { read_snapshot(&client).await })
+            .await
+    }
+}
+
+/// Every durable row, read through `client` (inside a transaction, when it is one).
+async fn read_snapshot(client: &impl GenericClient) -> StoreResult<Snapshot> {
+    let q = |sql: &'static str| async move { client.query(sql, &[]).await };
+    Ok(Snapshot {
                 users: q("SELECT name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email FROM users ORDER BY name")
                     .await?
                     .iter()
@@ -211,8 +234,5 @@ impl PostgresStore {
                         outcome: r.get(7),
                     })
                     .collect(),
-            })
-        })
-        .await
-    }
+    })
 }
