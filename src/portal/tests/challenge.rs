@@ -266,16 +266,7 @@ async fn wrong_codes_lock_the_account_until_the_clock_moves_on() {
 async fn a_recovery_code_passes_once_and_says_how_many_are_left() {
     let f = Fixture::new();
     f.enrolled("alice").await;
-    let codes = crate::factors::recovery::generate(3);
-    let hashes = codes
-        .iter()
-        .map(|c| crate::factors::recovery::hash(c).unwrap())
-        .collect();
-    f.services
-        .store
-        .replace_recovery_codes("alice", hashes, f.now)
-        .await
-        .unwrap();
+    let codes = f.recovery_codes("alice", 3).await;
 
     let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Recovery, &challenge).await;
@@ -359,16 +350,7 @@ async fn send_code(f: &Fixture, token: &str, challenge: &str) -> Answer {
 async fn a_passed_challenge_is_released_only_to_the_browser_that_passed_it() {
     let f = Fixture::new();
     f.enrolled("alice").await;
-    let codes = crate::factors::recovery::generate(2);
-    let hashes = codes
-        .iter()
-        .map(|c| crate::factors::recovery::hash(c).unwrap())
-        .collect();
-    f.services
-        .store
-        .replace_recovery_codes("alice", hashes, f.now)
-        .await
-        .unwrap();
+    let codes = f.recovery_codes("alice", 2).await;
     let (_, shared) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Recovery, &shared).await;
 
@@ -528,16 +510,7 @@ async fn the_device_limit_holds_when_adding_finishes() {
 async fn reloading_the_page_after_a_recovery_code_shows_it_again() {
     let f = Fixture::new();
     f.enrolled("alice").await;
-    let codes = crate::factors::recovery::generate(2);
-    let hashes = codes
-        .iter()
-        .map(|c| crate::factors::recovery::hash(c).unwrap())
-        .collect();
-    f.services
-        .store
-        .replace_recovery_codes("alice", hashes, f.now)
-        .await
-        .unwrap();
+    let codes = f.recovery_codes("alice", 2).await;
     let (_, first) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Recovery, &first).await;
     let form = [("csrf", token.as_str()), ("code", codes[0].as_str())];
@@ -591,13 +564,7 @@ async fn waiting_for_the_apps_answer_moves_the_challenge_too() {
 async fn a_reset_after_the_factor_passed_releases_nothing() {
     let f = Fixture::new();
     f.enrolled("alice").await;
-    let codes = crate::factors::recovery::generate(1);
-    let hashes = vec![crate::factors::recovery::hash(&codes[0]).unwrap()];
-    f.services
-        .store
-        .replace_recovery_codes("alice", hashes, f.now)
-        .await
-        .unwrap();
+    let codes = f.recovery_codes("alice", 1).await;
     let (_, challenge) = f.login_waiting("alice", app_said_yes()).await;
     let token = csrf(&f, P::Recovery, &challenge).await;
     let passed = submit(

@@ -148,6 +148,25 @@ impl Fixture {
             .expect("a session")
     }
 
+    /// Gives `user` `count` new recovery codes; the codes as shown to them.
+    pub async fn recovery_codes(
+        &self,
+        user: &str,
+        count: usize,
+    ) -> Vec<crate::factors::recovery::RecoveryCode> {
+        let codes = crate::factors::recovery::generate(count);
+        let hashes = codes
+            .iter()
+            .map(|c| crate::factors::recovery::hash(c).expect("a hash"))
+            .collect();
+        self.services
+            .store
+            .replace_recovery_codes(user, hashes, self.now)
+            .await
+            .expect("the store answers");
+        codes
+    }
+
     /// Whether the store still honours this session's cookie.
     pub async fn alive(&self, session: &Issued) -> bool {
         self.services
