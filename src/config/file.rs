@@ -108,6 +108,8 @@ pub enum LoginSpec {
     Form(Box<LoginFile>),
     /// The gateway's login page, checking the users file (`login: gateway`).
     Gateway,
+    /// The app's own HTTP Basic check (`login: basic`).
+    Basic,
 }
 
 /// An app's own login form, which the gateway watches.
@@ -786,11 +788,12 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     if let Value::Scalar { .. } = node.value {
         return match d.string(node, key)?.as_str() {
             "gateway" => Some(LoginSpec::Gateway),
+            "basic" => Some(LoginSpec::Basic),
             other => {
                 d.error(
                     node.at,
                     key,
-                    format!("`{other}` is not a login; write `gateway`, or describe the app's own form with `path` and `username_field`"),
+                    format!("`{other}` is not a login; write `gateway` or `basic`, or describe the app's own form with `path` and `username_field`"),
                 );
                 None
             }

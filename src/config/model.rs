@@ -189,8 +189,13 @@ impl App {
         match &self.sign_in {
             Some(SignIn::AppForm(form)) => Some(&form.page_target),
             Some(SignIn::Gateway) => Some(GATEWAY_LOGIN_PAGE),
-            None => None,
+            Some(SignIn::Basic) | None => None,
         }
+    }
+
+    /// The app signs people in with HTTP Basic (`login: basic`).
+    pub fn signs_in_with_basic(&self) -> bool {
+        matches!(self.sign_in, Some(SignIn::Basic))
     }
 }
 
@@ -266,6 +271,10 @@ pub enum SignIn {
     AppForm(Box<LoginInterception>),
     /// The gateway's login page, checking passwords in the users file.
     Gateway,
+    /// The app's own HTTP Basic check: its 401 passes to the browser, and the
+    /// first request it accepts from a browser without a gateway session for that
+    /// user leads to the second factor, then back to that URL.
+    Basic,
 }
 
 /// The users file: groups for policy, e-mail, and passwords for gateway login.

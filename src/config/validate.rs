@@ -302,6 +302,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
     let sign_in = match &app.login {
         None => None,
         Some(LoginSpec::Gateway) => Some(Some(SignIn::Gateway)),
+        Some(LoginSpec::Basic) => Some(Some(SignIn::Basic)),
         Some(LoginSpec::Form(form)) => Some(build_login(d, form).map(|l| SignIn::AppForm(Box::new(l)))),
     };
     let upstream_headers = build_upstream_headers(d, &app.upstream_headers);

@@ -9,6 +9,7 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
+use super::basic::BasicAttempt;
 use super::gateway::{authentication, header_str, Gateway, RequestCtx};
 use super::headers;
 use super::login::RequestCapture;
@@ -157,6 +158,34 @@ impl Gateway {
             }
         }
 
+        // A Basic app: the credentials name the user of every request, and a
+        // session of someone else is never theirs (nor is it used for them).
+        let basic_user = if app.signs_in_with_basic() {
+            let headers = &session.req_header().headers;
+            let named = crate::login::basic::basic_user(
+                headers
+                    .get_all(http::header::AUTHORIZATION)
+                    .iter()
+                    .map(http::HeaderValue::as_bytes),
+            )
+            .map_err(Refusal::bad_request)?;
+            let user = match named {
+                Some(name) => Some(
+                    super::login::canonical_name(&name, false)
+                        .map_err(Refusal::bad_request)?
+                        .ok_or_else(|| Refusal::bad_request("the credentials name no user"))?,
+                ),
+                None => None,
+            };
+            if let Some(user) = &user {
+                if ctx.session.as_ref().is_some_and(|s| &s.user != user) {
+                    ctx.session = None;
+                }
+            }
+            Some(user)
+        } else {
+            None
+        };
         let auth = ctx.session.as_ref().map(|s| authentication(s, config));
         let now = SystemTime::now();
         let decision = app.policy.decide(&RequestFacts {
@@ -182,6 +211,20 @@ impl Gateway {
             _ => "/".to_owned(),
         };
         ctx.path = Some(path);
+        // Without a session, a Basic app's request goes to the app: its 401 is the
+        // sign-in prompt, and its answer to credentials says if they are right.
+        if let (Some(user), Outcome::SignIn) = (basic_user, decision.outcome) {
+            ctx.basic = Some(match user {
+                Some(user) => BasicAttempt::SignIn {
+                    user,
+                    return_to,
+                    navigating: is_navigation(session.req_header()),
+                },
+                None => BasicAttempt::Probe,
+            });
+            ctx.label = Some(Label::Login);
+            return Ok(Admission::Forward);
+        }
         // Only a browser navigating to a page is sent to sign in or to a challenge.
         // Background fetches (favicons, images, API calls) get a plain 401: sending
         // them to the app's login form would reload it behind the user's back (and

@@ -95,6 +95,8 @@ pub struct RequestCtx {
     /// The body of a request whose answer is watched (the app's login, or any
     /// request with a body to an app whose session cookie is known).
     pub(super) capture: Option<RequestCapture>,
+    /// A request of a `login: basic` app that no session of its user covers.
+    pub(super) basic: Option<super::basic::BasicAttempt>,
     /// The request was the app's logout: end the gateway session too.
     pub(super) logout: bool,
     /// The app's answer is watched for a sign-in (the app signs in through a form
@@ -155,6 +157,7 @@ impl ProxyHttp for Gateway {
             session_cookie: None,
             identity: None,
             capture: None,
+            basic: None,
             logout: false,
             watched: false,
             swallow: None,
@@ -293,6 +296,9 @@ impl ProxyHttp for Gateway {
         }
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
+        }
+        if let Some(attempt) = ctx.basic.take() {
+            return self.basic_answer(upstream_response, attempt, ctx).await;
         }
         // Only a login, a request with a body, or an answer that sets a cookie can
         // be a sign-in: the rest (nearly every request) costs one header look-up.

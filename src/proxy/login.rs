@@ -135,11 +135,17 @@ impl RequestCapture {
 /// One account however its name is typed (see [`RequestCapture::user_name`]);
 /// `Ok(None)` for a blank name.
 pub fn canonical_user(login: &LoginInterception, name: &str) -> Result<Option<String>, Unreadable> {
+    canonical_name(name, login.username_case_sensitive)
+}
+
+/// One account however its name is typed: trimmed, and lower-cased unless the
+/// app tells names apart by case; `Ok(None)` for a blank name.
+pub fn canonical_name(name: &str, case_sensitive: bool) -> Result<Option<String>, Unreadable> {
     if name.len() > 256 || name.chars().any(char::is_control) {
         return Err(Unreadable::NotText);
     }
     let trimmed = name.trim();
-    let canonical = if login.username_case_sensitive {
+    let canonical = if case_sensitive {
         trimmed.to_owned()
     } else {
         trimmed.to_lowercase()

@@ -492,7 +492,7 @@ fn drop_session_cookies(
 /// the app's has been read whole (chunked on HTTP/1.1; HTTP/2 frames it itself): a
 /// `Content-Length: 0` would end the response at once, and with it the reading of
 /// the app's body that a challenge must hold whole.
-fn redirect_header(location: &str, set_cookie: Option<&str>) -> Result<ResponseHeader> {
+pub(super) fn redirect_header(location: &str, set_cookie: Option<&str>) -> Result<ResponseHeader> {
     let mut redirect = ResponseHeader::build(StatusCode::SEE_OTHER, Some(4))?;
     redirect.insert_header(http::header::LOCATION, location)?;
     redirect.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;

@@ -87,6 +87,11 @@ pub struct Quirks {
     /// A second login endpoint, `POST /api/login` (JSON or a form), answered 200
     /// with a JSON body and the session cookie.
     pub api_login: bool,
+    /// HTTP Basic, as admin consoles and appliances do: every page but `/healthz`
+    /// asks for `Authorization: Basic` (401 with `WWW-Authenticate`); the first
+    /// request that passes also gets a session cookie, which — as in many such
+    /// apps — is then accepted whatever credentials come with it.
+    pub basic: bool,
 }
 
 impl Quirks {
@@ -100,9 +105,10 @@ impl Quirks {
                 "front-controller" => &mut quirks.front_controller,
                 "query-login" => &mut quirks.query_login,
                 "api-login" => &mut quirks.api_login,
+                "basic" => &mut quirks.basic,
                 other => {
                     return Err(format!(
-                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login"
+                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login, basic"
                     ))
                 }
             };
@@ -148,6 +154,7 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
         .route("/api/me", get(me))
         .route("/whoami", get(whoami).post(whoami).put(whoami).delete(whoami))
         .layer(axum::middleware::from_fn_with_state(state.clone(), query_login))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), basic_auth))
         .with_state(state)
 }
 
@@ -406,6 +413,48 @@ fn json(status: StatusCode, body: serde_json::Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// HTTP Basic on every page but `/healthz` (the `basic` quirk), read as a typical
+/// app reads it: base64, the name before the first `:`. A request it accepts is
+/// handled as its user (with a session cookie set on the way, if it had none).
+async fn basic_auth(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !state.quirks.basic || request.uri().path() == "/healthz" || state.user(request.headers()).is_some() {
+        return next.run(request).await;
+    }
+    let credentials = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b64| data_encoding::BASE64.decode(b64.trim().as_bytes()).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let accepted = credentials.as_deref().and_then(|c| {
+        let (user, password) = c.split_once(':')?;
+        state.check(user, password)
+    });
+    let Some((user, _)) = accepted else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"Legacy console\"")],
+            "401 Unauthorized\n",
+        )
+            .into_response();
+    };
+    let set_cookie = state.open_session(&user);
+    // Handled as the user from here on, as the session cookie would make it.
+    if let Some(id) = set_cookie.split(';').next().and_then(|c| c.parse().ok()) {
+        request.headers_mut().insert(header::COOKIE, id);
+    }
+    let mut response = next.run(request).await;
+    if let Ok(value) = set_cookie.parse() {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// Signs in whoever `?u=…&p=…` names, on any GET, as some PHP apps do.
