@@ -12,6 +12,8 @@ mod harness;
 mod interception;
 #[path = "second_factor/several_gateways.rs"]
 mod several_gateways;
+#[path = "second_factor/spa.rs"]
+mod spa;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

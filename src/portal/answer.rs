@@ -111,6 +111,9 @@ pub enum Label {
     LoginPage,
     LoginPasswordOnly,
     LoginRemembered,
+    /// The browser had passed this user's second factor already (its gateway
+    /// session says so): the app's login answer passes.
+    LoginSignedIn,
     LoginUnconfirmed,
     LoginUnnamed,
     LoginUnreadable,
@@ -150,6 +153,7 @@ impl Label {
             Label::LoginPage => "login_page",
             Label::LoginPasswordOnly => "login_password_only",
             Label::LoginRemembered => "login_remembered",
+            Label::LoginSignedIn => "login_signed_in",
             Label::LoginUnconfirmed => "login_unconfirmed",
             Label::LoginUnnamed => "login_unnamed",
             Label::LoginUnreadable => "login_unreadable",

@@ -6,11 +6,10 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::time::SystemTime;
 
 use http::StatusCode;
-use pingora::http::RequestHeader;
 use pingora::prelude::*;
 
-use super::basic::BasicAttempt;
-use super::gateway::{authentication, header_str, Gateway, RequestCtx};
+use super::basic::BasicSignIn;
+use super::gateway::{authentication, is_navigation, Gateway, RequestCtx};
 use super::headers;
 use super::login::RequestCapture;
 use super::target;
@@ -160,7 +159,8 @@ impl Gateway {
 
         // A Basic app: the credentials name the user of every request, and a
         // session of someone else is never theirs (nor is it used for them).
-        let basic_user = if app.signs_in_with_basic() {
+        ctx.basic_app = app.signs_in_with_basic();
+        let basic_user = if ctx.basic_app {
             let headers = &session.req_header().headers;
             let named = crate::login::basic::basic_user(
                 headers
@@ -214,16 +214,17 @@ impl Gateway {
         // Without a session, a Basic app's request goes to the app: its 401 is the
         // sign-in prompt, and its answer to credentials says if they are right.
         if let (Some(user), Outcome::SignIn) = (basic_user, decision.outcome) {
-            ctx.basic = Some(match user {
-                Some(user) => BasicAttempt::SignIn {
-                    user,
-                    return_to,
-                    navigating: is_navigation(session.req_header()),
-                },
-                None => BasicAttempt::Probe,
-            });
-            ctx.label = Some(Label::Login);
-            return Ok(Admission::Forward);
+            let sign_in = BasicSignIn {
+                user,
+                authorization: session.req_header().headers.get(http::header::AUTHORIZATION),
+                return_to,
+                navigating: is_navigation(session.req_header()),
+                host: &ctx.host,
+                client: client_ip,
+                secure: ctx.secure,
+                now,
+            };
+            return Err(Stop::Answer(self.basic_sign_in(config, app, sign_in).await));
         }
         // Only a browser navigating to a page is sent to sign in or to a challenge.
         // Background fetches (favicons, images, API calls) get a plain 401: sending
@@ -250,6 +251,12 @@ impl Gateway {
                 Ok(Admission::Forward)
             }
             Outcome::Deny => Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, Label::Deny).into()),
+            Outcome::SignIn if self.signing_in(session, ctx, &app.name, now).await => {
+                // A sign-in of this app is waiting for its second factor in this
+                // browser (a script's login call was sent there): go and finish it.
+                let page = Route::Challenge(route::ChallengePage::Verify).path();
+                Err(Stop::Answer(Answer::redirect(page, Label::SecondFactor)))
+            }
             Outcome::SignIn => match app.sign_in_page() {
                 Some(GATEWAY_LOGIN_PAGE) => {
                     let location = format!("{GATEWAY_LOGIN_PAGE}?return={}", encode_component(&return_to));
@@ -285,6 +292,22 @@ impl Gateway {
                 )
                 .await;
                 Err(Stop::Answer(answer))
+            }
+        }
+    }
+
+    /// Whether the request's challenge cookie names a live challenge of this app.
+    async fn signing_in(&self, session: &Session, ctx: &RequestCtx, app: &str, now: SystemTime) -> bool {
+        let name = challenge::challenge_cookie_name(ctx.secure);
+        let Some(id) = cookies::find(&session.req_header().headers, name) else {
+            return false;
+        };
+        match self.auth.challenges.get(id, now).await {
+            Ok(Some(challenge)) => challenge.lock().is_ok_and(|c| c.app == app),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up a challenge in progress");
+                false
             }
         }
     }
@@ -383,16 +406,4 @@ impl Refusal {
 /// Percent-encodes a value for a query string.
 pub(super) fn encode_component(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-/// Whether the request is a browser navigating to a page (Fetch Metadata), or, from
-/// a client that sends none, a GET that asks for HTML.
-fn is_navigation(req: &RequestHeader) -> bool {
-    match header_str(req, "sec-fetch-mode") {
-        Some(mode) => mode == "navigate",
-        None => {
-            matches!(req.method, http::Method::GET | http::Method::HEAD)
-                && header_str(req, "accept").is_some_and(|a| a.contains("text/html"))
-        }
-    }
 }

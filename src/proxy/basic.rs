@@ -1,201 +1,189 @@
 //! Apps that sign people in with HTTP Basic (`login: basic`). The app checks the
-//! password, as it always did; the gateway reads who the credentials name, and a
-//! browser without a gateway session for that user gets the app's 401 (wrong
-//! password, counted) or the second factor (right password), then comes back to the
-//! URL it asked for. Nothing of the app's answer to such a request reaches it.
+//! password, as it always did — but never on the browser's own request: a request
+//! that no gateway session of its user covers does not reach the app at all. The
+//! gateway charges the attempt, then asks the app with a GET of its own (`/`, with
+//! the credentials alone: no cookie, no body), and answers itself: the app's 401
+//! (wrong password, counted), or the second factor (right password), after which
+//! the browser comes back to the URL it asked for.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::SystemTime;
 
-use http::StatusCode;
-use pingora::http::ResponseHeader;
-use pingora::prelude::*;
+use http::{HeaderValue, StatusCode};
 
-use super::gateway::{Gateway, RequestCtx};
-use super::withhold::{redirect_header, Swallow};
+use super::confirm;
+use super::gateway::Gateway;
 use crate::auth::challenge::Purpose;
-use crate::auth::{Attempt, AuditKind};
+use crate::auth::{cookies, Attempt, AuditKind};
+use crate::config::{App, Config};
 use crate::factors::SignInMethod;
 use crate::policy::Authentication;
-use crate::portal::answer::Label;
+use crate::portal::answer::{Answer, Label};
 use crate::portal::challenge;
 use crate::portal::route::Route;
 
+/// Where the gateway asks the app whether credentials are right: the root, the
+/// page a Basic app guards and that changes nothing.
+const CHECKED_AT: &str = "/";
+
 /// A request of a Basic app that no gateway session of its user covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BasicAttempt {
-    /// Its credentials name `user`: the app's answer says whether the password is
-    /// right. After the second factor, the browser returns to `return_to`. Only a
-    /// navigation is sent to the factor: a background request (a favicon, a
-    /// script's fetch) gets a bare 401, never a new challenge over the one the
-    /// user is passing.
-    SignIn {
-        user: String,
-        return_to: String,
-        navigating: bool,
-    },
-    /// No credentials: only the app's own 401 (its prompt) may pass.
-    Probe,
+pub struct BasicSignIn<'r> {
+    /// Who the credentials name (canonical), or nobody (no credentials).
+    pub user: Option<String>,
+    /// The `Authorization` value as sent, to ask the app with.
+    pub authorization: Option<&'r HeaderValue>,
+    /// Where the browser goes back to after the second factor.
+    pub return_to: String,
+    /// A browser navigating (only a navigation is sent to the second factor: a
+    /// background request gets a bare 401, never a new challenge over the one
+    /// the user is passing).
+    pub navigating: bool,
+    pub host: &'r str,
+    pub client: IpAddr,
+    pub secure: bool,
+    pub now: SystemTime,
 }
 
 impl Gateway {
-    /// Judges the app's answer to a Basic request no session covered.
-    pub(super) async fn basic_answer(
-        &self,
-        response: &mut ResponseHeader,
-        attempt: BasicAttempt,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        let denied = response.status == StatusCode::UNAUTHORIZED;
-        let (user, return_to, navigating) = match attempt {
-            // The app's prompt passes untouched; any other answer (a page the app
-            // serves without a password) is not shown to a browser nobody signed.
-            BasicAttempt::Probe if denied => {
-                ctx.label = Some(Label::SignIn);
-                return Ok(());
-            }
-            BasicAttempt::Probe => return self.prompt(response, ctx),
-            BasicAttempt::SignIn {
-                user,
-                return_to,
-                navigating,
-            } => (user, return_to, navigating),
+    /// The gateway's answer to a Basic request that no session covers.
+    pub(super) async fn basic_sign_in(&self, config: &Config, app: &App, s: BasicSignIn<'_>) -> Answer {
+        let (Some(user), Some(authorization)) = (s.user.clone(), s.authorization) else {
+            // No credentials: the app's own prompt (its realm), asked without them.
+            return self.prompt(app, s.host).await;
         };
-        let Some(config) = ctx.config.clone() else {
-            return self.prompt(response, ctx);
-        };
-        let Some(app) = ctx.app(&config) else {
-            return self.prompt(response, ctx);
-        };
-        let now = SystemTime::now();
-        let client = ctx
-            .origin
-            .as_ref()
-            .map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |o| o.ip);
-        // Right and wrong passwords are charged alike before anything is shown, as
-        // at a login form: no burst of guesses learns more than the limit allows.
-        let charged = match self.auth.attempt(&config.lockout, &user, client, now).await {
+        // Charged before the app is asked: no burst of guesses gets more checked
+        // than the limit allows, and a locked account is not asked at all.
+        let charged = match self.auth.attempt(&config.lockout, &user, s.client, s.now).await {
             Ok(Attempt::Charged(charged)) => charged,
             Ok(Attempt::Locked(_)) => {
                 self.auth
-                    .audit(AuditKind::LockedOut, &user, &app.name, client, "refused", now)
+                    .audit(AuditKind::LockedOut, &user, &app.name, s.client, "refused", s.now)
                     .await;
-                return self.redirect_instead(response, ctx, Route::Locked.path(), None, Label::Locked);
+                return Answer::redirect(Route::Locked.path(), Label::Locked);
             }
             Err(e) => {
-                tracing::error!(error = %e, "could not count a Basic sign-in; withheld");
-                return self.redirect_instead(response, ctx, Route::Unavailable.path(), None, Label::Error);
+                tracing::error!(error = %e, "could not count a Basic sign-in");
+                return Answer::redirect(Route::Unavailable.path(), Label::Error);
             }
         };
-        if denied {
-            // A wrong password: the app's 401 passes as it is, and stays counted.
+        let authorization = authorization.to_str().unwrap_or_default();
+        let sent = [(http::header::AUTHORIZATION, authorization)];
+        let verdict = confirm::ask(self.connector(), app, s.host, CHECKED_AT, &sent, false).await;
+        let header = match verdict {
+            Ok((header, _)) => header,
+            Err(e) => {
+                // Not checked: not a failure either.
+                tracing::warn!(app = %app.name, error = %e, "the app did not answer a Basic check");
+                if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
+                    tracing::error!(error = %e, "could not take back an unchecked attempt");
+                }
+                return Answer::redirect(Route::Unavailable.path(), Label::Error);
+            }
+        };
+        if header.status == StatusCode::UNAUTHORIZED {
+            // A wrong password: the app's prompt again, and the attempt stays counted.
             self.auth
-                .audit(AuditKind::LoginFailed, &user, &app.name, client, "refused", now)
+                .audit(
+                    AuditKind::LoginFailed,
+                    &user,
+                    &app.name,
+                    s.client,
+                    "refused",
+                    s.now,
+                )
                 .await;
-            ctx.label = Some(Label::LoginFailed);
-            return Ok(());
+            return prompt_like(app, Some(&header), Label::LoginFailed);
         }
-        if let Err(e) = self.auth.refund(&config.lockout, &user, client, charged).await {
+        if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
             tracing::error!(error = %e, "could not take back a right password's charge");
         }
-        if !navigating {
-            return self.refuse_in_background(response, ctx);
-        }
         self.auth
-            .audit(AuditKind::LoginOk, &user, &app.name, client, "ok", now)
+            .audit(AuditKind::LoginOk, &user, &app.name, s.client, "ok", s.now)
             .await;
+        if !s.navigating {
+            return bare_401(Label::SecondFactor);
+        }
         let auth = Authentication {
             user: user.clone(),
             groups: config.users.groups(&user),
             second_factor_at: None,
             mfa_opted_in: self.auth.opted_in(&user).await,
-            signed_in_at: now,
+            signed_in_at: s.now,
         };
         if !app.policy.second_factor_at_sign_in(&auth) {
-            // No second factor for this user here: a password-level session, and
-            // back to the URL (the app's answer is not the one to keep: its links
-            // are relative to that URL).
+            // No second factor for this user here: a password-level session.
             return match self
                 .auth
                 .sessions
-                .start(&user, &app.name, SignInMethod::Password, now, ctx.secure)
+                .start(&user, &app.name, SignInMethod::Password, s.now, s.secure)
                 .await
             {
-                Ok(issued) => {
-                    let cookie = crate::auth::cookies::set_session(&issued.cookie_value, ctx.secure);
-                    self.redirect_instead(response, ctx, &return_to, Some(&cookie), Label::LoginPasswordOnly)
-                }
+                Ok(issued) => Answer::redirect(&s.return_to, Label::LoginPasswordOnly)
+                    .with_cookie(&cookies::set_session(&issued.cookie_value, s.secure)),
                 Err(e) => {
-                    tracing::error!(error = %e, "could not start a session; Basic sign-in withheld");
-                    self.redirect_instead(response, ctx, Route::Unavailable.path(), None, Label::Error)
+                    tracing::error!(error = %e, "could not start a session for a Basic sign-in");
+                    Answer::redirect(Route::Unavailable.path(), Label::Error)
                 }
             };
         }
-        tracing::info!(user = %user, app = %app.name, "Basic sign-in withheld for the second factor");
-        let (redirect, _) = challenge::begin(
+        tracing::info!(user = %user, app = %app.name, "Basic sign-in sent to the second factor");
+        let (answer, _) = challenge::begin(
             &self.auth,
-            &config,
+            config,
             app,
             &user,
-            Purpose::Return(return_to),
-            client,
-            ctx.secure,
-            now,
+            Purpose::Return(s.return_to),
+            s.client,
+            s.secure,
+            s.now,
         )
         .await;
-        let location = redirect
-            .header(&http::header::LOCATION)
-            .unwrap_or(Route::Unavailable.path())
-            .to_owned();
-        let cookie = redirect.header(&http::header::SET_COOKIE).map(str::to_owned);
-        self.redirect_instead(response, ctx, &location, cookie.as_deref(), Label::LoginWithheld)
+        answer
     }
 
-    /// Replaces the app's answer with a redirect of the gateway's; the app's body
-    /// and cookies are thrown away.
-    fn redirect_instead(
-        &self,
-        response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-        location: &str,
-        set_cookie: Option<&str>,
-        label: Label,
-    ) -> Result<()> {
-        *response = redirect_header(location, set_cookie)?;
-        ctx.swallow = Some(Swallow::Discard);
-        ctx.label = Some(label);
-        Ok(())
+    /// The app's prompt for a request without credentials, or the gateway's own
+    /// when the app does not answer with one.
+    async fn prompt(&self, app: &App, host: &str) -> Answer {
+        match confirm::ask(self.connector(), app, host, CHECKED_AT, &[], false).await {
+            Ok((header, _)) if header.status == StatusCode::UNAUTHORIZED => {
+                prompt_like(app, Some(&header), Label::SignIn)
+            }
+            Ok(_) | Err(_) => prompt_like(app, None, Label::SignIn),
+        }
     }
+}
 
-    /// A bare 401 (no prompt) for a background request that no session covers.
-    fn refuse_in_background(&self, response: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        let mut refused = ResponseHeader::build(StatusCode::UNAUTHORIZED, Some(3))?;
-        refused.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        refused.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-        *response = refused;
-        ctx.swallow = Some(Swallow::Discard);
-        ctx.label = Some(Label::SecondFactor);
-        Ok(())
+/// A 401 carrying the app's `WWW-Authenticate` (its realm), or the gateway's own
+/// when the app gave none; nothing else of the app's answer.
+fn prompt_like(app: &App, header: Option<&pingora::http::ResponseHeader>, label: Label) -> Answer {
+    let mut answer = bare_401(label);
+    let given: Vec<HeaderValue> = header
+        .map(|h| {
+            h.headers
+                .get_all(http::header::WWW_AUTHENTICATE)
+                .iter()
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    if given.is_empty() {
+        let realm = app.name.replace(['"', '\\'], "");
+        if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\"")) {
+            answer.headers.push((http::header::WWW_AUTHENTICATE, value));
+        }
     }
+    for value in given {
+        answer.headers.push((http::header::WWW_AUTHENTICATE, value));
+    }
+    answer
+}
 
-    /// The gateway's own Basic prompt, in place of an answer no one may see.
-    fn prompt(&self, response: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-        let realm = ctx
-            .config
-            .as_ref()
-            .and_then(|config| ctx.app(config).map(|app| app.name.replace(['"', '\\'], "")))
-            .unwrap_or_default();
-        let mut prompt = ResponseHeader::build(StatusCode::UNAUTHORIZED, Some(4))?;
-        prompt.insert_header(
-            http::header::WWW_AUTHENTICATE,
-            format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
-        )?;
-        prompt.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        // The app's body is thrown away as it arrives (chunked: it may be long).
-        prompt.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-        *response = prompt;
-        ctx.swallow = Some(Swallow::Discard);
-        ctx.label = Some(Label::SignIn);
-        Ok(())
+fn bare_401(label: Label) -> Answer {
+    Answer {
+        status: StatusCode::UNAUTHORIZED,
+        headers: vec![(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        body: Vec::new(),
+        label,
+        own_page: false,
     }
 }

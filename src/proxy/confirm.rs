@@ -1,5 +1,6 @@
 //! `login.confirm`: asking the app itself who the session its login answer set
-//! belongs to, before that answer is released or a challenge is made for it.
+//! belongs to, before that answer is released or a challenge is made for it; and
+//! the one GET of the gateway's own (`ask`) that it and `login: basic` use.
 //!
 //! Reading the login body is the gateway's best guess at what the app will read;
 //! the app's own page about the signed-in user is the app's word. Where an app has
@@ -64,6 +65,29 @@ pub async fn who(
     rule: &ConfirmRule,
     cookies: &str,
 ) -> Result<Option<String>, ConfirmError> {
+    let sent: Vec<(http::HeaderName, &str)> = if cookies.is_empty() {
+        Vec::new()
+    } else {
+        vec![(http::header::COOKIE, cookies)]
+    };
+    let read_body = !matches!(rule.read, ConfirmRead::Header(_));
+    let (header, body) = ask(connector, app, host, &rule.path, &sent, read_body).await?;
+    if !header.status.is_success() {
+        return Err(ConfirmError::Status(header.status.as_u16()));
+    }
+    Ok(read_name(&rule.read, &header, &body))
+}
+
+/// A GET of the gateway's own to the app, with only the headers given (and
+/// `Host`, `Accept`): its answer's header, and its body when asked for.
+pub async fn ask(
+    connector: &Connector,
+    app: &App,
+    host: &str,
+    target: &str,
+    sent: &[(http::HeaderName, &str)],
+    read_body: bool,
+) -> Result<(ResponseHeader, BytesMut), ConfirmError> {
     // One deadline for the whole exchange: a page that drips slowly cannot hold
     // the sign-in (and a connection of the gateway's) for longer.
     let exchange = async {
@@ -75,7 +99,7 @@ pub async fn who(
         peer.options.connection_timeout = Some(TIMEOUT);
         peer.options.read_timeout = Some(TIMEOUT);
         let (mut session, _) = connector.get_http_session(&peer).await.map_err(fail)?;
-        let mut request = RequestHeader::build("GET", rule.path.as_bytes(), None).map_err(fail)?;
+        let mut request = RequestHeader::build("GET", target.as_bytes(), None).map_err(fail)?;
         request
             .insert_header(http::header::HOST, app.host_header.as_deref().unwrap_or(host))
             .map_err(fail)?;
@@ -85,10 +109,8 @@ pub async fn who(
                 "application/json, text/html;q=0.9, */*;q=0.1",
             )
             .map_err(fail)?;
-        if !cookies.is_empty() {
-            request
-                .insert_header(http::header::COOKIE, cookies)
-                .map_err(fail)?;
+        for (name, value) in sent {
+            request.insert_header(name.clone(), *value).map_err(fail)?;
         }
         session
             .write_request_header(Box::new(request))
@@ -101,11 +123,8 @@ pub async fn who(
             .response_header()
             .cloned()
             .ok_or_else(|| ConfirmError::Request("no answer".to_owned()))?;
-        if !header.status.is_success() {
-            return Err(ConfirmError::Status(header.status.as_u16()));
-        }
         let mut body = BytesMut::new();
-        if !matches!(rule.read, ConfirmRead::Header(_)) {
+        if read_body {
             while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
                 if body.len() + chunk.len() > MAX_PAGE {
                     return Err(ConfirmError::TooLong);
@@ -113,9 +132,9 @@ pub async fn who(
                 body.extend_from_slice(&chunk);
             }
         }
-        // Connections are not reused: confirming is rare, and a half-read one is not safe to.
+        // Connections are not reused: asking is rare, and a half-read one is not safe to.
         session.shutdown().await;
-        Ok::<_, ConfirmError>(read_name(&rule.read, &header, &body))
+        Ok::<_, ConfirmError>((header, body))
     };
     tokio::time::timeout(TIMEOUT, exchange)
         .await

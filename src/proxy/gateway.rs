@@ -95,8 +95,9 @@ pub struct RequestCtx {
     /// The body of a request whose answer is watched (the app's login, or any
     /// request with a body to an app whose session cookie is known).
     pub(super) capture: Option<RequestCapture>,
-    /// A request of a `login: basic` app that no session of its user covers.
-    pub(super) basic: Option<super::basic::BasicAttempt>,
+    /// The request is to a `login: basic` app: no cookies pass either way (the
+    /// credentials, bound to the gateway session, are its only identity).
+    pub(super) basic_app: bool,
     /// The request was the app's logout: end the gateway session too.
     pub(super) logout: bool,
     /// The app's answer is watched for a sign-in (the app signs in through a form
@@ -157,7 +158,7 @@ impl ProxyHttp for Gateway {
             session_cookie: None,
             identity: None,
             capture: None,
-            basic: None,
+            basic_app: false,
             logout: false,
             watched: false,
             swallow: None,
@@ -246,7 +247,14 @@ impl ProxyHttp for Gateway {
             upstream_request.insert_header("x-forwarded-proto", origin.proto)?;
         }
         upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
-        if let Some(rest) = cookies::app_cookies(&upstream_request.headers) {
+        if ctx.basic_app {
+            upstream_request.remove_header(&http::header::COOKIE);
+            if ctx.identity.is_none() {
+                // A public route: credentials have no business there (the app
+                // would check them, uncounted, and could sign someone in).
+                upstream_request.remove_header(&http::header::AUTHORIZATION);
+            }
+        } else if let Some(rest) = cookies::app_cookies(&upstream_request.headers) {
             upstream_request.remove_header(&http::header::COOKIE);
             if !rest.is_empty() {
                 upstream_request.insert_header(http::header::COOKIE, rest)?;
@@ -297,8 +305,10 @@ impl ProxyHttp for Gateway {
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
         }
-        if let Some(attempt) = ctx.basic.take() {
-            return self.basic_answer(upstream_response, attempt, ctx).await;
+        if ctx.basic_app {
+            // The app's cookies could carry another user's session past the
+            // credentials: none reach the browser.
+            upstream_response.remove_header(&http::header::SET_COOKIE);
         }
         // Only a login, a request with a body, or an answer that sets a cookie can
         // be a sign-in: the rest (nearly every request) costs one header look-up.
@@ -321,7 +331,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         if let Some(swallow) = &mut ctx.swallow {
             let chunk = body.take().unwrap_or_default();
-            withhold::swallow(swallow, &chunk, end_of_stream);
+            *body = withhold::swallow(swallow, &chunk, end_of_stream);
         }
         Ok(None)
     }
@@ -463,6 +473,18 @@ pub(super) fn is_tls(session: &Session) -> bool {
 
 pub(super) fn header_str<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Whether the request is a browser navigating to a page (Fetch Metadata), or, from
+/// a client that sends none, a GET that asks for HTML.
+pub(super) fn is_navigation(req: &RequestHeader) -> bool {
+    match header_str(req, "sec-fetch-mode") {
+        Some(mode) => mode == "navigate",
+        None => {
+            matches!(req.method, http::Method::GET | http::Method::HEAD)
+                && header_str(req, "accept").is_some_and(|a| a.contains("text/html"))
+        }
+    }
 }
 
 /// The configured page language, or the browser's choice.

@@ -43,6 +43,9 @@ use crate::portal::answer::Label;
 use crate::portal::challenge;
 use crate::portal::route::Route;
 
+/// The header of the JSON 401 a script's login call gets: the challenge's page.
+pub const CHALLENGE_HEADER: &str = "portvakt-challenge";
+
 /// Where an app's answer body goes when its header was replaced.
 pub enum Swallow {
     /// Into the answer a challenge withholds; stored (for every gateway) once
@@ -50,6 +53,9 @@ pub enum Swallow {
     Into(Box<Withholding>),
     /// Nowhere: the answer must never reach the browser.
     Discard,
+    /// Nowhere, and this body of the gateway's goes out instead, once the app's
+    /// has ended.
+    Replace(bytes::Bytes),
 }
 
 /// An app's answer on its way into the store, for the challenge that withholds it.
@@ -304,6 +310,17 @@ impl Gateway {
                 )
                 .await;
         }
+        // The browser passed this user's second factor already (a single-page app
+        // signing in again after its own session ended, or after the challenge its
+        // login call was sent to): the app's answer passes, the session stays.
+        if ctx
+            .session
+            .as_ref()
+            .is_some_and(|s| s.user == user && s.second_factor_at.is_some())
+        {
+            ctx.label = Some(Label::LoginSignedIn);
+            return Ok(());
+        }
         let auth = Authentication {
             user: user.clone(),
             groups: w.config.users.groups(&user),
@@ -369,6 +386,11 @@ impl Gateway {
             overflowed: false,
         };
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
+        if is_script_call(sign_in.request) {
+            return self
+                .challenge_the_call(response, &user, ctx, w, sign_in.request)
+                .await;
+        }
         let answer = random_token();
         let (redirect, challenge) = challenge::begin(
             &self.auth,
@@ -404,6 +426,54 @@ impl Gateway {
                 withheld,
             })),
         });
+        ctx.label = Some(Label::LoginWithheld);
+        Ok(())
+    }
+
+    /// A login made by a script (a single-page app's `fetch`), not a navigation:
+    /// its answer is not kept (a token in a JSON body means nothing on a page), and
+    /// the call gets the documented JSON 401 naming the challenge. Passing it leads
+    /// back to the page the call came from, where signing in again passes straight
+    /// through (`Label::LoginSignedIn`).
+    async fn challenge_the_call(
+        &self,
+        response: &mut ResponseHeader,
+        user: &str,
+        ctx: &mut RequestCtx,
+        w: &Watched<'_>,
+        request: &RequestHeader,
+    ) -> Result<()> {
+        let back = referring_page(request, &ctx.host).unwrap_or_else(|| "/".to_owned());
+        let (redirect, _) = challenge::begin(
+            &self.auth,
+            w.config,
+            w.app,
+            user,
+            Purpose::Return(back),
+            w.client,
+            ctx.secure,
+            w.now,
+        )
+        .await;
+        let location = redirect
+            .header(&http::header::LOCATION)
+            .unwrap_or(Route::Unavailable.path())
+            .to_owned();
+        let body = serde_json::json!({
+            "error": "second_factor_required",
+            "challenge": location,
+        })
+        .to_string();
+        let mut answer = ResponseHeader::build(StatusCode::UNAUTHORIZED, Some(6))?;
+        answer.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        answer.insert_header(CHALLENGE_HEADER, location.as_str())?;
+        answer.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+        answer.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        if let Some(cookie) = redirect.header(&http::header::SET_COOKIE) {
+            answer.insert_header(http::header::SET_COOKIE, cookie)?;
+        }
+        *response = answer;
+        ctx.swallow = Some(Swallow::Replace(bytes::Bytes::from(body)));
         ctx.label = Some(Label::LoginWithheld);
         Ok(())
     }
@@ -492,7 +562,7 @@ fn drop_session_cookies(
 /// the app's has been read whole (chunked on HTTP/1.1; HTTP/2 frames it itself): a
 /// `Content-Length: 0` would end the response at once, and with it the reading of
 /// the app's body that a challenge must hold whole.
-pub(super) fn redirect_header(location: &str, set_cookie: Option<&str>) -> Result<ResponseHeader> {
+fn redirect_header(location: &str, set_cookie: Option<&str>) -> Result<ResponseHeader> {
     let mut redirect = ResponseHeader::build(StatusCode::SEE_OTHER, Some(4))?;
     redirect.insert_header(http::header::LOCATION, location)?;
     redirect.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
@@ -506,22 +576,22 @@ pub(super) fn redirect_header(location: &str, set_cookie: Option<&str>) -> Resul
 /// Where a swallowed body chunk goes. The last one sends the whole answer to the
 /// store, in a task of its own (a body filter cannot wait); until it is there, a
 /// passed challenge waits for Continue.
-pub(super) fn swallow(swallow: &mut Swallow, chunk: &[u8], end_of_stream: bool) {
-    let Swallow::Into(into) = swallow else {
-        return;
+pub(super) fn swallow(swallow: &mut Swallow, chunk: &[u8], end_of_stream: bool) -> Option<bytes::Bytes> {
+    let into = match swallow {
+        Swallow::Into(into) => into,
+        Swallow::Replace(body) => return end_of_stream.then(|| body.clone()),
+        Swallow::Discard => return None,
     };
     into.withheld.append(chunk);
     if !end_of_stream {
-        return;
+        return None;
     }
     into.withheld.complete = true;
     if into.withheld.overflowed {
         // Never released: only the mark that it was too long is kept.
         into.withheld.body = Vec::new();
     }
-    let Some(into) = std::mem::replace(swallow, Swallow::Discard).into_withholding() else {
-        return;
-    };
+    let into = std::mem::replace(swallow, Swallow::Discard).into_withholding()?;
     let Withholding {
         challenges,
         answer,
@@ -532,15 +602,42 @@ pub(super) fn swallow(swallow: &mut Swallow, chunk: &[u8], end_of_stream: bool) 
             tracing::error!(error = %e, "could not store a withheld answer");
         }
     });
+    None
 }
 
 impl Swallow {
     fn into_withholding(self) -> Option<Box<Withholding>> {
         match self {
             Swallow::Into(into) => Some(into),
-            Swallow::Discard => None,
+            Swallow::Discard | Swallow::Replace(_) => None,
         }
     }
+}
+
+/// A request a page's script made (`fetch`, XMLHttpRequest), as the browser says
+/// with Fetch Metadata or the header script libraries add. A client that says
+/// neither is taken for a form: it gets the redirect it always got.
+fn is_script_call(request: &RequestHeader) -> bool {
+    let mode = request
+        .headers
+        .get("sec-fetch-mode")
+        .map(http::HeaderValue::as_bytes);
+    mode.is_some_and(|m| m != b"navigate") || request.headers.contains_key("x-requested-with")
+}
+
+/// The same-host page a request was made from (its `Referer`), as a path to
+/// return to; `None` for another host or none.
+fn referring_page(request: &RequestHeader, host: &str) -> Option<String> {
+    let referer = request.headers.get(http::header::REFERER)?.to_str().ok()?;
+    let uri: http::Uri = referer.parse().ok()?;
+    let same_host = uri
+        .authority()
+        .is_some_and(|a| a.as_str().eq_ignore_ascii_case(host));
+    if !same_host {
+        return None;
+    }
+    let path = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+    Some(crate::portal::return_path::safe_return_path(path).to_owned())
 }
 
 /// An answer that has no body to wait for.

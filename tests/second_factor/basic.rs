@@ -1,5 +1,6 @@
 //! `login: basic`: an app that checks HTTP Basic credentials itself (the example
-//! app's `basic` quirk), with the second factor on top of its own check.
+//! app's `basic` quirk, which also keeps a session cookie it then takes with any
+//! credentials), with the second factor on top of its own check.
 
 use data_encoding::BASE64;
 
@@ -12,7 +13,8 @@ const CONSOLE: &str = "console.test";
 fn console(app: &LegacyApp, extra: &str) -> Gateway {
     Gateway::start(&format!(
         "{extra}apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: {}\n    mfa: required\n    login: basic\n\
-         \x20   routes:\n      - {{ path: /healthz, match: exact, policy: bypass }}\n",
+         \x20   routes:\n      - {{ path: /healthz, match: exact, policy: bypass }}\n\
+         \x20     - {{ path: /public, policy: bypass }}\n",
         app.url()
     ))
 }
@@ -36,8 +38,29 @@ fn as_user(browser: &mut Browser, path: &str, user: &str, password: &str) -> Pag
     browser.get_with(path, &[("authorization", &credentials(user, password))])
 }
 
+/// How many requests for pages other than `/` (where the gateway checks
+/// credentials) and `/healthz` reached the app.
+fn requests_seen(app: &LegacyApp) -> u64 {
+    reqwest::blocking::get(format!("{}/healthz", app.url()))
+        .unwrap()
+        .headers()["x-requests-seen"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A browser in which `user` passed the app's check and enrolled an authenticator.
+fn signed_in(gateway: &Gateway, user: &str, password: &str) -> Browser {
+    let mut browser = Browser::new(gateway, CONSOLE);
+    as_user(&mut browser, "/whoami", user, password);
+    enrol(&mut browser);
+    press_continue(&mut browser);
+    browser
+}
+
 #[test]
-fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_back() {
+fn the_apps_prompt_then_the_second_factor_then_back_to_the_url() {
     let app = basic_app();
     let gateway = console(&app, "");
     let mut browser = Browser::new(&gateway, CONSOLE);
@@ -47,10 +70,11 @@ fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_ba
     assert_eq!(
         prompt.headers["www-authenticate"].to_str().unwrap(),
         "Basic realm=\"Legacy console\"",
-        "the app's own prompt, untouched"
+        "the app's own prompt"
     );
     let wrong = as_user(&mut browser, "/whoami", "alice", "looking-glass");
     assert_eq!(wrong.status, 401, "a wrong password gets the app's 401");
+    assert!(wrong.headers.contains_key("www-authenticate"));
 
     let right = as_user(&mut browser, "/whoami?page=2", "alice", "wonderland");
     assert_eq!((right.status, right.location()), (303, Some("/.portvakt/enrol")));
@@ -59,7 +83,6 @@ fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_ba
         ["portvakt-challenge"],
         "nothing of the app's"
     );
-    assert!(!right.body.contains("alice"));
     // A background request with the credentials (a favicon) gets a bare 401, and no
     // new challenge over the one the user is passing.
     let favicon = gateway
@@ -67,10 +90,6 @@ fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_ba
         .get(gateway.url(CONSOLE, "/favicon.ico"))
         .header("authorization", credentials("alice", "wonderland"))
         .header("sec-fetch-mode", "no-cors")
-        .header(
-            "cookie",
-            format!("portvakt-challenge={}", browser.cookies["portvakt-challenge"]),
-        )
         .send()
         .unwrap();
     assert_eq!(favicon.status(), 401);
@@ -82,9 +101,8 @@ fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_ba
     assert_eq!(
         back.location(),
         Some("/whoami?page=2"),
-        "back to exactly the URL it asked for"
+        "back to exactly the URL asked for"
     );
-    assert!(back.set_cookie_names().contains(&"portvakt".to_owned()));
     let page = as_user(&mut browser, "/whoami?page=2", "alice", "wonderland");
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
@@ -93,8 +111,8 @@ fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_ba
         page.body
     );
     assert!(
-        page.set_cookie_names().contains(&"sessionid".to_owned()),
-        "the app's own session cookie only now"
+        page.set_cookie_names().is_empty(),
+        "no app cookie passes: the credentials are the identity"
     );
 
     // The gateway's sign-out ends it: the same credentials need the factor again.
@@ -109,98 +127,138 @@ fn the_apps_prompt_passes_and_a_right_password_leads_to_the_second_factor_and_ba
     assert_eq!(passed.location(), Some("/whoami"), "{}", passed.body);
 }
 
-/// The session is bound to the user the credentials name: another name is a new
-/// sign-in, even where the app would take its own cookie with any credentials.
+/// A request no session covers never reaches the app — not a write with the
+/// right password, not a request while the account is locked — and a public route
+/// gets no credentials to check: no blind writes, no oracle outside the lockout.
 #[test]
-fn another_user_name_is_a_new_sign_in_never_the_old_session() {
-    let app = basic_app();
-    let gateway = console(&app, "");
-    let mut browser = Browser::new(&gateway, CONSOLE);
-    as_user(&mut browser, "/whoami", "alice", "wonderland");
-    enrol(&mut browser);
-    press_continue(&mut browser);
-    assert_eq!(
-        as_user(&mut browser, "/whoami", "alice", "wonderland").status,
-        200
-    );
-    assert!(
-        browser.cookies.contains_key("sessionid"),
-        "the app's cookie for alice"
-    );
-
-    let as_bob = as_user(&mut browser, "/whoami", "bob", "builder");
-    assert_eq!(
-        (as_bob.status, as_bob.location()),
-        (303, Some("/.portvakt/enrol"))
-    );
-    assert!(!as_bob.body.contains("alice"));
-    // A wrong password for bob, with alice's sessions: the app would let the cookie
-    // in, the gateway does not let the answer out.
-    let guess = as_user(&mut browser, "/whoami", "bob", "wrong");
-    assert_ne!(guess.status, 200);
-    assert!(!guess.body.contains("x-portvakt-user"));
-    // The case of a name is no other user.
-    assert_eq!(
-        as_user(&mut browser, "/whoami", "ALICE", "wonderland").status,
-        200
-    );
-}
-
-/// Without credentials and without a gateway session, only the app's prompt
-/// passes: an app cookie alone (which the app would accept) gets the gateway's.
-#[test]
-fn without_credentials_or_a_session_nothing_but_a_prompt_passes() {
-    let app = basic_app();
-    let gateway = console(&app, "");
-    let mut browser = Browser::new(&gateway, CONSOLE);
-    as_user(&mut browser, "/whoami", "alice", "wonderland");
-    enrol(&mut browser);
-    press_continue(&mut browser);
-    assert_eq!(
-        as_user(&mut browser, "/whoami", "alice", "wonderland").status,
-        200
-    );
-
-    let mut cookie_only = browser.fork();
-    cookie_only.cookies.remove("portvakt");
-    let answer = cookie_only.get("/whoami");
-    assert_eq!(answer.status, 401, "{}", answer.body);
-    assert!(!answer.body.contains("alice"));
-    assert!(answer.headers["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .starts_with("Basic realm=\"console\""));
-    // A client that keeps no cookies never gets past the second factor.
-    let mut no_cookies = Browser::new(&gateway, CONSOLE);
-    for _ in 0..3 {
-        let answer = as_user(&mut no_cookies, "/whoami", "alice", "wonderland");
-        no_cookies.cookies.clear();
-        assert_eq!(answer.status, 303);
-    }
-    assert_eq!(browser.get("/healthz").status, 200, "bypass routes as ever");
-}
-
-#[test]
-fn wrong_passwords_lock_the_account_and_odd_credentials_are_refused() {
+fn nothing_reaches_the_app_before_the_second_factor() {
     let app = basic_app();
     let gateway = console(&app, "lockout: { max_failures: 3, window: 15m, delay: 10m }\n");
     let mut browser = Browser::new(&gateway, CONSOLE);
-    for _ in 0..3 {
-        assert_eq!(as_user(&mut browser, "/", "alice", "nope").status, 401);
+    let before = requests_seen(&app);
+    let write = browser.post_body(
+        "/admin/users",
+        "application/x-www-form-urlencoded",
+        b"action=delete-all-users".to_vec(),
+        &[("authorization", &credentials("alice", "wonderland"))],
+    );
+    assert_eq!(write.location(), Some("/.portvakt/enrol"));
+    assert_eq!(requests_seen(&app), before, "the app never saw the write");
+
+    // On a public route the credentials are not passed on: no password oracle.
+    for password in ["a", "b", "c", "d", "wonderland"] {
+        let public = as_user(&mut browser, "/public", "alice", password);
+        assert!(public.set_cookie_names().is_empty());
     }
-    let locked = as_user(&mut browser, "/", "alice", "wonderland");
+    let counted = as_user(&mut browser, "/", "alice", "wonderland");
+    assert_eq!(
+        counted.location(),
+        Some("/.portvakt/enrol"),
+        "nothing was counted there"
+    );
+
+    let before = requests_seen(&app);
+    for _ in 0..3 {
+        assert_eq!(as_user(&mut browser, "/admin", "alice", "nope").status, 401);
+    }
+    let locked = as_user(&mut browser, "/admin", "alice", "wonderland");
     assert_eq!(
         locked.location(),
         Some("/.portvakt/locked"),
         "right or wrong alike"
     );
     assert_eq!(
-        as_user(&mut browser, "/", "Alice", "wonderland").location(),
+        as_user(&mut browser, "/admin", "Alice", "wonderland").location(),
         Some("/.portvakt/locked")
     );
+    assert_eq!(
+        requests_seen(&app),
+        before,
+        "no request of the browser's reached the app"
+    );
+}
 
-    let alice = credentials("bob", "builder");
-    let twice = browser.get_with("/", &[("authorization", &alice), ("authorization", &alice)]);
+/// The session is bound to the user the credentials name, and no app cookie
+/// passes either way: another name is a new sign-in, and a cookie of someone
+/// else's (which the app would take with any credentials) never reaches the app.
+#[test]
+fn another_user_name_is_a_new_sign_in_and_app_cookies_carry_nobody() {
+    let app = basic_app();
+    let gateway = console(&app, "");
+    let mut browser = signed_in(&gateway, "bob", "builder");
+    assert_eq!(as_user(&mut browser, "/whoami", "bob", "builder").status, 200);
+    // Alice's app cookie, got from the app directly (the gateway never passes one).
+    let alice = reqwest::blocking::Client::new()
+        .get(format!("{}/whoami", app.url()))
+        .basic_auth("alice", Some("wonderland"))
+        .send()
+        .unwrap();
+    let cookie = alice.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let value = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    browser.cookies.insert("sessionid".into(), value.clone());
+    let with_it = as_user(&mut browser, "/whoami", "bob", "builder");
+    assert_eq!(with_it.status, 200);
+    assert!(
+        with_it.body.contains("\"x-portvakt-user\",\"bob\""),
+        "{}",
+        with_it.body
+    );
+    assert!(
+        !with_it.body.contains(&value),
+        "alice's cookie never reached the app"
+    );
+
+    let as_alice = as_user(&mut browser, "/whoami", "alice", "wonderland");
+    assert_eq!(
+        (as_alice.status, as_alice.location()),
+        (303, Some("/.portvakt/enrol"))
+    );
+    let no_password = as_user(&mut browser, "/whoami", "alice", "anything");
+    assert_eq!(no_password.status, 401, "the app's cookie is no password");
+    let made_up = as_user(&mut browser, "/whoami", "zed", "anything");
+    assert_eq!(made_up.status, 401, "nor for a name of one's choosing");
+    // The case of a name is no other user.
+    assert_eq!(as_user(&mut browser, "/whoami", "BOB", "builder").status, 200);
+}
+
+/// Without credentials and without a gateway session, only a prompt passes; a
+/// client that keeps no cookies never gets past the second factor.
+#[test]
+fn without_credentials_or_a_session_nothing_but_a_prompt_passes() {
+    let app = basic_app();
+    let gateway = console(&app, "");
+    let browser = signed_in(&gateway, "alice", "wonderland");
+    let mut cookie_only = browser.fork();
+    cookie_only.cookies.remove("portvakt");
+    cookie_only
+        .cookies
+        .insert("sessionid".into(), "any-app-session".into());
+    let answer = cookie_only.get("/whoami");
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert!(!answer.body.contains("alice"));
+    let mut no_cookies = Browser::new(&gateway, CONSOLE);
+    for _ in 0..3 {
+        let answer = as_user(&mut no_cookies, "/whoami", "alice", "wonderland");
+        no_cookies.cookies.clear();
+        assert_eq!(answer.status, 303);
+    }
+    assert_eq!(cookie_only.get("/healthz").status, 200, "bypass routes as ever");
+}
+
+#[test]
+fn odd_credentials_are_refused() {
+    let app = basic_app();
+    let gateway = console(&app, "");
+    let mut browser = Browser::new(&gateway, CONSOLE);
+    let bob = credentials("bob", "builder");
+    let twice = browser.get_with("/", &[("authorization", &bob), ("authorization", &bob)]);
     assert_eq!(twice.status, 400, "two headers could be read two ways");
     for odd in ["Basic !!!", "Basic Ym9i", "Basic OmJ1aWxkZXI="] {
         assert_eq!(

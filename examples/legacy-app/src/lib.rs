@@ -126,6 +126,9 @@ struct AppState {
     sessions: Arc<Mutex<HashMap<String, String>>>,
     /// The address this instance listens on, echoed by `/whoami`.
     served_by: Arc<str>,
+    /// Requests for pages other than `/` and `/healthz` the app has handled, told
+    /// by `/healthz` (in `x-requests-seen`): tests see what reached the app.
+    seen: Arc<std::sync::atomic::AtomicU64>,
 }
 
 pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirks) -> Router {
@@ -134,6 +137,7 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
         accounts: Arc::new(accounts),
         sessions: Arc::default(),
         served_by: served_by.into(),
+        seen: Arc::default(),
     };
     let mut router = Router::new();
     if quirks.api_login {
@@ -149,7 +153,7 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
         .route("/admin", get(admin))
         .route("/admin/", get(admin))
         .route("/admin/{*rest}", get(admin))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/download", get(download))
         .route("/api/me", get(me))
         .route("/whoami", get(whoami).post(whoami).put(whoami).delete(whoami))
@@ -396,8 +400,20 @@ async fn api_login(State(state): State<AppState>, headers: HeaderMap, body: Byte
     };
     match state.check(form.get("username"), form.get("password")) {
         Some((user, _)) => {
-            let mut answer = json(StatusCode::OK, serde_json::json!({ "ok": true, "user": user }));
-            if let Ok(cookie) = state.open_session(&user).parse() {
+            // The session both ways a single-page app keeps one: a cookie, and a
+            // token in the body for its script to keep.
+            let cookie = state.open_session(&user);
+            let token = cookie
+                .split(';')
+                .next()
+                .and_then(|c| c.split_once('='))
+                .map_or("", |(_, v)| v)
+                .to_owned();
+            let mut answer = json(
+                StatusCode::OK,
+                serde_json::json!({ "ok": true, "user": user, "token": token }),
+            );
+            if let Ok(cookie) = cookie.parse() {
                 answer.headers_mut().append(header::SET_COOKIE, cookie);
             }
             answer
@@ -423,6 +439,9 @@ async fn basic_auth(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    if !matches!(request.uri().path(), "/" | "/healthz") {
+        state.seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     if !state.quirks.basic || request.uri().path() == "/healthz" || state.user(request.headers()).is_some() {
         return next.run(request).await;
     }
@@ -455,6 +474,11 @@ async fn basic_auth(
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    let seen = state.seen.load(std::sync::atomic::Ordering::Relaxed);
+    ([("x-requests-seen", seen.to_string())], "ok\n").into_response()
 }
 
 /// Signs in whoever `?u=…&p=…` names, on any GET, as some PHP apps do.
