@@ -66,6 +66,19 @@ impl Gateway {
                 return Answer::redirect(Route::Unavailable.path(), Label::Error);
             }
         };
+        // The check means something only where `/` asks for credentials: an app
+        // that shows it to anyone would call every password right.
+        let guarded = confirm::ask(self.connector(), app, s.host, CHECKED_AT, &[], false).await;
+        if !guarded
+            .as_ref()
+            .is_ok_and(|(h, _)| h.status == StatusCode::UNAUTHORIZED)
+        {
+            tracing::error!(app = %app.name, "the app's / does not ask for Basic credentials, so they cannot be checked there; sign-in refused");
+            if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
+                tracing::error!(error = %e, "could not take back an unchecked attempt");
+            }
+            return Answer::redirect(Route::Unavailable.path(), Label::Error);
+        }
         let authorization = authorization.to_str().unwrap_or_default();
         let sent = [(http::header::AUTHORIZATION, authorization)];
         let verdict = confirm::ask(self.connector(), app, s.host, CHECKED_AT, &sent, false).await;

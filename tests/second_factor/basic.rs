@@ -268,3 +268,16 @@ fn odd_credentials_are_refused() {
         );
     }
 }
+
+/// An app whose `/` does not ask for credentials would call any password right
+/// there: no sign-in is made on its word.
+#[test]
+fn an_app_whose_root_is_open_cannot_check_credentials() {
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = console(&app, "");
+    let mut browser = Browser::new(&gateway, CONSOLE);
+    let answer = as_user(&mut browser, "/whoami", "alice", "any password");
+    assert_eq!(answer.location(), Some("/.portvakt/unavailable"));
+    assert!(answer.set_cookie_names().is_empty(), "no challenge");
+    assert!(gateway.log().contains("does not ask for Basic credentials"));
+}
