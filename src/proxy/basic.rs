@@ -107,6 +107,16 @@ impl Gateway {
                 .await;
             return prompt_like(app, Some(&header), Label::LoginFailed);
         }
+        // Any other answer means "right" only if a password that is surely wrong
+        // gets 401 from the app: one that answers wrong passwords with a redirect
+        // or a 403 would otherwise call every password right.
+        if !self.tells_wrong_passwords(app, s.host, &user).await {
+            tracing::error!(app = %app.name, "the app's / does not answer a wrong password with 401, so credentials cannot be checked there; sign-in refused");
+            if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
+                tracing::error!(error = %e, "could not take back an unchecked attempt");
+            }
+            return Answer::redirect(Route::Unavailable.path(), Label::Error);
+        }
         if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
             tracing::error!(error = %e, "could not take back a right password's charge");
         }
@@ -152,6 +162,20 @@ impl Gateway {
         )
         .await;
         answer
+    }
+
+    /// Whether the app answers `user` with a password that is surely wrong (random)
+    /// with 401 at `/`.
+    async fn tells_wrong_passwords(&self, app: &App, host: &str, user: &str) -> bool {
+        let wrong = crate::auth::challenge::random_token();
+        let credentials = format!(
+            "Basic {}",
+            data_encoding::BASE64.encode(format!("{user}:{wrong}").as_bytes())
+        );
+        let sent = [(http::header::AUTHORIZATION, credentials.as_str())];
+        confirm::ask(self.connector(), app, host, CHECKED_AT, &sent, false)
+            .await
+            .is_ok_and(|(h, _)| h.status == StatusCode::UNAUTHORIZED)
     }
 
     /// The app's prompt for a request without credentials, or the gateway's own

@@ -637,6 +637,11 @@ fn referring_page(request: &RequestHeader, host: &str) -> Option<String> {
         return None;
     }
     let path = uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+    // The gateway's own pages are no page to come back to (a planted challenge
+    // could otherwise end in a sign-out).
+    if crate::portal::route::is_gateway_path(uri.path()) {
+        return None;
+    }
     Some(crate::portal::return_path::safe_return_path(path).to_owned())
 }
 
@@ -658,4 +663,36 @@ fn is_released(name: &http::HeaderName) -> bool {
         name.as_str(),
         "connection" | "keep-alive" | "transfer-encoding" | "te" | "trailer" | "upgrade" | "proxy-connection"
     ) && *name != http::header::CONTENT_LENGTH
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(referer: &str) -> Option<String> {
+        let mut request = RequestHeader::build("POST", b"/api/login", None).unwrap();
+        request.insert_header(http::header::REFERER, referer).unwrap();
+        referring_page(&request, "app.test:8080")
+    }
+
+    /// Back to the calling page of the same host only, and never to one of the
+    /// gateway's own pages (a planted challenge must not end in a sign-out).
+    #[test]
+    fn a_script_login_returns_only_to_a_page_of_the_app() {
+        assert_eq!(
+            from("http://app.test:8080/reports?q=1").as_deref(),
+            Some("/reports?q=1")
+        );
+        assert_eq!(from("http://APP.test:8080/x").as_deref(), Some("/x"));
+        for elsewhere in [
+            "http://evil.test/x",
+            "http://app.test/x",
+            "http://app.test:8080/.portvakt/logout",
+            "http://app.test:8080/.portvakt/account/sign-out-everywhere",
+            "/relative",
+        ] {
+            assert_eq!(from(elsewhere), None, "{elsewhere}");
+        }
+        assert_eq!(from("http://app.test:8080//evil.test/x").as_deref(), Some("/"));
+    }
 }

@@ -281,3 +281,48 @@ fn an_app_whose_root_is_open_cannot_check_credentials() {
     assert!(answer.set_cookie_names().is_empty(), "no challenge");
     assert!(gateway.log().contains("does not ask for Basic credentials"));
 }
+
+/// An app that answers wrong passwords with something else than 401 (a 403 here)
+/// cannot say which passwords are right: no sign-in is made on its word, and no
+/// one enrols a device under a name with a made-up password.
+#[test]
+fn an_app_that_does_not_401_wrong_passwords_cannot_check_credentials() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let right = credentials("alice", "wonderland");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut authorization = None;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("authorization: ") {
+                    authorization = Some(value.trim().to_owned());
+                }
+                line.clear();
+            }
+            let status = match authorization {
+                None => "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"odd\"",
+                Some(a) if a == right.to_ascii_lowercase() => "200 OK",
+                Some(_) => "403 Forbidden",
+            };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let gateway = Gateway::start(&format!(
+        "apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: http://127.0.0.1:{port}\n    mfa: required\n    login: basic\n"
+    ));
+    let mut browser = Browser::new(&gateway, CONSOLE);
+    for password in ["made-up", "wonderland"] {
+        let answer = as_user(&mut browser, "/", "alice", password);
+        assert_eq!(answer.location(), Some("/.portvakt/unavailable"), "{password}");
+        assert!(answer.set_cookie_names().is_empty(), "no challenge");
+    }
+    assert!(gateway
+        .log()
+        .contains("does not answer a wrong password with 401"));
+}

@@ -28,7 +28,7 @@ struct Args {
     #[arg(long)]
     users_file: Option<PathBuf>,
     /// A sign-in habit of real apps to imitate (repeatable): last-value-wins,
-    /// multipart, front-controller, query-login, api-login.
+    /// multipart, front-controller, query-login, api-login, basic.
     #[arg(long = "quirk")]
     quirks: Vec<String>,
 }
