@@ -108,8 +108,15 @@ pub enum LoginSpec {
     Form(Box<LoginFile>),
     /// The gateway's login page, checking the users file (`login: gateway`).
     Gateway,
-    /// The app's own HTTP Basic check (`login: basic`).
-    Basic,
+    /// The app's own HTTP Basic check (`login: basic`, or `login: { basic: {…} }`).
+    Basic(BasicFile),
+}
+
+/// `login: { basic: { check, logout_path } }`.
+#[derive(Default)]
+pub struct BasicFile {
+    pub check: Option<Spanned<String>>,
+    pub logout_path: Option<Spanned<String>>,
 }
 
 /// An app's own login form, which the gateway watches.
@@ -253,6 +260,7 @@ const LOGIN_KEYS: &[&str] = &[
     "confirm",
 ];
 const CONFIRM_KEYS: &[&str] = &["path", "header", "json", "pattern"];
+const BASIC_KEYS: &[&str] = &["check", "logout_path"];
 const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
 const LISTEN_KEYS: &[&str] = &["addr", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
@@ -784,11 +792,26 @@ fn decode_lockout(d: &mut Decoder, node: &Node, key: &str) -> LockoutFile {
     file
 }
 
+/// `login: { basic: { check: /status, logout_path: /logout } }` (no other key).
+fn decode_basic(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
+    let mut m = d.map(node, key, &["basic"])?;
+    let mut basic = BasicFile::default();
+    if let Some((n, k)) = m.get("basic") {
+        if let Some(mut b) = d.map(n, &k, BASIC_KEYS) {
+            basic.check = b.get("check").and_then(|(n, k)| d.spanned_string(n, &k));
+            basic.logout_path = b.get("logout_path").and_then(|(n, k)| d.spanned_string(n, &k));
+            b.finish(d);
+        }
+    }
+    m.finish(d);
+    Some(LoginSpec::Basic(basic))
+}
+
 fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     if let Value::Scalar { .. } = node.value {
         return match d.string(node, key)?.as_str() {
             "gateway" => Some(LoginSpec::Gateway),
-            "basic" => Some(LoginSpec::Basic),
+            "basic" => Some(LoginSpec::Basic(BasicFile::default())),
             other => {
                 d.error(
                     node.at,
@@ -798,6 +821,11 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
                 None
             }
         };
+    }
+    let is_basic =
+        matches!(&node.value, Value::Map(entries) if entries.iter().any(|(k, _)| k.name == "basic"));
+    if is_basic {
+        return decode_basic(d, node, key);
     }
     let mut m = d.map(node, key, LOGIN_KEYS)?;
     let mut login = LoginFile {

@@ -105,6 +105,37 @@ mod tests {
     const MINIMAL: &str = "listen: [\"127.0.0.1:8080\"]\nstate_dir: state\napps:\n  wiki:\n    hosts: [wiki.example.com]\n    upstream: http://127.0.0.1:3000\n";
 
     #[test]
+    fn a_basic_login_names_where_it_checks_and_its_logout() {
+        let with = |login: &str| {
+            MINIMAL.replace(
+                "upstream: http://127.0.0.1:3000\n",
+                &format!("upstream: http://127.0.0.1:3000\n    login: {login}\n"),
+            )
+        };
+        let config = parse(&with("basic"), &PathBuf::from("p.yaml")).expect("valid");
+        let basic = config.apps[0].basic_login().expect("basic");
+        assert_eq!((basic.check.as_str(), basic.logout_path.as_deref()), ("/", None));
+        let config = parse(
+            &with("{ basic: { check: /status, logout_path: /logout } }"),
+            &PathBuf::from("p.yaml"),
+        )
+        .expect("valid");
+        let basic = config.apps[0].basic_login().expect("basic");
+        assert_eq!(
+            (basic.check.as_str(), basic.logout_path.as_deref()),
+            ("/status", Some("/logout"))
+        );
+        for (bad, why) in [
+            ("{ basic: { check: /a/../b } }", "check"),
+            ("{ basic: {}, path: /login }", "path"),
+            ("{ basic: { chek: /x } }", "chek"),
+        ] {
+            let found = errors(&with(bad));
+            assert!(found.iter().any(|e| e.contains(why)), "{bad}: {found:?}");
+        }
+    }
+
+    #[test]
     fn a_store_is_sqlite_unless_a_postgres_url_is_given() {
         let config = parse(MINIMAL, &PathBuf::from("p.yaml")).expect("valid");
         assert_eq!(config.store, StoreLocation::Sqlite);

@@ -189,13 +189,16 @@ impl App {
         match &self.sign_in {
             Some(SignIn::AppForm(form)) => Some(&form.page_target),
             Some(SignIn::Gateway) => Some(GATEWAY_LOGIN_PAGE),
-            Some(SignIn::Basic) | None => None,
+            Some(SignIn::Basic(_)) | None => None,
         }
     }
 
-    /// The app signs people in with HTTP Basic (`login: basic`).
-    pub fn signs_in_with_basic(&self) -> bool {
-        matches!(self.sign_in, Some(SignIn::Basic))
+    /// How the app signs people in with HTTP Basic, if it does (`login: basic`).
+    pub fn basic_login(&self) -> Option<&BasicLogin> {
+        match &self.sign_in {
+            Some(SignIn::Basic(basic)) => Some(basic),
+            _ => None,
+        }
     }
 }
 
@@ -274,7 +277,16 @@ pub enum SignIn {
     /// The app's own HTTP Basic check: its 401 passes to the browser, and the
     /// first request it accepts from a browser without a gateway session for that
     /// user leads to the second factor, then back to that URL.
-    Basic,
+    Basic(BasicLogin),
+}
+
+/// Where a Basic app is asked about credentials, and its logout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicLogin {
+    /// A page the app guards with Basic and that changes nothing (`/` by default).
+    pub check: String,
+    /// Seeing a request here ends the gateway session too.
+    pub logout_path: Option<String>,
 }
 
 /// The users file: groups for policy, e-mail, and passwords for gateway login.

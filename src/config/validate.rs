@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use super::decode::{Decoder, Spanned};
 use super::file::{
-    AppFile, ConfirmFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile, PagesFile,
-    RouteFile, SecondFactorFile, SessionFile, SmtpFile, StoreFile,
+    AppFile, BasicFile, ConfirmFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile,
+    PagesFile, RouteFile, SecondFactorFile, SessionFile, SmtpFile, StoreFile,
 };
 use super::model::{
-    fold_header_name, fold_host, App, Config, ConfirmRead, ConfirmRule, EmailSettings, EmailTransport,
-    EmailUse, Enrolment, Listener, LogFormat, LogSettings, LoginInterception, MfaChanges, PageSettings,
-    SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity, StoreLocation, SuccessRule,
-    TlsFiles, Upstream, UpstreamHeaders, UsernameSource, Users,
+    fold_header_name, fold_host, App, BasicLogin, Config, ConfirmRead, ConfirmRule, EmailSettings,
+    EmailTransport, EmailUse, Enrolment, Listener, LogFormat, LogSettings, LoginInterception, MfaChanges,
+    PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity, StoreLocation,
+    SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -302,7 +302,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
     let sign_in = match &app.login {
         None => None,
         Some(LoginSpec::Gateway) => Some(Some(SignIn::Gateway)),
-        Some(LoginSpec::Basic) => Some(Some(SignIn::Basic)),
+        Some(LoginSpec::Basic(basic)) => Some(build_basic(d, basic).map(SignIn::Basic)),
         Some(LoginSpec::Form(form)) => Some(build_login(d, form).map(|l| SignIn::AppForm(Box::new(l)))),
     };
     let upstream_headers = build_upstream_headers(d, &app.upstream_headers);
@@ -484,6 +484,24 @@ fn parse_upstream(d: &mut Decoder, url: &Spanned<String>, verify_tls: bool) -> O
         sni: host,
         verify_tls,
     })
+}
+
+/// `login: basic`: where credentials are checked (a path in normal form) and the
+/// app's logout, if it has one.
+fn build_basic(d: &mut Decoder, basic: &BasicFile) -> Option<BasicLogin> {
+    // Sent as a request target: the form written (and checked to be normal).
+    let check = match &basic.check {
+        Some(check) => {
+            normal_path(d, check)?;
+            check.value.clone()
+        }
+        None => "/".to_owned(),
+    };
+    let logout_path = match &basic.logout_path {
+        Some(logout) => Some(normal_path(d, logout)?),
+        None => None,
+    };
+    Some(BasicLogin { check, logout_path })
 }
 
 /// A path with optional query conditions: `/index.php?do=login`. Each condition

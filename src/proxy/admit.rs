@@ -159,7 +159,11 @@ impl Gateway {
 
         // A Basic app: the credentials name the user of every request, and a
         // session of someone else is never theirs (nor is it used for them).
-        ctx.basic_app = app.signs_in_with_basic();
+        ctx.basic_app = app.basic_login().is_some();
+        let basic_logout = app
+            .basic_login()
+            .and_then(|b| b.logout_path.as_deref())
+            .is_some_and(|logout| logout == rule_path(&path));
         let basic_user = if ctx.basic_app {
             let headers = &session.req_header().headers;
             let named = crate::login::basic::basic_user(
@@ -211,8 +215,24 @@ impl Gateway {
             _ => "/".to_owned(),
         };
         ctx.path = Some(path);
-        // Without a session, a Basic app's request goes to the app: its 401 is the
-        // sign-in prompt, and its answer to credentials says if they are right.
+        // The Basic app's own logout, by the session's user: the gateway's ends too.
+        if basic_logout && decision.outcome == Outcome::Allow {
+            if let Some(cookie) = &ctx.session_cookie {
+                if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
+                    tracing::error!(error = %e, "could not end a session at logout; the logout is refused");
+                    return Err(Refusal::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        ErrorKind::Internal,
+                        Label::Error,
+                    )
+                    .into());
+                }
+            }
+            ctx.logout = true;
+            ctx.label = Some(Label::Logout);
+        }
+        // Without a session, a Basic app's request is answered by the gateway: its
+        // check of the credentials, then the app's 401 or the second factor.
         if let (Some(user), Outcome::SignIn) = (basic_user, decision.outcome) {
             let sign_in = BasicSignIn {
                 user,

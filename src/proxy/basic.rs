@@ -22,10 +22,6 @@ use crate::portal::answer::{Answer, Label};
 use crate::portal::challenge;
 use crate::portal::route::Route;
 
-/// Where the gateway asks the app whether credentials are right: the root, the
-/// page a Basic app guards and that changes nothing.
-const CHECKED_AT: &str = "/";
-
 /// A request of a Basic app that no gateway session of its user covers.
 pub struct BasicSignIn<'r> {
     /// Who the credentials name (canonical), or nobody (no credentials).
@@ -66,9 +62,10 @@ impl Gateway {
                 return Answer::redirect(Route::Unavailable.path(), Label::Error);
             }
         };
-        // The check means something only where `/` asks for credentials: an app
-        // that shows it to anyone would call every password right.
-        let guarded = confirm::ask(self.connector(), app, s.host, CHECKED_AT, &[], false).await;
+        // The check means something only where its page asks for credentials: an
+        // app that shows it to anyone would call every password right.
+        let check = checked_at(app);
+        let guarded = confirm::ask(self.connector(), app, s.host, check, &[], false).await;
         if !guarded
             .as_ref()
             .is_ok_and(|(h, _)| h.status == StatusCode::UNAUTHORIZED)
@@ -81,7 +78,7 @@ impl Gateway {
         }
         let authorization = authorization.to_str().unwrap_or_default();
         let sent = [(http::header::AUTHORIZATION, authorization)];
-        let verdict = confirm::ask(self.connector(), app, s.host, CHECKED_AT, &sent, false).await;
+        let verdict = confirm::ask(self.connector(), app, s.host, check, &sent, false).await;
         let header = match verdict {
             Ok((header, _)) => header,
             Err(e) => {
@@ -173,7 +170,7 @@ impl Gateway {
             data_encoding::BASE64.encode(format!("{user}:{wrong}").as_bytes())
         );
         let sent = [(http::header::AUTHORIZATION, credentials.as_str())];
-        confirm::ask(self.connector(), app, host, CHECKED_AT, &sent, false)
+        confirm::ask(self.connector(), app, host, checked_at(app), &sent, false)
             .await
             .is_ok_and(|(h, _)| h.status == StatusCode::UNAUTHORIZED)
     }
@@ -181,13 +178,19 @@ impl Gateway {
     /// The app's prompt for a request without credentials, or the gateway's own
     /// when the app does not answer with one.
     async fn prompt(&self, app: &App, host: &str) -> Answer {
-        match confirm::ask(self.connector(), app, host, CHECKED_AT, &[], false).await {
+        match confirm::ask(self.connector(), app, host, checked_at(app), &[], false).await {
             Ok((header, _)) if header.status == StatusCode::UNAUTHORIZED => {
                 prompt_like(app, Some(&header), Label::SignIn)
             }
             Ok(_) | Err(_) => prompt_like(app, None, Label::SignIn),
         }
     }
+}
+
+/// Where the gateway asks the app whether credentials are right: `login.basic.check`,
+/// by default the root — a page a Basic app guards and that changes nothing.
+fn checked_at(app: &App) -> &str {
+    app.basic_login().map_or("/", |b| b.check.as_str())
 }
 
 /// A 401 carrying the app's `WWW-Authenticate` (its realm), or the gateway's own

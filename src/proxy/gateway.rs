@@ -302,13 +302,13 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        if ctx.logout {
-            upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
-        }
         if ctx.basic_app {
             // The app's cookies could carry another user's session past the
             // credentials: none reach the browser.
             upstream_response.remove_header(&http::header::SET_COOKIE);
+        }
+        if ctx.logout {
+            upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
         }
         // Only a login, a request with a body, or an answer that sets a cookie can
         // be a sign-in: the rest (nearly every request) costs one header look-up.

@@ -282,30 +282,32 @@ fn an_app_whose_root_is_open_cannot_check_credentials() {
     assert!(gateway.log().contains("does not ask for Basic credentials"));
 }
 
-/// An app that answers wrong passwords with something else than 401 (a 403 here)
-/// cannot say which passwords are right: no sign-in is made on its word, and no
-/// one enrols a device under a name with a made-up password.
-#[test]
-fn an_app_that_does_not_401_wrong_passwords_cannot_check_credentials() {
+/// A small Basic app of the test's own: `/` is public, pages under `guarded` ask
+/// for alice's credentials, and wrong ones get `wrong` (`401 …` or another status).
+fn tiny_app(guarded: &'static str, wrong: &'static str) -> u16 {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let right = credentials("alice", "wonderland");
+    let right = credentials("alice", "wonderland").to_ascii_lowercase();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut authorization = None;
+            let (mut target, mut authorization) = (String::new(), None);
             let mut line = String::new();
             while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                if target.is_empty() {
+                    target = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                }
                 if let Some(value) = line.to_ascii_lowercase().strip_prefix("authorization: ") {
                     authorization = Some(value.trim().to_owned());
                 }
                 line.clear();
             }
             let status = match authorization {
-                None => "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"odd\"",
-                Some(a) if a == right.to_ascii_lowercase() => "200 OK",
-                Some(_) => "403 Forbidden",
+                _ if !target.starts_with(guarded) => "200 OK",
+                None => "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"tiny\"",
+                Some(a) if a == right => "200 OK",
+                Some(_) => wrong,
             };
             let _ = write!(
                 &stream,
@@ -313,9 +315,21 @@ fn an_app_that_does_not_401_wrong_passwords_cannot_check_credentials() {
             );
         }
     });
-    let gateway = Gateway::start(&format!(
-        "apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: http://127.0.0.1:{port}\n    mfa: required\n    login: basic\n"
-    ));
+    port
+}
+
+fn tiny_console(port: u16, login: &str) -> Gateway {
+    Gateway::start(&format!(
+        "apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: http://127.0.0.1:{port}\n    mfa: required\n    login: {login}\n"
+    ))
+}
+
+/// An app that answers wrong passwords with something else than 401 (a 403 here)
+/// cannot say which passwords are right: no sign-in is made on its word, and no
+/// one enrols a device under a name with a made-up password.
+#[test]
+fn an_app_that_does_not_401_wrong_passwords_cannot_check_credentials() {
+    let gateway = tiny_console(tiny_app("/", "403 Forbidden"), "basic");
     let mut browser = Browser::new(&gateway, CONSOLE);
     for password in ["made-up", "wonderland"] {
         let answer = as_user(&mut browser, "/", "alice", password);
@@ -325,4 +339,50 @@ fn an_app_that_does_not_401_wrong_passwords_cannot_check_credentials() {
     assert!(gateway
         .log()
         .contains("does not answer a wrong password with 401"));
+}
+
+/// An app whose `/` is public is checked where it does ask: `login.basic.check`.
+#[test]
+fn credentials_are_checked_where_the_configuration_says() {
+    let port = tiny_app(
+        "/admin",
+        "401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"tiny\"",
+    );
+    let at_root = tiny_console(port, "basic");
+    let mut browser = Browser::new(&at_root, CONSOLE);
+    assert_eq!(
+        as_user(&mut browser, "/admin/x", "alice", "nope").location(),
+        Some("/.portvakt/unavailable")
+    );
+    let at_admin = tiny_console(port, "{ basic: { check: /admin } }");
+    let mut browser = Browser::new(&at_admin, CONSOLE);
+    assert_eq!(as_user(&mut browser, "/admin/x", "alice", "nope").status, 401);
+    assert_eq!(
+        as_user(&mut browser, "/admin/x", "alice", "wonderland").location(),
+        Some("/.portvakt/enrol")
+    );
+}
+
+/// The app's logout, named as `logout_path`, ends the gateway session too.
+#[test]
+fn the_apps_logout_ends_the_gateway_session() {
+    let app = basic_app();
+    let gateway = Gateway::start(&format!(
+        "apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: {}\n    mfa: required\n    login: {{ basic: {{ logout_path: /logout }} }}\n",
+        app.url()
+    ));
+    let mut browser = signed_in(&gateway, "alice", "wonderland");
+    assert_eq!(
+        as_user(&mut browser, "/whoami", "alice", "wonderland").status,
+        200
+    );
+    let out = as_user(&mut browser, "/logout", "alice", "wonderland");
+    assert!(
+        out.set_cookie_names().contains(&"portvakt".to_owned()),
+        "{:?}",
+        out.headers
+    );
+    assert!(!browser.cookies.contains_key("portvakt"));
+    let again = as_user(&mut browser, "/whoami", "alice", "wonderland");
+    assert_eq!(again.location(), Some("/.portvakt/verify"), "the factor again");
 }
