@@ -136,22 +136,8 @@ impl Gateway {
                 && login.logout_query.met_by(query, extra)
                 && !cross_site::is_cross_site(&session.req_header().headers, ctx.secure, &ctx.host)
             {
-                if let Some(cookie) = &ctx.session_cookie {
-                    if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
-                        // Not passed on: the app would end its session while the
-                        // gateway's lived on. The user tries again in a moment.
-                        tracing::error!(error = %e, "could not end a session at logout; the logout is refused");
-                        return Err(Refusal::new(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            ErrorKind::Internal,
-                            Label::Error,
-                        )
-                        .into());
-                    }
-                }
+                self.end_at_logout(ctx).await?;
                 ctx.session = None;
-                ctx.logout = true;
-                ctx.label = Some(Label::Logout);
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
@@ -215,21 +201,13 @@ impl Gateway {
             _ => "/".to_owned(),
         };
         ctx.path = Some(path);
-        // The Basic app's own logout, by the session's user: the gateway's ends too.
-        if basic_logout && decision.outcome == Outcome::Allow {
-            if let Some(cookie) = &ctx.session_cookie {
-                if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
-                    tracing::error!(error = %e, "could not end a session at logout; the logout is refused");
-                    return Err(Refusal::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        ErrorKind::Internal,
-                        Label::Error,
-                    )
-                    .into());
-                }
-            }
-            ctx.logout = true;
-            ctx.label = Some(Label::Logout);
+        // The Basic app's own logout, by the session's user and asked by the
+        // browser itself (not another site): the gateway's session ends too.
+        if basic_logout
+            && decision.outcome == Outcome::Allow
+            && !cross_site::is_cross_site(&session.req_header().headers, ctx.secure, &ctx.host)
+        {
+            self.end_at_logout(ctx).await?;
         }
         // Without a session, a Basic app's request is answered by the gateway: its
         // check of the credentials, then the app's 401 or the second factor.
@@ -314,6 +292,23 @@ impl Gateway {
                 Err(Stop::Answer(answer))
             }
         }
+    }
+
+    /// Ends the request's gateway session at the app's logout. A session the store
+    /// cannot end stops the logout with 503: passed on, the app would end its
+    /// session while the gateway's lived on. The user tries again in a moment.
+    async fn end_at_logout(&self, ctx: &mut RequestCtx) -> Result<(), Stop> {
+        if let Some(cookie) = &ctx.session_cookie {
+            if let Err(e) = self.auth.sessions.end(cookie, ctx.secure).await {
+                tracing::error!(error = %e, "could not end a session at logout; the logout is refused");
+                return Err(
+                    Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into(),
+                );
+            }
+        }
+        ctx.logout = true;
+        ctx.label = Some(Label::Logout);
+        Ok(())
     }
 
     /// Whether the request's challenge cookie names a live challenge of this app.

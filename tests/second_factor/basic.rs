@@ -376,6 +376,17 @@ fn the_apps_logout_ends_the_gateway_session() {
         as_user(&mut browser, "/whoami", "alice", "wonderland").status,
         200
     );
+    // Another site making the browser load the logout (with the credentials it
+    // keeps) does not end the gateway session.
+    let alice = credentials("alice", "wonderland");
+    browser.get_with(
+        "/logout",
+        &[("authorization", &alice), ("sec-fetch-site", "cross-site")],
+    );
+    assert_eq!(
+        as_user(&mut browser, "/whoami", "alice", "wonderland").status,
+        200
+    );
     let out = as_user(&mut browser, "/logout", "alice", "wonderland");
     assert!(
         out.set_cookie_names().contains(&"portvakt".to_owned()),
