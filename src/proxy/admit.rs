@@ -145,37 +145,20 @@ impl Gateway {
 
         // A Basic app: the credentials name the user of every request, and a
         // session of someone else is never theirs (nor is it used for them).
-        ctx.basic_app = app.basic_login().is_some();
-        let basic_logout = app
-            .basic_login()
+        let basic = app.basic_login();
+        ctx.basic_app = basic.is_some();
+        let basic_logout = basic
             .and_then(|b| b.logout_path.as_deref())
             .is_some_and(|logout| logout == rule_path(&path));
-        let basic_user = if ctx.basic_app {
-            let headers = &session.req_header().headers;
-            let named = crate::login::basic::basic_user(
-                headers
-                    .get_all(http::header::AUTHORIZATION)
-                    .iter()
-                    .map(http::HeaderValue::as_bytes),
-            )
-            .map_err(Refusal::bad_request)?;
-            let user = match named {
-                Some(name) => Some(
-                    super::login::canonical_name(&name, false)
-                        .map_err(Refusal::bad_request)?
-                        .ok_or_else(|| Refusal::bad_request("the credentials name no user"))?,
-                ),
-                None => None,
-            };
-            if let Some(user) = &user {
-                if ctx.session.as_ref().is_some_and(|s| &s.user != user) {
-                    ctx.session = None;
-                }
-            }
-            Some(user)
-        } else {
-            None
+        let basic_user = match basic {
+            Some(_) => Some(credentials_user(session.req_header())?),
+            None => None,
         };
+        if let Some(Some(user)) = &basic_user {
+            if ctx.session.as_ref().is_some_and(|s| &s.user != user) {
+                ctx.session = None;
+            }
+        }
         let auth = ctx.session.as_ref().map(|s| authentication(s, config));
         let now = SystemTime::now();
         let decision = app.policy.decide(&RequestFacts {
@@ -351,6 +334,21 @@ impl Gateway {
         }
         ctx.session_cookie = Some(value);
     }
+}
+
+/// Who a Basic app's request names in its credentials (one account however the
+/// name is typed); `None` without credentials. What could be read two ways is a 400.
+fn credentials_user(req: &pingora::http::RequestHeader) -> Result<Option<String>, Refusal> {
+    let values = req.headers.get_all(http::header::AUTHORIZATION);
+    let named = crate::login::basic::basic_user(values.iter().map(http::HeaderValue::as_bytes))
+        .map_err(Refusal::bad_request)?;
+    let Some(name) = named else {
+        return Ok(None);
+    };
+    super::login::canonical_name(&name, false)
+        .map_err(Refusal::bad_request)?
+        .ok_or_else(|| Refusal::bad_request("the credentials name no user"))
+        .map(Some)
 }
 
 /// A path as rules and login settings write it: decoded, no trailing slash.

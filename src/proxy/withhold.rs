@@ -468,12 +468,19 @@ impl Gateway {
         answer.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         answer.insert_header(CHALLENGE_HEADER, location.as_str())?;
         answer.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        answer.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
         if let Some(cookie) = redirect.header(&http::header::SET_COOKIE) {
             answer.insert_header(http::header::SET_COOKIE, cookie)?;
         }
+        // The JSON body goes out where the app's body ends; an answer without one
+        // (HEAD, 204) reaches no body filter, so the header alone says it.
+        if is_bodiless(response, request) {
+            answer.insert_header(http::header::CONTENT_LENGTH, "0")?;
+            ctx.swallow = Some(Swallow::Discard);
+        } else {
+            answer.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+            ctx.swallow = Some(Swallow::Replace(bytes::Bytes::from(body)));
+        }
         *response = answer;
-        ctx.swallow = Some(Swallow::Replace(bytes::Bytes::from(body)));
         ctx.label = Some(Label::LoginWithheld);
         Ok(())
     }

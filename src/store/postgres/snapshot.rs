@@ -129,12 +129,6 @@ impl PostgresStore {
         })
         .await
     }
-
-    /// Every durable row, as `load_snapshot` takes them.
-    pub async fn snapshot(&self) -> StoreResult<Snapshot> {
-        self.run_within(None, |client| async move { read_snapshot(&client).await })
-            .await
-    }
 }
 
 /// Every durable row, read through `client` (inside a transaction, when it is one).
