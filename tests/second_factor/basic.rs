@@ -397,3 +397,39 @@ fn the_apps_logout_ends_the_gateway_session() {
     let again = as_user(&mut browser, "/whoami", "alice", "wonderland");
     assert_eq!(again.location(), Some("/.portvakt/verify"), "the factor again");
 }
+
+/// A burst of wrong passwords at once is checked no more often than the lockout
+/// allows: the attempts are counted before the app is asked.
+#[test]
+fn parallel_wrong_passwords_are_checked_no_more_than_the_limit() {
+    let app = basic_app();
+    let gateway = Gateway::start(&format!(
+        "lockout: {{ max_failures: 3, window: 15m, delay: 10m }}\n\
+         apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: {}\n    mfa: required\n    login: {{ basic: {{ check: /whoami }} }}\n",
+        app.url()
+    ));
+    let before = requests_seen(&app);
+    let guesses: Vec<_> = (0..20)
+        .map(|i| {
+            let mut browser = Browser::new(&gateway, CONSOLE);
+            std::thread::spawn(move || as_user(&mut browser, "/admin", "alice", &format!("guess{i}")).status)
+        })
+        .collect();
+    let statuses: Vec<u16> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert!(checked <= 3, "{checked} guesses were checked: {statuses:?}");
+    // Each checked guess costs two requests of the gateway's at /whoami (without
+    // and with the credentials); the browsers' own requests never get there.
+    assert!(
+        requests_seen(&app) - before <= 6,
+        "{}",
+        requests_seen(&app) - before
+    );
+    let locked = as_user(
+        &mut Browser::new(&gateway, CONSOLE),
+        "/admin",
+        "alice",
+        "wonderland",
+    );
+    assert_eq!(locked.location(), Some("/.portvakt/locked"));
+}

@@ -16,7 +16,16 @@ fn spa_gateway(app: &LegacyApp) -> Gateway {
 
 /// What the app's script sends: a `fetch` from its page, not a navigation.
 fn login_call(browser: &mut Browser, gateway: &Gateway, password: &str) -> super::harness::Page {
-    let body = format!(r#"{{"username":"alice","password":"{password}"}}"#);
+    login_call_as(browser, gateway, "alice", password)
+}
+
+fn login_call_as(
+    browser: &mut Browser,
+    gateway: &Gateway,
+    user: &str,
+    password: &str,
+) -> super::harness::Page {
+    let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
     let page = gateway.url(HOST, "/reports?q=1");
     browser.post_body(
         "/api/login",
@@ -77,4 +86,39 @@ fn a_scripts_login_gets_json_naming_the_challenge_then_signs_in_after_it() {
     // Another browser with the password only is challenged again.
     let mut other = Browser::new(&gateway, HOST);
     assert_eq!(login_call(&mut other, &gateway, "wonderland").status, 401);
+}
+
+/// "Signing in again passes straight through" is for the user whose factor this
+/// browser passed: bob's browser calling the login with alice's password (or with
+/// both names at once) is challenged for alice, and gets nothing of hers.
+#[test]
+fn a_browser_that_passed_one_users_factor_gets_nothing_of_anothers() {
+    let app = LegacyApp::start_with(
+        &["alice:wonderland:admin", "bob:builder"],
+        Quirks {
+            api_login: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = spa_gateway(&app);
+    let mut bob = Browser::new(&gateway, HOST);
+    login_call_as(&mut bob, &gateway, "bob", "builder");
+    assert_eq!(bob.get("/").location(), Some("/.portvakt/verify"));
+    enrol(&mut bob);
+    press_continue(&mut bob);
+    assert_eq!(login_call_as(&mut bob, &gateway, "bob", "builder").status, 200);
+
+    let as_alice = login_call_as(&mut bob, &gateway, "alice", "wonderland");
+    assert_eq!(as_alice.status, 401, "{}", as_alice.body);
+    assert_eq!(as_alice.headers["portvakt-challenge"], "/.portvakt/enrol");
+    assert!(!as_alice.body.contains("token"));
+    assert!(!as_alice.set_cookie_names().contains(&"sessionid".to_owned()));
+    let both = bob.post_body(
+        "/api/login",
+        "application/json",
+        br#"{"username":"bob","username":"alice","password":"wonderland"}"#.to_vec(),
+        &[("sec-fetch-mode", "cors")],
+    );
+    assert_ne!(both.status, 200, "a name given twice is no sign-in");
+    assert!(!both.body.contains("token"));
 }
