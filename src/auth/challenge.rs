@@ -116,6 +116,20 @@ pub enum Purpose {
     /// Go back to this same-host path (step-up, or a password session that now
     /// needs a second factor).
     Return(String),
+    /// A login a page's script made: the app's answer (stored under `answer`) is
+    /// released to that script's repeat of its call, in the browser holding the
+    /// new session; a navigation goes back to `back`, the page the call came from.
+    ScriptLogin { answer: String, back: String },
+}
+
+impl Purpose {
+    /// The id of the app's answer this challenge withholds, if it withholds one.
+    pub fn answer(&self) -> Option<&str> {
+        match self {
+            Purpose::Login { answer } | Purpose::ScriptLogin { answer, .. } => Some(answer),
+            Purpose::Return(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -387,6 +401,35 @@ impl Challenges {
             .get::<StoredAnswer>(TransientKind::WithheldAnswer, answer, now)
             .await?;
         Ok(found.and_then(|f| f.value.into_withheld()))
+    }
+
+    /// Keeps a passed script login's answer for the browser holding the session
+    /// `session_cookie` (the value it was just handed): that browser's repeat of
+    /// the login call receives it, once.
+    pub async fn put_release(
+        &self,
+        session_cookie: &str,
+        withheld: &Withheld,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        self.state
+            .put(
+                TransientKind::Release,
+                session_cookie,
+                &StoredAnswer::from(withheld),
+                now + self.ttl,
+                now,
+            )
+            .await
+    }
+
+    /// Takes out the answer waiting for the browser holding `session_cookie`.
+    pub async fn take_release(&self, session_cookie: &str, now: SystemTime) -> StoreResult<Option<Withheld>> {
+        let taken = self
+            .state
+            .take::<StoredAnswer>(TransientKind::Release, session_cookie, now)
+            .await?;
+        Ok(taken.and_then(StoredAnswer::into_withheld))
     }
 
     /// Takes the withheld answer out: it is released once.

@@ -142,6 +142,10 @@ pub struct LoginFile {
     /// The app's session cookie names (a name, or a list of names and `prefix*`).
     pub session_cookie: Option<Vec<Spanned<String>>>,
     pub confirm: Option<ConfirmFile>,
+    /// Add the gateway's overlay script to the app's pages.
+    pub overlay: Option<bool>,
+    /// A JSON pointer to the bearer token in the login's answer.
+    pub token: Option<Spanned<String>>,
 }
 
 /// `login.confirm`: a page of the app that says who its session belongs to.
@@ -258,6 +262,8 @@ const LOGIN_KEYS: &[&str] = &[
     "query",
     "session_cookie",
     "confirm",
+    "overlay",
+    "token",
 ];
 const CONFIRM_KEYS: &[&str] = &["path", "header", "json", "pattern"];
 const BASIC_KEYS: &[&str] = &["check", "logout_path"];
@@ -848,6 +854,8 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         query: Vec::new(),
         session_cookie: None,
         confirm: None,
+        overlay: None,
+        token: None,
     };
     if let Some((n, k)) = m.require(
         d,
@@ -865,6 +873,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         ("page", &mut login.page),
         ("return_param", &mut login.return_param),
         ("email_header", &mut login.email_header),
+        ("token", &mut login.token),
     ] {
         if let Some((n, k)) = m.get(name) {
             *slot = d.spanned_string(n, &k);
@@ -898,6 +907,9 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
     }
     if let Some((n, k)) = m.get("username_case_sensitive") {
         login.username_case_sensitive = d.bool(n, &k);
+    }
+    if let Some((n, k)) = m.get("overlay") {
+        login.overlay = d.bool(n, &k);
     }
     if let Some((n, k)) = m.get("query") {
         for (key, value) in d.named_entries(n, &k) {

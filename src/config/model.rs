@@ -408,6 +408,12 @@ pub struct LoginInterception {
     pub max_body: usize,
     /// Where the app itself says who a new session belongs to.
     pub confirm: Option<ConfirmRule>,
+    /// The gateway adds its overlay script to the app's HTML pages: a script's
+    /// login call held for the second factor is finished in a frame over the app.
+    pub overlay: bool,
+    /// A JSON pointer (RFC 6901) to the bearer token in the login's answer: such a
+    /// token is let through only with the gateway session it was released to.
+    pub token: Option<String>,
 }
 
 /// `login.confirm`: the gateway fetches `path` from the app with the cookies of the

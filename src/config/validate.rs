@@ -789,6 +789,19 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(64 * 1024),
         confirm: file.confirm.as_ref().and_then(|c| build_confirm(d, c)),
+        overlay: file.overlay.unwrap_or(false),
+        token: file.token.as_ref().and_then(|t| {
+            if is_json_pointer(&t.value) {
+                Some(t.value.clone())
+            } else {
+                d.error(
+                    t.at,
+                    &t.key,
+                    format!("`{}` is not a JSON pointer; write where the token is, such as /token or /data/access_token", t.value),
+                );
+                None
+            }
+        }),
     })
 }
 

@@ -17,6 +17,9 @@ pub struct Answer {
     /// A page of the gateway's own (gets the security headers); false for a
     /// released app response, which goes out as the app wrote it.
     pub own_page: bool,
+    /// A page of the gateway's that the app's own pages may frame (the overlay):
+    /// `frame-ancestors 'self'` rather than `'none'`.
+    pub framable: bool,
 }
 
 impl Answer {
@@ -30,6 +33,7 @@ impl Answer {
             body: page.body,
             label,
             own_page: true,
+            framable: false,
         }
     }
 
@@ -45,6 +49,18 @@ impl Answer {
         Answer::page(views::error(status, kind, lang, None, reference), label)
     }
 
+    /// An app's withheld answer, as the app wrote it.
+    pub fn released(withheld: crate::auth::challenge::Withheld, label: Label) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
+            headers: withheld.headers,
+            body: withheld.body,
+            label,
+            own_page: false,
+            framable: false,
+        }
+    }
+
     /// A 303 to a page of the gateway's own.
     pub fn to(route: Route, label: Label) -> Answer {
         Answer::redirect(route.path(), label)
@@ -58,6 +74,7 @@ impl Answer {
             body: Vec::new(),
             label,
             own_page: true,
+            framable: false,
         };
         answer.push_header(http::header::LOCATION, location);
         answer

@@ -719,7 +719,7 @@ fn device_refused(req: &Request<'_>, challenge: &SharedChallenge, why: &str) -> 
     let t = texts(req.lang);
     let back = match &lock(challenge).purpose {
         Purpose::Return(path) => super::return_path::safe_return_path(path).to_owned(),
-        Purpose::Login { .. } => "/".to_owned(),
+        Purpose::Login { .. } | Purpose::ScriptLogin { .. } => "/".to_owned(),
     };
     let page = views::message(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -1030,10 +1030,7 @@ async fn complete(
 ) -> Result<Answer, StoreError> {
     // Before anything is used up: an answer the app is still sending waits (the
     // Continue button asks again), and one too long to hold is never released.
-    let answer_id = match &lock(challenge).purpose {
-        Purpose::Login { answer } => Some(answer.clone()),
-        Purpose::Return(_) => None,
-    };
+    let answer_id = lock(challenge).purpose.answer().map(str::to_owned);
     if let Some(answer_id) = &answer_id {
         match auth.challenges.answer(answer_id, req.now).await? {
             Some(withheld) if withheld.overflowed => {
@@ -1075,12 +1072,12 @@ async fn complete(
         tracing::warn!(user = %user, "a passed challenge of a user reset meanwhile; nothing released");
         return Ok(expired(req));
     }
-    let withheld = match &purpose {
-        Purpose::Login { answer } => match auth.challenges.take_answer(answer, req.now).await? {
+    let withheld = match purpose.answer() {
+        Some(answer) => match auth.challenges.take_answer(answer, req.now).await? {
             Some(withheld) => Some(withheld),
             None => return Ok(expired(req)),
         },
-        Purpose::Return(_) => None,
+        None => None,
     };
     // A new session id at every authentication; a step-up retires the old one.
     if let Some(old) = &req.session_cookie {
@@ -1093,17 +1090,23 @@ async fn complete(
     let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
     tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
     let answer = match (purpose, withheld) {
-        (_, Some(withheld)) => Answer {
-            status: StatusCode::from_u16(withheld.status).unwrap_or(StatusCode::FOUND),
-            headers: withheld.headers,
-            body: withheld.body,
-            label: Label::Released,
-            own_page: false,
-        },
+        (Purpose::ScriptLogin { back, .. }, Some(withheld)) => {
+            // The answer waits for the script's repeat of its call, in this
+            // browser only: never through a page (nor the overlay's frame).
+            auth.challenges
+                .put_release(&issued.cookie_value, &withheld, req.now)
+                .await?;
+            if req.in_overlay() {
+                Answer::to(Route::SignedIn, Label::Released)
+            } else {
+                Answer::redirect(super::return_path::safe_return_path(&back), Label::Released)
+            }
+        }
+        (_, Some(withheld)) => Answer::released(withheld, Label::Released),
         (Purpose::Return(path), None) => {
             Answer::redirect(super::return_path::safe_return_path(&path), Label::StepUpPassed)
         }
-        (Purpose::Login { .. }, None) => expired(req),
+        (Purpose::Login { .. } | Purpose::ScriptLogin { .. }, None) => expired(req),
     };
     let mut answer = answer
         .with_cookie(&session_cookie)

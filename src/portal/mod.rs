@@ -65,6 +65,17 @@ impl Request<'_> {
         self.method == Method::POST
     }
 
+    /// Asked for by the overlay's frame on a page of the app (which the browser
+    /// says with `Sec-Fetch-Dest`, a header no page can set) of an app that has
+    /// the overlay.
+    pub fn in_overlay(&self) -> bool {
+        self.app.app_form().is_some_and(|login| login.overlay)
+            && self
+                .headers
+                .get("sec-fetch-dest")
+                .is_some_and(|dest| dest.as_bytes() == b"iframe")
+    }
+
     /// The first value of a query parameter.
     pub fn query_value(&self, name: &str) -> Option<String> {
         self.query
@@ -100,6 +111,14 @@ impl Request<'_> {
 /// Answers a request to a gateway page; `None` as the route is a path under
 /// `/.portvakt/` that names no page.
 pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
+    let mut answer = page(services, req).await;
+    // Only the pages a challenge goes through may be framed, and only by the
+    // overlay on the app's own origin.
+    answer.framable = matches!(req.route, Route::Challenge(_) | Route::SignedIn) && req.in_overlay();
+    answer
+}
+
+async fn page(services: &Services, req: &Request<'_>) -> Answer {
     // Every form here changes state for the signed-in user or a challenge: a POST
     // that another site made the browser send is refused, whatever token it carries.
     // Signing out changes state on any method: another site cannot do it either.
@@ -122,6 +141,21 @@ pub async fn serve(services: &Services, req: &Request<'_>) -> Answer {
         Route::Stylesheet => {
             let css = [views::STYLESHEET, &req.config.pages.brand_css].concat();
             fixed(StatusCode::OK, "text/css; charset=utf-8", css.into_bytes())
+        }
+        Route::OverlayScript => fixed(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            views::OVERLAY_SCRIPT.as_bytes().to_vec(),
+        ),
+        Route::SignedIn => {
+            let page = views::message(
+                StatusCode::OK,
+                req.lang,
+                t.signed_in_title,
+                t.signed_in_text,
+                None,
+            );
+            Answer::page(page, Label::GatewayPage)
         }
         Route::Logo => match &req.config.pages.logo {
             Some((bytes, content_type)) => fixed(StatusCode::OK, content_type, bytes.to_vec()),
@@ -222,6 +256,7 @@ fn fixed(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Answe
         body,
         label: Label::GatewayPage,
         own_page: true,
+        framable: false,
     }
 }
 

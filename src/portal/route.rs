@@ -10,6 +10,10 @@ pub const PREFIX: &str = "/.portvakt/";
 pub enum Route {
     Health,
     Stylesheet,
+    /// The overlay script added to the pages of apps that ask for it.
+    OverlayScript,
+    /// Where the overlay's frame ends once a script login's factor is passed.
+    SignedIn,
     Logo,
     Jwks,
     Logout,
@@ -69,6 +73,8 @@ pub enum AdminPage {
 const TABLE: &[(Route, &str)] = &[
     (Route::Health, "/.portvakt/health"),
     (Route::Stylesheet, "/.portvakt/assets/portvakt.css"),
+    (Route::OverlayScript, "/.portvakt/assets/overlay.js"),
+    (Route::SignedIn, "/.portvakt/signed-in"),
     (Route::Logo, "/.portvakt/assets/logo"),
     (Route::Jwks, "/.portvakt/jwks.json"),
     (Route::Logout, "/.portvakt/logout"),

@@ -36,6 +36,8 @@ impl Gateway {
         // Asked of the connection before the request is borrowed below: an HTTP/2
         // body needs no length header to be there.
         let body_empty = session.is_body_empty();
+        // Read before the header is stripped with the others below.
+        let asks_release = session.req_header().headers.contains_key(headers::RELEASE_HEADER);
         // Read what a trusted proxy says about the client, then strip every header a
         // client must not send upstream — before anything else looks at the request.
         let peer = session
@@ -103,6 +105,14 @@ impl Gateway {
             // could make the script serve another page.
             let extra = login.return_param.as_slice();
             if key == login.path && method == login.method && login.query.met_by(query, extra) {
+                // The overlay repeating a call whose factor was just passed: the
+                // app's withheld answer, if this browser has one waiting; else the
+                // login goes to the app like any other.
+                if asks_release {
+                    if let Some(answer) = self.released_answer(ctx).await? {
+                        return Err(Stop::Answer(answer));
+                    }
+                }
                 let mut capture = RequestCapture::new(session.req_header(), true, body_empty, login.max_body);
                 capture.trust_cookie = cookies::find(
                     &session.req_header().headers,
@@ -292,6 +302,20 @@ impl Gateway {
         ctx.logout = true;
         ctx.label = Some(Label::Logout);
         Ok(())
+    }
+
+    /// The script login's answer waiting for this browser's session, taken out.
+    async fn released_answer(&self, ctx: &mut RequestCtx) -> Result<Option<Answer>, Stop> {
+        let (Some(_), Some(cookie)) = (&ctx.session, &ctx.session_cookie) else {
+            return Ok(None);
+        };
+        match self.auth.challenges.take_release(cookie, SystemTime::now()).await {
+            Ok(released) => Ok(released.map(|withheld| Answer::released(withheld, Label::Released))),
+            Err(e) => {
+                tracing::error!(error = %e, "could not look up a released login answer");
+                Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into())
+            }
+        }
     }
 
     /// Whether the request's challenge cookie names a live challenge of this app.

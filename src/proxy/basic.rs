@@ -225,5 +225,6 @@ fn bare_401(label: Label) -> Answer {
         body: Vec::new(),
         label,
         own_page: false,
+        framable: false,
     }
 }

@@ -31,6 +31,7 @@ use super::admit::{Admission, Stop};
 use super::headers::{self, ClientOrigin};
 use super::login::RequestCapture;
 use super::metrics::Metrics;
+use super::overlay;
 use super::respond;
 use super::withhold::{self, Swallow};
 use crate::auth::cookies;
@@ -105,11 +106,24 @@ pub struct RequestCtx {
     pub(super) watched: bool,
     /// The app's answer was replaced; its body goes here.
     pub(super) swallow: Option<Swallow>,
+    /// The page may get the overlay script (`login.overlay`); `adding` once its
+    /// answer is one the script is added to.
+    pub(super) overlay: Overlay,
     pub(super) upstream_started: Option<Instant>,
     /// The origin-form target to send upstream, built from the normalised path.
     pub(super) upstream_uri: Option<http::Uri>,
     /// Ties an error page to its log line; formatted only when shown.
     pub(super) reference: Reference,
+}
+
+/// Where a page stands with the overlay script.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Overlay {
+    No,
+    /// Asked for uncompressed, to add the script to if it is an HTML page.
+    Wanted,
+    /// The script tag goes after the page's last byte.
+    Adding,
 }
 
 #[derive(Clone, Copy)]
@@ -162,6 +176,7 @@ impl ProxyHttp for Gateway {
             logout: false,
             watched: false,
             swallow: None,
+            overlay: Overlay::No,
             upstream_started: None,
             upstream_uri: None,
             reference: Reference(rand::random()),
@@ -230,7 +245,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -263,6 +278,10 @@ impl ProxyHttp for Gateway {
         if let (Some(identity), Some(session)) = (&ctx.identity, &ctx.session) {
             let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
             self.send_identity(upstream_request, identity, session, &app_name, &names)?;
+        }
+        if ctx.on_app(|app| overlay::wanted(app, session.req_header()))? {
+            overlay::prepare(upstream_request);
+            ctx.overlay = Overlay::Wanted;
         }
         Ok(())
     }
@@ -319,6 +338,9 @@ impl ProxyHttp for Gateway {
             self.watch_answer(upstream_response, capture, session.req_header(), ctx)
                 .await?;
         }
+        if ctx.overlay == Overlay::Wanted && ctx.swallow.is_none() && overlay::open(upstream_response)? {
+            ctx.overlay = Overlay::Adding;
+        }
         Ok(())
     }
 
@@ -332,6 +354,8 @@ impl ProxyHttp for Gateway {
         if let Some(swallow) = &mut ctx.swallow {
             let chunk = body.take().unwrap_or_default();
             *body = withhold::swallow(swallow, &chunk, end_of_stream);
+        } else if ctx.overlay == Overlay::Adding {
+            overlay::append(body, end_of_stream);
         }
         Ok(None)
     }

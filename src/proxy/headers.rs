@@ -38,7 +38,13 @@ const CLIENT_FORBIDDEN: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    // The overlay's ask for a held login answer: the gateway's, never the app's.
+    RELEASE_HEADER,
 ];
+
+/// The header the overlay script adds when it repeats a login call whose
+/// second factor was just passed: answer it with the app's withheld answer.
+pub const RELEASE_HEADER: &str = "portvakt-release";
 
 /// The names of every header to remove from a client request: identity headers in
 /// any spelling (case, `_` for `-`), and the forwarding and rewrite headers above.

@@ -225,6 +225,8 @@ mod tests {
             username_case_sensitive: false,
             max_body: 1024,
             confirm: None,
+            overlay: false,
+            token: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod headers;
 pub mod login;
 pub mod metrics;
+mod overlay;
 mod own_pages;
 mod respond;
 pub mod target;

@@ -14,7 +14,7 @@ pub async fn write(session: &mut Session, answer: &Answer, tls: bool) -> Result<
     }
     header.insert_header(http::header::CONTENT_LENGTH, answer.body.len())?;
     if answer.own_page {
-        for (name, value) in crate::portal::views::security_headers(tls) {
+        for (name, value) in crate::portal::views::security_headers(tls, answer.framable) {
             header.insert_header(name, value)?;
         }
     } else {

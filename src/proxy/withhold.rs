@@ -64,6 +64,8 @@ pub struct Withholding {
     /// The id the challenge knows the answer by.
     answer: String,
     withheld: Withheld,
+    /// The gateway's body that goes out once the app's has ended, if any.
+    then: Option<bytes::Bytes>,
 }
 
 /// What the gateway learned about a sign-in the app made.
@@ -386,34 +388,37 @@ impl Gateway {
             overflowed: false,
         };
         tracing::info!(user = %user, app = %app.name, cookies = ?withheld.cookie_names(), "login withheld for the second factor");
-        if is_script_call(sign_in.request) {
-            return self
-                .challenge_the_call(response, &user, ctx, w, sign_in.request)
-                .await;
-        }
         let answer = random_token();
-        let (redirect, challenge) = challenge::begin(
-            &self.auth,
-            w.config,
-            app,
-            &user,
+        // A login a page's script made (a single-page app's `fetch`) gets JSON its
+        // script can read; its answer is released to that script's repeat of the
+        // call, never to a page. A navigation goes to the challenge.
+        let script_call = is_script_call(sign_in.request);
+        let purpose = if script_call {
+            Purpose::ScriptLogin {
+                answer: answer.clone(),
+                back: referring_page(sign_in.request, &ctx.host).unwrap_or_else(|| "/".to_owned()),
+            }
+        } else {
             Purpose::Login {
                 answer: answer.clone(),
-            },
-            client,
-            ctx.secure,
-            now,
-        )
-        .await;
+            }
+        };
+        let (redirect, challenge) =
+            challenge::begin(&self.auth, w.config, app, &user, purpose, client, ctx.secure, now).await;
         let location = redirect
             .header(&http::header::LOCATION)
             .unwrap_or(Route::Unavailable.path());
         let cookie = redirect.header(&http::header::SET_COOKIE);
-        *response = redirect_header(location, cookie)?;
+        let (replacement, then) = if script_call {
+            script_challenge(location, cookie, withheld.complete)?
+        } else {
+            (redirect_header(location, cookie)?, None)
+        };
+        *response = replacement;
         // The body follows the answer into the store; with no challenge (enrolment
         // closed, store down) it is thrown away.
         ctx.swallow = Some(match challenge {
-            None => Swallow::Discard,
+            None => then.map_or(Swallow::Discard, Swallow::Replace),
             Some(_) if withheld.complete => {
                 if let Err(e) = self.auth.challenges.put_answer(&answer, &withheld, now).await {
                     tracing::error!(error = %e, "could not store a withheld answer");
@@ -424,63 +429,9 @@ impl Gateway {
                 challenges: self.auth.challenges.clone(),
                 answer,
                 withheld,
+                then,
             })),
         });
-        ctx.label = Some(Label::LoginWithheld);
-        Ok(())
-    }
-
-    /// A login made by a script (a single-page app's `fetch`), not a navigation:
-    /// its answer is not kept (a token in a JSON body means nothing on a page), and
-    /// the call gets the documented JSON 401 naming the challenge. Passing it leads
-    /// back to the page the call came from, where signing in again passes straight
-    /// through (`Label::LoginSignedIn`).
-    async fn challenge_the_call(
-        &self,
-        response: &mut ResponseHeader,
-        user: &str,
-        ctx: &mut RequestCtx,
-        w: &Watched<'_>,
-        request: &RequestHeader,
-    ) -> Result<()> {
-        let back = referring_page(request, &ctx.host).unwrap_or_else(|| "/".to_owned());
-        let (redirect, _) = challenge::begin(
-            &self.auth,
-            w.config,
-            w.app,
-            user,
-            Purpose::Return(back),
-            w.client,
-            ctx.secure,
-            w.now,
-        )
-        .await;
-        let location = redirect
-            .header(&http::header::LOCATION)
-            .unwrap_or(Route::Unavailable.path())
-            .to_owned();
-        let body = serde_json::json!({
-            "error": "second_factor_required",
-            "challenge": location,
-        })
-        .to_string();
-        let mut answer = ResponseHeader::build(StatusCode::UNAUTHORIZED, Some(6))?;
-        answer.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        answer.insert_header(CHALLENGE_HEADER, location.as_str())?;
-        answer.insert_header(http::header::CACHE_CONTROL, "no-store")?;
-        if let Some(cookie) = redirect.header(&http::header::SET_COOKIE) {
-            answer.insert_header(http::header::SET_COOKIE, cookie)?;
-        }
-        // The JSON body goes out where the app's body ends; an answer without one
-        // (HEAD, 204) reaches no body filter, so the header alone says it.
-        if is_bodiless(response, request) {
-            answer.insert_header(http::header::CONTENT_LENGTH, "0")?;
-            ctx.swallow = Some(Swallow::Discard);
-        } else {
-            answer.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
-            ctx.swallow = Some(Swallow::Replace(bytes::Bytes::from(body)));
-        }
-        *response = answer;
         ctx.label = Some(Label::LoginWithheld);
         Ok(())
     }
@@ -580,6 +531,35 @@ fn redirect_header(location: &str, set_cookie: Option<&str>) -> Result<ResponseH
     Ok(redirect)
 }
 
+/// The documented answer to a script's login call held for the second factor: a
+/// JSON 401 naming the challenge's page, in its body and in `Portvakt-Challenge`,
+/// with the challenge cookie. The body goes out where the app's ends; an answer
+/// without one (`bodiless`: HEAD, 204) reaches no body filter, so the header
+/// alone says it.
+fn script_challenge(
+    location: &str,
+    cookie: Option<&str>,
+    bodiless: bool,
+) -> Result<(ResponseHeader, Option<bytes::Bytes>)> {
+    let mut answer = ResponseHeader::build(StatusCode::UNAUTHORIZED, Some(6))?;
+    answer.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+    answer.insert_header(CHALLENGE_HEADER, location)?;
+    answer.insert_header(http::header::CACHE_CONTROL, "no-store")?;
+    if let Some(cookie) = cookie {
+        answer.insert_header(http::header::SET_COOKIE, cookie)?;
+    }
+    if bodiless {
+        answer.insert_header(http::header::CONTENT_LENGTH, "0")?;
+        return Ok((answer, None));
+    }
+    answer.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+    let body = serde_json::json!({
+        "error": "second_factor_required",
+        "challenge": location,
+    });
+    Ok((answer, Some(bytes::Bytes::from(body.to_string()))))
+}
+
 /// Where a swallowed body chunk goes. The last one sends the whole answer to the
 /// store, in a task of its own (a body filter cannot wait); until it is there, a
 /// passed challenge waits for Continue.
@@ -603,13 +583,14 @@ pub(super) fn swallow(swallow: &mut Swallow, chunk: &[u8], end_of_stream: bool) 
         challenges,
         answer,
         withheld,
+        then,
     } = *into;
     tokio::spawn(async move {
         if let Err(e) = challenges.put_answer(&answer, &withheld, SystemTime::now()).await {
             tracing::error!(error = %e, "could not store a withheld answer");
         }
     });
-    None
+    then
 }
 
 impl Swallow {

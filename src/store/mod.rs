@@ -405,6 +405,10 @@ pub enum TransientKind {
     WithheldAnswer,
     /// An address a signed-in user typed, waiting for the code sent to it.
     PendingAddress,
+    /// A script login's answer, released to the browser holding this session.
+    Release,
+    /// The gateway session a bearer token was released to.
+    TokenBinding,
 }
 
 impl TransientKind {
@@ -414,6 +418,8 @@ impl TransientKind {
             TransientKind::MovedChallenge => "moved_challenge",
             TransientKind::WithheldAnswer => "withheld_answer",
             TransientKind::PendingAddress => "pending_address",
+            TransientKind::Release => "release",
+            TransientKind::TokenBinding => "token_binding",
         }
     }
 }

@@ -6,12 +6,28 @@ use super::{enrol, press_continue, HOST};
 use portvakt_legacy_app::Quirks;
 
 fn spa_gateway(app: &LegacyApp) -> Gateway {
+    spa_gateway_with(app, "")
+}
+
+/// `more`: further keys of the login block, each on a line of its own.
+fn spa_gateway_with(app: &LegacyApp, more: &str) -> Gateway {
     Gateway::start(&format!(
         "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
          \x20   login:\n      path: /api/login\n      username_field: username\n      page: /login\n\
-         \x20     success: {{ status: [200] }}\n      session_cookie: sessionid\n",
+         \x20     success: {{ status: [200] }}\n      session_cookie: sessionid\n{more}",
         app.url()
     ))
+}
+
+/// The overlay's repeat of the login call, once its factor is passed.
+fn repeat_call(browser: &mut Browser, user: &str, password: &str) -> super::harness::Page {
+    let body = format!(r#"{{"username":"{user}","password":"{password}"}}"#);
+    browser.post_body(
+        "/api/login",
+        "application/json",
+        body.into_bytes(),
+        &[("sec-fetch-mode", "cors"), ("portvakt-release", "1")],
+    )
 }
 
 /// What the app's script sends: a `fetch` from its page, not a navigation.
@@ -57,7 +73,7 @@ fn a_scripts_login_gets_json_naming_the_challenge_then_signs_in_after_it() {
     let call = login_call(&mut browser, &gateway, "wonderland");
     assert_eq!(call.status, 401, "{}", call.body);
     assert_eq!(call.headers["portvakt-challenge"], "/.portvakt/enrol");
-    assert_eq!(call.headers["content-type"], "application/json");
+    assert_eq!(call.headers["content-type"].to_str().unwrap(), "application/json");
     let json: serde_json::Value = serde_json::from_str(&call.body).expect("JSON");
     assert_eq!(json["error"], "second_factor_required");
     assert_eq!(json["challenge"], "/.portvakt/enrol");
@@ -75,6 +91,29 @@ fn a_scripts_login_gets_json_naming_the_challenge_then_signs_in_after_it() {
     enrol(&mut browser);
     let back = press_continue(&mut browser);
     assert_eq!(back.location(), Some("/reports?q=1"), "{}", back.body);
+    assert!(!back.body.contains("token"), "the answer never goes to a page");
+    assert!(!back.set_cookie_names().contains(&"sessionid".to_owned()));
+
+    // Another browser with the password asking for the release gets nothing.
+    let mut thief = Browser::new(&gateway, HOST);
+    let stolen = repeat_call(&mut thief, "alice", "wonderland");
+    assert_eq!(stolen.status, 401, "{}", stolen.body);
+    assert!(!stolen.body.contains("token"));
+
+    // The repeat of the call (the overlay's) receives the app's withheld answer,
+    // once: the app was not asked again (its session is the one it made then).
+    let released = repeat_call(&mut browser, "alice", "wonderland");
+    assert_eq!(released.status, 200, "{}", released.body);
+    let json: serde_json::Value = serde_json::from_str(&released.body).expect("JSON");
+    let token = json["token"].as_str().expect("the app's token").to_owned();
+    let cookie = released.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with(&format!("sessionid={token}")), "{cookie}");
+    let fresh = repeat_call(&mut browser, "alice", "wonderland");
+    assert_eq!(fresh.status, 200, "{}", fresh.body);
+    assert!(
+        !fresh.body.contains(&token),
+        "released once; then the app answers anew"
+    );
 
     // Signing in again passes straight through: this browser passed the factor.
     let again = login_call(&mut browser, &gateway, "wonderland");
@@ -121,4 +160,112 @@ fn a_browser_that_passed_one_users_factor_gets_nothing_of_anothers() {
     );
     assert_ne!(both.status, 200, "a name given twice is no sign-in");
     assert!(!both.body.contains("token"));
+}
+
+/// `login.overlay`: the app's pages get the gateway's script (checked by its
+/// hash), asked for uncompressed; the challenge pages may be framed by the app's
+/// own pages only when the overlay asks for them, and never on another app.
+#[test]
+fn the_overlay_script_is_added_to_pages_and_only_its_frame_may_show_challenges() {
+    use sha2::Digest;
+    let app = LegacyApp::start_with(
+        &["alice:wonderland"],
+        Quirks {
+            api_login: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = spa_gateway_with(&app, "      overlay: true\n");
+    let mut browser = Browser::new(&gateway, HOST);
+    let navigate = [("sec-fetch-mode", "navigate"), ("accept-encoding", "gzip, br")];
+
+    let page = browser.get_with("/login", &navigate);
+    assert_eq!(page.status, 200);
+    let tag_at = page
+        .body
+        .rfind("<script src=\"/.portvakt/assets/overlay.js\"")
+        .expect("the tag");
+    assert!(
+        page.body[..tag_at].trim_end().ends_with("</html>"),
+        "after the page, unchanged"
+    );
+    let script = browser.get("/.portvakt/assets/overlay.js");
+    assert_eq!(
+        script.headers["content-type"].to_str().unwrap(),
+        "text/javascript; charset=utf-8"
+    );
+    let hash = data_encoding::BASE64.encode(&sha2::Sha384::digest(script.body.as_bytes()));
+    assert!(page.body[tag_at..].contains(&format!("integrity=\"sha384-{hash}\"")));
+
+    // A background request, or a page's JSON, is left alone; the app is asked
+    // for pages uncompressed.
+    let fetched = browser.get_with("/login", &[("sec-fetch-mode", "cors")]);
+    assert!(!fetched.body.contains("overlay.js"));
+    let echo = browser.get_with("/whoami", &navigate);
+    assert!(!echo.body.contains("accept-encoding"), "{}", echo.body);
+    assert!(!echo.body.contains("overlay.js"));
+    // The overlay's header is the gateway's: the app never sees it.
+    let echo = browser.get_with("/whoami", &[("portvakt-release", "1")]);
+    assert!(!echo.body.contains("portvakt-release"), "{}", echo.body);
+
+    login_call(&mut browser, &gateway, "wonderland");
+    let framed = browser.get_with("/.portvakt/enrol", &[("sec-fetch-dest", "iframe")]);
+    assert_eq!(framed.status, 200);
+    assert!(csp(&framed).contains("frame-ancestors 'self'"));
+    assert_eq!(framed.headers["x-frame-options"].to_str().unwrap(), "SAMEORIGIN");
+    let top = browser.get_with("/.portvakt/enrol", &[("sec-fetch-dest", "document")]);
+    assert!(csp(&top).contains("frame-ancestors 'none'"));
+    assert_eq!(top.headers["x-frame-options"].to_str().unwrap(), "DENY");
+    let account = browser.get_with("/.portvakt/account", &[("sec-fetch-dest", "iframe")]);
+    assert!(csp(&account).contains("frame-ancestors 'none'"));
+
+    // Passed in the frame: the frame ends on the gateway's "signed in" page (the
+    // script's sign to repeat the call), not on the app's page nor its answer.
+    let secret = super::secret_on(&framed);
+    let csrf = framed.input("csrf").unwrap();
+    let code = super::code(&secret, 0);
+    browser.post_with(
+        "/.portvakt/enrol",
+        &[("csrf", &csrf), ("code", &code)],
+        &[("sec-fetch-dest", "iframe")],
+    );
+    let csrf = browser.get("/.portvakt/enrol").input("csrf").unwrap();
+    let done = browser.post_with(
+        "/.portvakt/continue",
+        &[("csrf", &csrf)],
+        &[("sec-fetch-dest", "iframe")],
+    );
+    assert_eq!(done.location(), Some("/.portvakt/signed-in"), "{}", done.body);
+    assert!(!done.body.contains("token"));
+    let signed_in = browser.get_with("/.portvakt/signed-in", &[("sec-fetch-dest", "iframe")]);
+    assert_eq!(signed_in.status, 200);
+    assert!(csp(&signed_in).contains("frame-ancestors 'self'"));
+    let released = repeat_call(&mut browser, "alice", "wonderland");
+    assert_eq!(released.status, 200, "{}", released.body);
+    assert!(released.body.contains("token"));
+}
+
+/// Without `login.overlay`, no page gets the script and no challenge page may be
+/// framed, whatever the request says.
+#[test]
+fn without_the_overlay_pages_are_untouched_and_challenges_never_framed() {
+    let app = LegacyApp::start_with(
+        &["alice:wonderland"],
+        Quirks {
+            api_login: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = spa_gateway(&app);
+    let mut browser = Browser::new(&gateway, HOST);
+    let page = browser.get_with("/login", &[("sec-fetch-mode", "navigate")]);
+    assert!(!page.body.contains("overlay.js"));
+    login_call(&mut browser, &gateway, "wonderland");
+    let framed = browser.get_with("/.portvakt/enrol", &[("sec-fetch-dest", "iframe")]);
+    assert!(csp(&framed).contains("frame-ancestors 'none'"));
+    assert_eq!(framed.headers["x-frame-options"].to_str().unwrap(), "DENY");
+}
+
+fn csp(page: &super::harness::Page) -> &str {
+    page.headers["content-security-policy"].to_str().unwrap()
 }

@@ -14,6 +14,23 @@ pub use i18n::{event_label, texts, ErrorKind, Lang, Texts};
 /// The path prefix reserved for the gateway on every app host.
 pub const STYLESHEET: &str = include_str!("assets/portvakt.css");
 
+/// The overlay script (`login.overlay`), served from the gateway's own path.
+pub const OVERLAY_SCRIPT: &str = include_str!("assets/overlay.js");
+
+/// The tag that adds the overlay script to an app's page: same-origin, checked by
+/// its hash (Subresource Integrity), so the page runs exactly this script.
+pub fn overlay_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use sha2::Digest;
+        let hash = data_encoding::BASE64.encode(&sha2::Sha384::digest(OVERLAY_SCRIPT.as_bytes()));
+        format!(
+            "<script src=\"{}\" integrity=\"sha384-{hash}\" defer></script>",
+            super::route::Route::OverlayScript.path()
+        )
+    })
+}
+
 /// A response the gateway writes itself.
 pub struct Page {
     pub status: StatusCode,
@@ -656,14 +673,24 @@ pub fn qr_svg(data: &str) -> String {
 }
 
 /// Headers on every response the gateway writes itself (DESIGN.md, "Sessions").
-pub fn security_headers(tls: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
-    let always = [
+/// `framable`: shown in the overlay, framed by the app's own pages on the same
+/// origin, and by nothing else.
+pub fn security_headers(tls: bool, framable: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let (csp, frame_options) = if framable {
         (
-            "content-security-policy",
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'self'; base-uri 'none'",
+            "SAMEORIGIN",
+        )
+    } else {
+        (
             "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
+            "DENY",
+        )
+    };
+    let always = [
+        ("content-security-policy", csp),
         ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
+        ("x-frame-options", frame_options),
         // Not `no-referrer`: under it browsers send `Origin: null` with the pages'
         // own form posts, and the gateway checks that Origin to refuse cross-site
         // posts. `same-origin` still tells other sites nothing.
