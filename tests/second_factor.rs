@@ -7,6 +7,8 @@
 
 #[path = "second_factor/basic.rs"]
 mod basic;
+#[path = "second_factor/chromium.rs"]
+mod chromium;
 mod harness;
 #[path = "second_factor/interception.rs"]
 mod interception;
@@ -525,20 +527,9 @@ async fn sign_in_on_the_apps_form(browser: &fantoccini::Client) -> Result<(), fa
 /// refresh them; they are always written under the test's target folder too.
 #[test]
 fn a_browser_enrols_verifies_and_reaches_the_app() {
-    use fantoccini::{ClientBuilder, Locator};
+    use fantoccini::Locator;
 
-    let chromedriver = std::path::Path::new("/usr/bin/chromedriver");
-    for (path, package) in [
-        (chromedriver, "chromium-driver"),
-        (std::path::Path::new("/usr/bin/chromium"), "chromium"),
-    ] {
-        assert!(
-            path.exists(),
-            "the browser test needs {} (Debian's {package}), which is not installed. scripts/test installs it \
-             when run as root; or run `sudo apt-get install -y chromium chromium-driver`",
-            path.display()
-        );
-    }
+    let chromium = chromium::Chromium::start();
     let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
     let gateway = Gateway::start(&format!(
         "admins: {{ users: [alice] }}\napps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
@@ -551,48 +542,12 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
     enrol(&mut bob);
     press_continue(&mut bob);
     assert_eq!(bob.get("/whoami").status, 200);
-    let mut driver = std::process::Command::new(chromedriver)
-        .arg("--port=0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let profile = tempfile::tempdir().unwrap();
-    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let extra_shots = std::env::var_os("PORTVAKT_SCREENSHOTS").map(std::path::PathBuf::from);
+    let shots = chromium::Screenshots::new();
+    let shoot = |name: &str, png: Vec<u8>| shots.save(name, &png);
     let base = format!("http://localhost:{}", gateway.port);
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let result = runtime.block_on(async {
-        // chromedriver takes the port the system gives it and does not say which.
-        let driver_port = harness::listening_port_of(driver.id(), std::time::Duration::from_secs(20));
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--no-first-run", "--window-size=820,1100", "--lang=en-GB",
-                         format!("--user-data-dir={}", profile.path().display())],
-            }),
-        );
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        let browser = ClientBuilder::new(connector)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{driver_port}"))
-            .await
-            .expect("a WebDriver session");
-        let shoot = |name: &'static str, png: Vec<u8>| {
-            std::fs::write(shots.join(name), &png).unwrap();
-            if let Some(dir) = &extra_shots {
-                std::fs::write(dir.join(name), &png).unwrap();
-            }
-        };
+    let result = chromium::runtime().block_on(async {
+        let browser = chromium.connect().await;
         let journey = async {
             // A protected page sends the browser to the app's own login form.
             browser.goto(&format!("{base}/")).await?;
@@ -695,8 +650,7 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
         let _ = browser.close().await;
         outcome
     });
-    let _ = driver.kill();
-    let _ = driver.wait();
+    drop(chromium);
     result.expect("the browser journey");
     assert_eq!(bob.get("/whoami").status, 303, "the reset ended bob's session");
     let mut bob_again = Browser::new(&gateway, "localhost");

@@ -269,3 +269,112 @@ fn without_the_overlay_pages_are_untouched_and_challenges_never_framed() {
 fn csp(page: &super::harness::Page) -> &str {
     page.headers["content-security-policy"].to_str().unwrap()
 }
+
+/// The whole single-page journey in a real browser: the password typed into the
+/// app's own dialog, the code into the gateway's overlay, and the app signed in
+/// by its own script, which never held the token before the factor was passed.
+#[test]
+fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
+    use super::chromium::{runtime, Chromium, Screenshots};
+    use fantoccini::Locator;
+
+    let chromium = Chromium::start();
+    let app = LegacyApp::start_with(
+        &["alice:wonderland"],
+        Quirks {
+            api_login: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = Gateway::start(&format!(
+        "apps:\n  reports:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /api/login\n      username_field: username\n      page: /app\n\
+         \x20     success: {{ status: [200] }}\n      session_cookie: sessionid\n      overlay: true\n",
+        app.url()
+    ));
+    let base = format!("http://localhost:{}", gateway.port);
+    let shots = Screenshots::new();
+    const FRAME: &str = "document.querySelector('[data-portvakt-overlay] iframe')";
+    const STATUS: &str = "return document.getElementById('status').textContent";
+
+    let result = runtime().block_on(async {
+        let browser = chromium.connect().await;
+        // Waits (up to 15 s) for a script to return something other than null.
+        let until = |script: String| {
+            let browser = browser.clone();
+            async move {
+                for _ in 0..150 {
+                    let value = browser.execute(&script, Vec::new()).await?;
+                    if !value.is_null() {
+                        return Ok::<_, fantoccini::error::CmdError>(value);
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                panic!("waited in vain for {script}: {}", browser.source().await?);
+            }
+        };
+        let journey = async {
+            browser.goto(&format!("{base}/app")).await?;
+            browser.find(Locator::Css("input[name=username]")).await?.send_keys("alice").await?;
+            browser.find(Locator::Css("input[name=password]")).await?.send_keys("wonderland").await?;
+            browser.find(Locator::Css("#sign-in button")).await?.click().await?;
+
+            // The gateway's enrolment page, in a frame over the app.
+            let key = until(format!(
+                "return {FRAME}?.contentDocument?.querySelector('code.secret')?.textContent ?? null"
+            ))
+            .await?;
+            let token = browser.execute("return localStorage.getItem('token')", Vec::new()).await?;
+            assert!(token.is_null(), "no token before the factor: {token}");
+            let status = browser.execute(STATUS, Vec::new()).await?;
+            assert_eq!(status, "Not signed in.");
+            shots.save("spa-overlay.png", &browser.screenshot().await?);
+
+            let key = key.as_str().unwrap().replace(' ', "");
+            let secret = portvakt::factors::totp::TotpSecret::from_bytes(zeroize::Zeroizing::new(
+                data_encoding::BASE32_NOPAD.decode(key.as_bytes()).unwrap(),
+            ));
+            let code = super::code(&secret, 0);
+            browser
+                .execute(
+                    &format!(
+                        "const d = {FRAME}.contentDocument; d.getElementById('code').value = arguments[0];\
+                         d.getElementById('code').form.querySelector('button[type=submit]').click();"
+                    ),
+                    vec![serde_json::json!(code)],
+                )
+                .await?;
+            // Its recovery codes, then Continue: the overlay closes by itself.
+            until(format!(
+                "return {FRAME}?.contentDocument?.querySelector(\"form[action='/.portvakt/continue'] button\") ? true : null"
+            ))
+            .await?;
+            browser
+                .execute(
+                    &format!(
+                        "{FRAME}.contentDocument.querySelector(\"form[action='/.portvakt/continue'] button\").click()"
+                    ),
+                    Vec::new(),
+                )
+                .await?;
+            until(
+                "const s = document.getElementById('status').textContent; \
+                 return s.startsWith('Signed in') ? s : null"
+                    .to_owned(),
+            )
+            .await?;
+            assert_eq!(browser.execute(STATUS, Vec::new()).await?, "Signed in as alice.");
+            let overlay = browser.find_all(Locator::Css("[data-portvakt-overlay]")).await?;
+            assert!(overlay.is_empty(), "the overlay is gone");
+            let token = browser.execute("return localStorage.getItem('token')", Vec::new()).await?;
+            assert!(token.as_str().is_some_and(|t| !t.is_empty()), "the app kept its token");
+            shots.save("spa-signed-in.png", &browser.screenshot().await?);
+            Ok::<(), fantoccini::error::CmdError>(())
+        };
+        let outcome = journey.await;
+        let _ = browser.close().await;
+        outcome
+    });
+    drop(chromium);
+    result.expect("the single-page journey");
+}

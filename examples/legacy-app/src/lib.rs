@@ -85,7 +85,9 @@ pub struct Quirks {
     /// `?u=NAME&p=PASSWORD` on any GET signs in.
     pub query_login: bool,
     /// A second login endpoint, `POST /api/login` (JSON or a form), answered 200
-    /// with a JSON body and the session cookie.
+    /// with a JSON body and the session cookie; and `/app`, a single-page app whose
+    /// script signs in there with `fetch`, keeps the token from the body in
+    /// `localStorage` and sends it as `Authorization: Bearer` to `/api/me`.
     pub api_login: bool,
     /// HTTP Basic, as admin consoles and appliances do: every page but `/healthz`
     /// asks for `Authorization: Basic` (401 with `WWW-Authenticate`); the first
@@ -141,7 +143,9 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
     };
     let mut router = Router::new();
     if quirks.api_login {
-        router = router.route("/api/login", post(api_login));
+        router = router
+            .route("/api/login", post(api_login))
+            .route("/app", get(single_page_app));
     }
     if quirks.front_controller {
         router = router.route("/index.php", get(front_controller).post(front_controller));
@@ -191,8 +195,13 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 impl AppState {
+    /// The session's user, by its cookie or its token (`Authorization: Bearer`).
     fn user(&self, headers: &HeaderMap) -> Option<String> {
-        let id = cookie(headers, "sessionid")?;
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let id = bearer.or_else(|| cookie(headers, "sessionid"))?;
         self.sessions.lock().ok()?.get(id).cloned()
     }
 }
@@ -420,6 +429,43 @@ async fn api_login(State(state): State<AppState>, headers: HeaderMap, body: Byte
         }
         None => json(StatusCode::UNAUTHORIZED, serde_json::json!({ "ok": false })),
     }
+}
+
+/// A single-page app: a dialog whose script signs in with `fetch`, keeps the token
+/// the answer carries and shows who `/api/me` says it belongs to.
+async fn single_page_app() -> Html<&'static str> {
+    Html(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Reports · Legacy Intranet</title></head>
+<body style="font-family: sans-serif; max-width: 40rem; margin: 2rem auto">
+<h1>Reports</h1>
+<form id="sign-in">
+  <p><label>User name <input name="username" autocomplete="username"></label></p>
+  <p><label>Password <input name="password" type="password" autocomplete="current-password"></label></p>
+  <p><button type="submit">Sign in</button></p>
+</form>
+<p id="status">Not signed in.</p>
+<script>
+const status = document.getElementById("status");
+async function whoAmI() {
+  const answer = await fetch("/api/me", { headers: { Authorization: "Bearer " + localStorage.getItem("token") } });
+  status.textContent = answer.ok ? "Signed in as " + (await answer.json()).user + "." : "Not signed in.";
+}
+document.getElementById("sign-in").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const answer = await fetch("/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
+  });
+  if (!answer.ok) { status.textContent = "Sign-in failed (" + answer.status + ")."; return; }
+  localStorage.setItem("token", (await answer.json()).token);
+  await whoAmI();
+});
+if (localStorage.getItem("token")) whoAmI();
+</script>
+</body></html>"#,
+    )
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {

@@ -62,17 +62,20 @@
       document.addEventListener("securitypolicyviolation", blocked);
       close.addEventListener("click", () => finish(false));
       frame.addEventListener("load", () => {
-        let path;
+        let at;
         try {
-          path = frame.contentWindow.location.pathname;
+          at = frame.contentWindow.location;
         } catch (_) {
           return; // not same-origin: nothing of ours
         }
+        // The frame's first, empty document (about:blank) is not a step.
+        if (at.origin !== window.location.origin) return;
+        const path = at.pathname;
         if (path === SIGNED_IN) {
           finish(true);
         } else if (!path.startsWith(PREFIX)) {
           // A link of the challenge led back into the app: go there for real.
-          window.location.assign(frame.contentWindow.location.href);
+          window.location.assign(at.href);
         }
       });
       shade.append(frame, close);
