@@ -452,7 +452,6 @@ pub fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SqliteStore;
 
     fn login(now: SystemTime) -> Challenge {
         Challenge::new(
@@ -468,11 +467,7 @@ mod tests {
 
     /// Challenges on a real store and key file, as the gateway has them.
     fn challenges(dir: &tempfile::TempDir) -> Challenges {
-        let store = Arc::new(SqliteStore::open_in(dir.path()).unwrap());
-        let key_file = dir.path().join("portvakt.key");
-        crate::keys::Keys::generate(&key_file).unwrap();
-        let keys = Arc::new(crate::keys::Keys::load(&key_file).unwrap());
-        Challenges::new(TransientState::new(store, keys), Duration::from_secs(300))
+        Challenges::new(TransientState::on_a_real_store(dir), Duration::from_secs(300))
     }
 
     fn made() -> SystemTime {

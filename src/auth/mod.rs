@@ -11,6 +11,7 @@ pub mod notify;
 mod services;
 mod session_cache;
 pub mod sessions;
+pub mod tokens;
 pub mod transient;
 
 pub use audit::AuditKind;

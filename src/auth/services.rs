@@ -28,6 +28,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
     pub challenges: Challenges,
+    /// Bearer tokens of `login.token` apps and the sessions they belong to.
+    pub tokens: super::tokens::TokenBindings,
     /// Short-lived state every gateway sees (pending addresses here).
     transient: TransientState,
     pub keys: Arc<Keys>,
@@ -113,6 +115,7 @@ impl Services {
             mailer,
             sessions,
             challenges: Challenges::new(transient.clone(), config.session.login_timeout),
+            tokens: super::tokens::TokenBindings::new(transient.clone(), config.session.absolute_timeout),
             transient,
             signer,
             keys,

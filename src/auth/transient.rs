@@ -33,6 +33,15 @@ impl TransientState {
         TransientState { store, keys }
     }
 
+    /// On a SQLite file and a key file in `dir`, as a gateway has them.
+    #[cfg(test)]
+    pub fn on_a_real_store(dir: &tempfile::TempDir) -> TransientState {
+        let store = Arc::new(crate::store::SqliteStore::open_in(dir.path()).unwrap());
+        let key_file = dir.path().join("portvakt.key");
+        Keys::generate(&key_file).unwrap();
+        TransientState::new(store, Arc::new(Keys::load(&key_file).unwrap()))
+    }
+
     /// Stores `value` under `id`. It is sealed before this returns (so the caller
     /// may hold a lock on it only that long); the future writes it.
     pub fn put<T: Serialize>(

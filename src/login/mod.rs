@@ -7,10 +7,12 @@
 //! - [`set_cookie`]: which cookies an app's answer sets, and whether each is set
 //!   with a live value or deleted, as a browser will read it.
 //! - [`basic`]: who an HTTP Basic `Authorization` header names.
+//! - [`bearer`]: the token of a `Bearer` `Authorization` header.
 //! - [`conditions`]: the query conditions that narrow "the login request" on apps
 //!   where one script serves every page.
 
 pub mod basic;
+pub mod bearer;
 pub mod conditions;
 pub mod credentials;
 pub mod set_cookie;

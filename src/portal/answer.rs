@@ -145,6 +145,8 @@ pub enum Label {
     SignInElsewhere,
     SignedOutEverywhere,
     StepUpPassed,
+    /// A bearer token released with another gateway session.
+    TokenRefused,
     UnknownHost,
 }
 
@@ -184,6 +186,7 @@ impl Label {
             Label::SignInElsewhere => "sign_in_elsewhere",
             Label::SignedOutEverywhere => "signed_out_everywhere",
             Label::StepUpPassed => "step_up_passed",
+            Label::TokenRefused => "token_refused",
             Label::UnknownHost => "unknown_host",
         }
     }

@@ -15,8 +15,10 @@ use super::login::RequestCapture;
 use super::target;
 use crate::auth::challenge::Purpose;
 use crate::auth::cookies;
+use crate::auth::tokens::{token_in, TokenCheck};
 use crate::config::model::GATEWAY_LOGIN_PAGE;
 use crate::config::Config;
+use crate::login::bearer::bearer_token;
 use crate::policy::{self, NormalisedPath, Outcome, RequestFacts};
 use crate::portal::answer::{Answer, Label};
 use crate::portal::return_path::safe_return_path;
@@ -109,7 +111,7 @@ impl Gateway {
                 // app's withheld answer, if this browser has one waiting; else the
                 // login goes to the app like any other.
                 if asks_release {
-                    if let Some(answer) = self.released_answer(ctx).await? {
+                    if let Some(answer) = self.released_answer(ctx, login.token.as_deref()).await? {
                         return Err(Stop::Answer(answer));
                     }
                 }
@@ -151,6 +153,10 @@ impl Gateway {
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
+        }
+
+        if app.app_form().is_some_and(|login| login.token.is_some()) {
+            self.check_token(session, ctx).await?;
         }
 
         // A Basic app: the credentials name the user of every request, and a
@@ -305,14 +311,78 @@ impl Gateway {
     }
 
     /// The script login's answer waiting for this browser's session, taken out.
-    async fn released_answer(&self, ctx: &mut RequestCtx) -> Result<Option<Answer>, Stop> {
-        let (Some(_), Some(cookie)) = (&ctx.session, &ctx.session_cookie) else {
+    /// Its token (at `token`, for `login.token`) goes with that session from now on.
+    async fn released_answer(
+        &self,
+        ctx: &mut RequestCtx,
+        token: Option<&str>,
+    ) -> Result<Option<Answer>, Stop> {
+        let (Some(session), Some(cookie)) = (&ctx.session, &ctx.session_cookie) else {
             return Ok(None);
         };
-        match self.auth.challenges.take_release(cookie, SystemTime::now()).await {
-            Ok(released) => Ok(released.map(|withheld| Answer::released(withheld, Label::Released))),
+        let now = SystemTime::now();
+        let unavailable = |e: crate::store::StoreError| -> Stop {
+            tracing::error!(error = %e, "could not release a login answer");
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into()
+        };
+        let Some(withheld) = self
+            .auth
+            .challenges
+            .take_release(cookie, now)
+            .await
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        if let Some(token) = token.and_then(|pointer| token_in(&withheld.body, pointer)) {
+            self.auth
+                .tokens
+                .bind(&token, session.id_hash, now)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(Some(Answer::released(withheld, Label::Released)))
+    }
+
+    /// On a `login.token` app, a bearer token the gateway released with another
+    /// session (or with one, to a request that has none) is refused.
+    async fn check_token(&self, session: &Session, ctx: &RequestCtx) -> Result<(), Stop> {
+        let mut values = session
+            .req_header()
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return match session
+                .req_header()
+                .headers
+                .contains_key(http::header::AUTHORIZATION)
+            {
+                true => Err(Refusal::bad_request("more than one Authorization header").into()),
+                false => Ok(()),
+            };
+        };
+        let token = match bearer_token(value.as_bytes()) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Ok(()),
+            Err(_) => {
+                return Err(Refusal::bad_request("a bearer token that cannot be read one way only").into())
+            }
+        };
+        let id = ctx.session.as_ref().map(|s| s.id_hash);
+        match self.auth.tokens.check(token, id, SystemTime::now()).await {
+            Ok(TokenCheck::NotYours) => {
+                tracing::warn!("a bearer token released with another gateway session; refused");
+                Err(Refusal::new(
+                    StatusCode::UNAUTHORIZED,
+                    ErrorKind::SignInRequired,
+                    Label::TokenRefused,
+                )
+                .into())
+            }
+            Ok(TokenCheck::Yours | TokenCheck::Unknown) => Ok(()),
             Err(e) => {
-                tracing::error!(error = %e, "could not look up a released login answer");
+                tracing::error!(error = %e, "could not look up a bearer token's session");
                 Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into())
             }
         }

@@ -109,6 +109,8 @@ pub struct RequestCtx {
     /// The page may get the overlay script (`login.overlay`); `adding` once its
     /// answer is one the script is added to.
     pub(super) overlay: Overlay,
+    /// A login answer whose token is bound to its session before it goes out.
+    pub(super) token_watch: Option<withhold::TokenWatch>,
     pub(super) upstream_started: Option<Instant>,
     /// The origin-form target to send upstream, built from the normalised path.
     pub(super) upstream_uri: Option<http::Uri>,
@@ -177,6 +179,7 @@ impl ProxyHttp for Gateway {
             watched: false,
             swallow: None,
             overlay: Overlay::No,
+            token_watch: None,
             upstream_started: None,
             upstream_uri: None,
             reference: Reference(rand::random()),
@@ -354,6 +357,8 @@ impl ProxyHttp for Gateway {
         if let Some(swallow) = &mut ctx.swallow {
             let chunk = body.take().unwrap_or_default();
             *body = withhold::swallow(swallow, &chunk, end_of_stream);
+        } else if ctx.token_watch.is_some() {
+            withhold::watch_token(&mut ctx.token_watch, &self.auth.tokens, body, end_of_stream);
         } else if ctx.overlay == Overlay::Adding {
             overlay::append(body, end_of_stream);
         }

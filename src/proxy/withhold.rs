@@ -33,6 +33,7 @@ use super::confirm;
 use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, RequestCapture};
 use crate::auth::challenge::{random_token, Challenges, Purpose, Withheld};
+use crate::auth::tokens::{token_in, TokenBindings};
 use crate::auth::{cookies, Attempt, AuditKind};
 use crate::config::model::LoginInterception;
 use crate::config::{App, Config};
@@ -315,11 +316,12 @@ impl Gateway {
         // The browser passed this user's second factor already (a single-page app
         // signing in again after its own session ended, or after the challenge its
         // login call was sent to): the app's answer passes, the session stays.
-        if ctx
+        if let Some(session) = ctx
             .session
             .as_ref()
-            .is_some_and(|s| s.user == user && s.second_factor_at.is_some())
+            .filter(|s| s.user == user && s.second_factor_at.is_some())
         {
+            ctx.token_watch = TokenWatch::for_login(login, session.id_hash);
             ctx.label = Some(Label::LoginSignedIn);
             return Ok(());
         }
@@ -344,6 +346,7 @@ impl Gateway {
                         http::header::SET_COOKIE,
                         cookies::set_session(&issued.cookie_value, ctx.secure),
                     )?;
+                    ctx.token_watch = TokenWatch::for_login(login, issued.record.id_hash);
                     ctx.label = Some(Label::LoginPasswordOnly);
                     return Ok(());
                 }
@@ -370,6 +373,7 @@ impl Gateway {
                 http::header::SET_COOKIE,
                 cookies::set_session(&issued.cookie_value, ctx.secure),
             )?;
+            ctx.token_watch = TokenWatch::for_login(login, issued.record.id_hash);
             ctx.label = Some(Label::LoginRemembered);
             return Ok(());
         }
@@ -600,6 +604,58 @@ impl Swallow {
             Swallow::Discard | Swallow::Replace(_) => None,
         }
     }
+}
+
+/// A login answer that passes to the browser with a gateway session, on an app
+/// whose token it carries (`login.token`): held whole (up to a limit) so that its
+/// token is bound to the session before the browser can use it.
+pub struct TokenWatch {
+    pointer: String,
+    session: [u8; 32],
+    body: Vec<u8>,
+}
+
+/// A login answer larger than this goes out as it comes, and its token unbound.
+const TOKEN_ANSWER_LIMIT: usize = 256 * 1024;
+
+impl TokenWatch {
+    fn for_login(login: &LoginInterception, session: [u8; 32]) -> Option<TokenWatch> {
+        let pointer = login.token.clone()?;
+        Some(TokenWatch {
+            pointer,
+            session,
+            body: Vec::new(),
+        })
+    }
+}
+
+/// Holds the chunks of a watched answer; binds its token and lets it all go at
+/// its end. `None` once there is nothing more to watch.
+pub(super) fn watch_token(
+    watch: &mut Option<TokenWatch>,
+    tokens: &TokenBindings,
+    body: &mut Option<bytes::Bytes>,
+    end_of_stream: bool,
+) {
+    let Some(held) = watch else { return };
+    if let Some(chunk) = body.take() {
+        held.body.extend_from_slice(&chunk);
+    }
+    if held.body.len() > TOKEN_ANSWER_LIMIT {
+        tracing::warn!("a login answer too long to read its token; passed on with the token unbound");
+    } else if !end_of_stream {
+        return;
+    } else if let Some(token) = token_in(&held.body, &held.pointer) {
+        let stored = tokens.bind(&token, held.session, SystemTime::now());
+        tokio::spawn(async move {
+            if let Err(e) = stored.await {
+                tracing::error!(error = %e, "could not store a token's session");
+            }
+        });
+    }
+    let whole = std::mem::take(&mut held.body);
+    *body = Some(bytes::Bytes::from(whole));
+    *watch = None;
 }
 
 /// A request a page's script made (`fetch`, XMLHttpRequest), as the browser says

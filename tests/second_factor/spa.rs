@@ -378,3 +378,89 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
     drop(chromium);
     result.expect("the single-page journey");
 }
+
+/// Signs `user` in through the script login and the challenge, then takes the
+/// released answer as the overlay would: the app's token, and the secret enrolled.
+fn sign_in_for_a_token(
+    browser: &mut Browser,
+    gateway: &Gateway,
+    user: &str,
+    password: &str,
+) -> (String, portvakt::factors::totp::TotpSecret) {
+    assert_eq!(login_call_as(browser, gateway, user, password).status, 401);
+    assert_eq!(browser.get("/").location(), Some("/.portvakt/verify"));
+    let (secret, _, _) = enrol(browser);
+    press_continue(browser);
+    let released = repeat_call(browser, user, password);
+    assert_eq!(released.status, 200, "{}", released.body);
+    let json: serde_json::Value = serde_json::from_str(&released.body).unwrap();
+    (json["token"].as_str().unwrap().to_owned(), secret)
+}
+
+fn me_with(browser: &mut Browser, token: &str) -> super::harness::Page {
+    browser.get_with("/api/me", &[("authorization", &format!("Bearer {token}"))])
+}
+
+/// `login.token`: the app's bearer token is let through only with the gateway
+/// session it was released with (or the one a step-up renewed it into); bob, with
+/// his own good session, gets nothing with alice's token. A token that could be
+/// read two ways is refused.
+#[test]
+fn a_bearer_token_works_only_with_the_session_it_was_released_with() {
+    let app = LegacyApp::start_with(
+        &["alice:wonderland", "bob:builder"],
+        Quirks {
+            api_login: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /api/login\n      username_field: username\n      page: /login\n\
+         \x20     success: {{ status: [200] }}\n      session_cookie: sessionid\n      token: /token\n\
+         \x20   routes:\n      - {{ path: /api/me, policy: mfa, max_age: 1s }}\n",
+        app.url()
+    ));
+    let mut alice = Browser::new(&gateway, HOST);
+    let (token, secret) = sign_in_for_a_token(&mut alice, &gateway, "alice", "wonderland");
+    let mut bob = Browser::new(&gateway, HOST);
+    let (bobs, _) = sign_in_for_a_token(&mut bob, &gateway, "bob", "builder");
+
+    assert_eq!(me_with(&mut alice, &token).body, r#"{"user":"alice"}"#);
+    assert_eq!(me_with(&mut bob, &bobs).body, r#"{"user":"bob"}"#);
+    let stolen = me_with(&mut bob, &token);
+    assert_eq!(stolen.status, 401, "{}", stolen.body);
+    assert!(!stolen.body.contains("alice"));
+
+    // A token from a login that passes straight through is bound the same way.
+    let again = login_call(&mut alice, &gateway, "wonderland");
+    assert_eq!(again.status, 200, "{}", again.body);
+    let json: serde_json::Value = serde_json::from_str(&again.body).unwrap();
+    let second = json["token"].as_str().unwrap().to_owned();
+    assert_eq!(me_with(&mut alice, &second).body, r#"{"user":"alice"}"#);
+    assert_eq!(me_with(&mut bob, &second).status, 401);
+
+    // Read one way or refused.
+    assert_eq!(me_with(&mut bob, &format!("{token} {bobs}")).status, 400);
+    let both = bob.get_with(
+        "/api/me",
+        &[
+            ("authorization", &format!("Bearer {bobs}")),
+            ("authorization", &format!("Bearer {token}")),
+        ],
+    );
+    assert_eq!(both.status, 400, "{}", both.body);
+
+    // A step-up renews alice's session; her token goes with it.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let step_up = alice.get_with("/api/me", &[("sec-fetch-mode", "navigate")]);
+    assert_eq!(step_up.location(), Some("/.portvakt/verify"), "{}", step_up.body);
+    let csrf = alice.get("/.portvakt/verify").input("csrf").unwrap();
+    let passed = alice.post(
+        "/.portvakt/verify",
+        &[("csrf", &csrf), ("code", &super::code(&secret, 1))],
+    );
+    assert_eq!(passed.location(), Some("/api/me"), "{}", passed.body);
+    assert_eq!(me_with(&mut alice, &token).body, r#"{"user":"alice"}"#);
+    assert_eq!(me_with(&mut bob, &token).status, 401);
+}
