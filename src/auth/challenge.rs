@@ -383,14 +383,7 @@ impl Challenges {
 
     /// Stores the app's answer, once whole, for the challenge that withholds it.
     pub async fn put_answer(&self, answer: &str, withheld: &Withheld, now: SystemTime) -> StoreResult<()> {
-        self.state
-            .put(
-                TransientKind::WithheldAnswer,
-                answer,
-                &StoredAnswer::from(withheld),
-                now + self.ttl,
-                now,
-            )
+        self.keep(TransientKind::WithheldAnswer, answer, withheld, now)
             .await
     }
 
@@ -403,6 +396,11 @@ impl Challenges {
         Ok(found.and_then(|f| f.value.into_withheld()))
     }
 
+    /// Takes the withheld answer out: it is released once.
+    pub async fn take_answer(&self, answer: &str, now: SystemTime) -> StoreResult<Option<Withheld>> {
+        self.take_kept(TransientKind::WithheldAnswer, answer, now).await
+    }
+
     /// Keeps a passed script login's answer for the browser holding the session
     /// `session_cookie` (the value it was just handed): that browser's repeat of
     /// the login call receives it, once.
@@ -412,32 +410,33 @@ impl Challenges {
         withheld: &Withheld,
         now: SystemTime,
     ) -> StoreResult<()> {
-        self.state
-            .put(
-                TransientKind::Release,
-                session_cookie,
-                &StoredAnswer::from(withheld),
-                now + self.ttl,
-                now,
-            )
+        self.keep(TransientKind::Release, session_cookie, withheld, now)
             .await
     }
 
     /// Takes out the answer waiting for the browser holding `session_cookie`.
     pub async fn take_release(&self, session_cookie: &str, now: SystemTime) -> StoreResult<Option<Withheld>> {
-        let taken = self
-            .state
-            .take::<StoredAnswer>(TransientKind::Release, session_cookie, now)
-            .await?;
-        Ok(taken.and_then(StoredAnswer::into_withheld))
+        self.take_kept(TransientKind::Release, session_cookie, now).await
     }
 
-    /// Takes the withheld answer out: it is released once.
-    pub async fn take_answer(&self, answer: &str, now: SystemTime) -> StoreResult<Option<Withheld>> {
-        let taken = self
-            .state
-            .take::<StoredAnswer>(TransientKind::WithheldAnswer, answer, now)
-            .await?;
+    async fn keep(
+        &self,
+        kind: TransientKind,
+        id: &str,
+        withheld: &Withheld,
+        now: SystemTime,
+    ) -> StoreResult<()> {
+        let stored = StoredAnswer::from(withheld);
+        self.state.put(kind, id, &stored, now + self.ttl, now).await
+    }
+
+    async fn take_kept(
+        &self,
+        kind: TransientKind,
+        id: &str,
+        now: SystemTime,
+    ) -> StoreResult<Option<Withheld>> {
+        let taken = self.state.take::<StoredAnswer>(kind, id, now).await?;
         Ok(taken.and_then(StoredAnswer::into_withheld))
     }
 }
