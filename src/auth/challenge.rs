@@ -43,6 +43,14 @@ pub struct Withheld {
 }
 
 impl Withheld {
+    /// The values of its Set-Cookie headers.
+    pub fn set_cookies(&self) -> impl Iterator<Item = &[u8]> {
+        self.headers
+            .iter()
+            .filter(|(name, _)| name == http::header::SET_COOKIE)
+            .map(|(_, value)| value.as_bytes())
+    }
+
     pub fn append(&mut self, chunk: &[u8]) {
         if self.body.len() + chunk.len() > MAX_WITHHELD_BODY {
             self.overflowed = true;

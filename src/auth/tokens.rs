@@ -1,6 +1,7 @@
-//! Bearer tokens an app's login hands out (`login.token`), bound to the gateway
-//! session they were released with: a token copied to another browser, or used
-//! beside another user's session, is refused.
+//! What an app's login hands out that works as the user's session there (with
+//! `login.token`: the bearer token and the session cookies' values), bound to the
+//! gateway session it was released with: copied to another browser, or used
+//! beside another user's session, it is refused.
 //!
 //! A binding is written to this gateway's memory at once (the token may be used
 //! the moment the answer arrives) and to the store for the others. A session
@@ -135,16 +136,6 @@ fn successor_key(session: [u8; 32]) -> String {
     format!("after:{}", HEXLOWER.encode(&session))
 }
 
-/// The string at `pointer` (RFC 6901) in a JSON body, if it is one.
-pub fn token_in(body: &[u8], pointer: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value
-        .pointer(pointer)?
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(str::to_owned)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,16 +175,5 @@ mod tests {
             elsewhere.check("t", Some(other), now).await.unwrap(),
             TokenCheck::NotYours
         );
-    }
-
-    #[test]
-    fn the_token_is_read_where_the_pointer_says_and_only_as_text() {
-        assert_eq!(
-            token_in(br#"{"data":{"token":"abc"}}"#, "/data/token").as_deref(),
-            Some("abc")
-        );
-        assert_eq!(token_in(br#"{"token":7}"#, "/token"), None);
-        assert_eq!(token_in(br#"{"token":""}"#, "/token"), None);
-        assert_eq!(token_in(b"not json", "/token"), None);
     }
 }

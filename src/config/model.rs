@@ -416,6 +416,37 @@ pub struct LoginInterception {
     pub token: Option<String>,
 }
 
+impl LoginInterception {
+    /// What a login answer hands the browser that works as the user's session at
+    /// the app, for `login.token`: the token at its pointer in the (JSON) body, and
+    /// the values of the session cookies it sets live.
+    pub fn credentials_in<'h>(
+        &self,
+        set_cookies: impl IntoIterator<Item = &'h [u8]>,
+        body: &[u8],
+        now: std::time::SystemTime,
+    ) -> Vec<String> {
+        let Some(pointer) = &self.token else {
+            return Vec::new();
+        };
+        let token = json_token(body, pointer);
+        let cookies = self
+            .session_cookies
+            .named(set_cookies, now)
+            .into_iter()
+            .filter(|c| c.live && !c.value.is_empty())
+            .map(|c| c.value);
+        token.into_iter().chain(cookies).collect()
+    }
+}
+
+/// The text at `pointer` (RFC 6901) in a JSON body, if there is any.
+pub fn json_token(body: &[u8], pointer: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let token = value.pointer(pointer)?.as_str()?;
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
 /// `login.confirm`: the gateway fetches `path` from the app with the cookies of the
 /// withheld answer, reads who is signed in, and discards a login that names
 /// someone else than the request did.

@@ -1089,21 +1089,21 @@ async fn complete(
         .await?;
     let session_cookie = cookies::set_session(&issued.cookie_value, req.secure);
     tracing::info!(user = %user, app = %req.app.name, method = method.as_str(), "second factor passed");
-    let token_at = req.app.app_form().and_then(|login| login.token.as_deref());
-    if let (Some(old), Some(_)) = (req.session.filter(|s| s.user == user), token_at) {
+    let token_login = req.app.app_form().filter(|login| login.token.is_some());
+    if let (Some(old), Some(_)) = (req.session.filter(|s| s.user == user), token_login) {
         // The app's tokens of the session this one renews go with it.
         auth.tokens
             .succeed(old.id_hash, issued.record.id_hash, req.now)
             .await?;
     }
-    let released_token = match (&purpose, &withheld, token_at) {
-        (Purpose::Login { .. }, Some(withheld), Some(pointer)) => {
-            crate::auth::tokens::token_in(&withheld.body, pointer)
+    // A form login's answer goes out now: what in it works as the user's session
+    // at the app goes with this session. (A script login's goes with its release.)
+    if let (Purpose::Login { .. }, Some(withheld), Some(login)) = (&purpose, &withheld, token_login) {
+        for credential in login.credentials_in(withheld.set_cookies(), &withheld.body, req.now) {
+            auth.tokens
+                .bind(&credential, issued.record.id_hash, req.now)
+                .await?;
         }
-        _ => None,
-    };
-    if let Some(token) = released_token {
-        auth.tokens.bind(&token, issued.record.id_hash, req.now).await?;
     }
     let answer = match (purpose, withheld) {
         (Purpose::ScriptLogin { back, .. }, Some(withheld)) => {

@@ -15,7 +15,8 @@ use super::login::RequestCapture;
 use super::target;
 use crate::auth::challenge::Purpose;
 use crate::auth::cookies;
-use crate::auth::tokens::{token_in, TokenCheck};
+use crate::auth::tokens::TokenCheck;
+use crate::config::model::LoginInterception;
 use crate::config::model::GATEWAY_LOGIN_PAGE;
 use crate::config::Config;
 use crate::login::bearer::bearer_token;
@@ -111,7 +112,7 @@ impl Gateway {
                 // app's withheld answer, if this browser has one waiting; else the
                 // login goes to the app like any other.
                 if asks_release {
-                    if let Some(answer) = self.released_answer(ctx, login.token.as_deref()).await? {
+                    if let Some(answer) = self.released_answer(ctx, login).await? {
                         return Err(Stop::Answer(answer));
                     }
                 }
@@ -133,7 +134,9 @@ impl Gateway {
                 let capture = RequestCapture::new(session.req_header(), false, body_empty, login.max_body);
                 ctx.capture = Some(capture);
             }
-            if key == login.page
+            // Exactly the page: `/login/` may be another page of the app, which
+            // the route rules must judge.
+            if path.decoded() == login.page
                 && matches!(method.as_str(), "GET" | "HEAD")
                 && login.page_query.met_by(query, extra)
             {
@@ -155,8 +158,8 @@ impl Gateway {
             }
         }
 
-        if app.app_form().is_some_and(|login| login.token.is_some()) {
-            self.check_token(session, ctx).await?;
+        if let Some(login) = app.app_form().filter(|login| login.token.is_some()) {
+            self.check_token(session, ctx, login).await?;
         }
 
         // A Basic app: the credentials name the user of every request, and a
@@ -311,11 +314,12 @@ impl Gateway {
     }
 
     /// The script login's answer waiting for this browser's session, taken out.
-    /// Its token (at `token`, for `login.token`) goes with that session from now on.
+    /// Its token and session cookies (for `login.token`) go with that session from
+    /// now on.
     async fn released_answer(
         &self,
         ctx: &mut RequestCtx,
-        token: Option<&str>,
+        login: &LoginInterception,
     ) -> Result<Option<Answer>, Stop> {
         let (Some(session), Some(cookie)) = (&ctx.session, &ctx.session_cookie) else {
             return Ok(None);
@@ -334,58 +338,77 @@ impl Gateway {
         else {
             return Ok(None);
         };
-        if let Some(token) = token.and_then(|pointer| token_in(&withheld.body, pointer)) {
+        for credential in login.credentials_in(withheld.set_cookies(), &withheld.body, now) {
             self.auth
                 .tokens
-                .bind(&token, session.id_hash, now)
+                .bind(&credential, session.id_hash, now)
                 .await
                 .map_err(unavailable)?;
         }
         Ok(Some(Answer::released(withheld, Label::Released)))
     }
 
-    /// On a `login.token` app, a bearer token the gateway released with another
-    /// session (or with one, to a request that has none) is refused.
-    async fn check_token(&self, session: &Session, ctx: &RequestCtx) -> Result<(), Stop> {
-        let mut values = session
-            .req_header()
-            .headers
-            .get_all(http::header::AUTHORIZATION)
-            .iter();
-        let (Some(value), None) = (values.next(), values.next()) else {
-            return match session
-                .req_header()
-                .headers
-                .contains_key(http::header::AUTHORIZATION)
-            {
-                true => Err(Refusal::bad_request("more than one Authorization header").into()),
-                false => Ok(()),
-            };
-        };
-        let token = match bearer_token(value.as_bytes()) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Ok(()),
-            Err(_) => {
-                return Err(Refusal::bad_request("a bearer token that cannot be read one way only").into())
-            }
-        };
-        let id = ctx.session.as_ref().map(|s| s.id_hash);
-        match self.auth.tokens.check(token, id, SystemTime::now()).await {
-            Ok(TokenCheck::NotYours) => {
-                tracing::warn!("a bearer token released with another gateway session; refused");
-                Err(Refusal::new(
-                    StatusCode::UNAUTHORIZED,
-                    ErrorKind::SignInRequired,
-                    Label::TokenRefused,
-                )
-                .into())
-            }
-            Ok(TokenCheck::Yours | TokenCheck::Unknown) => Ok(()),
-            Err(e) => {
-                tracing::error!(error = %e, "could not look up a bearer token's session");
-                Err(Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into())
+    /// On a `login.token` app, a bearer token or app session cookie the gateway
+    /// released with another session (or with one, to a request that has none) is
+    /// refused.
+    async fn check_token(
+        &self,
+        session: &Session,
+        ctx: &RequestCtx,
+        login: &LoginInterception,
+    ) -> Result<(), Stop> {
+        let headers = &session.req_header().headers;
+        let mut credentials = Vec::new();
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => match bearer_token(value.as_bytes()) {
+                Ok(Some(token)) => credentials.push(token),
+                Ok(None) => {}
+                Err(_) => {
+                    return Err(
+                        Refusal::bad_request("a bearer token that cannot be read one way only").into(),
+                    )
+                }
+            },
+            (None, _) => {}
+            (Some(_), Some(_)) => {
+                return Err(Refusal::bad_request("more than one Authorization header").into())
             }
         }
+        let cookies = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| login.session_cookies.contains(name.trim()))
+            .map(|(_, value)| value.trim().trim_matches('"'));
+        credentials.extend(cookies);
+        let id = ctx.session.as_ref().map(|s| s.id_hash);
+        let now = SystemTime::now();
+        for credential in credentials {
+            match self.auth.tokens.check(credential, id, now).await {
+                Ok(TokenCheck::NotYours) => {
+                    tracing::warn!(
+                        "an app token or session cookie released with another gateway session; refused"
+                    );
+                    let refusal = Refusal::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorKind::SignInRequired,
+                        Label::TokenRefused,
+                    );
+                    return Err(refusal.into());
+                }
+                Ok(TokenCheck::Yours | TokenCheck::Unknown) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "could not look up an app token's session");
+                    let refusal =
+                        Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error);
+                    return Err(refusal.into());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether the request's challenge cookie names a live challenge of this app.

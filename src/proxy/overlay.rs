@@ -14,10 +14,12 @@ use crate::config::App;
 use crate::portal::views::overlay_tag;
 
 /// Whether this request's page may get the overlay: a GET navigation to an app
-/// that asks for it.
+/// that asks for it, over HTTP/1.1 or later (the page grows, so its length goes
+/// chunked, which HTTP/1.0 does not have).
 pub(super) fn wanted(app: &App, request: &RequestHeader) -> bool {
     app.app_form().is_some_and(|login| login.overlay)
         && request.method == http::Method::GET
+        && request.version >= http::Version::HTTP_11
         && is_navigation(request)
 }
 

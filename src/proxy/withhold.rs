@@ -33,9 +33,9 @@ use super::confirm;
 use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, RequestCapture};
 use crate::auth::challenge::{random_token, Challenges, Purpose, Withheld};
-use crate::auth::tokens::{token_in, TokenBindings};
+use crate::auth::tokens::TokenBindings;
 use crate::auth::{cookies, Attempt, AuditKind};
-use crate::config::model::LoginInterception;
+use crate::config::model::{json_token, LoginInterception};
 use crate::config::{App, Config};
 use crate::factors::SignInMethod;
 use crate::login::{set_more_than_one_way, SetCookie, Unreadable};
@@ -321,7 +321,8 @@ impl Gateway {
             .as_ref()
             .filter(|s| s.user == user && s.second_factor_at.is_some())
         {
-            ctx.token_watch = TokenWatch::for_login(login, session.id_hash);
+            let session = session.id_hash;
+            self.bind_credentials(login, response, session, ctx).await;
             ctx.label = Some(Label::LoginSignedIn);
             return Ok(());
         }
@@ -346,7 +347,8 @@ impl Gateway {
                         http::header::SET_COOKIE,
                         cookies::set_session(&issued.cookie_value, ctx.secure),
                     )?;
-                    ctx.token_watch = TokenWatch::for_login(login, issued.record.id_hash);
+                    self.bind_credentials(login, response, issued.record.id_hash, ctx)
+                        .await;
                     ctx.label = Some(Label::LoginPasswordOnly);
                     return Ok(());
                 }
@@ -373,7 +375,8 @@ impl Gateway {
                 http::header::SET_COOKIE,
                 cookies::set_session(&issued.cookie_value, ctx.secure),
             )?;
-            ctx.token_watch = TokenWatch::for_login(login, issued.record.id_hash);
+            self.bind_credentials(login, response, issued.record.id_hash, ctx)
+                .await;
             ctx.label = Some(Label::LoginRemembered);
             return Ok(());
         }
@@ -479,6 +482,33 @@ impl Gateway {
                 None
             }
         }
+    }
+
+    /// A login answer that goes out with the gateway session `session`, on a
+    /// `login.token` app: the session cookies it sets are bound to that session now,
+    /// its token once its body is whole (`watch_token`).
+    async fn bind_credentials(
+        &self,
+        login: &LoginInterception,
+        response: &ResponseHeader,
+        session: [u8; 32],
+        ctx: &mut RequestCtx,
+    ) {
+        if login.token.is_none() {
+            return;
+        }
+        let now = SystemTime::now();
+        let set_cookies = response
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .map(http::HeaderValue::as_bytes);
+        for cookie in login.credentials_in(set_cookies, b"", now) {
+            if let Err(e) = self.auth.tokens.bind(&cookie, session, now).await {
+                tracing::error!(error = %e, "could not store an app session cookie's gateway session");
+            }
+        }
+        ctx.token_watch = TokenWatch::for_login(login, session);
     }
 
     /// Replaces the app's answer with a redirect of the gateway's; its body is thrown
@@ -645,7 +675,7 @@ pub(super) fn watch_token(
         tracing::warn!("a login answer too long to read its token; passed on with the token unbound");
     } else if !end_of_stream {
         return;
-    } else if let Some(token) = token_in(&held.body, &held.pointer) {
+    } else if let Some(token) = json_token(&held.body, &held.pointer) {
         let stored = tokens.bind(&token, held.session, SystemTime::now());
         tokio::spawn(async move {
             if let Err(e) = stored.await {

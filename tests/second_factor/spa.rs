@@ -204,6 +204,12 @@ fn the_overlay_script_is_added_to_pages_and_only_its_frame_may_show_challenges()
     let echo = browser.get_with("/whoami", &navigate);
     assert!(!echo.body.contains("accept-encoding"), "{}", echo.body);
     assert!(!echo.body.contains("overlay.js"));
+    // HTTP/1.0 has no chunked bodies: its pages keep their length, untouched.
+    let (status, old) = gateway.raw(
+        format!("GET /login HTTP/1.0\r\nHost: {HOST}\r\nSec-Fetch-Mode: navigate\r\n\r\n").as_bytes(),
+    );
+    assert_eq!(status, 200);
+    assert!(!old.contains("overlay.js") && !old.to_ascii_lowercase().contains("chunked"), "{old}");
     // The overlay's header is the gateway's: the app never sees it.
     let echo = browser.get_with("/whoami", &[("portvakt-release", "1")]);
     assert!(!echo.body.contains("portvakt-release"), "{}", echo.body);
@@ -418,7 +424,8 @@ fn a_bearer_token_works_only_with_the_session_it_was_released_with() {
         "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
          \x20   login:\n      path: /api/login\n      username_field: username\n      page: /login\n\
          \x20     success: {{ status: [200] }}\n      session_cookie: sessionid\n      token: /token\n\
-         \x20   routes:\n      - {{ path: /api/me, policy: mfa, max_age: 1s }}\n",
+         \x20   routes:\n      - {{ path: /api/me, policy: mfa, max_age: 1s }}\n\
+         \x20     - {{ path: /healthz, policy: bypass }}\n",
         app.url()
     ));
     let mut alice = Browser::new(&gateway, HOST);
@@ -431,6 +438,10 @@ fn a_bearer_token_works_only_with_the_session_it_was_released_with() {
     let stolen = me_with(&mut bob, &token);
     assert_eq!(stolen.status, 401, "{}", stolen.body);
     assert!(!stolen.body.contains("alice"));
+    // The app's session cookie is bound the same way (here it is the token too).
+    let as_cookie = bob.get_with("/api/me", &[("cookie", &format!("sessionid={token}"))]);
+    assert_eq!(as_cookie.status, 401, "{}", as_cookie.body);
+    assert!(!as_cookie.body.contains("alice"));
 
     // A token from a login that passes straight through is bound the same way.
     let again = login_call(&mut alice, &gateway, "wonderland");
@@ -463,4 +474,25 @@ fn a_bearer_token_works_only_with_the_session_it_was_released_with() {
     assert_eq!(passed.location(), Some("/api/me"), "{}", passed.body);
     assert_eq!(me_with(&mut alice, &token).body, r#"{"user":"alice"}"#);
     assert_eq!(me_with(&mut bob, &token).status, 401);
+
+    // Signed out of the gateway, her token and cookie are good for nothing more,
+    // even on a route that needs no session.
+    alice.get("/.portvakt/logout");
+    let after =
+        Browser::new(&gateway, HOST).get_with("/healthz", &[("cookie", &format!("sessionid={token}"))]);
+    assert_eq!(after.status, 401, "{}", after.body);
+}
+
+/// Only the login page itself passes without a session: `/login/` may be another
+/// page of the app, which the route rules judge.
+#[test]
+fn only_the_login_page_itself_passes_without_a_session() {
+    let app = LegacyApp::start_with(&["alice:wonderland"], Quirks::default());
+    let gateway = spa_gateway(&app);
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(browser.get("/login").status, 200);
+    for other in ["/login/", "/login//"] {
+        let page = browser.get_with(other, &[("sec-fetch-mode", "navigate")]);
+        assert_eq!((page.status, page.location()), (303, Some("/login")), "{other}");
+    }
 }
