@@ -124,6 +124,18 @@ mod tests {
             .unwrap();
         let used = sqlite.unused_recovery_codes("alice").await.unwrap()[0].id;
         sqlite.use_recovery_code("alice", used, at(3)).await.unwrap();
+        let app_password = crate::store::StoredAppPassword {
+            id: 0,
+            user: "alice".into(),
+            app: "console".into(),
+            name: "git".into(),
+            phc: "phc".into(),
+            sealed_secret: Some(vec![9; 40]),
+            created_at: at(3),
+            last_used_at: None,
+            app_refused: false,
+        };
+        sqlite.add_app_password(&app_password, 20).await.unwrap().unwrap();
         sqlite
             .charge_attempt(&[(Subject::User("bob"), LockoutPolicy::default())], at(4))
             .await

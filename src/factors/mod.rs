@@ -1,6 +1,7 @@
 //! Second factors: authenticator-app codes (TOTP), one-time recovery codes, and the
 //! lockout rule that all of them share.
 
+pub mod app_password;
 pub mod email;
 pub mod hashing;
 pub mod lockout;
@@ -17,6 +18,8 @@ pub enum SignInMethod {
     Email,
     /// A browser the user asked to be remembered in, within its lifetime.
     TrustedDevice,
+    /// An app password of a client that cannot show a page (no session).
+    AppPassword,
 }
 
 impl SignInMethod {
@@ -28,6 +31,7 @@ impl SignInMethod {
             SignInMethod::Recovery,
             SignInMethod::Email,
             SignInMethod::TrustedDevice,
+            SignInMethod::AppPassword,
         ]
         .into_iter()
         .find(|m| m.as_str() == name)
@@ -40,6 +44,7 @@ impl SignInMethod {
             SignInMethod::Recovery => "recovery",
             SignInMethod::Email => "email",
             SignInMethod::TrustedDevice => "trusted_device",
+            SignInMethod::AppPassword => "app_password",
         }
     }
 }

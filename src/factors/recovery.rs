@@ -62,10 +62,22 @@ pub fn canonical(input: &str) -> Zeroizing<String> {
 
 /// The argon2id PHC string stored for a code.
 pub fn hash(code: &RecoveryCode) -> Result<String, argon2::password_hash::Error> {
+    phc_of(canonical(code.as_str()).as_bytes())
+}
+
+/// The argon2id PHC string of a secret, with a salt of its own.
+pub(super) fn phc_of(secret: &[u8]) -> Result<String, argon2::password_hash::Error> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
-        .hash_password(canonical(code.as_str()).as_bytes(), &salt)
+        .hash_password(secret, &salt)
         .map(|h| h.to_string())
+}
+
+/// Whether `secret` is the one behind `phc`. Slow on purpose (argon2id).
+pub(super) fn verifies(secret: &[u8], phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|parsed| Argon2::default().verify_password(secret, &parsed).is_ok())
+        .unwrap_or(false)
 }
 
 /// Whether `input` is the code behind `phc`. Slow on purpose (argon2id): run it off
@@ -75,13 +87,7 @@ pub fn matches(input: &str, phc: &str) -> bool {
     if candidate.len() != SYMBOLS {
         return false;
     }
-    PasswordHash::new(phc)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(candidate.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    verifies(candidate.as_bytes(), phc)
 }
 
 #[cfg(test)]

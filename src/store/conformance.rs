@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, Subject,
-    TransientKind,
+    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store,
+    StoredAppPassword, Subject, TransientKind,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::SignInMethod;
@@ -469,6 +469,73 @@ pub async fn transient_state_is_replaced_by_version_and_taken_once(store: Arc<dy
 
 /// Runs every case of the suite against one backend: `$open` is an expression
 /// that gives a fresh, empty store and whatever keeps it alive, as a pair.
+pub async fn app_passwords_are_kept_per_user_within_limits_and_removed_by_their_owner(store: Arc<dyn Store>) {
+    let entry = |user: &str, app: &str, name: &str| StoredAppPassword {
+        id: 0,
+        user: user.to_owned(),
+        app: app.to_owned(),
+        name: name.to_owned(),
+        phc: format!("phc of {name}"),
+        sealed_secret: (app == "console").then(|| vec![7, 8]),
+        created_at: at(0),
+        last_used_at: None,
+        app_refused: false,
+    };
+    let first = store
+        .add_app_password(&entry("alice", "wiki", "Thunderbird"), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .add_app_password(&entry("alice", "wiki", "Thunderbird"), 2)
+            .await
+            .unwrap(),
+        None,
+        "one name per client of an app"
+    );
+    let second = store
+        .add_app_password(&entry("alice", "console", "Thunderbird"), 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .add_app_password(&entry("alice", "wiki", "git"), 2)
+            .await
+            .unwrap(),
+        None,
+        "at most two"
+    );
+    store
+        .add_app_password(&entry("bob", "wiki", "git"), 2)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let alices = store.app_passwords(Some("alice")).await.unwrap();
+    assert_eq!(alices.iter().map(|p| p.id).collect::<Vec<_>>(), [first, second]);
+    assert_eq!(alices[1].sealed_secret.as_deref(), Some(&[7, 8][..]));
+    assert_eq!(store.app_passwords(None).await.unwrap().len(), 3);
+
+    store.note_app_password_use(second, at(5), true).await.unwrap();
+    let used = &store.app_passwords(Some("alice")).await.unwrap()[1];
+    assert_eq!((used.last_used_at, used.app_refused), (Some(at(5)), true));
+
+    assert!(
+        !store.remove_app_password("bob", first).await.unwrap(),
+        "not bob's"
+    );
+    assert!(store.remove_app_password("alice", first).await.unwrap());
+    assert!(!store.remove_app_password("alice", first).await.unwrap());
+    store.reset_second_factor("alice").await.unwrap();
+    assert!(
+        store.app_passwords(Some("alice")).await.unwrap().is_empty(),
+        "a reset takes them"
+    );
+    assert_eq!(store.app_passwords(None).await.unwrap().len(), 1);
+}
+
 macro_rules! store_conformance {
     ($open:expr) => {
         store_conformance!(@cases $open;
@@ -485,6 +552,7 @@ macro_rules! store_conformance {
             failure_counters_are_kept_apart_and_charged_both_or_neither,
             the_audit_trail_reads_newest_first_by_subject_and_time,
             transient_state_is_replaced_by_version_and_taken_once,
+            app_passwords_are_kept_per_user_within_limits_and_removed_by_their_owner,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {

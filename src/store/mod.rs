@@ -74,6 +74,26 @@ pub struct StoredRecoveryCode {
     pub phc: String,
 }
 
+/// An app password (`factors::app_password`) as stored: never the password itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAppPassword {
+    pub id: i64,
+    pub user: String,
+    /// The one app it is good for.
+    pub app: String,
+    /// Named after the client ("Thunderbird on laptop").
+    pub name: String,
+    /// Its argon2id hash.
+    pub phc: String,
+    /// For an HTTP Basic app: the user's own password there, sealed under a key
+    /// derived from the app password.
+    pub sealed_secret: Option<Vec<u8>>,
+    pub created_at: SystemTime,
+    pub last_used_at: Option<SystemTime>,
+    /// The app refused the password sent on with it (changed since).
+    pub app_refused: bool,
+}
+
 /// A gateway session as the store keeps it. The session id itself is never stored:
 /// only its SHA-256, so a copy of the database signs nobody in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,9 +331,24 @@ pub trait Store: Send + Sync {
     /// Every user the store knows, by name.
     async fn users(&self) -> StoreResult<Vec<UserSummary>>;
 
-    /// Removes a user's devices, recovery codes and opened enrolment, and revokes
-    /// their sessions, in one transaction: the next sign-in asks them to enrol again.
+    /// Removes a user's devices, recovery codes, app passwords and opened
+    /// enrolment, and revokes their sessions, in one transaction: the next sign-in
+    /// asks them to enrol again.
     async fn reset_second_factor(&self, user: &str) -> StoreResult<()>;
+
+    /// Adds an app password (its `id` is ignored) unless its user has `at_most`
+    /// already, or one of that name for that app: the new id, or `None`.
+    async fn add_app_password(&self, entry: &StoredAppPassword, at_most: usize) -> StoreResult<Option<i64>>;
+
+    /// A user's app passwords, or every user's for `None`, oldest first.
+    async fn app_passwords(&self, user: Option<&str>) -> StoreResult<Vec<StoredAppPassword>>;
+
+    /// Notes a use of an app password: when, and whether the app refused the
+    /// password sent on with it.
+    async fn note_app_password_use(&self, id: i64, now: SystemTime, app_refused: bool) -> StoreResult<()>;
+
+    /// Removes one of the user's app passwords; every gateway hears of it.
+    async fn remove_app_password(&self, user: &str, id: i64) -> StoreResult<bool>;
 
     async fn insert_session(&self, session: &SessionRecord) -> StoreResult<()>;
 

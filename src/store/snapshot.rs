@@ -17,11 +17,12 @@ pub struct Snapshot {
     pub trusted_devices: Vec<TrustedDeviceRow>,
     pub mfa_defaults: Vec<MfaDefaultRow>,
     pub audit: Vec<AuditRow>,
+    pub app_passwords: Vec<AppPasswordRow>,
 }
 
 impl Snapshot {
     /// What it holds, table by table, for the user to compare.
-    pub fn counts(&self) -> [(&'static str, usize); 8] {
+    pub fn counts(&self) -> [(&'static str, usize); 9] {
         [
             ("users", self.users.len()),
             ("authenticator apps", self.devices.len()),
@@ -31,6 +32,7 @@ impl Snapshot {
             ("remembered browsers", self.trusted_devices.len()),
             ("app defaults", self.mfa_defaults.len()),
             ("audit events", self.audit.len()),
+            ("app passwords", self.app_passwords.len()),
         ]
     }
 }
@@ -63,6 +65,19 @@ pub struct RecoveryCodeRow {
     pub phc: String,
     pub created_at: i64,
     pub used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppPasswordRow {
+    pub id: i64,
+    pub user_name: String,
+    pub app: String,
+    pub name: String,
+    pub phc: String,
+    pub sealed_secret: Option<Vec<u8>>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    pub app_refused: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -205,11 +205,13 @@ fn the_overlay_script_is_added_to_pages_and_only_its_frame_may_show_challenges()
     assert!(!echo.body.contains("accept-encoding"), "{}", echo.body);
     assert!(!echo.body.contains("overlay.js"));
     // HTTP/1.0 has no chunked bodies: its pages keep their length, untouched.
-    let (status, old) = gateway.raw(
-        format!("GET /login HTTP/1.0\r\nHost: {HOST}\r\nSec-Fetch-Mode: navigate\r\n\r\n").as_bytes(),
-    );
+    let (status, old) = gateway
+        .raw(format!("GET /login HTTP/1.0\r\nHost: {HOST}\r\nSec-Fetch-Mode: navigate\r\n\r\n").as_bytes());
     assert_eq!(status, 200);
-    assert!(!old.contains("overlay.js") && !old.to_ascii_lowercase().contains("chunked"), "{old}");
+    assert!(
+        !old.contains("overlay.js") && !old.to_ascii_lowercase().contains("chunked"),
+        "{old}"
+    );
     // The overlay's header is the gateway's: the app never sees it.
     let echo = browser.get_with("/whoami", &[("portvakt-release", "1")]);
     assert!(!echo.body.contains("portvakt-release"), "{}", echo.body);

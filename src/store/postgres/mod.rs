@@ -30,6 +30,7 @@ use super::{StoreError, StoreResult};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_schema.sql"),
     include_str!("migrations/0002_transient.sql"),
+    include_str!("migrations/0003_app_passwords.sql"),
 ];
 
 /// Connections per gateway: enough for both cores' requests and the hashing

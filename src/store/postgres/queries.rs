@@ -13,8 +13,8 @@ use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::columns::{from_unix, step_from_db, step_to_db, stored_method, to_unix};
 use crate::store::{
     AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, Revocation, RevocationHandler,
-    SessionRecord, Store, StoreError, StoreResult, StoredRecoveryCode, Subject, TotpDevice, Transient,
-    TransientKind, UserSummary,
+    SessionRecord, Store, StoreError, StoreResult, StoredAppPassword, StoredRecoveryCode, Subject,
+    TotpDevice, Transient, TransientKind, UserSummary,
 };
 
 /// Creates the user's row if need be and locks it until the transaction ends: the
@@ -670,6 +670,8 @@ impl Store for PostgresStore {
                 .await?;
             tx.execute("DELETE FROM recovery_codes WHERE user_name = $1", &[&user])
                 .await?;
+            tx.execute("DELETE FROM app_passwords WHERE user_name = $1", &[&user])
+                .await?;
             tx.execute(
                 "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL WHERE name = $1",
                 &[&user],
@@ -682,6 +684,97 @@ impl Store for PostgresStore {
             announce(&tx, &Revocation::User(user)).await?;
             tx.commit().await?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn add_app_password(&self, entry: &StoredAppPassword, at_most: usize) -> StoreResult<Option<i64>> {
+        let e = entry.clone();
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, &e.user, e.created_at).await?;
+            let held: i64 = tx
+                .query_one("SELECT COUNT(*) FROM app_passwords WHERE user_name = $1", &[&e.user])
+                .await?
+                .get(0);
+            let taken: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM app_passwords WHERE user_name = $1 AND app = $2 AND name = $3)",
+                    &[&e.user, &e.app, &e.name],
+                )
+                .await?
+                .get(0);
+            if taken || count(held) >= at_most {
+                return Ok(None);
+            }
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO app_passwords (user_name, app, name, phc, sealed_secret, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    &[&e.user, &e.app, &e.name, &e.phc, &e.sealed_secret, &to_unix(e.created_at)],
+                )
+                .await?
+                .get(0);
+            tx.commit().await?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    async fn app_passwords(&self, user: Option<&str>) -> StoreResult<Vec<StoredAppPassword>> {
+        let user = user.map(str::to_owned);
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT id, user_name, app, name, phc, sealed_secret, created_at, last_used_at, app_refused
+                     FROM app_passwords WHERE $1::TEXT IS NULL OR user_name = $1 ORDER BY id",
+                    &[&user],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| StoredAppPassword {
+                    id: row.get(0),
+                    user: row.get(1),
+                    app: row.get(2),
+                    name: row.get(3),
+                    phc: row.get(4),
+                    sealed_secret: row.get(5),
+                    created_at: from_unix(row.get(6)),
+                    last_used_at: row.get::<_, Option<i64>>(7).map(from_unix),
+                    app_refused: row.get(8),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn note_app_password_use(&self, id: i64, now: SystemTime, app_refused: bool) -> StoreResult<()> {
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "UPDATE app_passwords SET last_used_at = $2, app_refused = $3 WHERE id = $1",
+                    &[&id, &to_unix(now), &app_refused],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_app_password(&self, user: &str, id: i64) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await?;
+            let changed = tx
+                .execute(
+                    "DELETE FROM app_passwords WHERE id = $1 AND user_name = $2",
+                    &[&id, &user],
+                )
+                .await?;
+            announce(&tx, &Revocation::User(user)).await?;
+            tx.commit().await?;
+            Ok(changed == 1)
         })
         .await
     }

@@ -30,10 +30,11 @@ const DURABLE_TABLES: &[&str] = &[
     "trusted_devices",
     "mfa_defaults",
     "audit",
+    "app_passwords",
 ];
 
 /// Tables with identity ids, whose counters must continue after the copied ids.
-const IDENTITY_TABLES: &[&str] = &["totp_devices", "recovery_codes", "audit"];
+const IDENTITY_TABLES: &[&str] = &["totp_devices", "recovery_codes", "audit", "app_passwords"];
 
 impl PostgresStore {
     /// Loads `snapshot` into this (empty) database in one transaction, reads it
@@ -72,6 +73,14 @@ impl PostgresStore {
                     "INSERT INTO recovery_codes (id, user_name, phc, created_at, used_at)
                      OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5)",
                     &[&c.id, &c.user_name, &c.phc, &c.created_at, &c.used_at],
+                )
+                .await?;
+            }
+            for p in &s.app_passwords {
+                tx.execute(
+                    "INSERT INTO app_passwords (id, user_name, app, name, phc, sealed_secret, created_at, last_used_at, app_refused)
+                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[&p.id, &p.user_name, &p.app, &p.name, &p.phc, &p.sealed_secret, &p.created_at, &p.last_used_at, &p.app_refused],
                 )
                 .await?;
             }
@@ -169,6 +178,21 @@ async fn read_snapshot(client: &impl GenericClient) -> StoreResult<Snapshot> {
                         phc: r.get(2),
                         created_at: r.get(3),
                         used_at: r.get(4),
+                    })
+                    .collect(),
+                app_passwords: q("SELECT id, user_name, app, name, phc, sealed_secret, created_at, last_used_at, app_refused FROM app_passwords ORDER BY id")
+                    .await?
+                    .iter()
+                    .map(|r| AppPasswordRow {
+                        id: r.get(0),
+                        user_name: r.get(1),
+                        app: r.get(2),
+                        name: r.get(3),
+                        phc: r.get(4),
+                        sealed_secret: r.get(5),
+                        created_at: r.get(6),
+                        last_used_at: r.get(7),
+                        app_refused: r.get(8),
                     })
                     .collect(),
                 failures: q("SELECT subject, count, last_failure, locked_until FROM failures ORDER BY subject")

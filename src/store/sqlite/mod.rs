@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_email_address.sql"),
     include_str!("migrations/0009_sessions_per_app.sql"),
     include_str!("migrations/0010_transient.sql"),
+    include_str!("migrations/0011_app_passwords.sql"),
 ];
 
 /// Read-only connections beside the writer: enough for both cores' proxy threads

@@ -11,7 +11,7 @@ use super::SqliteStore;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::{
     AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, StoreResult,
-    StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind, UserSummary,
+    StoredAppPassword, StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind, UserSummary,
 };
 
 #[async_trait]
@@ -507,6 +507,7 @@ impl Store for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute("DELETE FROM totp_devices WHERE user_name = ?1", params![user])?;
             tx.execute("DELETE FROM recovery_codes WHERE user_name = ?1", params![user])?;
+            tx.execute("DELETE FROM app_passwords WHERE user_name = ?1", params![user])?;
             tx.execute(
                 "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL WHERE name = ?1",
                 params![user],
@@ -518,6 +519,93 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM trusted_devices WHERE user_name = ?1", params![user])?;
             tx.commit()?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn add_app_password(&self, entry: &StoredAppPassword, at_most: usize) -> StoreResult<Option<i64>> {
+        let e = entry.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            ensure_user(&tx, &e.user, e.created_at)?;
+            let held: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM app_passwords WHERE user_name = ?1",
+                params![e.user],
+                |row| row.get(0),
+            )?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM app_passwords WHERE user_name = ?1 AND app = ?2 AND name = ?3)",
+                params![e.user, e.app, e.name],
+                |row| row.get(0),
+            )?;
+            if taken || usize::try_from(held).unwrap_or(usize::MAX) >= at_most {
+                return Ok(None);
+            }
+            tx.execute(
+                "INSERT INTO app_passwords (user_name, app, name, phc, sealed_secret, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    e.user,
+                    e.app,
+                    e.name,
+                    e.phc,
+                    e.sealed_secret,
+                    to_unix(e.created_at)
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Some(id))
+        })
+        .await
+    }
+
+    async fn app_passwords(&self, user: Option<&str>) -> StoreResult<Vec<StoredAppPassword>> {
+        let user = user.map(str::to_owned);
+        self.read(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT id, user_name, app, name, phc, sealed_secret, created_at, last_used_at, app_refused
+                 FROM app_passwords WHERE ?1 IS NULL OR user_name = ?1 ORDER BY id",
+            )?;
+            let found = statement
+                .query_map(params![user], |row| {
+                    Ok(StoredAppPassword {
+                        id: row.get(0)?,
+                        user: row.get(1)?,
+                        app: row.get(2)?,
+                        name: row.get(3)?,
+                        phc: row.get(4)?,
+                        sealed_secret: row.get(5)?,
+                        created_at: from_unix(row.get(6)?),
+                        last_used_at: row.get::<_, Option<i64>>(7)?.map(from_unix),
+                        app_refused: row.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn note_app_password_use(&self, id: i64, now: SystemTime, app_refused: bool) -> StoreResult<()> {
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE app_passwords SET last_used_at = ?2, app_refused = ?3 WHERE id = ?1",
+                params![id, to_unix(now), app_refused],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_app_password(&self, user: &str, id: i64) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "DELETE FROM app_passwords WHERE id = ?1 AND user_name = ?2",
+                params![id, user],
+            )?;
+            Ok(changed == 1)
         })
         .await
     }

@@ -46,6 +46,23 @@ fn read_all(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
                 })
             },
         )?,
+        app_passwords: rows(
+            &tx,
+            "SELECT id, user_name, app, name, phc, sealed_secret, created_at, last_used_at, app_refused FROM app_passwords ORDER BY id",
+            |r| {
+                Ok(AppPasswordRow {
+                    id: r.get(0)?,
+                    user_name: r.get(1)?,
+                    app: r.get(2)?,
+                    name: r.get(3)?,
+                    phc: r.get(4)?,
+                    sealed_secret: r.get(5)?,
+                    created_at: r.get(6)?,
+                    last_used_at: r.get(7)?,
+                    app_refused: r.get(8)?,
+                })
+            },
+        )?,
         recovery_codes: rows(
             &tx,
             "SELECT id, user_name, phc, created_at, used_at FROM recovery_codes ORDER BY id",
