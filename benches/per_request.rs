@@ -52,6 +52,7 @@ fn policy_with(n: usize) -> AppPolicy {
                     },
                 },
                 networks: vec![],
+                app_passwords: None,
                 origin: String::new(),
             }
         })
@@ -59,6 +60,7 @@ fn policy_with(n: usize) -> AppPolicy {
     AppPolicy {
         mfa: MfaMode::Required,
         mfa_in_force_since: None,
+        app_passwords: false,
         routes: RouteTable::build(rules, false).expect("generated rules do not conflict"),
     }
 }

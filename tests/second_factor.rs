@@ -5,6 +5,8 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "second_factor/app_passwords.rs"]
+mod app_passwords;
 #[path = "second_factor/basic.rs"]
 mod basic;
 #[path = "second_factor/chromium.rs"]

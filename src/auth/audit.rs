@@ -29,10 +29,14 @@ pub enum AuditKind {
     Reset,
     Unlocked,
     EnrolmentOpened,
+    AppPasswordCreated,
+    /// At most once an hour for each app password.
+    AppPasswordUsed,
+    AppPasswordRevoked,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 24] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
         AuditKind::LoginUnconfirmed,
@@ -57,6 +61,9 @@ impl AuditKind {
         AuditKind::Reset,
         AuditKind::Unlocked,
         AuditKind::EnrolmentOpened,
+        AuditKind::AppPasswordCreated,
+        AuditKind::AppPasswordUsed,
+        AuditKind::AppPasswordRevoked,
     ];
 
     /// The stored name (stable: trails written by older versions read the same).
@@ -86,6 +93,9 @@ impl AuditKind {
             AuditKind::Reset => "reset",
             AuditKind::Unlocked => "unlocked",
             AuditKind::EnrolmentOpened => "enrolment_opened",
+            AuditKind::AppPasswordCreated => "app_password_created",
+            AuditKind::AppPasswordUsed => "app_password_used",
+            AuditKind::AppPasswordRevoked => "app_password_revoked",
         }
     }
 

@@ -2,6 +2,7 @@
 //! second-factor challenges, the shared lockout, the audit trail, the signed
 //! identity sent upstream, and e-mail. Nothing here knows HTTP servers or Pingora.
 
+pub mod app_passwords;
 pub mod audit;
 pub mod challenge;
 pub mod cookies;

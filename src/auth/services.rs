@@ -28,6 +28,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub sessions: Sessions,
     pub challenges: Challenges,
+    /// App passwords: made, checked (and remembered a short while), removed.
+    pub app_passwords: super::app_passwords::AppPasswords,
     /// Bearer tokens of `login.token` apps and the sessions they belong to.
     pub tokens: super::tokens::TokenBindings,
     /// Short-lived state every gateway sees (pending addresses here).
@@ -111,7 +113,12 @@ impl Services {
             .context("setting up e-mail")?;
         let keys = Arc::new(keys);
         let transient = TransientState::new(store.clone(), keys.clone());
+        let hashing =
+            HashingPool::new(hashing_threads, HASHING_QUEUE).context("starting the hashing threads")?;
+        let app_passwords =
+            super::app_passwords::AppPasswords::new(store.clone(), hashing.clone(), sessions.user_changes());
         Ok(Services {
+            app_passwords,
             mailer,
             sessions,
             challenges: Challenges::new(transient.clone(), config.session.login_timeout),
@@ -120,8 +127,7 @@ impl Services {
             signer,
             keys,
             store,
-            hashing: HashingPool::new(hashing_threads, HASHING_QUEUE)
-                .context("starting the hashing threads")?,
+            hashing,
         })
     }
 

@@ -2,7 +2,7 @@
 //! against the store on every request (through a short-lived cache) so that logout
 //! and revocation take effect at once.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -36,6 +36,10 @@ pub struct Sessions {
     activity: ActivityWriter,
     cache: Arc<SessionCache>,
     channel: Arc<RevocationChannel>,
+    /// Counts the changes to users' credentials heard of, here or from another
+    /// gateway: what is cached beside sessions (app passwords) is good only for
+    /// the count it was cached at.
+    user_changes: Arc<AtomicU64>,
     jar_key: cookie::Key,
     /// The cookie key before a rotation: cookies sealed with it still open (and form
     /// tokens made with it still match) until they are renewed.
@@ -73,7 +77,12 @@ impl Sessions {
         // Down until the store says it listens (a channel that never comes up is
         // reported, not taken for one that works).
         let channel = Arc::new(RevocationChannel(AtomicU8::new(CHANNEL_DOWN)));
-        if !store.watch_revocations(forget_revoked(cache.clone(), channel.clone())) {
+        let user_changes = Arc::new(AtomicU64::new(0));
+        if !store.watch_revocations(forget_revoked(
+            cache.clone(),
+            channel.clone(),
+            user_changes.clone(),
+        )) {
             channel.0.store(CHANNEL_NOT_NEEDED, Ordering::Relaxed);
         }
         Ok(Sessions {
@@ -81,6 +90,7 @@ impl Sessions {
             store,
             cache,
             channel,
+            user_changes,
             jar_key: cookie::Key::try_from(cookie_key.as_slice())?,
             previous_jar_key: None,
         })
@@ -206,6 +216,12 @@ impl Sessions {
     /// reads them (and the user's settings) from the store again.
     pub fn refresh_user(&self, user: &str) {
         self.cache.remove_user(user);
+        self.user_changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// How many changes to users' credentials this gateway has heard of.
+    pub fn user_changes(&self) -> Arc<AtomicU64> {
+        self.user_changes.clone()
     }
 
     /// Ends every session of a user (sign out everywhere, admin reset), and forgets
@@ -213,7 +229,7 @@ impl Sessions {
     pub async fn end_all_for(&self, user: &str) -> StoreResult<usize> {
         self.store.forget_trusted_devices(user).await?;
         let count = self.store.revoke_user_sessions(user).await?;
-        self.cache.remove_user(user);
+        self.refresh_user(user);
         Ok(count)
     }
 
@@ -356,11 +372,19 @@ fn write_activity(store: &dyn Store, queued: &std::sync::mpsc::Receiver<([u8; 32
 }
 
 /// What the cache does with each revocation another gateway announces.
-fn forget_revoked(cache: Arc<SessionCache>, channel: Arc<RevocationChannel>) -> RevocationHandler {
+fn forget_revoked(
+    cache: Arc<SessionCache>,
+    channel: Arc<RevocationChannel>,
+    user_changes: Arc<AtomicU64>,
+) -> RevocationHandler {
     Arc::new(move |revocation| match revocation {
         Revocation::Session(id_hash) => cache.remove(&id_hash),
-        Revocation::User(user) => cache.remove_user(&user),
+        Revocation::User(user) => {
+            cache.remove_user(&user);
+            user_changes.fetch_add(1, Ordering::AcqRel);
+        }
         Revocation::ChannelUp => {
+            user_changes.fetch_add(1, Ordering::AcqRel);
             // Whatever was revoked while the channel was down is read again.
             cache.clear();
             if channel.0.swap(CHANNEL_UP, Ordering::Relaxed) == CHANNEL_DOWN {
@@ -373,6 +397,7 @@ fn forget_revoked(cache: Arc<SessionCache>, channel: Arc<RevocationChannel>) -> 
             // Fail closed: nothing cached is trusted while revocations may be
             // missed; each request asks the store (and gets 503 if it is down).
             cache.clear();
+            user_changes.fetch_add(1, Ordering::AcqRel);
             channel.0.store(CHANNEL_DOWN, Ordering::Relaxed);
             tracing::warn!(
                 fallback_seconds = CACHE_FOR.as_secs(),

@@ -170,6 +170,7 @@ pub struct AppFile {
     pub host_header: Option<Spanned<String>>,
     pub tls_verify: Option<bool>,
     pub case_insensitive_paths: Option<bool>,
+    pub app_passwords: Option<bool>,
     pub mfa: Option<Spanned<MfaFile>>,
     pub login: Option<LoginSpec>,
     /// Header names for the identity sent upstream, by field.
@@ -195,6 +196,7 @@ pub struct RouteFile {
     pub users: Vec<String>,
     pub groups: Vec<String>,
     pub networks: Vec<IpNet>,
+    pub app_passwords: Option<bool>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -279,6 +281,7 @@ const APP_KEYS: &[&str] = &[
     "host_header",
     "tls_verify",
     "case_insensitive_paths",
+    "app_passwords",
     "mfa",
     "login",
     "upstream_headers",
@@ -287,7 +290,15 @@ const APP_KEYS: &[&str] = &[
 const UPSTREAM_HEADER_KEYS: &[&str] = &["user", "groups", "auth_time", "method", "assertion"];
 const MFA_KEYS: &[&str] = &["users", "groups"];
 const ROUTE_KEYS: &[&str] = &[
-    "path", "match", "methods", "policy", "max_age", "users", "groups", "networks",
+    "path",
+    "match",
+    "methods",
+    "policy",
+    "max_age",
+    "users",
+    "groups",
+    "networks",
+    "app_passwords",
 ];
 
 impl FileConfig {
@@ -524,6 +535,7 @@ fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) ->
         host_header: None,
         tls_verify: None,
         case_insensitive_paths: None,
+        app_passwords: None,
         mfa: None,
         login: None,
         upstream_headers: Vec::new(),
@@ -553,6 +565,9 @@ fn decode_app(d: &mut Decoder, node: &Node, key: &str, name: Spanned<String>) ->
     }
     if let Some((n, k)) = m.get("case_insensitive_paths") {
         app.case_insensitive_paths = d.bool(n, &k);
+    }
+    if let Some((n, k)) = m.get("app_passwords") {
+        app.app_passwords = d.bool(n, &k);
     }
     if let Some((n, k)) = m.get("mfa") {
         app.mfa = decode_mfa(d, n, &k);
@@ -642,6 +657,7 @@ fn decode_route(d: &mut Decoder, node: &Node, key: &str) -> Option<RouteFile> {
         users: Vec::new(),
         groups: Vec::new(),
         networks: Vec::new(),
+        app_passwords: None,
     };
     if let Some((n, k)) = m.require(d, "path", node.at, "the path this rule covers, such as /admin") {
         route.path = d.spanned_string(n, &k);
@@ -679,6 +695,9 @@ fn decode_route(d: &mut Decoder, node: &Node, key: &str) -> Option<RouteFile> {
     }
     if let Some((n, k)) = m.get("networks") {
         route.networks = d.list(n, &k, "networks", |d, n, k| d.network(n, k));
+    }
+    if let Some((n, k)) = m.get("app_passwords") {
+        route.app_passwords = d.bool(n, &k);
     }
     m.finish(d);
     Some(route)

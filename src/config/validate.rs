@@ -350,6 +350,7 @@ fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
             mfa,
             // Set from the store's record of changes when the gateway takes the file.
             mfa_in_force_since: None,
+            app_passwords: app.app_passwords.unwrap_or(false),
             routes: routes?,
         },
     })
@@ -431,6 +432,7 @@ fn build_rule(d: &mut Decoder, route: &RouteFile, file_name: &str) -> Option<Rul
             groups: route.groups.clone(),
         },
         networks: route.networks.clone(),
+        app_passwords: route.app_passwords,
         origin: format!(
             "{file_name}:{}:{} ({})",
             route.at.line, route.at.column, route.key

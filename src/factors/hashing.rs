@@ -22,6 +22,7 @@ pub enum HashingError {
     Failed,
 }
 
+#[derive(Clone)]
 pub struct HashingPool {
     jobs: SyncSender<Job>,
 }

@@ -1,7 +1,9 @@
 //! Who an HTTP Basic `Authorization` header names (RFC 7617), read the one way an
 //! app can read it, or not at all: one header, the `Basic` scheme, standard base64
 //! with its padding, UTF-8, a user name before the first `:` that is plain text.
-//! The password is never kept.
+//! The password is handed out only to check an app password (`basic_credentials`).
+
+use zeroize::Zeroizing;
 
 use data_encoding::BASE64;
 
@@ -19,7 +21,15 @@ pub enum BasicUnreadable {
 /// The user name of the request's Basic credentials, as sent; `Ok(None)` when the
 /// request carries no `Authorization` header, or one of another scheme (a Basic
 /// app answers that with its 401).
-pub fn basic_user<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<Option<String>, BasicUnreadable> {
+pub fn basic_user<'a>(values: impl Iterator<Item = &'a [u8]>) -> Result<Option<String>, BasicUnreadable> {
+    Ok(basic_credentials(values)?.map(|(user, _)| user))
+}
+
+/// The user name and password of the request's Basic credentials, as sent (read
+/// as `basic_user` reads them).
+pub fn basic_credentials<'a>(
+    mut values: impl Iterator<Item = &'a [u8]>,
+) -> Result<Option<(String, Zeroizing<String>)>, BasicUnreadable> {
     let Some(value) = values.next() else {
         return Ok(None);
     };
@@ -43,14 +53,14 @@ pub fn basic_user<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Result<Opti
     let decoded = BASE64
         .decode(token.as_bytes())
         .map_err(|_| BasicUnreadable::Malformed)?;
-    let text = String::from_utf8(decoded).map_err(|_| BasicUnreadable::NotText)?;
-    let Some((user, _password)) = text.split_once(':') else {
+    let text = Zeroizing::new(String::from_utf8(decoded).map_err(|_| BasicUnreadable::NotText)?);
+    let Some((user, password)) = text.split_once(':') else {
         return Err(BasicUnreadable::Malformed);
     };
     if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
         return Err(BasicUnreadable::NotText);
     }
-    Ok(Some(user.to_owned()))
+    Ok(Some((user.to_owned(), Zeroizing::new(password.to_owned()))))
 }
 
 #[cfg(test)]

@@ -98,6 +98,9 @@ pub struct AppPolicy {
     /// left alone by it until they must sign in again; `None` applies it to every
     /// session at once. Route rules always apply at once.
     pub mfa_in_force_since: Option<SystemTime>,
+    /// Whether clients may use app passwords on the app (route rules may say
+    /// otherwise for their paths).
+    pub app_passwords: bool,
     pub routes: RouteTable,
 }
 
@@ -129,6 +132,26 @@ impl AppPolicy {
             return settle(requirement, DecidedBy::Rule(i), facts);
         }
         settle(Requirement::Refused, DecidedBy::NoRuleAdmits, facts)
+    }
+
+    /// Whether an app password may stand for a user anywhere on the app.
+    pub fn may_take_app_passwords(&self) -> bool {
+        self.app_passwords || self.routes.rules().iter().any(|r| r.app_passwords == Some(true))
+    }
+
+    /// Whether an app password may stand for the user on the request `decision`
+    /// was made for: the deciding rule's say, else the app's.
+    pub fn accepts_app_passwords(&self, decision: &Decision) -> bool {
+        match decision.decided_by {
+            DecidedBy::Rule(i) => self
+                .routes
+                .rules()
+                .get(i)
+                .and_then(|rule| rule.app_passwords)
+                .unwrap_or(self.app_passwords),
+            DecidedBy::AppDefault => self.app_passwords,
+            DecidedBy::NoRuleAdmits | DecidedBy::IdentityNeeded(_) => false,
+        }
     }
 
     /// Whether this user needs a second factor when signing in to the app at all
@@ -201,6 +224,7 @@ mod tests {
             policy,
             subjects: Subjects::default(),
             networks: vec![],
+            app_passwords: None,
             origin: String::new(),
         }
     }
@@ -215,6 +239,7 @@ mod tests {
         AppPolicy {
             mfa: mode,
             mfa_in_force_since: None,
+            app_passwords: false,
             routes: RouteTable::build(rules, false).expect("no conflicts"),
         }
     }
@@ -474,6 +499,7 @@ mod tests {
         let p = AppPolicy {
             mfa: MfaMode::Off,
             mfa_in_force_since: None,
+            app_passwords: false,
             routes: RouteTable::build(vec![rule("/Admin", RulePolicy::Deny)], true).expect("ok"),
         };
         let u = user("u", &[], None);

@@ -98,6 +98,8 @@ pub struct Rule {
     pub subjects: Subjects,
     /// When not empty, the rule applies only to clients in these networks.
     pub networks: Vec<IpNet>,
+    /// Whether clients may use app passwords here; `None` leaves it to the app.
+    pub app_passwords: Option<bool>,
     /// Where the rule was written, e.g. `portvakt.yaml:42:9 (apps.wiki.routes[2])`.
     pub origin: String,
 }

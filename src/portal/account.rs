@@ -105,6 +105,52 @@ async fn serve_inner(
             }
             challenge::begin_adding_device(auth, req, user, name, ACCOUNT_PAGE.path()).await
         }
+        AccountPage::AddAppPassword => {
+            if !req.app.policy.may_take_app_passwords() {
+                return Ok(back_with(req, t.app_passwords_heading, t.app_passwords_off));
+            }
+            let name = field(&form, "name").trim();
+            if !valid_device_name(name) {
+                return Ok(back_with(req, t.app_passwords_heading, t.invalid_device_name));
+            }
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            // A Basic app still needs the user's own password there: checked with
+            // the app now, then kept locked under the app password.
+            let own = field(&form, "own_password");
+            let app_secret = match req.app.basic_login() {
+                None => None,
+                Some(_) => match req.basic_check.accepts(req.app, req.host, user, own).await {
+                    Some(true) => Some(own),
+                    Some(false) => {
+                        return Ok(back_with(req, t.app_passwords_heading, t.app_password_own_wrong))
+                    }
+                    None => return Ok(back_with(req, t.app_passwords_heading, t.app_password_unchecked)),
+                },
+            };
+            let Some(made) = auth
+                .app_passwords
+                .make(user, &req.app.name, name, app_secret, req.now)
+                .await?
+            else {
+                return Ok(back_with(req, t.app_passwords_heading, t.app_password_limit));
+            };
+            challenge::note(auth, req, user, AuditKind::AppPasswordCreated, name).await;
+            tracing::info!(user = %user, app = %req.app.name, id = made.id, "app password created");
+            Ok(Answer::page(
+                views::app_password_made(req.lang, user, name, &made.password),
+                Label::Account,
+            ))
+        }
+        AccountPage::RemoveAppPassword => {
+            if let Ok(id) = field(&form, "id").parse::<i64>() {
+                if auth.app_passwords.remove(user, id).await? {
+                    challenge::note(auth, req, user, AuditKind::AppPasswordRevoked, "ok").await;
+                }
+            }
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
+        }
         AccountPage::RenameDevice => {
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
@@ -331,6 +377,32 @@ async fn find_device(auth: &Services, user: &str, id: &str) -> Result<Option<Tot
         .find(|d| d.id == id))
 }
 
+/// A user's app passwords (every user's for `None`) as the pages show them.
+pub(super) async fn app_password_rows(
+    auth: &Services,
+    req: &Request<'_>,
+    user: Option<&str>,
+) -> Result<Vec<views::AppPasswordRow>, StoreError> {
+    let t = texts(req.lang);
+    Ok(auth
+        .store
+        .app_passwords(user)
+        .await?
+        .into_iter()
+        .map(|p| views::AppPasswordRow {
+            id: p.id,
+            user: p.user,
+            app: p.app,
+            name: p.name,
+            added: views::human_time(p.created_at),
+            last_used: p
+                .last_used_at
+                .map_or_else(|| t.never.to_owned(), views::human_time),
+            refused: p.app_refused,
+        })
+        .collect())
+}
+
 /// Whether the session's second factor is recent enough to change the account.
 fn fresh(account: &SessionRecord, now: SystemTime) -> bool {
     account.second_factor_within(now, FRESH_ENOUGH)
@@ -385,7 +457,15 @@ async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -
         ),
         _ => None,
     };
+    let app_passwords = app_password_rows(auth, req, Some(user)).await?;
+    let app_passwords_here = req
+        .app
+        .policy
+        .may_take_app_passwords()
+        .then(|| req.app.basic_login().is_some());
     let page = views::Account {
+        app_passwords: &app_passwords,
+        app_passwords_here,
         user,
         devices: &devices,
         codes_left,

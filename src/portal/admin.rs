@@ -104,6 +104,15 @@ async fn serve_admin(
             }
             overview(auth, req, account, "", Some(t.admin_done)).await
         }
+        AdminPage::RemoveAppPassword => {
+            let id = forms::field(&form, "id").parse::<i64>();
+            if let (Some(user), Ok(id)) = (users.first(), id) {
+                if auth.app_passwords.remove(user, id).await? {
+                    record(auth, req, admin, AuditKind::AppPasswordRevoked, user).await;
+                }
+            }
+            overview(auth, req, account, "", Some(t.admin_done)).await
+        }
         AdminPage::Reset if !users.is_empty() => Ok(Answer::page(
             views::admin_confirm(req.lang, &users, &csrf, None),
             Label::Admin,
@@ -205,8 +214,9 @@ async fn overview(
         })
         .collect();
     let csrf = auth.sessions.form_token(account);
+    let app_passwords = super::account::app_password_rows(auth, req, None).await?;
     Ok(Answer::page(
-        views::admin(req.lang, &users, &audit, query, &csrf, notice),
+        views::admin(req.lang, &users, &app_passwords, &audit, query, &csrf, notice),
         Label::Admin,
     ))
 }

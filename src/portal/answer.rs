@@ -111,6 +111,8 @@ pub enum Label {
     Bypass,
     Allow,
     StepUp,
+    /// Let in by an app password (no session).
+    AppPassword,
     Account,
     Admin,
     BadRequest,
@@ -156,6 +158,7 @@ impl Label {
             Label::Bypass => "bypass",
             Label::Allow => "allow",
             Label::StepUp => "step_up",
+            Label::AppPassword => "app_password",
             Label::Account => "account",
             Label::Admin => "admin",
             Label::BadRequest => "bad_request",

@@ -31,8 +31,17 @@ use views::ErrorKind;
 pub const FORM_LIMIT: usize = 8 * 1024;
 
 /// A request to a gateway page, as the transport read it.
+/// Asks an HTTP Basic app whether a user's own password there is right (the
+/// proxy does, with a request of its own): `None` when the app cannot tell.
+#[async_trait::async_trait]
+pub trait BasicCheck: Send + Sync {
+    async fn accepts(&self, app: &App, host: &str, user: &str, password: &str) -> Option<bool>;
+}
+
 pub struct Request<'a> {
     pub config: &'a Config,
+    /// Checks a user's own password at a Basic app (for an app password).
+    pub basic_check: &'a dyn BasicCheck,
     /// The app whose host the request came to.
     pub app: &'a App,
     pub route: Route,

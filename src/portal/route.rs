@@ -57,6 +57,8 @@ pub enum AccountPage {
     DefaultMethod,
     Email,
     EmailConfirm,
+    AddAppPassword,
+    RemoveAppPassword,
 }
 
 /// The admins' page and its actions.
@@ -67,6 +69,7 @@ pub enum AdminPage {
     OpenEnrolment,
     Reset,
     ResetConfirm,
+    RemoveAppPassword,
 }
 
 /// Each route and its full path.
@@ -146,6 +149,14 @@ const TABLE: &[(Route, &str)] = &[
         Route::Account(AccountPage::EmailConfirm),
         "/.portvakt/account/email/confirm",
     ),
+    (
+        Route::Account(AccountPage::AddAppPassword),
+        "/.portvakt/account/app-passwords",
+    ),
+    (
+        Route::Account(AccountPage::RemoveAppPassword),
+        "/.portvakt/account/app-passwords/revoke",
+    ),
     (Route::Admin(AdminPage::Overview), "/.portvakt/admin"),
     (Route::Admin(AdminPage::Unlock), "/.portvakt/admin/unlock"),
     (
@@ -156,6 +167,10 @@ const TABLE: &[(Route, &str)] = &[
     (
         Route::Admin(AdminPage::ResetConfirm),
         "/.portvakt/admin/reset/confirm",
+    ),
+    (
+        Route::Admin(AdminPage::RemoveAppPassword),
+        "/.portvakt/admin/app-passwords/revoke",
     ),
 ];
 

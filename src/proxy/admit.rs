@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use http::StatusCode;
 use pingora::prelude::*;
 
+use super::app_password::AppPasswordRequest;
 use super::basic::BasicSignIn;
 use super::gateway::{authentication, is_navigation, Gateway, RequestCtx};
 use super::headers;
@@ -160,6 +161,27 @@ impl Gateway {
 
         if let Some(login) = app.app_form().filter(|login| login.token.is_some()) {
             self.check_token(session, ctx, login).await?;
+        }
+
+        // A client with an app password (HTTP Basic) and no session: checked here,
+        // forwarded with the identity it stands for, never given a session.
+        if ctx.session.is_none() && !ctx.session_unknown {
+            let request = AppPasswordRequest {
+                headers: &session.req_header().headers,
+                method: &method,
+                path: &path,
+                client: client_ip,
+                now: SystemTime::now(),
+            };
+            if let Some(admitted) = self.app_password(config, app, request).await? {
+                ctx.identity = Some(admitted.auth);
+                ctx.decision = Some(admitted.decision);
+                ctx.app_password = Some(admitted.used);
+                ctx.basic_app = app.basic_login().is_some();
+                ctx.label = Some(Label::AppPassword);
+                ctx.path = Some(path);
+                return Ok(Admission::Forward);
+            }
         }
 
         // A Basic app: the credentials name the user of every request, and a
@@ -510,7 +532,7 @@ pub(super) struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: StatusCode, kind: ErrorKind, label: Label) -> Self {
+    pub(super) fn new(status: StatusCode, kind: ErrorKind, label: Label) -> Self {
         Refusal {
             status,
             kind,
@@ -525,7 +547,7 @@ impl Refusal {
         Answer::page(page, self.label)
     }
 
-    fn bad_request(why: impl std::fmt::Display) -> Self {
+    pub(super) fn bad_request(why: impl std::fmt::Display) -> Self {
         Refusal {
             detail: Some(why.to_string()),
             ..Refusal::new(StatusCode::BAD_REQUEST, ErrorKind::BadRequest, Label::BadRequest)

@@ -62,57 +62,29 @@ impl Gateway {
                 return Answer::redirect(Route::Unavailable.path(), Label::Error);
             }
         };
-        // The check means something only where its page asks for credentials: an
-        // app that shows it to anyone would call every password right.
-        let check = checked_at(app);
-        let guarded = confirm::ask(self.connector(), app, s.host, check, &[], false).await;
-        if !guarded
-            .as_ref()
-            .is_ok_and(|(h, _)| h.status == StatusCode::UNAUTHORIZED)
-        {
-            tracing::error!(app = %app.name, "the app's / does not ask for Basic credentials, so they cannot be checked there; sign-in refused");
-            if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
-                tracing::error!(error = %e, "could not take back an unchecked attempt");
-            }
-            return Answer::redirect(Route::Unavailable.path(), Label::Error);
-        }
         let authorization = authorization.to_str().unwrap_or_default();
-        let sent = [(http::header::AUTHORIZATION, authorization)];
-        let verdict = confirm::ask(self.connector(), app, s.host, check, &sent, false).await;
-        let header = match verdict {
-            Ok((header, _)) => header,
-            Err(e) => {
-                // Not checked: not a failure either.
-                tracing::warn!(app = %app.name, error = %e, "the app did not answer a Basic check");
+        match self.ask_app(app, s.host, &user, authorization).await {
+            Verdict::Accepted => {}
+            Verdict::Refused(header) => {
+                // A wrong password: the app's prompt again, and the attempt stays counted.
+                self.auth
+                    .audit(
+                        AuditKind::LoginFailed,
+                        &user,
+                        &app.name,
+                        s.client,
+                        "refused",
+                        s.now,
+                    )
+                    .await;
+                return prompt_like(app, Some(&header), Label::LoginFailed);
+            }
+            Verdict::Unchecked => {
                 if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
                     tracing::error!(error = %e, "could not take back an unchecked attempt");
                 }
                 return Answer::redirect(Route::Unavailable.path(), Label::Error);
             }
-        };
-        if header.status == StatusCode::UNAUTHORIZED {
-            // A wrong password: the app's prompt again, and the attempt stays counted.
-            self.auth
-                .audit(
-                    AuditKind::LoginFailed,
-                    &user,
-                    &app.name,
-                    s.client,
-                    "refused",
-                    s.now,
-                )
-                .await;
-            return prompt_like(app, Some(&header), Label::LoginFailed);
-        }
-        // Any other answer means "right" only if a password that is surely wrong
-        // gets 401 from the app: one that answers wrong passwords with a redirect
-        // or a 403 would otherwise call every password right.
-        if !self.tells_wrong_passwords(app, s.host, &user).await {
-            tracing::error!(app = %app.name, "the app's / does not answer a wrong password with 401, so credentials cannot be checked there; sign-in refused");
-            if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
-                tracing::error!(error = %e, "could not take back an unchecked attempt");
-            }
-            return Answer::redirect(Route::Unavailable.path(), Label::Error);
         }
         if let Err(e) = self.auth.refund(&config.lockout, &user, s.client, charged).await {
             tracing::error!(error = %e, "could not take back a right password's charge");
@@ -161,6 +133,42 @@ impl Gateway {
         answer
     }
 
+    /// What the app says of `user`'s credentials (an `Authorization` value), asked
+    /// with a GET of its check page carrying them alone.
+    pub(super) async fn ask_app(&self, app: &App, host: &str, user: &str, authorization: &str) -> Verdict {
+        // The check means something only where its page asks for credentials: an
+        // app that shows it to anyone would call every password right.
+        let check = checked_at(app);
+        let guarded = confirm::ask(self.connector(), app, host, check, &[], false).await;
+        if !guarded
+            .as_ref()
+            .is_ok_and(|(h, _)| h.status == StatusCode::UNAUTHORIZED)
+        {
+            tracing::error!(app = %app.name, "the app's check page does not ask for Basic credentials, so they cannot be checked there");
+            return Verdict::Unchecked;
+        }
+        let sent = [(http::header::AUTHORIZATION, authorization)];
+        let header = match confirm::ask(self.connector(), app, host, check, &sent, false).await {
+            Ok((header, _)) => header,
+            Err(e) => {
+                // Not checked: not a failure either.
+                tracing::warn!(app = %app.name, error = %e, "the app did not answer a Basic check");
+                return Verdict::Unchecked;
+            }
+        };
+        if header.status == StatusCode::UNAUTHORIZED {
+            return Verdict::Refused(Box::new(header));
+        }
+        // Any other answer means "right" only if a password that is surely wrong
+        // gets 401 from the app: one that answers wrong passwords with a redirect
+        // or a 403 would otherwise call every password right.
+        if !self.tells_wrong_passwords(app, host, user).await {
+            tracing::error!(app = %app.name, "the app's check page does not answer a wrong password with 401, so credentials cannot be checked there");
+            return Verdict::Unchecked;
+        }
+        Verdict::Accepted
+    }
+
     /// Whether the app answers `user` with a password that is surely wrong (random)
     /// with 401 at `/`.
     async fn tells_wrong_passwords(&self, app: &App, host: &str, user: &str) -> bool {
@@ -187,6 +195,32 @@ impl Gateway {
     }
 }
 
+/// The portal asks through this whether a user's own password at a Basic app is
+/// right (when it seals one under a new app password).
+#[async_trait::async_trait]
+impl crate::portal::BasicCheck for Gateway {
+    async fn accepts(&self, app: &App, host: &str, user: &str, password: &str) -> Option<bool> {
+        let credentials = format!(
+            "Basic {}",
+            data_encoding::BASE64.encode(format!("{user}:{password}").as_bytes())
+        );
+        match self.ask_app(app, host, user, &credentials).await {
+            Verdict::Accepted => Some(true),
+            Verdict::Refused(_) => Some(false),
+            Verdict::Unchecked => None,
+        }
+    }
+}
+
+/// What a Basic app says of credentials.
+pub(super) enum Verdict {
+    Accepted,
+    /// A wrong password: the app's 401 (its prompt).
+    Refused(Box<pingora::http::ResponseHeader>),
+    /// The app cannot tell, or did not answer.
+    Unchecked,
+}
+
 /// Where the gateway asks the app whether credentials are right: `login.basic.check`,
 /// by default the root — a page a Basic app guards and that changes nothing.
 fn checked_at(app: &App) -> &str {
@@ -195,7 +229,7 @@ fn checked_at(app: &App) -> &str {
 
 /// A 401 carrying the app's `WWW-Authenticate` (its realm), or the gateway's own
 /// when the app gave none; nothing else of the app's answer.
-fn prompt_like(app: &App, header: Option<&pingora::http::ResponseHeader>, label: Label) -> Answer {
+pub(super) fn prompt_like(app: &App, header: Option<&pingora::http::ResponseHeader>, label: Label) -> Answer {
     let mut answer = bare_401(label);
     let given: Vec<HeaderValue> = header
         .map(|h| {

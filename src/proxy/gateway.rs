@@ -109,6 +109,8 @@ pub struct RequestCtx {
     /// The page may get the overlay script (`login.overlay`); `adding` once its
     /// answer is one the script is added to.
     pub(super) overlay: Overlay,
+    /// The request was let in by an app password (no session).
+    pub(super) app_password: Option<super::app_password::AppPasswordUse>,
     /// A login answer whose token is bound to its session before it goes out.
     pub(super) token_watch: Option<withhold::TokenWatch>,
     pub(super) upstream_started: Option<Instant>,
@@ -180,6 +182,7 @@ impl ProxyHttp for Gateway {
             swallow: None,
             overlay: Overlay::No,
             token_watch: None,
+            app_password: None,
             upstream_started: None,
             upstream_uri: None,
             reference: Reference(rand::random()),
@@ -278,9 +281,25 @@ impl ProxyHttp for Gateway {
                 upstream_request.insert_header(http::header::COOKIE, rest)?;
             }
         }
-        if let (Some(identity), Some(session)) = (&ctx.identity, &ctx.session) {
+        if let Some(used) = &ctx.app_password {
+            // The app password stays here; a Basic app gets the user's own
+            // password there instead. No cookie either way: the app password is
+            // the client's only credential, and goes when it is revoked.
+            upstream_request.remove_header(&http::header::AUTHORIZATION);
+            upstream_request.remove_header(&http::header::COOKIE);
+            if let Some(secret) = &used.app_secret {
+                let credentials = format!("{}:{}", used.record.user, secret.as_str());
+                let value = format!("Basic {}", data_encoding::BASE64.encode(credentials.as_bytes()));
+                upstream_request.insert_header(http::header::AUTHORIZATION, value)?;
+            }
+        }
+        let signed_in = ctx
+            .session
+            .as_ref()
+            .or(ctx.app_password.as_ref().map(|used| &used.record));
+        if let (Some(identity), Some(signed_in)) = (&ctx.identity, signed_in) {
             let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
-            self.send_identity(upstream_request, identity, session, &app_name, &names)?;
+            self.send_identity(upstream_request, identity, signed_in, &app_name, &names)?;
         }
         if ctx.on_app(|app| overlay::wanted(app, session.req_header()))? {
             overlay::prepare(upstream_request);
@@ -324,13 +343,28 @@ impl ProxyHttp for Gateway {
                 }
             }
         }
-        if ctx.basic_app {
+        if ctx.basic_app || ctx.app_password.is_some() {
             // The app's cookies could carry another user's session past the
-            // credentials: none reach the browser.
+            // credentials (or outlive a revoked app password): none reach the client.
             upstream_response.remove_header(&http::header::SET_COOKIE);
         }
         if ctx.logout {
             upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
+        }
+        if let Some(used) = ctx.app_password.as_ref().filter(|u| u.app_secret.is_some()) {
+            // Whether the app still takes the password sealed with the app password
+            // (the user may have changed it there): the security-info page says so.
+            let refused = upstream_response.status == http::StatusCode::UNAUTHORIZED;
+            if refused != used.app_refused {
+                if let Err(e) = self
+                    .auth
+                    .app_passwords
+                    .note_answer(used.id, refused, SystemTime::now())
+                    .await
+                {
+                    tracing::error!(error = %e, "could not note the app's answer to an app password");
+                }
+            }
         }
         // Only a login, a request with a body, or an answer that sets a cookie can
         // be a sign-in: the rest (nearly every request) costs one header look-up.

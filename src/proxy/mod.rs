@@ -3,6 +3,7 @@
 //! portal's answers to the client.
 
 mod admit;
+mod app_password;
 mod basic;
 mod confirm;
 pub mod gateway;

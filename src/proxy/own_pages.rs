@@ -34,6 +34,7 @@ impl Gateway {
         let req = session.req_header();
         let request = Request {
             config,
+            basic_check: self,
             app,
             route,
             method: req.method.clone(),

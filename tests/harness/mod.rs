@@ -486,6 +486,7 @@ pub struct Browser {
 }
 
 /// One response, read whole.
+#[derive(Debug)]
 pub struct Page {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,

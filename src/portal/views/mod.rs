@@ -264,6 +264,19 @@ pub struct DeviceRow {
     pub last_used: String,
 }
 
+/// One app password on the security-info or admin page (never the password).
+pub struct AppPasswordRow {
+    pub id: i64,
+    pub user: String,
+    pub app: String,
+    /// The client it was made for.
+    pub name: String,
+    pub added: String,
+    pub last_used: String,
+    /// The app refused the password sent on with it.
+    pub refused: bool,
+}
+
 /// One event on the security-info page.
 pub struct ActivityRow {
     pub when: String,
@@ -287,6 +300,8 @@ struct AccountPage<'a> {
     email: Option<&'a str>,
     can_add_email: bool,
     default_method: Option<PreferredMethod>,
+    app_passwords: &'a [AppPasswordRow],
+    app_passwords_here: Option<bool>,
 }
 
 /// What the security-info page shows.
@@ -305,6 +320,10 @@ pub struct Account<'a> {
     pub can_add_email: bool,
     /// With more than one way in: the one offered first.
     pub default_method: Option<PreferredMethod>,
+    pub app_passwords: &'a [AppPasswordRow],
+    /// This app takes app passwords (`Some(true)`: it is a Basic app, and the
+    /// user's own password there goes with each).
+    pub app_passwords_here: Option<bool>,
 }
 
 /// The user's security info: their methods, recovery codes, sessions and activity.
@@ -326,6 +345,36 @@ pub fn account(lang: Lang, page: &Account<'_>) -> Page {
             email: page.email,
             can_add_email: page.can_add_email,
             default_method: page.default_method,
+            app_passwords: page.app_passwords,
+            app_passwords_here: page.app_passwords_here,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "app-password.html")]
+struct AppPasswordMadePage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    user: &'a str,
+    client: &'a str,
+    password: &'a str,
+}
+
+/// A new app password, shown this once, with how to use it.
+pub fn app_password_made(lang: Lang, user: &str, client: &str, password: &str) -> Page {
+    let t = texts(lang);
+    html(
+        StatusCode::OK,
+        AppPasswordMadePage {
+            lang: lang.code(),
+            title: t.app_password_made_title,
+            t,
+            user,
+            client,
+            password,
         }
         .render(),
     )
@@ -411,6 +460,7 @@ struct AdminPage<'a> {
     title: &'a str,
     t: &'a Texts,
     users: &'a [AdminUserRow],
+    app_passwords: &'a [AppPasswordRow],
     audit: &'a [ActivityRow],
     query: &'a str,
     csrf: &'a str,
@@ -421,6 +471,7 @@ struct AdminPage<'a> {
 pub fn admin(
     lang: Lang,
     users: &[AdminUserRow],
+    app_passwords: &[AppPasswordRow],
     audit: &[ActivityRow],
     query: &str,
     csrf: &str,
@@ -434,6 +485,7 @@ pub fn admin(
             title: t.admin_title,
             t,
             users,
+            app_passwords,
             audit,
             query,
             csrf,
