@@ -682,6 +682,17 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
         }
     };
     let username = match (&file.username_field, &file.identity) {
+        (Some(field), None) if field.value.starts_with('/') && !is_json_pointer(&field.value) => {
+            d.error(
+                field.at,
+                &field.key,
+                format!(
+                    "`{}` starts like a JSON pointer but is not one (`~` only as ~0 or ~1)",
+                    field.value
+                ),
+            );
+            None
+        }
         (Some(field), None) => Some(UsernameSource::Field(field.value.clone())),
         (None, Some(identity)) => Some(UsernameSource::Fixed(identity.value.clone())),
         (Some(_), Some(identity)) => {

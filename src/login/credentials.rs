@@ -125,6 +125,9 @@ pub fn user_name(
     match kind {
         BodyKind::None if body.is_empty() => {}
         BodyKind::None => return Err(Unreadable::ContentType(String::new())),
+        BodyKind::Json if field.starts_with('/') => found.json_pointer(field, body)?,
+        // A JSON pointer names a member of a JSON body, and nothing else.
+        _ if field.starts_with('/') => return Err(Unreadable::Malformed("JSON body")),
         BodyKind::Urlencoded => found.urlencoded(field, body)?,
         BodyKind::Json => found.json(field, body)?,
         BodyKind::Multipart { boundary } => found.multipart(field, boundary, body)?,
@@ -195,7 +198,7 @@ impl Found {
     /// A JSON object: the field must be a string, given once (a duplicated key is
     /// read first-wins by some parsers and last-wins by others).
     fn json(&mut self, field: &str, body: &[u8]) -> Result<(), Unreadable> {
-        let TopLevel(entries) =
+        let Members(entries): Members<serde_json::Value> =
             serde_json::from_slice(body).map_err(|_| Unreadable::Malformed("JSON object"))?;
         let mut seen = HashSet::new();
         for (key, value) in entries {
@@ -208,6 +211,41 @@ impl Found {
             })?;
         }
         Ok(())
+    }
+
+    /// A JSON body's member at a JSON pointer (RFC 6901) through nested objects:
+    /// each object on the way must name the next member once, with no look-alike
+    /// beside it (parsers differ on duplicates at any depth). An array, or anything
+    /// but an object, on the way is refused; a missing member names nobody.
+    fn json_pointer(&mut self, pointer: &str, body: &[u8]) -> Result<(), Unreadable> {
+        const MALFORMED: Unreadable = Unreadable::Malformed("JSON object");
+        let segments: Vec<String> = pointer
+            .split('/')
+            .skip(1)
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        let Some((last, path)) = segments.split_last() else {
+            return Err(MALFORMED);
+        };
+        let mut object = std::str::from_utf8(body)
+            .map_err(|_| Unreadable::NotText)?
+            .to_owned();
+        for segment in path {
+            let Members(members) = serde_json::from_str::<Members<Box<serde_json::value::RawValue>>>(&object)
+                .map_err(|_| MALFORMED)?;
+            let mut found = None;
+            for (key, value) in members {
+                match key_match(&key, segment) {
+                    KeyMatch::Exact if found.is_some() => return Err(Unreadable::Repeated),
+                    KeyMatch::Exact => found = Some(value),
+                    KeyMatch::LookAlike => return Err(Unreadable::LookAlike(key)),
+                    KeyMatch::Other => {}
+                }
+            }
+            let Some(value) = found else { return Ok(()) };
+            object = value.get().to_owned();
+        }
+        self.json(last, object.as_bytes())
     }
 
     /// A multipart form, read by `multer` as RFC 7578 says (preamble and epilogue
@@ -329,25 +367,25 @@ fn form_decode(input: &[u8]) -> Result<Cow<'_, [u8]>, Unreadable> {
 }
 
 /// A JSON object's members in the order written, duplicates kept.
-struct TopLevel(Vec<(String, serde_json::Value)>);
+struct Members<V>(Vec<(String, V)>);
 
-impl<'de> serde::Deserialize<'de> for TopLevel {
+impl<'de, V: serde::Deserialize<'de>> serde::Deserialize<'de> for Members<V> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Members;
-        impl<'de> serde::de::Visitor<'de> for Members {
-            type Value = TopLevel;
+        struct Visit<V>(std::marker::PhantomData<V>);
+        impl<'de, V: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<V> {
+            type Value = Members<V>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<TopLevel, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Members<V>, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(entry) = map.next_entry()? {
                     entries.push(entry);
                 }
-                Ok(TopLevel(entries))
+                Ok(Members(entries))
             }
         }
-        deserializer.deserialize_map(Members)
+        deserializer.deserialize_map(Visit(std::marker::PhantomData))
     }
 }
 
@@ -373,6 +411,46 @@ mod tests {
 
     fn json(body: &str) -> Result<Option<String>, Unreadable> {
         user_name("username", &BodyKind::Json, body.as_bytes(), None)
+    }
+
+    fn at_pointer(body: &str) -> Result<Option<String>, Unreadable> {
+        user_name("/credentials/user", &BodyKind::Json, body.as_bytes(), None)
+    }
+
+    #[test]
+    fn a_json_pointer_is_followed_through_objects_read_one_way_at_every_level() {
+        let named = |b: &str| at_pointer(b);
+        assert_eq!(
+            named(r#"{"credentials":{"user":"bob","password":"p"}}"#),
+            Ok(Some("bob".into()))
+        );
+        assert_eq!(named(r#"{"credentials":{"password":"p"}}"#), Ok(None));
+        assert_eq!(named(r#"{"other":{"user":"bob"}}"#), Ok(None));
+        // Duplicates on the way: some parsers keep the first, some the last.
+        assert_eq!(
+            named(r#"{"credentials":{"user":"mallory"},"credentials":{"user":"victim"}}"#),
+            Err(Unreadable::Repeated)
+        );
+        assert_eq!(
+            named(r#"{"credentials":{"user":"mallory","user":"victim"}}"#),
+            Err(Unreadable::Repeated)
+        );
+        assert!(matches!(
+            named(r#"{"credentials":{"user":"mallory"},"Credentials":{"user":"victim"}}"#),
+            Err(Unreadable::LookAlike(_))
+        ));
+        assert!(
+            named(r#"{"credentials":[{"user":"bob"}]}"#).is_err(),
+            "an array on the way"
+        );
+        assert!(named(r#"{"credentials":"bob"}"#).is_err());
+        assert_eq!(named(r#"{"credentials":{"user":7}}"#), Err(Unreadable::NotText));
+        // `~1` is `/` within a member's name.
+        let escaped = user_name("/a~1b", &BodyKind::Json, br#"{"a/b":"bob"}"#, None);
+        assert_eq!(escaped, Ok(Some("bob".into())));
+        // A pointer names a JSON body's member: a form is not read for it.
+        let form = user_name("/credentials/user", &BodyKind::Urlencoded, b"credentials=x", None);
+        assert!(form.is_err());
     }
 
     fn multipart(body: &str) -> Result<Option<String>, Unreadable> {

@@ -17,6 +17,8 @@ fn main() {
             Err(_) => BodyKind::Urlencoded,
         };
         let _ = user_name("username", &kind, body, Some(&query));
+        // A login that names a JSON pointer reads nested objects.
+        let _ = user_name("/credentials/user", &kind, body, Some(&query));
         if let Ok(Some(name)) = user_name("username", &BodyKind::Urlencoded, body, None) {
             for separators in [&b"&"[..], &b"&;"[..]] {
                 let values: Vec<String> = body
