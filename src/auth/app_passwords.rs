@@ -19,9 +19,10 @@ use crate::factors::app_password;
 use crate::factors::hashing::HashingPool;
 use crate::store::{Store, StoreError, StoreResult, StoredAppPassword};
 
-/// How long a checked credential is remembered; also how late another gateway's
-/// removal may reach this one while the revocation channel is down.
-const REMEMBER_FOR: Duration = Duration::from_secs(60);
+/// How long a checked credential is remembered; also how late a removal that no
+/// channel announces (another gateway's while the channel is down, or the CLI's
+/// on a SQLite deployment) may reach this gateway: the sessions' cache lifetime.
+const REMEMBER_FOR: Duration = super::sessions::CACHE_FOR;
 const REMEMBERED_AT_MOST: u64 = 10_000;
 /// At most this many app passwords per user.
 pub const AT_MOST: usize = 20;
@@ -147,10 +148,16 @@ impl AppPasswords {
             .into_iter()
             .filter(|p| p.app == app)
             .collect();
+        let presented = Zeroizing::new(presented.to_owned());
         if candidates.is_empty() {
+            // As slow as checking one: how long a wrong guess takes does not tell
+            // who has app passwords.
+            let _ = self
+                .hashing
+                .run(move || app_password::matches(&presented, unmatchable_phc()))
+                .await;
             return Ok(None);
         }
-        let presented = Zeroizing::new(presented.to_owned());
         let found = self
             .hashing
             .run(move || {
@@ -222,6 +229,13 @@ impl AppPasswords {
         self.user_changes.fetch_add(1, Ordering::AcqRel);
         self.remembered.invalidate_all();
     }
+}
+
+/// A hash no app password matches (of one that is never given out), checked
+/// against when a user has none, so that both take the same time.
+fn unmatchable_phc() -> &'static str {
+    static PHC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PHC.get_or_init(|| app_password::hash(&app_password::generate()).unwrap_or_default())
 }
 
 /// What stands for a session's id when an app password's identity is signed.

@@ -20,7 +20,7 @@ use crate::store::{Revocation, RevocationHandler, SessionRecord, Store, StoreRes
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 /// How long a looked-up session is trusted without asking the store again. Local
 /// revocations clear it at once; this bounds what another gateway sees.
-const CACHE_FOR: Duration = Duration::from_secs(15);
+pub(crate) const CACHE_FOR: Duration = Duration::from_secs(15);
 /// About this many sessions are kept in memory (~350 bytes each); beyond it, the
 /// least used are read from the store again.
 const CACHE_CAPACITY: usize = 500_000;

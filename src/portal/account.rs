@@ -12,7 +12,7 @@ use super::route::{AccountPage, Route};
 use super::views::{self, texts, ActivityRow, DeviceRow};
 use super::{challenge, Request};
 use crate::auth::challenge::Purpose;
-use crate::auth::{cookies, notify, AuditKind, PendingAddress, Services};
+use crate::auth::{cookies, notify, Attempt, AuditKind, PendingAddress, Services};
 use crate::config::model::{EmailSettings, EmailUse};
 use crate::policy::{Authentication, MfaMode};
 use crate::store::{AuditQuery, DeviceRemoval, PreferredMethod, SessionRecord, StoreError, TotpDevice};
@@ -118,16 +118,34 @@ async fn serve_inner(
             }
             // A Basic app still needs the user's own password there: checked with
             // the app now, then kept locked under the app password.
+            // Asking the app is a sign-in attempt like any other: charged, so that
+            // an unattended browser is no way to guess the password there.
             let own = field(&form, "own_password");
             let app_secret = match req.app.basic_login() {
                 None => None,
-                Some(_) => match req.basic_check.accepts(req.app, req.host, user, own).await {
-                    Some(true) => Some(own),
-                    Some(false) => {
-                        return Ok(back_with(req, t.app_passwords_heading, t.app_password_own_wrong))
+                Some(_) => {
+                    let charged = match auth
+                        .attempt(&req.config.lockout, user, req.client, req.now)
+                        .await?
+                    {
+                        Attempt::Charged(charged) => charged,
+                        Attempt::Locked(_) => return Ok(back_with(req, t.app_passwords_heading, t.locked)),
+                    };
+                    let verdict = req.basic_check.accepts(req.app, req.host, user, own).await;
+                    if verdict != Some(false) {
+                        auth.refund(&req.config.lockout, user, req.client, charged)
+                            .await?;
                     }
-                    None => return Ok(back_with(req, t.app_passwords_heading, t.app_password_unchecked)),
-                },
+                    match verdict {
+                        Some(true) => Some(own),
+                        Some(false) => {
+                            challenge::note(auth, req, user, AuditKind::LoginFailed, "app_password_own")
+                                .await;
+                            return Ok(back_with(req, t.app_passwords_heading, t.app_password_own_wrong));
+                        }
+                        None => return Ok(back_with(req, t.app_passwords_heading, t.app_password_unchecked)),
+                    }
+                }
             };
             let Some(made) = auth
                 .app_passwords

@@ -182,6 +182,15 @@ impl Gateway {
                 ctx.path = Some(path);
                 return Ok(Admission::Forward);
             }
+        } else if app.basic_login().is_none()
+            && app.policy.may_take_app_passwords()
+            && super::app_password::carries_one(&session.req_header().headers)
+        {
+            // The session decides this request; the app password is nobody's
+            // business upstream.
+            session
+                .req_header_mut()
+                .remove_header(&http::header::AUTHORIZATION);
         }
 
         // A Basic app: the credentials name the user of every request, and a

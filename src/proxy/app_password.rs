@@ -21,7 +21,7 @@ use crate::auth::{Attempt, AuditKind};
 use crate::config::{App, Config};
 use crate::factors::{app_password, SignInMethod};
 use crate::login::basic::basic_credentials;
-use crate::policy::{Authentication, Decision, NormalisedPath, Outcome, RequestFacts};
+use crate::policy::{Authentication, Decision, NormalisedPath, Outcome, RequestFacts, Requirement};
 use crate::portal::answer::Label;
 use crate::portal::views::ErrorKind;
 use crate::store::SessionRecord;
@@ -153,8 +153,7 @@ impl Gateway {
         let auth = Authentication {
             user: verified.user.clone(),
             groups: config.users.groups(&verified.user),
-            // Made under a second factor passed then: a route that asks for a more
-            // recent one (`max_age`) is not opened by it.
+            // Made under a second factor passed then: it stands for that one.
             second_factor_at: Some(verified.created_at),
             mfa_opted_in: self.auth.opted_in(&verified.user).await,
             signed_in_at: verified.created_at,
@@ -166,7 +165,13 @@ impl Gateway {
             auth: Some(&auth),
             now: req.now,
         });
-        let allowed = matches!(decision.outcome, Outcome::Allow | Outcome::Forward);
+        // It carries no second factor of its own: a route that asks for a recent
+        // one (`max_age`) is never opened by it.
+        let step_up = matches!(
+            decision.requirement,
+            Requirement::SecondFactor { max_age: Some(_) }
+        );
+        let allowed = matches!(decision.outcome, Outcome::Allow | Outcome::Forward) && !step_up;
         if !allowed || !app.policy.accepts_app_passwords(&decision) {
             tracing::info!(user = %user, app = %app.name, "an app password where the policy does not take one; refused");
             return Err(Refusal::new(StatusCode::FORBIDDEN, ErrorKind::Denied, Label::Deny).into());
@@ -180,6 +185,16 @@ impl Gateway {
             tracing::error!(error = %e, "could not take back an app password's charge");
         }
     }
+}
+
+/// Whether the request carries Basic credentials whose password has the form of
+/// an app password (the app need not see one where a session decides instead).
+pub(super) fn carries_one(headers: &http::HeaderMap) -> bool {
+    let values = headers.get_all(http::header::AUTHORIZATION);
+    matches!(
+        basic_credentials(values.iter().map(HeaderValue::as_bytes)),
+        Ok(Some((_, password))) if app_password::canonical(&password).is_some()
+    )
 }
 
 fn use_of(verified: Verified, app: &str) -> AppPasswordUse {

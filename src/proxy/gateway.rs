@@ -472,7 +472,11 @@ impl ProxyHttp for Gateway {
             method = %session.req_header().method,
             path = ctx.path.as_ref().map_or("-", |p| p.forwarded()),
             client = %ctx.origin.as_ref().map_or_else(|| "-".to_owned(), |o| o.ip.to_string()),
-            user = ctx.session.as_ref().map_or("-", |s| s.user.as_str()),
+            user = ctx
+                .session
+                .as_ref()
+                .or(ctx.app_password.as_ref().map(|used| &used.record))
+                .map_or("-", |s| s.user.as_str()),
             rule,
             decision,
             status,
