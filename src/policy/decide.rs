@@ -136,7 +136,7 @@ impl AppPolicy {
 
     /// Whether an app password may stand for a user anywhere on the app.
     pub fn may_take_app_passwords(&self) -> bool {
-        self.app_passwords || self.routes.rules().iter().any(|r| r.app_passwords == Some(true))
+        self.app_passwords || self.routes.any_app_passwords()
     }
 
     /// Whether an app password may stand for the user on the request `decision`
@@ -492,6 +492,22 @@ mod tests {
         let conflicts = RouteTable::build(rules, false).expect_err("conflicts");
         let pairs: Vec<_> = conflicts.iter().map(|c| (c.first, c.second)).collect();
         assert_eq!(pairs, [(0, 1), (2, 3), (4, 5)]);
+    }
+
+    #[test]
+    fn app_passwords_are_taken_where_the_deciding_rule_or_the_app_says() {
+        let mut dav = rule("/dav", mfa(None));
+        dav.app_passwords = Some(true);
+        let mut admin = rule("/dav/admin", mfa(None));
+        admin.app_passwords = Some(false);
+        let p = policy(MfaMode::Required, vec![dav, admin]);
+        assert!(p.may_take_app_passwords(), "a rule takes them");
+        let u = user("alice", &[], Some(0));
+        let at = |path: &str| p.accepts_app_passwords(&decide(&p, "GET", path, "192.0.2.1", Some(&u)));
+        assert!(at("/dav/files"));
+        assert!(!at("/dav/admin/x"), "a more specific rule says no");
+        assert!(!at("/elsewhere"), "the app's default: no");
+        assert!(!policy(MfaMode::Required, vec![rule("/x", mfa(None))]).may_take_app_passwords());
     }
 
     #[test]

@@ -27,9 +27,16 @@ pub struct RouteTable {
     rules: Vec<Rule>,
     root: TrieNode,
     case_insensitive: bool,
+    /// Some rule accepts app passwords (known once, not looked for per request).
+    any_app_passwords: bool,
 }
 
 impl RouteTable {
+    /// Whether some rule accepts app passwords.
+    pub fn any_app_passwords(&self) -> bool {
+        self.any_app_passwords
+    }
+
     /// Indexes the rules; rules that cannot be ordered are returned as conflicts.
     pub fn build(rules: Vec<Rule>, case_insensitive: bool) -> Result<Self, Vec<RuleConflict>> {
         let mut root = TrieNode::default();
@@ -60,6 +67,7 @@ impl RouteTable {
         });
         if conflicts.is_empty() {
             Ok(RouteTable {
+                any_app_passwords: rules.iter().any(|r| r.app_passwords == Some(true)),
                 rules,
                 root,
                 case_insensitive,

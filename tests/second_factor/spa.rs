@@ -288,7 +288,7 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
 
     let chromium = Chromium::start();
     let app = LegacyApp::start_with(
-        &["alice:wonderland"],
+        &["alice:wonderland", "bob:builder"],
         Quirks {
             api_login: true,
             ..Quirks::default()
@@ -321,10 +321,20 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
                 panic!("waited in vain for {script}: {}", browser.source().await?);
             }
         };
+        // The app keeping a token from the login's body, then (bob) keeping
+        // nothing but the cookie the login sets.
+        let modes = [
+            ("/app", "alice", "wonderland", true),
+            ("/app?keep=cookie", "bob", "builder", false),
+        ];
         let journey = async {
-            browser.goto(&format!("{base}/app")).await?;
-            browser.find(Locator::Css("input[name=username]")).await?.send_keys("alice").await?;
-            browser.find(Locator::Css("input[name=password]")).await?.send_keys("wonderland").await?;
+          for (page, user, password, keeps_token) in modes {
+            browser.goto(&format!("{base}{page}")).await?;
+            browser.delete_all_cookies().await?;
+            browser.execute("localStorage.clear()", Vec::new()).await?;
+            browser.refresh().await?;
+            browser.find(Locator::Css("input[name=username]")).await?.send_keys(user).await?;
+            browser.find(Locator::Css("input[name=password]")).await?.send_keys(password).await?;
             browser.find(Locator::Css("#sign-in button")).await?.click().await?;
 
             // The gateway's enrolment page, in a frame over the app.
@@ -336,7 +346,9 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
             assert!(token.is_null(), "no token before the factor: {token}");
             let status = browser.execute(STATUS, Vec::new()).await?;
             assert_eq!(status, "Not signed in.");
-            shots.save("spa-overlay.png", &browser.screenshot().await?);
+            if keeps_token {
+                shots.save("spa-overlay.png", &browser.screenshot().await?);
+            }
 
             let key = key.as_str().unwrap().replace(' ', "");
             let secret = portvakt::factors::totp::TotpSecret::from_bytes(zeroize::Zeroizing::new(
@@ -371,13 +383,18 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
                     .to_owned(),
             )
             .await?;
-            assert_eq!(browser.execute(STATUS, Vec::new()).await?, "Signed in as alice.");
+            assert_eq!(browser.execute(STATUS, Vec::new()).await?, format!("Signed in as {user}."));
             let overlay = browser.find_all(Locator::Css("[data-portvakt-overlay]")).await?;
             assert!(overlay.is_empty(), "the overlay is gone");
             let token = browser.execute("return localStorage.getItem('token')", Vec::new()).await?;
-            assert!(token.as_str().is_some_and(|t| !t.is_empty()), "the app kept its token");
-            shots.save("spa-signed-in.png", &browser.screenshot().await?);
-            Ok::<(), fantoccini::error::CmdError>(())
+            if keeps_token {
+                assert!(token.as_str().is_some_and(|t| !t.is_empty()), "the app kept its token");
+                shots.save("spa-signed-in.png", &browser.screenshot().await?);
+            } else {
+                assert!(token.is_null(), "signed in by the released cookie alone: {token}");
+            }
+          }
+          Ok::<(), fantoccini::error::CmdError>(())
         };
         let outcome = journey.await;
         let _ = browser.close().await;

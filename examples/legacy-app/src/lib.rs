@@ -87,7 +87,9 @@ pub struct Quirks {
     /// A second login endpoint, `POST /api/login` (JSON or a form), answered 200
     /// with a JSON body and the session cookie; and `/app`, a single-page app whose
     /// script signs in there with `fetch`, keeps the token from the body in
-    /// `localStorage` and sends it as `Authorization: Bearer` to `/api/me`.
+    /// `localStorage` and sends it as `Authorization: Bearer` to `/api/me`
+    /// (`/app?keep=cookie`: the same app keeping nothing but the cookie the login
+    /// sets).
     pub api_login: bool,
     /// HTTP Basic, as admin consoles and appliances do: every page but `/healthz`
     /// asks for `Authorization: Basic` (401 with `WWW-Authenticate`); the first
@@ -446,8 +448,10 @@ async fn single_page_app() -> Html<&'static str> {
 <p id="status">Not signed in.</p>
 <script>
 const status = document.getElementById("status");
+const byCookie = new URLSearchParams(location.search).get("keep") === "cookie";
 async function whoAmI() {
-  const answer = await fetch("/api/me", { headers: { Authorization: "Bearer " + localStorage.getItem("token") } });
+  const headers = byCookie ? {} : { Authorization: "Bearer " + localStorage.getItem("token") };
+  const answer = await fetch("/api/me", { headers });
   status.textContent = answer.ok ? "Signed in as " + (await answer.json()).user + "." : "Not signed in.";
 }
 document.getElementById("sign-in").addEventListener("submit", async (event) => {
@@ -459,10 +463,10 @@ document.getElementById("sign-in").addEventListener("submit", async (event) => {
     body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
   });
   if (!answer.ok) { status.textContent = "Sign-in failed (" + answer.status + ")."; return; }
-  localStorage.setItem("token", (await answer.json()).token);
+  if (!byCookie) localStorage.setItem("token", (await answer.json()).token);
   await whoAmI();
 });
-if (localStorage.getItem("token")) whoAmI();
+if (byCookie || localStorage.getItem("token")) whoAmI();
 </script>
 </body></html>"#,
     )
