@@ -5,6 +5,17 @@ use super::harness::{Browser, Gateway, LegacyApp};
 use super::{enrol, press_continue, HOST};
 use portvakt_legacy_app::Quirks;
 
+/// The example app with its JSON login and single-page app.
+fn spa_app(accounts: &[&str]) -> LegacyApp {
+    LegacyApp::start_with(
+        accounts,
+        Quirks {
+            api_login: true,
+            ..Quirks::default()
+        },
+    )
+}
+
 fn spa_gateway(app: &LegacyApp) -> Gateway {
     spa_gateway_with(app, "")
 }
@@ -53,13 +64,7 @@ fn login_call_as(
 
 #[test]
 fn a_scripts_login_gets_json_naming_the_challenge_then_signs_in_after_it() {
-    let app = LegacyApp::start_with(
-        &["alice:wonderland:admin"],
-        Quirks {
-            api_login: true,
-            ..Quirks::default()
-        },
-    );
+    let app = spa_app(&["alice:wonderland:admin"]);
     let gateway = spa_gateway(&app);
     let mut browser = Browser::new(&gateway, HOST);
 
@@ -132,13 +137,7 @@ fn a_scripts_login_gets_json_naming_the_challenge_then_signs_in_after_it() {
 /// both names at once) is challenged for alice, and gets nothing of hers.
 #[test]
 fn a_browser_that_passed_one_users_factor_gets_nothing_of_anothers() {
-    let app = LegacyApp::start_with(
-        &["alice:wonderland:admin", "bob:builder"],
-        Quirks {
-            api_login: true,
-            ..Quirks::default()
-        },
-    );
+    let app = spa_app(&["alice:wonderland:admin", "bob:builder"]);
     let gateway = spa_gateway(&app);
     let mut bob = Browser::new(&gateway, HOST);
     login_call_as(&mut bob, &gateway, "bob", "builder");
@@ -168,13 +167,7 @@ fn a_browser_that_passed_one_users_factor_gets_nothing_of_anothers() {
 #[test]
 fn the_overlay_script_is_added_to_pages_and_only_its_frame_may_show_challenges() {
     use sha2::Digest;
-    let app = LegacyApp::start_with(
-        &["alice:wonderland"],
-        Quirks {
-            api_login: true,
-            ..Quirks::default()
-        },
-    );
+    let app = spa_app(&["alice:wonderland"]);
     let gateway = spa_gateway_with(&app, "      overlay: true\n");
     let mut browser = Browser::new(&gateway, HOST);
     let navigate = [("sec-fetch-mode", "navigate"), ("accept-encoding", "gzip, br")];
@@ -257,13 +250,7 @@ fn the_overlay_script_is_added_to_pages_and_only_its_frame_may_show_challenges()
 /// framed, whatever the request says.
 #[test]
 fn without_the_overlay_pages_are_untouched_and_challenges_never_framed() {
-    let app = LegacyApp::start_with(
-        &["alice:wonderland"],
-        Quirks {
-            api_login: true,
-            ..Quirks::default()
-        },
-    );
+    let app = spa_app(&["alice:wonderland"]);
     let gateway = spa_gateway(&app);
     let mut browser = Browser::new(&gateway, HOST);
     let page = browser.get_with("/login", &[("sec-fetch-mode", "navigate")]);
@@ -287,13 +274,7 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
     use fantoccini::Locator;
 
     let chromium = Chromium::start();
-    let app = LegacyApp::start_with(
-        &["alice:wonderland", "bob:builder"],
-        Quirks {
-            api_login: true,
-            ..Quirks::default()
-        },
-    );
+    let app = spa_app(&["alice:wonderland", "bob:builder"]);
     let gateway = Gateway::start(&format!(
         "apps:\n  reports:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
          \x20   login:\n      path: /api/login\n      username_field: username\n      page: /app\n\
@@ -432,13 +413,7 @@ fn me_with(browser: &mut Browser, token: &str) -> super::harness::Page {
 /// read two ways is refused.
 #[test]
 fn a_bearer_token_works_only_with_the_session_it_was_released_with() {
-    let app = LegacyApp::start_with(
-        &["alice:wonderland", "bob:builder"],
-        Quirks {
-            api_login: true,
-            ..Quirks::default()
-        },
-    );
+    let app = spa_app(&["alice:wonderland", "bob:builder"]);
     let gateway = Gateway::start(&format!(
         "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
          \x20   login:\n      path: /api/login\n      username_field: username\n      page: /login\n\
