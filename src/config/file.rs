@@ -131,6 +131,7 @@ pub struct LoginFile {
     pub success_location: Option<Spanned<String>>,
     pub success_location_not: Option<Spanned<String>>,
     pub success_set_cookie: Option<Spanned<String>>,
+    pub success_json: Option<Spanned<String>>,
     pub logout_path: Option<Spanned<String>>,
     pub page: Option<Spanned<String>>,
     pub return_param: Option<Spanned<String>>,
@@ -269,7 +270,7 @@ const LOGIN_KEYS: &[&str] = &[
 ];
 const CONFIRM_KEYS: &[&str] = &["path", "header", "json", "pattern"];
 const BASIC_KEYS: &[&str] = &["check", "logout_path"];
-const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie"];
+const SUCCESS_KEYS: &[&str] = &["status", "location", "location_not", "set_cookie", "json"];
 const LISTEN_KEYS: &[&str] = &["addr", "tls"];
 const TLS_KEYS: &[&str] = &["cert", "key"];
 const METRICS_KEYS: &[&str] = &["listen"];
@@ -864,6 +865,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
         success_location: None,
         success_location_not: None,
         success_set_cookie: None,
+        success_json: None,
         logout_path: None,
         page: None,
         return_param: None,
@@ -913,6 +915,7 @@ fn decode_login(d: &mut Decoder, node: &Node, key: &str) -> Option<LoginSpec> {
                 ("location", &mut login.success_location),
                 ("location_not", &mut login.success_location_not),
                 ("set_cookie", &mut login.success_set_cookie),
+                ("json", &mut login.success_json),
             ] {
                 if let Some((n, k)) = s.get(name) {
                     *slot = d.spanned_string(n, &k);

@@ -499,6 +499,11 @@ pub struct SuccessRule {
     pub location_not: Option<String>,
     /// The response must set this cookie.
     pub set_cookie: Option<String>,
+    /// A JSON pointer into the answer's body that must name a value other than
+    /// `false`, `null`, `0` or `""` (apps that answer every login 200 and say in
+    /// the body whether it worked). The gateway then reads the whole answer before
+    /// it answers the browser.
+    pub json: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -720,13 +720,27 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
     let any_criterion = statuses.is_some()
         || file.success_location.is_some()
         || file.success_location_not.is_some()
-        || file.success_set_cookie.is_some();
+        || file.success_set_cookie.is_some()
+        || file.success_json.is_some();
+    let json = file.success_json.as_ref().and_then(|j| {
+        if is_json_pointer(&j.value) {
+            Some(j.value.clone())
+        } else {
+            d.error(
+                j.at,
+                &j.key,
+                format!("`{}` is not a JSON pointer; write where the answer says it succeeded, such as /ok or /data/login/token", j.value),
+            );
+            None
+        }
+    });
     let success = if any_criterion {
         SuccessRule {
             statuses: statuses.unwrap_or_default(),
             location: success_location.flatten(),
             location_not: success_location_not.flatten(),
             set_cookie: file.success_set_cookie.as_ref().map(|c| c.value.clone()),
+            json,
         }
     } else {
         // A redirect that does not lead back to the form: what most apps do.
@@ -735,6 +749,7 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             location: None,
             location_not: Some(path.clone()),
             set_cookie: None,
+            json: None,
         }
     };
     let session_cookies = match &file.session_cookie {

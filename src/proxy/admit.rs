@@ -126,6 +126,11 @@ impl Gateway {
                 ctx.capture = Some(capture);
                 ctx.label = Some(Label::Login);
                 ctx.path = Some(path);
+                // Judged by its body: read whole before the browser is answered.
+                if login.success.json.is_some() {
+                    let answer = self.login_read_whole(session, ctx, app, login).await?;
+                    return Err(Stop::Answer(answer));
+                }
                 return Ok(Admission::Forward);
             }
             // Any other answer that sets the app's session cookie is a sign-in too.

@@ -29,7 +29,7 @@ pub enum ConfirmError {
     Request(String),
     #[error("the app answered {0}")]
     Status(u16),
-    #[error("the app's page is longer than {MAX_PAGE} bytes")]
+    #[error("the app's answer is longer than the gateway reads")]
     TooLong,
 }
 
@@ -88,6 +88,32 @@ pub async fn ask(
     sent: &[(http::HeaderName, &str)],
     read_body: bool,
 ) -> Result<(ResponseHeader, BytesMut), ConfirmError> {
+    let fail = |e: pingora::BError| ConfirmError::Request(e.to_string());
+    let mut request = RequestHeader::build("GET", target.as_bytes(), None).map_err(fail)?;
+    request
+        .insert_header(http::header::HOST, app.host_header.as_deref().unwrap_or(host))
+        .map_err(fail)?;
+    request
+        .insert_header(
+            http::header::ACCEPT,
+            "application/json, text/html;q=0.9, */*;q=0.1",
+        )
+        .map_err(fail)?;
+    for (name, value) in sent {
+        request.insert_header(name.clone(), *value).map_err(fail)?;
+    }
+    send(connector, app, request, &[], read_body.then_some(MAX_PAGE)).await
+}
+
+/// Sends `request` (with `body`) to the app on a connection of its own, and reads
+/// its answer: the header, and up to `read_limit` bytes of body (none for `None`).
+pub async fn send(
+    connector: &Connector,
+    app: &App,
+    request: RequestHeader,
+    body: &[u8],
+    read_limit: Option<usize>,
+) -> Result<(ResponseHeader, BytesMut), ConfirmError> {
     // One deadline for the whole exchange: a page that drips slowly cannot hold
     // the sign-in (and a connection of the gateway's) for longer.
     let exchange = async {
@@ -99,23 +125,16 @@ pub async fn ask(
         peer.options.connection_timeout = Some(TIMEOUT);
         peer.options.read_timeout = Some(TIMEOUT);
         let (mut session, _) = connector.get_http_session(&peer).await.map_err(fail)?;
-        let mut request = RequestHeader::build("GET", target.as_bytes(), None).map_err(fail)?;
-        request
-            .insert_header(http::header::HOST, app.host_header.as_deref().unwrap_or(host))
-            .map_err(fail)?;
-        request
-            .insert_header(
-                http::header::ACCEPT,
-                "application/json, text/html;q=0.9, */*;q=0.1",
-            )
-            .map_err(fail)?;
-        for (name, value) in sent {
-            request.insert_header(name.clone(), *value).map_err(fail)?;
-        }
         session
             .write_request_header(Box::new(request))
             .await
             .map_err(fail)?;
+        if !body.is_empty() {
+            session
+                .write_request_body(bytes::Bytes::copy_from_slice(body), true)
+                .await
+                .map_err(fail)?;
+        }
         session.finish_request_body().await.map_err(fail)?;
         session.set_read_timeout(Some(TIMEOUT));
         session.read_response_header().await.map_err(fail)?;
@@ -123,18 +142,18 @@ pub async fn ask(
             .response_header()
             .cloned()
             .ok_or_else(|| ConfirmError::Request("no answer".to_owned()))?;
-        let mut body = BytesMut::new();
-        if read_body {
+        let mut answer = BytesMut::new();
+        if let Some(limit) = read_limit {
             while let Some(chunk) = session.read_response_body().await.map_err(fail)? {
-                if body.len() + chunk.len() > MAX_PAGE {
+                if answer.len() + chunk.len() > limit {
                     return Err(ConfirmError::TooLong);
                 }
-                body.extend_from_slice(&chunk);
+                answer.extend_from_slice(&chunk);
             }
         }
         // Connections are not reused: asking is rare, and a half-read one is not safe to.
         session.shutdown().await;
-        Ok::<_, ConfirmError>((header, body))
+        Ok::<_, ConfirmError>((header, answer))
     };
     tokio::time::timeout(TIMEOUT, exchange)
         .await

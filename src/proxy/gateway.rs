@@ -111,6 +111,9 @@ pub struct RequestCtx {
     pub(super) overlay: Overlay,
     /// The request was let in by an app password (no session).
     pub(super) app_password: Option<super::app_password::AppPasswordUse>,
+    /// What the body of a login answer read whole says of it (`success.json`);
+    /// `None` for an answer streamed, whose header alone is judged.
+    pub(super) json_verdict: Option<bool>,
     /// A login answer whose token is bound to its session before it goes out.
     pub(super) token_watch: Option<withhold::TokenWatch>,
     pub(super) upstream_started: Option<Instant>,
@@ -182,6 +185,7 @@ impl ProxyHttp for Gateway {
             swallow: None,
             overlay: Overlay::No,
             token_watch: None,
+            json_verdict: None,
             app_password: None,
             upstream_started: None,
             upstream_uri: None,
@@ -255,57 +259,7 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let host_header = ctx.on_app(|app| app.host_header.clone())?;
-        let uri = ctx
-            .upstream_uri
-            .clone()
-            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target for an admitted request"))?;
-        upstream_request.set_uri(uri);
-        let host = host_header.as_deref().unwrap_or(&ctx.host);
-        upstream_request.insert_header(http::header::HOST, host)?;
-        if let Some(origin) = &ctx.origin {
-            upstream_request.insert_header("x-forwarded-for", &origin.forwarded_for)?;
-            upstream_request.insert_header("x-forwarded-proto", origin.proto)?;
-        }
-        upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
-        if ctx.basic_app {
-            upstream_request.remove_header(&http::header::COOKIE);
-            if ctx.identity.is_none() {
-                // A public route: credentials have no business there (the app
-                // would check them, uncounted, and could sign someone in).
-                upstream_request.remove_header(&http::header::AUTHORIZATION);
-            }
-        } else if let Some(rest) = cookies::app_cookies(&upstream_request.headers) {
-            upstream_request.remove_header(&http::header::COOKIE);
-            if !rest.is_empty() {
-                upstream_request.insert_header(http::header::COOKIE, rest)?;
-            }
-        }
-        if let Some(used) = &ctx.app_password {
-            // The app password stays here; a Basic app gets the user's own
-            // password there instead. No cookie either way: the app password is
-            // the client's only credential, and goes when it is revoked.
-            upstream_request.remove_header(&http::header::AUTHORIZATION);
-            upstream_request.remove_header(&http::header::COOKIE);
-            if let Some(secret) = &used.app_secret {
-                let credentials = format!("{}:{}", used.record.user, secret.as_str());
-                let value = format!("Basic {}", data_encoding::BASE64.encode(credentials.as_bytes()));
-                upstream_request.insert_header(http::header::AUTHORIZATION, value)?;
-            }
-        }
-        let signed_in = ctx
-            .session
-            .as_ref()
-            .or(ctx.app_password.as_ref().map(|used| &used.record));
-        if let (Some(identity), Some(signed_in)) = (&ctx.identity, signed_in) {
-            let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
-            self.send_identity(upstream_request, identity, signed_in, &app_name, &names)?;
-        }
-        if ctx.on_app(|app| overlay::wanted(app, session.req_header()))? {
-            overlay::prepare(upstream_request);
-            ctx.overlay = Overlay::Wanted;
-        }
-        Ok(())
+        self.prepare_upstream(session.req_header(), upstream_request, ctx)
     }
 
     async fn upstream_response_filter(
@@ -327,58 +281,8 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // An informational answer (100 Continue, 103) comes before the real one:
-        // it may set no cookie, and the real one is judged when it comes.
-        if upstream_response.status.is_informational() {
-            upstream_response.remove_header(&http::header::SET_COOKIE);
-            return Ok(());
-        }
-        if upstream_response.headers.contains_key(http::header::SET_COOKIE) {
-            if let Some(kept) =
-                headers::without_gateway_cookies(&upstream_response.headers, SystemTime::now())
-            {
-                upstream_response.remove_header(&http::header::SET_COOKIE);
-                for value in kept {
-                    upstream_response.append_header(http::header::SET_COOKIE, value)?;
-                }
-            }
-        }
-        if ctx.basic_app || ctx.app_password.is_some() {
-            // The app's cookies could carry another user's session past the
-            // credentials (or outlive a revoked app password): none reach the client.
-            upstream_response.remove_header(&http::header::SET_COOKIE);
-        }
-        if ctx.logout {
-            upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
-        }
-        if let Some(used) = ctx.app_password.as_ref().filter(|u| u.app_secret.is_some()) {
-            // Whether the app still takes the password sealed with the app password
-            // (the user may have changed it there): the security-info page says so.
-            let refused = upstream_response.status == http::StatusCode::UNAUTHORIZED;
-            if refused != used.app_refused {
-                if let Err(e) = self
-                    .auth
-                    .app_passwords
-                    .note_answer(used.id, refused, SystemTime::now())
-                    .await
-                {
-                    tracing::error!(error = %e, "could not note the app's answer to an app password");
-                }
-            }
-        }
-        // Only a login, a request with a body, or an answer that sets a cookie can
-        // be a sign-in: the rest (nearly every request) costs one header look-up.
-        let may_sign_in =
-            ctx.capture.is_some() || upstream_response.headers.contains_key(http::header::SET_COOKIE);
-        if ctx.watched && may_sign_in {
-            let capture = ctx.capture.take();
-            self.watch_answer(upstream_response, capture, session.req_header(), ctx)
-                .await?;
-        }
-        if ctx.overlay == Overlay::Wanted && ctx.swallow.is_none() && overlay::open(upstream_response)? {
-            ctx.overlay = Overlay::Adding;
-        }
-        Ok(())
+        self.filter_answer(session.req_header(), upstream_response, ctx)
+            .await
     }
 
     fn response_body_filter(
@@ -486,7 +390,132 @@ impl ProxyHttp for Gateway {
         );
     }
 }
+
 impl Gateway {
+    /// What goes to the app for an admitted request (`client`, as the client sent
+    /// it): the normalised target, Host, X-Forwarded-*, the cookies and
+    /// credentials it may see, and the identity.
+    pub(super) fn prepare_upstream(
+        &self,
+        client: &RequestHeader,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let host_header = ctx.on_app(|app| app.host_header.clone())?;
+        let uri = ctx
+            .upstream_uri
+            .clone()
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target for an admitted request"))?;
+        upstream_request.set_uri(uri);
+        let host = host_header.as_deref().unwrap_or(&ctx.host);
+        upstream_request.insert_header(http::header::HOST, host)?;
+        if let Some(origin) = &ctx.origin {
+            upstream_request.insert_header("x-forwarded-for", &origin.forwarded_for)?;
+            upstream_request.insert_header("x-forwarded-proto", origin.proto)?;
+        }
+        upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
+        if ctx.basic_app {
+            upstream_request.remove_header(&http::header::COOKIE);
+            if ctx.identity.is_none() {
+                // A public route: credentials have no business there (the app
+                // would check them, uncounted, and could sign someone in).
+                upstream_request.remove_header(&http::header::AUTHORIZATION);
+            }
+        } else if let Some(rest) = cookies::app_cookies(&upstream_request.headers) {
+            upstream_request.remove_header(&http::header::COOKIE);
+            if !rest.is_empty() {
+                upstream_request.insert_header(http::header::COOKIE, rest)?;
+            }
+        }
+        if let Some(used) = &ctx.app_password {
+            // The app password stays here; a Basic app gets the user's own
+            // password there instead. No cookie either way: the app password is
+            // the client's only credential, and goes when it is revoked.
+            upstream_request.remove_header(&http::header::AUTHORIZATION);
+            upstream_request.remove_header(&http::header::COOKIE);
+            if let Some(secret) = &used.app_secret {
+                let credentials = format!("{}:{}", used.record.user, secret.as_str());
+                let value = format!("Basic {}", data_encoding::BASE64.encode(credentials.as_bytes()));
+                upstream_request.insert_header(http::header::AUTHORIZATION, value)?;
+            }
+        }
+        let signed_in = ctx
+            .session
+            .as_ref()
+            .or(ctx.app_password.as_ref().map(|used| &used.record));
+        if let (Some(identity), Some(signed_in)) = (&ctx.identity, signed_in) {
+            let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
+            self.send_identity(upstream_request, identity, signed_in, &app_name, &names)?;
+        }
+        if ctx.on_app(|app| overlay::wanted(app, client))? {
+            overlay::prepare(upstream_request);
+            ctx.overlay = Overlay::Wanted;
+        }
+        Ok(())
+    }
+
+    /// What is done to the app's answer header before it goes to the client (to
+    /// `client`'s request): gateway cookies out, the guard on sign-ins, the
+    /// overlay's page.
+    pub(super) async fn filter_answer(
+        &self,
+        client: &RequestHeader,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // An informational answer (100 Continue, 103) comes before the real one:
+        // it may set no cookie, and the real one is judged when it comes.
+        if upstream_response.status.is_informational() {
+            upstream_response.remove_header(&http::header::SET_COOKIE);
+            return Ok(());
+        }
+        if upstream_response.headers.contains_key(http::header::SET_COOKIE) {
+            if let Some(kept) =
+                headers::without_gateway_cookies(&upstream_response.headers, SystemTime::now())
+            {
+                upstream_response.remove_header(&http::header::SET_COOKIE);
+                for value in kept {
+                    upstream_response.append_header(http::header::SET_COOKIE, value)?;
+                }
+            }
+        }
+        if ctx.basic_app || ctx.app_password.is_some() {
+            // The app's cookies could carry another user's session past the
+            // credentials (or outlive a revoked app password): none reach the client.
+            upstream_response.remove_header(&http::header::SET_COOKIE);
+        }
+        if ctx.logout {
+            upstream_response.append_header(http::header::SET_COOKIE, cookies::clear_session(ctx.secure))?;
+        }
+        if let Some(used) = ctx.app_password.as_ref().filter(|u| u.app_secret.is_some()) {
+            // Whether the app still takes the password sealed with the app password
+            // (the user may have changed it there): the security-info page says so.
+            let refused = upstream_response.status == http::StatusCode::UNAUTHORIZED;
+            if refused != used.app_refused {
+                if let Err(e) = self
+                    .auth
+                    .app_passwords
+                    .note_answer(used.id, refused, SystemTime::now())
+                    .await
+                {
+                    tracing::error!(error = %e, "could not note the app's answer to an app password");
+                }
+            }
+        }
+        // Only a login, a request with a body, or an answer that sets a cookie can
+        // be a sign-in: the rest (nearly every request) costs one header look-up.
+        let may_sign_in =
+            ctx.capture.is_some() || upstream_response.headers.contains_key(http::header::SET_COOKIE);
+        if ctx.watched && may_sign_in {
+            let capture = ctx.capture.take();
+            self.watch_answer(upstream_response, capture, client, ctx).await?;
+        }
+        if ctx.overlay == Overlay::Wanted && ctx.swallow.is_none() && overlay::open(upstream_response)? {
+            ctx.overlay = Overlay::Adding;
+        }
+        Ok(())
+    }
+
     /// The identity headers and the signed assertion for an app.
     fn send_identity(
         &self,

@@ -180,6 +180,23 @@ pub fn succeeded(rule: &SuccessRule, response: &ResponseHeader, now: SystemTime)
     status_ok && location_ok && location_not_ok && cookie_ok
 }
 
+/// Whether the answer's body says the login succeeded, where `success.json`
+/// points (true when the rule does not look at the body).
+pub fn body_says_succeeded(rule: &SuccessRule, body: &[u8]) -> bool {
+    let Some(pointer) = &rule.json else {
+        return true;
+    };
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return false;
+    };
+    match value.pointer(pointer) {
+        None | Some(serde_json::Value::Null | serde_json::Value::Bool(false)) => false,
+        Some(serde_json::Value::String(text)) => !text.is_empty(),
+        Some(serde_json::Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(_) => true,
+    }
+}
+
 /// The path of a Location value (absolute or relative), without query, fragment or
 /// trailing slash, for comparing with configured paths.
 fn location_path(location: &str) -> String {
@@ -217,6 +234,7 @@ mod tests {
                 location: None,
                 location_not: Some("/login".into()),
                 set_cookie: None,
+                json: None,
             },
             logout_path: None,
             page: "/login".into(),
@@ -325,11 +343,34 @@ mod tests {
             !succeeded(&rule, &response(200, None, &[])),
             "the form again, with an error"
         );
+        let by_body = SuccessRule {
+            json: Some("/data/login/token".into()),
+            ..rule.clone()
+        };
+        assert!(body_says_succeeded(
+            &by_body,
+            br#"{"data":{"login":{"token":"t"}}}"#
+        ));
+        for failed in [
+            &br#"{"data":{"login":null},"errors":[{"message":"wrong"}]}"#[..],
+            br#"{"data":{"login":{"token":""}}}"#,
+            br#"{"data":{}}"#,
+            b"not json",
+            b"",
+        ] {
+            assert!(
+                !body_says_succeeded(&by_body, failed),
+                "{}",
+                String::from_utf8_lossy(failed)
+            );
+        }
+        assert!(body_says_succeeded(&rule, b"anything"), "no body rule, no say");
         let by_cookie = SuccessRule {
             statuses: vec![],
             location: None,
             location_not: None,
             set_cookie: Some("sessionid".into()),
+            json: None,
         };
         assert!(succeeded(
             &by_cookie,

@@ -14,6 +14,7 @@ mod overlay;
 mod own_pages;
 mod respond;
 pub mod target;
+mod whole_answer;
 mod withhold;
 
 pub use gateway::Gateway;

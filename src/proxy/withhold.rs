@@ -143,7 +143,13 @@ impl Gateway {
         let query = ctx.upstream_uri.as_ref().and_then(http::Uri::query);
         let capture = capture.unwrap_or_default();
         if capture.is_login {
-            let by_rule = login::succeeded(&login.success, response, w.now);
+            // A login judged by its body is read whole first (`whole_answer`);
+            // one that was not, its body unread, is no sign-in to let through.
+            let Some(body_verdict) = ctx.json_verdict.or(login.success.json.is_none().then_some(true)) else {
+                tracing::error!(app = %app.name, "a login judged by its body was not read whole; refused");
+                return self.replace(response, ctx, Route::SignInRefused.path(), Label::LoginUnreadable);
+            };
+            let by_rule = login::succeeded(&login.success, response, w.now) && body_verdict;
             // A session cookie on an answer the rule calls a failure, or set more
             // than one way: the app signed someone in in a way of its own. Refused,
             // after the named user is charged, the same whatever the password, so

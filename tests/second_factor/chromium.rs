@@ -8,10 +8,15 @@ use std::time::Duration;
 use super::harness;
 
 /// A chromedriver process and the browser profile it uses; both go when dropped.
+/// One at a time: two browsers beside the rest of the suite on two cores make
+/// each too slow to start.
 pub struct Chromium {
     driver: Child,
     profile: tempfile::TempDir,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Chromium {
     /// Starts chromedriver, after saying how to install what is missing.
@@ -28,6 +33,9 @@ impl Chromium {
                 path.display()
             );
         }
+        let one_at_a_time = ONE_BROWSER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let driver = Command::new(chromedriver)
             .arg("--port=0")
             .stdout(Stdio::null())
@@ -37,13 +45,15 @@ impl Chromium {
         Chromium {
             driver,
             profile: tempfile::tempdir().unwrap(),
+            _one_at_a_time: one_at_a_time,
         }
     }
 
     /// A WebDriver session in a new headless window.
     pub async fn connect(&self) -> fantoccini::Client {
         // chromedriver takes the port the system gives it and does not say which.
-        let driver_port = harness::listening_port_of(self.driver.id(), Duration::from_secs(20));
+        // Generous: a busy machine starts it slowly; this waits, it measures nothing.
+        let driver_port = harness::listening_port_of(self.driver.id(), Duration::from_secs(60));
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".into(),

@@ -490,3 +490,90 @@ fn only_the_login_page_itself_passes_without_a_session() {
         assert_eq!((page.status, page.location()), (303, Some("/login")), "{other}");
     }
 }
+
+/// An app that answers every login 200 and says only in the body whether it
+/// worked (GraphQL, user name nested in `variables`): the gateway reads the whole
+/// answer before it answers the browser. A failure passes as the app wrote it,
+/// and counts; a success is withheld like any other.
+#[test]
+fn a_login_judged_by_its_body_is_read_whole_before_anything_is_released() {
+    let app = LegacyApp::start_with(
+        &["alice:wonderland", "bob:builder"],
+        Quirks {
+            graphql: true,
+            ..Quirks::default()
+        },
+    );
+    let gateway = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /graphql\n      username_field: /variables/username\n      page: /login\n\
+         \x20     success: {{ status: [200], json: /data/login/token }}\n      session_cookie: sessionid\n\
+         \x20     token: /data/login/token\n",
+        app.url()
+    ));
+    let call = |browser: &mut Browser, user: &str, password: &str, release: bool| {
+        let body = format!(
+            r#"{{"query":"mutation Login($username: String!, $password: String!) {{ login }}","variables":{{"username":"{user}","password":"{password}"}}}}"#
+        );
+        let mut headers = vec![("sec-fetch-mode", "cors")];
+        if release {
+            headers.push(("portvakt-release", "1"));
+        }
+        browser.post_body("/graphql", "application/json", body.into_bytes(), &headers)
+    };
+    let mut browser = Browser::new(&gateway, HOST);
+
+    let wrong = call(&mut browser, "alice", "nope", false);
+    assert_eq!(wrong.status, 200, "{}", wrong.body);
+    assert!(
+        wrong.body.contains("Invalid credentials"),
+        "the app's own answer: {}",
+        wrong.body
+    );
+    assert!(wrong.set_cookie_names().is_empty());
+
+    let right = call(&mut browser, "alice", "wonderland", false);
+    assert_eq!(right.status, 401, "{}", right.body);
+    assert_eq!(right.headers["portvakt-challenge"], "/.portvakt/enrol");
+    assert!(
+        !right.body.contains("token"),
+        "nothing of the answer before the factor"
+    );
+    assert!(!right.set_cookie_names().contains(&"sessionid".to_owned()));
+
+    assert_eq!(browser.get("/").location(), Some("/.portvakt/verify"));
+    enrol(&mut browser);
+    press_continue(&mut browser);
+    let released = call(&mut browser, "alice", "wonderland", true);
+    assert_eq!(released.status, 200, "{}", released.body);
+    let json: serde_json::Value = serde_json::from_str(&released.body).unwrap();
+    assert!(json["data"]["login"]["token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+
+    // Named twice on the way to the user name: read one way, or not at all.
+    let mut other = Browser::new(&gateway, HOST);
+    let twice = other.post_body(
+        "/graphql",
+        "application/json",
+        br#"{"variables":{"username":"bob","username":"alice","password":"wonderland"}}"#.to_vec(),
+        &[("sec-fetch-mode", "cors")],
+    );
+    assert!(!twice.body.contains("token"), "{}", twice.body);
+
+    // Wrong passwords count: after enough, even the right one is refused.
+    let mut guesser = Browser::new(&gateway, HOST);
+    let mut last = call(&mut guesser, "bob", "nope", false);
+    for _ in 0..10 {
+        last = call(&mut guesser, "bob", "nope", false);
+    }
+    assert!(
+        !last.body.contains("Invalid credentials"),
+        "locked: {} {}",
+        last.status,
+        last.body
+    );
+    let locked = call(&mut guesser, "bob", "builder", false);
+    assert_ne!(locked.status, 401, "no challenge while locked: {}", locked.body);
+    assert!(!locked.body.contains("token"));
+}

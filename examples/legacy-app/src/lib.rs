@@ -96,6 +96,10 @@ pub struct Quirks {
     /// request that passes also gets a session cookie, which — as in many such
     /// apps — is then accepted whatever credentials come with it.
     pub basic: bool,
+    /// A GraphQL-style login, `POST /graphql` with `{"query", "variables":
+    /// {"username", "password"}}`, answered 200 whatever happens: the body alone
+    /// says whether it worked (`data.login.token`, or `errors`).
+    pub graphql: bool,
 }
 
 impl Quirks {
@@ -110,9 +114,10 @@ impl Quirks {
                 "query-login" => &mut quirks.query_login,
                 "api-login" => &mut quirks.api_login,
                 "basic" => &mut quirks.basic,
+                "graphql" => &mut quirks.graphql,
                 other => {
                     return Err(format!(
-                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login, basic"
+                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login, basic, graphql"
                     ))
                 }
             };
@@ -148,6 +153,9 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
         router = router
             .route("/api/login", post(api_login))
             .route("/app", get(single_page_app));
+    }
+    if quirks.graphql {
+        router = router.route("/graphql", post(graphql_login));
     }
     if quirks.front_controller {
         router = router.route("/index.php", get(front_controller).post(front_controller));
@@ -414,12 +422,7 @@ async fn api_login(State(state): State<AppState>, headers: HeaderMap, body: Byte
             // The session both ways a single-page app keeps one: a cookie, and a
             // token in the body for its script to keep.
             let cookie = state.open_session(&user);
-            let token = cookie
-                .split(';')
-                .next()
-                .and_then(|c| c.split_once('='))
-                .map_or("", |(_, v)| v)
-                .to_owned();
+            let token = cookie_value(&cookie);
             let mut answer = json(
                 StatusCode::OK,
                 serde_json::json!({ "ok": true, "user": user, "token": token }),
@@ -470,6 +473,40 @@ if (byCookie || localStorage.getItem("token")) whoAmI();
 </script>
 </body></html>"#,
     )
+}
+
+/// The `graphql` quirk's login: 200 for right and wrong passwords alike.
+async fn graphql_login(State(state): State<AppState>, body: Bytes) -> Response {
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let variable = |name: &str| request["variables"][name].as_str().unwrap_or_default().to_owned();
+    match state.check(&variable("username"), &variable("password")) {
+        Some((user, _)) => {
+            let cookie = state.open_session(&user);
+            let token = cookie_value(&cookie);
+            let mut answer = json(
+                StatusCode::OK,
+                serde_json::json!({ "data": { "login": { "user": user, "token": token } } }),
+            );
+            if let Ok(cookie) = cookie.parse() {
+                answer.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            answer
+        }
+        None => json(
+            StatusCode::OK,
+            serde_json::json!({ "data": { "login": null }, "errors": [{ "message": "Invalid credentials" }] }),
+        ),
+    }
+}
+
+/// The value a Set-Cookie line sets.
+fn cookie_value(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map_or("", |(_, v)| v)
+        .to_owned()
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
