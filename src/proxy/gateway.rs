@@ -113,7 +113,7 @@ pub struct RequestCtx {
     pub(super) app_password: Option<super::app_password::AppPasswordUse>,
     /// What the body of a login answer read whole says of it (`success.json`);
     /// `None` for an answer streamed, whose header alone is judged.
-    pub(super) json_verdict: Option<bool>,
+    pub(super) json_verdict: Option<super::login::BodySays>,
     /// A login answer whose token is bound to its session before it goes out.
     pub(super) token_watch: Option<withhold::TokenWatch>,
     pub(super) upstream_started: Option<Instant>,

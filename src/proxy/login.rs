@@ -180,20 +180,53 @@ pub fn succeeded(rule: &SuccessRule, response: &ResponseHeader, now: SystemTime)
     status_ok && location_ok && location_not_ok && cookie_ok
 }
 
-/// Whether the answer's body says the login succeeded, where `success.json`
-/// points (true when the rule does not look at the body).
-pub fn body_says_succeeded(rule: &SuccessRule, body: &[u8]) -> bool {
+/// What an answer's body says of a login, where `success.json` points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySays {
+    Succeeded,
+    /// In so many words: the way to the pointer ends at `null`, `false`, `0` or
+    /// `""`.
+    Failed,
+    /// Neither: not JSON, or the way to the pointer is missing a member. Such an
+    /// answer is not passed on (the client may have shaped it to hide a success).
+    Unclear,
+}
+
+/// What the answer's body says of the login (`Succeeded` when the rule does not
+/// look at the body).
+pub fn body_says(rule: &SuccessRule, body: &[u8]) -> BodySays {
     let Some(pointer) = &rule.json else {
-        return true;
+        return BodySays::Succeeded;
     };
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return false;
+    let Ok(mut at) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return BodySays::Unclear;
     };
-    match value.pointer(pointer) {
-        None | Some(serde_json::Value::Null | serde_json::Value::Bool(false)) => false,
-        Some(serde_json::Value::String(text)) => !text.is_empty(),
-        Some(serde_json::Value::Number(n)) => n.as_f64() != Some(0.0),
-        Some(_) => true,
+    for segment in pointer.split('/').skip(1) {
+        if is_falsy(&at) {
+            return BodySays::Failed;
+        }
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        at = match at {
+            serde_json::Value::Object(mut members) => match members.remove(&segment) {
+                Some(next) => next,
+                None => return BodySays::Unclear,
+            },
+            _ => return BodySays::Unclear,
+        };
+    }
+    if is_falsy(&at) {
+        BodySays::Failed
+    } else {
+        BodySays::Succeeded
+    }
+}
+
+fn is_falsy(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Null | serde_json::Value::Bool(false) => true,
+        serde_json::Value::String(text) => text.is_empty(),
+        serde_json::Value::Number(n) => n.as_f64() == Some(0.0),
+        _ => false,
     }
 }
 
@@ -347,24 +380,25 @@ mod tests {
             json: Some("/data/login/token".into()),
             ..rule.clone()
         };
-        assert!(body_says_succeeded(
-            &by_body,
-            br#"{"data":{"login":{"token":"t"}}}"#
-        ));
-        for failed in [
-            &br#"{"data":{"login":null},"errors":[{"message":"wrong"}]}"#[..],
-            br#"{"data":{"login":{"token":""}}}"#,
-            br#"{"data":{}}"#,
-            b"not json",
-            b"",
-        ] {
-            assert!(
-                !body_says_succeeded(&by_body, failed),
-                "{}",
-                String::from_utf8_lossy(failed)
-            );
-        }
-        assert!(body_says_succeeded(&rule, b"anything"), "no body rule, no say");
+        let says = |body: &[u8]| body_says(&by_body, body);
+        assert_eq!(says(br#"{"data":{"login":{"token":"t"}}}"#), BodySays::Succeeded);
+        assert_eq!(
+            says(br#"{"data":{"login":null},"errors":[{"message":"wrong"}]}"#),
+            BodySays::Failed
+        );
+        assert_eq!(says(br#"{"data":{"login":{"token":""}}}"#), BodySays::Failed);
+        assert_eq!(says(br#"{"data":null}"#), BodySays::Failed);
+        // A shape the gateway cannot read (an alias, another field, not JSON at
+        // all, a compressed body) says neither: it is refused, never passed on.
+        assert_eq!(says(br#"{"data":{"x":{"token":"t"}}}"#), BodySays::Unclear);
+        assert_eq!(says(br#"{"data":[]}"#), BodySays::Unclear);
+        assert_eq!(says(b"\x1f\x8b\x08 gzip"), BodySays::Unclear);
+        assert_eq!(says(b""), BodySays::Unclear);
+        assert_eq!(
+            body_says(&rule, b"anything"),
+            BodySays::Succeeded,
+            "no body rule, no say"
+        );
         let by_cookie = SuccessRule {
             statuses: vec![],
             location: None,

@@ -1,5 +1,5 @@
 //! Logins whose success the app tells only in its answer's body (`success.json`:
-//! apps that answer every login 200 and say in JSON whether it worked, GraphQL).
+//! JSON APIs that answer every login 200 and say in the body whether it worked).
 //! Their header says nothing, and the header is what goes to the browser first.
 //! So the gateway sends such a login to the app itself, reads the whole answer,
 //! judges it, and only then answers the browser: with the app's answer (a
@@ -46,6 +46,19 @@ impl Gateway {
         app: &App,
         login: &LoginInterception,
     ) -> Result<Answer, Stop> {
+        // A client that waits to be asked for the body is asked, as Pingora
+        // would when it streams one.
+        let expects_continue = session
+            .req_header()
+            .headers
+            .get(http::header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        if expects_continue {
+            session
+                .write_continue_response()
+                .await
+                .map_err(|_| Refusal::bad_request("the client went away"))?;
+        }
         let too_large = || {
             Refusal::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -84,6 +97,8 @@ impl Gateway {
         for name in NOT_SENT_ON {
             upstream.remove_header(name);
         }
+        // The body is judged by reading it: it must come uncompressed.
+        upstream.remove_header(&http::header::ACCEPT_ENCODING);
         upstream
             .insert_header(http::header::CONTENT_LENGTH, body.len())
             .map_err(internal)?;
@@ -99,7 +114,14 @@ impl Gateway {
             )
             .into()
         })?;
-        ctx.json_verdict = Some(login::body_says_succeeded(&login.success, &answer));
+        let encoded = header
+            .headers
+            .get(http::header::CONTENT_ENCODING)
+            .is_some_and(|e| !e.as_bytes().eq_ignore_ascii_case(b"identity"));
+        ctx.json_verdict = Some(match encoded {
+            true => login::BodySays::Unclear,
+            false => login::body_says(&login.success, &answer),
+        });
         self.filter_answer(&client, &mut header, ctx)
             .await
             .map_err(internal)?;

@@ -31,7 +31,7 @@ use pingora::prelude::*;
 
 use super::confirm;
 use super::gateway::{authentication, Gateway, RequestCtx};
-use super::login::{self, RequestCapture};
+use super::login::{self, BodySays, RequestCapture};
 use crate::auth::challenge::{random_token, Challenges, Purpose, Withheld};
 use crate::auth::tokens::TokenBindings;
 use crate::auth::{cookies, Attempt, AuditKind};
@@ -145,16 +145,23 @@ impl Gateway {
         if capture.is_login {
             // A login judged by its body is read whole first (`whole_answer`);
             // one that was not, its body unread, is no sign-in to let through.
-            let Some(body_verdict) = ctx.json_verdict.or(login.success.json.is_none().then_some(true)) else {
-                tracing::error!(app = %app.name, "a login judged by its body was not read whole; refused");
-                return self.replace(response, ctx, Route::SignInRefused.path(), Label::LoginUnreadable);
+            let body = match ctx.json_verdict {
+                Some(says) => says,
+                None if login.success.json.is_none() => BodySays::Succeeded,
+                None => {
+                    tracing::error!(app = %app.name, "a login judged by its body was not read whole; refused");
+                    return self.replace(response, ctx, Route::SignInRefused.path(), Label::LoginUnreadable);
+                }
             };
-            let by_rule = login::succeeded(&login.success, response, w.now) && body_verdict;
+            let by_header = login::succeeded(&login.success, response, w.now);
+            let by_rule = by_header && body == BodySays::Succeeded;
             // A session cookie on an answer the rule calls a failure, or set more
             // than one way: the app signed someone in in a way of its own. Refused,
             // after the named user is charged, the same whatever the password, so
-            // that the oddity is neither a way in nor an oracle.
-            let anomaly = !sessions.is_empty() && (!by_rule || conflicting);
+            // that the oddity is neither a way in nor an oracle. So is an answer
+            // whose body says neither success nor failure: it may hide a success.
+            let unclear = by_header && body == BodySays::Unclear;
+            let anomaly = (!sessions.is_empty() && (!by_rule || conflicting)) || unclear;
             let user = capture.user_name(login, query).and_then(|user| {
                 capture
                     .agrees_with(&login.query)

@@ -274,7 +274,7 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
     use fantoccini::Locator;
 
     let chromium = Chromium::start();
-    let app = spa_app(&["alice:wonderland", "bob:builder"]);
+    let app = spa_app(&["alice:wonderland", "bob:builder", "carol:hearts"]);
     let gateway = Gateway::start(&format!(
         "apps:\n  reports:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
          \x20   login:\n      path: /api/login\n      username_field: username\n      page: /app\n\
@@ -303,10 +303,12 @@ fn a_single_page_app_signs_in_through_the_overlay_in_a_real_browser() {
             }
         };
         // The app keeping a token from the login's body, then (bob) keeping
-        // nothing but the cookie the login sets.
+        // nothing but the cookie the login sets, then (carol) signing in with
+        // XMLHttpRequest rather than fetch.
         let modes = [
             ("/app", "alice", "wonderland", true),
             ("/app?keep=cookie", "bob", "builder", false),
+            ("/app?via=xhr", "carol", "hearts", true),
         ];
         let journey = async {
           for (page, user, password, keeps_token) in modes {
@@ -492,7 +494,7 @@ fn only_the_login_page_itself_passes_without_a_session() {
 }
 
 /// An app that answers every login 200 and says only in the body whether it
-/// worked (GraphQL, user name nested in `variables`): the gateway reads the whole
+/// worked (the user name nested in `credentials`): the gateway reads the whole
 /// answer before it answers the browser. A failure passes as the app wrote it,
 /// and counts; a success is withheld like any other.
 #[test]
@@ -500,26 +502,24 @@ fn a_login_judged_by_its_body_is_read_whole_before_anything_is_released() {
     let app = LegacyApp::start_with(
         &["alice:wonderland", "bob:builder"],
         Quirks {
-            graphql: true,
+            session_api: true,
             ..Quirks::default()
         },
     );
     let gateway = Gateway::start(&format!(
         "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
-         \x20   login:\n      path: /graphql\n      username_field: /variables/username\n      page: /login\n\
-         \x20     success: {{ status: [200], json: /data/login/token }}\n      session_cookie: sessionid\n\
-         \x20     token: /data/login/token\n",
+         \x20   login:\n      path: /api/session\n      username_field: /credentials/username\n      page: /login\n\
+         \x20     success: {{ status: [200], json: /session/token }}\n      session_cookie: sessionid\n\
+         \x20     token: /session/token\n",
         app.url()
     ));
     let call = |browser: &mut Browser, user: &str, password: &str, release: bool| {
-        let body = format!(
-            r#"{{"query":"mutation Login($username: String!, $password: String!) {{ login }}","variables":{{"username":"{user}","password":"{password}"}}}}"#
-        );
+        let body = format!(r#"{{"credentials":{{"username":"{user}","password":"{password}"}}}}"#);
         let mut headers = vec![("sec-fetch-mode", "cors")];
         if release {
             headers.push(("portvakt-release", "1"));
         }
-        browser.post_body("/graphql", "application/json", body.into_bytes(), &headers)
+        browser.post_body("/api/session", "application/json", body.into_bytes(), &headers)
     };
     let mut browser = Browser::new(&gateway, HOST);
 
@@ -547,16 +547,14 @@ fn a_login_judged_by_its_body_is_read_whole_before_anything_is_released() {
     let released = call(&mut browser, "alice", "wonderland", true);
     assert_eq!(released.status, 200, "{}", released.body);
     let json: serde_json::Value = serde_json::from_str(&released.body).unwrap();
-    assert!(json["data"]["login"]["token"]
-        .as_str()
-        .is_some_and(|t| !t.is_empty()));
+    assert!(json["session"]["token"].as_str().is_some_and(|t| !t.is_empty()));
 
     // Named twice on the way to the user name: read one way, or not at all.
     let mut other = Browser::new(&gateway, HOST);
     let twice = other.post_body(
-        "/graphql",
+        "/api/session",
         "application/json",
-        br#"{"variables":{"username":"bob","username":"alice","password":"wonderland"}}"#.to_vec(),
+        br#"{"credentials":{"username":"bob","username":"alice","password":"wonderland"}}"#.to_vec(),
         &[("sec-fetch-mode", "cors")],
     );
     assert!(!twice.body.contains("token"), "{}", twice.body);
@@ -576,4 +574,22 @@ fn a_login_judged_by_its_body_is_read_whole_before_anything_is_released() {
     let locked = call(&mut guesser, "bob", "builder", false);
     assert_ne!(locked.status, 401, "no challenge while locked: {}", locked.body);
     assert!(!locked.body.contains("token"));
+
+    // An answer whose body says neither (here: the pointer leads nowhere) may
+    // hide a success: refused, and nothing of it passes.
+    let unclear = Gateway::start(&format!(
+        "apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+         \x20   login:\n      path: /api/session\n      username_field: /credentials/username\n\
+         \x20     page: /login\n      success: {{ status: [200], json: /session/elsewhere }}\n",
+        app.url()
+    ));
+    let mut browser = Browser::new(&unclear, HOST);
+    let refused = call(&mut browser, "alice", "wonderland", false);
+    assert_eq!(
+        refused.location(),
+        Some("/.portvakt/sign-in-refused"),
+        "{}",
+        refused.body
+    );
+    assert!(!refused.body.contains("token") && refused.set_cookie_names().is_empty());
 }

@@ -89,17 +89,17 @@ pub struct Quirks {
     /// script signs in there with `fetch`, keeps the token from the body in
     /// `localStorage` and sends it as `Authorization: Bearer` to `/api/me`
     /// (`/app?keep=cookie`: the same app keeping nothing but the cookie the login
-    /// sets).
+    /// sets; `/app?via=xhr`: signing in with XMLHttpRequest).
     pub api_login: bool,
     /// HTTP Basic, as admin consoles and appliances do: every page but `/healthz`
     /// asks for `Authorization: Basic` (401 with `WWW-Authenticate`); the first
     /// request that passes also gets a session cookie, which — as in many such
     /// apps — is then accepted whatever credentials come with it.
     pub basic: bool,
-    /// A GraphQL-style login, `POST /graphql` with `{"query", "variables":
-    /// {"username", "password"}}`, answered 200 whatever happens: the body alone
-    /// says whether it worked (`data.login.token`, or `errors`).
-    pub graphql: bool,
+    /// A JSON API's login, `POST /api/session` with `{"credentials": {"username",
+    /// "password"}}`, answered 200 whatever happens: the body alone says whether
+    /// it worked (`session.token`, or `"session": null` and an error).
+    pub session_api: bool,
 }
 
 impl Quirks {
@@ -114,10 +114,10 @@ impl Quirks {
                 "query-login" => &mut quirks.query_login,
                 "api-login" => &mut quirks.api_login,
                 "basic" => &mut quirks.basic,
-                "graphql" => &mut quirks.graphql,
+                "session-api" => &mut quirks.session_api,
                 other => {
                     return Err(format!(
-                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login, basic, graphql"
+                        "unknown quirk `{other}`: last-value-wins, multipart, front-controller, query-login, api-login, basic, session-api"
                     ))
                 }
             };
@@ -154,8 +154,8 @@ pub fn router(accounts: HashMap<String, Account>, served_by: &str, quirks: Quirk
             .route("/api/login", post(api_login))
             .route("/app", get(single_page_app));
     }
-    if quirks.graphql {
-        router = router.route("/graphql", post(graphql_login));
+    if quirks.session_api {
+        router = router.route("/api/session", post(session_login));
     }
     if quirks.front_controller {
         router = router.route("/index.php", get(front_controller).post(front_controller));
@@ -451,7 +451,25 @@ async fn single_page_app() -> Html<&'static str> {
 <p id="status">Not signed in.</p>
 <script>
 const status = document.getElementById("status");
-const byCookie = new URLSearchParams(location.search).get("keep") === "cookie";
+const params = new URLSearchParams(location.search);
+const byCookie = params.get("keep") === "cookie";
+// `?via=xhr`: the same app on XMLHttpRequest, as older single-page apps are.
+function post(url, body) {
+  if (params.get("via") !== "xhr") {
+    return fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+  }
+  return new Promise((resolve) => {
+    const call = new XMLHttpRequest();
+    call.open("POST", url);
+    call.setRequestHeader("Content-Type", "application/json");
+    call.onload = () => resolve({
+      ok: call.status >= 200 && call.status < 300,
+      status: call.status,
+      json: async () => JSON.parse(call.responseText),
+    });
+    call.send(body);
+  });
+}
 async function whoAmI() {
   const headers = byCookie ? {} : { Authorization: "Bearer " + localStorage.getItem("token") };
   const answer = await fetch("/api/me", { headers });
@@ -460,11 +478,7 @@ async function whoAmI() {
 document.getElementById("sign-in").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = new FormData(event.target);
-  const answer = await fetch("/api/login", {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: form.get("username"), password: form.get("password") }),
-  });
+  const answer = await post("/api/login", JSON.stringify({ username: form.get("username"), password: form.get("password") }));
   if (!answer.ok) { status.textContent = "Sign-in failed (" + answer.status + ")."; return; }
   if (!byCookie) localStorage.setItem("token", (await answer.json()).token);
   await whoAmI();
@@ -475,17 +489,22 @@ if (byCookie || localStorage.getItem("token")) whoAmI();
     )
 }
 
-/// The `graphql` quirk's login: 200 for right and wrong passwords alike.
-async fn graphql_login(State(state): State<AppState>, body: Bytes) -> Response {
+/// The `session-api` quirk's login: 200 for right and wrong passwords alike.
+async fn session_login(State(state): State<AppState>, body: Bytes) -> Response {
     let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let variable = |name: &str| request["variables"][name].as_str().unwrap_or_default().to_owned();
-    match state.check(&variable("username"), &variable("password")) {
+    let given = |name: &str| {
+        request["credentials"][name]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match state.check(&given("username"), &given("password")) {
         Some((user, _)) => {
             let cookie = state.open_session(&user);
             let token = cookie_value(&cookie);
             let mut answer = json(
                 StatusCode::OK,
-                serde_json::json!({ "data": { "login": { "user": user, "token": token } } }),
+                serde_json::json!({ "session": { "user": user, "token": token } }),
             );
             if let Ok(cookie) = cookie.parse() {
                 answer.headers_mut().append(header::SET_COOKIE, cookie);
@@ -494,7 +513,7 @@ async fn graphql_login(State(state): State<AppState>, body: Bytes) -> Response {
         }
         None => json(
             StatusCode::OK,
-            serde_json::json!({ "data": { "login": null }, "errors": [{ "message": "Invalid credentials" }] }),
+            serde_json::json!({ "session": null, "error": "Invalid credentials" }),
         ),
     }
 }

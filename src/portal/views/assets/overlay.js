@@ -7,8 +7,10 @@
 // again with `Portvakt-Release: 1`, and the gateway answers that repeat with the
 // app's withheld answer. The app's code receives it as the answer to its call.
 //
-// Where the frame cannot be shown (the app's CSP forbids frames, or the user
-// closes it), the browser goes to the challenge page itself and comes back.
+// Calls made with XMLHttpRequest are held and repeated the same way. Where the
+// frame cannot be shown (the app's CSP forbids frames), the browser goes to the
+// challenge page itself and comes back; if the user closes it, the app gets the
+// 401 it would have got without this script.
 (() => {
   "use strict";
 
@@ -96,15 +98,71 @@
     return send(new Request(repeat, { headers }));
   };
 
-  // XMLHttpRequest cannot be answered twice: the app's code sees the 401. The
-  // challenge is shown all the same; once it is passed, the app's next login goes
-  // straight through.
-  const xhrSend = XMLHttpRequest.prototype.send;
-  XMLHttpRequest.prototype.send = function portvaktSend(body) {
-    this.addEventListener("load", () => {
-      const challenge = challengeOf(this.status, this.getResponseHeader("Portvakt-Challenge"));
-      if (challenge) overlay(challenge);
-    });
-    return xhrSend.call(this, body);
-  };
+  // XMLHttpRequest: the held answer never reaches the app's handlers (ours are
+  // added first, in the constructor, and stop the event); once the factor is
+  // passed, the same object sends the call again with `Portvakt-Release`, and the
+  // app's handlers see that answer, as if it were the first. Closing the overlay
+  // hands them the held one. A synchronous call is left alone.
+  const NativeXHR = window.XMLHttpRequest;
+  const EVENTS = ["readystatechange", "loadstart", "progress", "load", "loadend", "error", "abort", "timeout"];
+  class PortvaktXHR extends NativeXHR {
+    constructor() {
+      super();
+      this._portvakt = { call: null, holding: false };
+      for (const type of EVENTS) {
+        this.addEventListener(type, (event) => this._portvaktSees(event));
+      }
+    }
+
+    open(method, url, async = true, user, password) {
+      this._portvakt.call = { method, url, async, user, password, headers: [], repeated: false };
+      return super.open(method, url, async, user, password);
+    }
+
+    setRequestHeader(name, value) {
+      this._portvakt.call?.headers.push([name, value]);
+      return super.setRequestHeader(name, value);
+    }
+
+    send(body) {
+      if (this._portvakt.call) this._portvakt.call.body = body;
+      return super.send(body);
+    }
+
+    _portvaktSees(event) {
+      const held = this._portvakt;
+      const call = held.call;
+      if (event.type === "readystatechange" && call && this.readyState >= 2) {
+        if (!held.holding && !call.repeated && call.async) {
+          const challenge = challengeOf(this.status, this.getResponseHeader("Portvakt-Challenge"));
+          if (challenge) {
+            held.holding = true;
+            overlay(challenge).then((passed) => this._portvaktAfter(passed));
+          }
+        } else if (held.holding && call.repeated) {
+          held.holding = false; // the repeat's answer: the app's from here on
+        }
+      }
+      if (held.holding) event.stopImmediatePropagation();
+    }
+
+    _portvaktAfter(passed) {
+      const held = this._portvakt;
+      const call = held.call;
+      call.repeated = true;
+      if (!passed) {
+        // The app gets the held answer after all.
+        held.holding = false;
+        for (const type of ["readystatechange", "load", "loadend"]) {
+          this.dispatchEvent(type === "readystatechange" ? new Event(type) : new ProgressEvent(type));
+        }
+        return;
+      }
+      super.open(call.method, call.url, true, call.user, call.password);
+      for (const [name, value] of call.headers) super.setRequestHeader(name, value);
+      super.setRequestHeader("Portvakt-Release", "1");
+      super.send(call.body);
+    }
+  }
+  window.XMLHttpRequest = PortvaktXHR;
 })();
