@@ -93,7 +93,7 @@ portvakt_config() {
 listen: ["127.0.0.1:$port"]
 state_dir: $work/$name/state
 log: { format: json, level: "$level" }
-server: { threads: $threads }
+server: { threads: $threads, grace_period: 1s, shutdown_timeout: 1s }
 trusted_proxies: [127.0.0.1/32]
 lockout: { max_failures: 100 }
 users: { file: users.yaml }

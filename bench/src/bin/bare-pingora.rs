@@ -18,6 +18,14 @@ struct Args {
     /// Worker threads (as Portvakt's `server.threads`).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// After SIGTERM, how long in-flight requests may run (as Portvakt's
+    /// `server.grace_period` in the bench configuration): Pingora's own default
+    /// keeps the process for minutes after the benchmark is done with it.
+    #[arg(long, default_value_t = 1)]
+    grace_seconds: u64,
+    /// Then how long the runtime may take to stop (`server.shutdown_timeout`).
+    #[arg(long, default_value_t = 1)]
+    shutdown_seconds: u64,
 }
 
 struct PassThrough {
@@ -43,6 +51,8 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let conf = ServerConf {
         threads: args.threads,
+        grace_period_seconds: Some(args.grace_seconds),
+        graceful_shutdown_timeout_seconds: Some(args.shutdown_seconds),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
