@@ -231,13 +231,6 @@ impl Gateway {
                 Refusal::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Internal, Label::Error).into(),
             );
         }
-        let return_to = match method.as_str() {
-            "GET" | "HEAD" => ctx
-                .upstream_uri
-                .as_ref()
-                .map_or("/".to_owned(), ToString::to_string),
-            _ => "/".to_owned(),
-        };
         ctx.path = Some(path);
         // The Basic app's own logout, by the session's user and asked by the
         // browser itself (not another site): the gateway's session ends too.
@@ -253,7 +246,7 @@ impl Gateway {
             let sign_in = BasicSignIn {
                 user,
                 authorization: session.req_header().headers.get(http::header::AUTHORIZATION),
-                return_to,
+                return_to: return_path(&method, ctx.upstream_uri.as_ref()),
                 navigating: is_navigation(session.req_header()),
                 host: &ctx.host,
                 client: client_ip,
@@ -295,7 +288,10 @@ impl Gateway {
             }
             Outcome::SignIn => match app.sign_in_page() {
                 Some(GATEWAY_LOGIN_PAGE) => {
-                    let location = format!("{GATEWAY_LOGIN_PAGE}?return={}", encode_component(&return_to));
+                    let location = format!(
+                        "{GATEWAY_LOGIN_PAGE}?return={}",
+                        encode_component(&return_path(&method, ctx.upstream_uri.as_ref()))
+                    );
                     Err(Stop::Answer(Answer::redirect(&location, Label::SignIn)))
                 }
                 Some(page) => {
@@ -304,7 +300,10 @@ impl Gateway {
                         Some(param) => format!(
                             "{page}{}{param}={}",
                             if page.contains('?') { '&' } else { '?' },
-                            encode_component(safe_return_path(&return_to))
+                            encode_component(safe_return_path(&return_path(
+                                &method,
+                                ctx.upstream_uri.as_ref()
+                            )))
                         ),
                         None => page.to_owned(),
                     };
@@ -321,7 +320,7 @@ impl Gateway {
                     config,
                     app,
                     &user,
-                    Purpose::Return(return_to),
+                    Purpose::Return(return_path(&method, ctx.upstream_uri.as_ref())),
                     client_ip,
                     ctx.secure,
                     now,
@@ -502,6 +501,16 @@ fn credentials_user(req: &pingora::http::RequestHeader) -> Result<Option<String>
         .map_err(Refusal::bad_request)?
         .ok_or_else(|| Refusal::bad_request("the credentials name no user"))
         .map(Some)
+}
+
+/// Where a browser goes back to after signing in or a challenge: the page it
+/// asked for (GET and HEAD), else the app's root. Built only for requests sent
+/// there, not for every request passed on.
+fn return_path(method: &str, target: Option<&http::Uri>) -> String {
+    match method {
+        "GET" | "HEAD" => target.map_or("/".to_owned(), ToString::to_string),
+        _ => "/".to_owned(),
+    }
 }
 
 /// A path as rules and login settings write it: decoded, no trailing slash.

@@ -197,8 +197,14 @@ impl ProxyHttp for Gateway {
         let config = self.config.load_full();
         ctx.config = Some(config.clone());
         let tls = is_tls(session);
+        let admitted = self.admit(session, ctx, &config, tls).await;
+        if matches!(admitted, Ok(Admission::Forward)) {
+            return Ok(false);
+        }
+        // Only a request the gateway answers itself gets a page: the language
+        // is negotiated for those alone, not for every request passed on.
         let lang = page_language(&config, session.req_header());
-        let answer = match self.admit(session, ctx, &config, tls).await {
+        let answer = match admitted {
             Ok(Admission::Forward) => return Ok(false),
             Ok(Admission::Portal(route)) => self.portal_page(session, ctx, &config, route, lang).await,
             Err(Stop::Refuse(refusal)) => refusal.into_answer(lang, &ctx.reference.to_string()),
