@@ -536,6 +536,25 @@ mod tests {
             login("      logout_path: /index.php?do=a&do=b\n")[0].contains("`do` is empty or given twice")
         );
         assert!(login("      confirm: { path: /me, json: /a~2b }\n")[0].contains("is not a JSON pointer"));
+        // Every pointer a login names is checked the same way, with its key.
+        let token = login("      token: token\n");
+        assert!(
+            token[0]
+                .contains("apps.wiki.login.token: `token` is not a JSON pointer; write where the token is"),
+            "{token:#?}"
+        );
+        let success = login("      success: { status: [200], json: ok }\n");
+        assert!(
+            success[0].contains("apps.wiki.login.success.json: `ok` is not a JSON pointer"),
+            "{success:#?}"
+        );
+        let user = errors(&format!(
+            "{MINIMAL}    login:\n      path: /login\n      username_field: /a~2b\n"
+        ));
+        assert!(
+            user.iter().any(|e| e.contains("starts like a JSON pointer")),
+            "{user:#?}"
+        );
         assert!(login("      confirm: { path: /me, json: /a~1b }\n").is_empty());
         assert!(login("      confirm: { path: /index.php?do=whoami, json: /user }\n").is_empty());
     }

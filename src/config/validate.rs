@@ -723,16 +723,11 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
         || file.success_set_cookie.is_some()
         || file.success_json.is_some();
     let json = file.success_json.as_ref().and_then(|j| {
-        if is_json_pointer(&j.value) {
-            Some(j.value.clone())
-        } else {
-            d.error(
-                j.at,
-                &j.key,
-                format!("`{}` is not a JSON pointer; write where the answer says it succeeded, such as /ok or /data/login/token", j.value),
-            );
-            None
-        }
+        json_pointer(
+            d,
+            j,
+            "where the answer says it succeeded, such as /ok or /session/token",
+        )
     });
     let success = if any_criterion {
         SuccessRule {
@@ -818,22 +813,27 @@ fn build_login(d: &mut Decoder, file: &LoginFile) -> Option<LoginInterception> {
             .unwrap_or(64 * 1024),
         confirm: file.confirm.as_ref().and_then(|c| build_confirm(d, c)),
         overlay: file.overlay.unwrap_or(false),
-        token: file.token.as_ref().and_then(|t| {
-            if is_json_pointer(&t.value) {
-                Some(t.value.clone())
-            } else {
-                d.error(
-                    t.at,
-                    &t.key,
-                    format!("`{}` is not a JSON pointer; write where the token is, such as /token or /data/access_token", t.value),
-                );
-                None
-            }
-        }),
+        token: file
+            .token
+            .as_ref()
+            .and_then(|t| json_pointer(d, t, "where the token is, such as /token or /data/access_token")),
     })
 }
 
 /// RFC 6901: `/` before each token; `~` only as `~0` or `~1`.
+/// The pointer as written, or an error naming it and saying what to write.
+fn json_pointer(d: &mut Decoder, given: &Spanned<String>, write: &str) -> Option<String> {
+    if is_json_pointer(&given.value) {
+        return Some(given.value.clone());
+    }
+    d.error(
+        given.at,
+        &given.key,
+        format!("`{}` is not a JSON pointer; write {write}", given.value),
+    );
+    None
+}
+
 fn is_json_pointer(text: &str) -> bool {
     text.starts_with('/')
         && text
@@ -868,20 +868,7 @@ fn build_confirm(d: &mut Decoder, file: &ConfirmFile) -> Option<ConfirmRule> {
     }
     let read = match (&file.header, &file.json, &file.pattern) {
         (Some(header), None, None) => ConfirmRead::Header(header_name(d, header)?),
-        (None, Some(pointer), None) if is_json_pointer(&pointer.value) => {
-            ConfirmRead::Json(pointer.value.clone())
-        }
-        (None, Some(pointer), None) => {
-            d.error(
-                pointer.at,
-                &pointer.key,
-                format!(
-                    "`{}` is not a JSON pointer; write one such as /user/name",
-                    pointer.value
-                ),
-            );
-            return None;
-        }
+        (None, Some(pointer), None) => ConfirmRead::Json(json_pointer(d, pointer, "one such as /user/name")?),
         (None, None, Some(pattern)) => match regex::Regex::new(&pattern.value) {
             Ok(re) if re.captures_len() > 1 => ConfirmRead::Pattern(re),
             Ok(_) => {
