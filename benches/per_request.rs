@@ -68,7 +68,7 @@ fn policy_with(n: usize) -> AppPolicy {
 fn decisions(c: &mut Criterion) {
     let auth = Authentication {
         user: "alice".to_owned(),
-        groups: vec!["staff".to_owned(), "admins".to_owned()],
+        groups: ["staff".to_owned(), "admins".to_owned()].into(),
         second_factor_at: Some(SystemTime::now() - Duration::from_secs(60)),
         mfa_opted_in: false,
         signed_in_at: SystemTime::now() - Duration::from_secs(600),
@@ -150,7 +150,7 @@ fn session_check(c: &mut Criterion) {
                 .expect("a live session");
             let auth = Authentication {
                 user: session.user,
-                groups: vec!["staff".to_owned()],
+                groups: ["staff".to_owned()].into(),
                 second_factor_at: session.second_factor_at,
                 mfa_opted_in: session.mfa_opted_in,
                 signed_in_at: session.created_at,

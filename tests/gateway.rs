@@ -516,6 +516,62 @@ fn sigterm_stops_the_gateway_gracefully() {
     assert!(status.success(), "{status}:\n{}", gateway.log());
 }
 
+/// The access log is written off the request path, and still says every request:
+/// none is lost when the gateway stops right after answering, and none is dropped.
+#[test]
+fn every_request_has_its_access_line_even_when_the_gateway_stops_at_once() {
+    let app = LegacyApp::start(ACCOUNTS);
+    let mut gateway = Gateway::start(&intranet(&app, ""));
+    let client = gateway.client(&["intranet.test", "elsewhere.test"]);
+    let status = |host: &str, path: &str| {
+        client
+            .get(gateway.url(host, path))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("intranet.test", "/healthz"), 200);
+    assert_eq!(status("intranet.test", "/admin/x%22y"), 403);
+    assert_eq!(status("elsewhere.test", "/"), 421);
+    assert!(gateway.metrics().contains("portvakt_access_log_dropped_total 0"));
+    gateway.signal("TERM");
+    assert!(gateway.wait_for_exit(Duration::from_secs(20)).success());
+    let log = gateway.log();
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" INFO portvakt::access: "))
+        .collect();
+    let line_with = |fields: &[&str]| {
+        access
+            .iter()
+            .any(|line| fields.iter().all(|field| line.contains(field)))
+    };
+    assert!(
+        line_with(&[
+            "app=\"intranet\"",
+            "host=\"intranet.test:",
+            "method=GET",
+            "path=\"/healthz\"",
+            "client=127.0.0.1",
+            "user=\"-\"",
+            "(apps.intranet.routes[0])\"",
+            "decision=\"bypass\"",
+            "status=200",
+            "latency_ms=",
+        ]),
+        "{log}"
+    );
+    assert!(
+        line_with(&["path=\"/admin/x%22y\"", "decision=\"deny\"", "status=403"]),
+        "{log}"
+    );
+    assert!(
+        line_with(&["app=\"-\"", "decision=\"unknown_host\"", "status=421"]),
+        "{log}"
+    );
+}
+
 #[test]
 fn check_reports_every_error_with_its_position() {
     let dir = tempfile::tempdir().unwrap();

@@ -32,18 +32,23 @@ pub struct IdentitySigner {
     previous: Option<SigningKey>,
     /// The last assertion made for each session (by session id hash), with the
     /// claims it says, so that it is reused only while they still hold.
-    recent: quick_cache::sync::Cache<[u8; 32], Arc<Signed>, SignedWeight>,
+    recent: quick_cache::sync::Cache<[u8; 32], Arc<SignedIdentity>, SignedWeight>,
 }
 
-/// An assertion and the claims it was made for (all but its times).
-struct Signed {
+/// A session's identity header values: the assertion and the plain headers, made
+/// together from the same claims and reused together while those claims hold.
+pub struct SignedIdentity {
     made: Instant,
-    /// Ready to send: reusing it is a reference count, not a copy.
-    token: HeaderValue,
+    /// Ready to send: reusing these is a reference count, not a copy.
+    pub assertion: HeaderValue,
+    pub user: HeaderValue,
+    /// The groups, comma-separated.
+    pub groups: HeaderValue,
+    pub auth_time: HeaderValue,
     aud: String,
     sub: String,
-    groups: Vec<String>,
-    auth_time: u64,
+    group_list: Vec<String>,
+    auth_time_seconds: u64,
     amr: Vec<&'static str>,
 }
 
@@ -51,19 +56,20 @@ struct Signed {
 #[derive(Clone)]
 struct SignedWeight;
 
-impl quick_cache::Weighter<[u8; 32], Arc<Signed>> for SignedWeight {
-    fn weight(&self, _session: &[u8; 32], signed: &Arc<Signed>) -> u64 {
-        u64::try_from(signed.token.len()).unwrap_or(u64::MAX) + 200
+impl quick_cache::Weighter<[u8; 32], Arc<SignedIdentity>> for SignedWeight {
+    fn weight(&self, _session: &[u8; 32], signed: &Arc<SignedIdentity>) -> u64 {
+        let values = signed.assertion.len() + signed.user.len() + signed.groups.len();
+        u64::try_from(values).unwrap_or(u64::MAX) + 200
     }
 }
 
-impl Signed {
+impl SignedIdentity {
     fn says(&self, claims: &Claims<'_>) -> bool {
         self.made.elapsed() < REUSE_FOR
             && self.aud == claims.aud
             && self.sub == claims.sub
-            && self.groups == claims.groups
-            && self.auth_time == claims.auth_time
+            && *self.group_list == *claims.groups
+            && self.auth_time_seconds == claims.auth_time
             && self.amr == claims.amr
     }
 }
@@ -101,33 +107,34 @@ impl IdentitySigner {
         self
     }
 
-    /// The session's assertion, as a header value: the one made for it within
-    /// `REUSE_FOR` if it says the same claims, else a new one (whose `iat`/`exp` come
-    /// from `claims`).
-    pub fn assertion_for_session(
+    /// The session's identity header values: the ones made for it within
+    /// `REUSE_FOR` if they say the same claims, else new ones (whose assertion's
+    /// `iat`/`exp` come from `claims`).
+    pub fn identity_for_session(
         &self,
         session: [u8; 32],
         claims: &Claims<'_>,
-    ) -> Result<HeaderValue, InvalidHeaderValue> {
+    ) -> Result<Arc<SignedIdentity>, InvalidHeaderValue> {
         if let Some(signed) = self.recent.get(&session) {
             if signed.says(claims) {
-                return Ok(signed.token.clone());
+                return Ok(signed);
             }
         }
-        let token = HeaderValue::try_from(self.assertion(claims))?;
-        self.recent.insert(
-            session,
-            Arc::new(Signed {
-                made: Instant::now(),
-                token: token.clone(),
-                aud: claims.aud.to_owned(),
-                sub: claims.sub.to_owned(),
-                groups: claims.groups.to_vec(),
-                auth_time: claims.auth_time,
-                amr: claims.amr.clone(),
-            }),
-        );
-        Ok(token)
+        // User names may be UTF-8 (never control characters): sent as raw bytes.
+        let signed = Arc::new(SignedIdentity {
+            made: Instant::now(),
+            assertion: HeaderValue::try_from(self.assertion(claims))?,
+            user: HeaderValue::from_bytes(claims.sub.as_bytes())?,
+            groups: HeaderValue::from_bytes(claims.groups.join(",").as_bytes())?,
+            auth_time: HeaderValue::from(claims.auth_time),
+            aud: claims.aud.to_owned(),
+            sub: claims.sub.to_owned(),
+            group_list: claims.groups.to_vec(),
+            auth_time_seconds: claims.auth_time,
+            amr: claims.amr.clone(),
+        });
+        self.recent.insert(session, signed.clone());
+        Ok(signed)
     }
 
     /// A signed, compact JWT carrying `claims`.
@@ -250,25 +257,53 @@ mod tests {
             auth_time: now - 5,
             ..claims(now + t, groups)
         };
-        let first = signer.assertion_for_session([1; 32], &at(0, &groups)).unwrap();
+        let first = signer
+            .identity_for_session([1; 32], &at(0, &groups))
+            .unwrap()
+            .assertion
+            .clone();
         assert_eq!(
-            signer.assertion_for_session([1; 32], &at(5, &groups)).unwrap(),
+            signer
+                .identity_for_session([1; 32], &at(5, &groups))
+                .unwrap()
+                .assertion
+                .clone(),
             first
         );
         assert_ne!(
-            signer.assertion_for_session([2; 32], &at(5, &groups)).unwrap(),
+            signer
+                .identity_for_session([2; 32], &at(5, &groups))
+                .unwrap()
+                .assertion
+                .clone(),
             first,
             "another session signs its own"
         );
         let fewer: Vec<String> = vec![];
         assert_ne!(
-            signer.assertion_for_session([1; 32], &at(6, &fewer)).unwrap(),
+            signer
+                .identity_for_session([1; 32], &at(6, &fewer))
+                .unwrap()
+                .assertion
+                .clone(),
             first,
             "new groups, new assertion"
         );
         let stepped_up = claims(now + 7, &groups);
-        let after = signer.assertion_for_session([1; 32], &stepped_up).unwrap();
-        assert!(after != first && signer.assertion_for_session([1; 32], &stepped_up).unwrap() == after);
+        let after = signer
+            .identity_for_session([1; 32], &stepped_up)
+            .unwrap()
+            .assertion
+            .clone();
+        assert!(
+            after != first
+                && signer
+                    .identity_for_session([1; 32], &stepped_up)
+                    .unwrap()
+                    .assertion
+                    .clone()
+                    == after
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ mod tests {
     fn outcome(config: &Config, signed_in_at: SystemTime, now: SystemTime) -> Outcome {
         let session = Authentication {
             user: "alice".into(),
-            groups: vec![],
+            groups: [].into(),
             second_factor_at: None,
             mfa_opted_in: false,
             signed_in_at,

@@ -24,6 +24,9 @@ pub(crate) const CACHE_FOR: Duration = Duration::from_secs(15);
 /// About this many sessions are kept in memory (~350 bytes each); beyond it, the
 /// least used are read from the store again.
 const CACHE_CAPACITY: usize = 500_000;
+/// Memory for session cookie values already opened (about 200 bytes each, so some
+/// 20,000 browsers); the others are opened on each request, as before.
+const OPENED_MEMORY: u64 = 4 * 1024 * 1024;
 
 /// A session just started: the cookie value to set, and what was stored.
 pub struct Issued {
@@ -44,6 +47,27 @@ pub struct Sessions {
     /// The cookie key before a rotation: cookies sealed with it still open (and form
     /// tokens made with it still match) until they are renewed.
     previous_jar_key: Option<cookie::Key>,
+    /// Session cookie values already opened, and the session id hash each names,
+    /// for plain HTTP and for HTTPS (whose cookie name, sealed in, differs). A
+    /// browser sends the same value on every request, and opening it (AES-GCM, then
+    /// SHA-256 of the id) was the largest part of checking a session. Only values
+    /// that opened are kept, under the whole value: a hit says what opening it
+    /// again would. Forged values are never kept, so they cannot crowd out others.
+    opened: [quick_cache::sync::Cache<String, [u8; 32], OpenedWeight>; 2],
+}
+
+/// What a cookie value kept as opened costs in memory, roughly.
+#[derive(Clone)]
+struct OpenedWeight;
+
+impl quick_cache::Weighter<String, [u8; 32]> for OpenedWeight {
+    fn weight(&self, value: &String, _id_hash: &[u8; 32]) -> u64 {
+        u64::try_from(value.len()).unwrap_or(u64::MAX) + 100
+    }
+}
+
+fn opened_cache() -> quick_cache::sync::Cache<String, [u8; 32], OpenedWeight> {
+    quick_cache::sync::Cache::with_weighter(20_000, OPENED_MEMORY, OpenedWeight)
 }
 
 /// Whether revocations made by other gateways reach this one at once.
@@ -93,6 +117,7 @@ impl Sessions {
             user_changes,
             jar_key: cookie::Key::try_from(cookie_key.as_slice())?,
             previous_jar_key: None,
+            opened: [opened_cache(), opened_cache()],
         })
     }
 
@@ -297,11 +322,17 @@ impl Sessions {
     }
 
     fn id_hash_of(&self, cookie_value: &str, secure: bool) -> Option<[u8; 32]> {
+        let opened = &self.opened[usize::from(secure)];
+        if let Some(id_hash) = opened.get(cookie_value) {
+            return Some(id_hash);
+        }
         let id = self
             .jar_keys()
             .find_map(|key| cookies::open_id(key, cookie_value, secure))?;
         let bytes = BASE64URL_NOPAD.decode(id.as_bytes()).ok()?;
-        Some(hash_id(&bytes))
+        let id_hash = hash_id(&bytes);
+        opened.insert(cookie_value.to_owned(), id_hash);
+        Some(id_hash)
     }
 }
 
@@ -483,6 +514,39 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The cache of opened cookie values says what opening them would, and only that.
+    #[tokio::test]
+    async fn opened_cookie_values_are_remembered_only_for_what_they_open_to() {
+        let (_dir, _store, sessions) = sessions();
+        let issued = sessions
+            .start("alice", "wiki", SignInMethod::Totp, at(0), true)
+            .await
+            .unwrap();
+        let value = &issued.cookie_value;
+        let s = settings();
+        let resume = |value: String, secure: bool| {
+            let (s, sessions) = (&s, &sessions);
+            async move { sessions.resume(&value, "wiki", s, at(10), secure).await.unwrap() }
+        };
+        for _ in 0..2 {
+            assert_eq!(sessions.id_hash_of(value, true), Some(issued.record.id_hash));
+            assert!(resume(value.clone(), true).await.is_some());
+        }
+        // Sealed for the HTTPS cookie's name: no good as the plain one, cached or not.
+        assert_eq!(sessions.id_hash_of(value, false), None);
+        assert!(resume(value.clone(), false).await.is_none());
+        // A value one character off the remembered one opens to nothing.
+        let mut tampered = value.clone().into_bytes();
+        let last = tampered.len() - 1;
+        tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).unwrap();
+        assert_eq!(sessions.id_hash_of(&tampered, true), None);
+        assert_eq!(sessions.id_hash_of(&format!("{value}x"), true), None);
+        // Remembered or not, an ended session stays ended.
+        sessions.end(value, true).await.unwrap();
+        assert!(resume(value.clone(), true).await.is_none());
     }
 
     #[tokio::test]

@@ -76,7 +76,7 @@ fn report(config: &Config, args: &Args, now: SystemTime) -> String {
     };
     let auth = args.user.as_ref().map(|user| Authentication {
         user: user.clone(),
-        groups: args.groups.clone(),
+        groups: args.groups.clone().into(),
         second_factor_at: args.mfa_age.map(|age| now - age),
         mfa_opted_in: args.opted_in,
         signed_in_at: now,

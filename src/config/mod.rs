@@ -357,8 +357,8 @@ mod tests {
         )
         .unwrap();
         let config = parse(&main, &path).expect("valid");
-        assert_eq!(config.users.groups("alice"), ["admins"]);
-        assert_eq!(config.users.groups("ALICE"), ["admins"]);
+        assert_eq!(*config.users.groups("alice"), ["admins"]);
+        assert_eq!(*config.users.groups("ALICE"), ["admins"]);
         assert!(config.users.groups("nobody").is_empty());
         assert!(parse(&format!("users: {{file: missing.yaml}}\n{MINIMAL}"), &path)
             .unwrap_err()

@@ -1,6 +1,7 @@
 //! The validated configuration the gateway runs on. Nothing here is a file type:
 //! addresses are resolved, rules are indexed, names are folded for lookup.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -78,27 +79,40 @@ impl Config {
     pub fn app_for_host(&self, host: &str, port: Option<u16>) -> Option<(usize, &App)> {
         let host = fold_host(host);
         let with_port = port.and_then(|p| self.hosts.get(&format!("{host}:{p}")));
-        let index = *with_port.or_else(|| self.hosts.get(host.as_str()))?;
+        let index = *with_port.or_else(|| self.hosts.get(&*host))?;
         self.apps.get(index).map(|app| (index, app))
     }
 
     /// True when a header name (any case, `_` for `-`) is one Portvakt sets itself.
     pub fn is_identity_header(&self, name: &str) -> bool {
         let folded = fold_header_name(name);
-        folded.starts_with("x-portvakt-") || self.identity_headers.contains(&folded)
+        folded.starts_with("x-portvakt-") || self.identity_headers.iter().any(|h| *h == folded)
     }
 }
 
-/// Lower case, without the trailing dot of a fully qualified name.
-pub fn fold_host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
+/// Lower case, without the trailing dot of a fully qualified name. Most hosts
+/// come that way already, and are not copied.
+pub fn fold_host(host: &str) -> Cow<'_, str> {
+    let host = host.trim_end_matches('.');
+    if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    }
 }
 
-/// Header names compared the way a CGI-style app would: case-blind, `_` equal to `-`.
-pub fn fold_header_name(name: &str) -> String {
-    name.chars()
-        .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
-        .collect()
+/// Header names compared the way a CGI-style app would: case-blind, `_` equal to
+/// `-`. Names already so (as `http` gives them, unless they hold `_`) are not copied.
+pub fn fold_header_name(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b == b'_' || b.is_ascii_uppercase()) {
+        Cow::Owned(
+            name.chars()
+                .map(|c| if c == '_' { '-' } else { c.to_ascii_lowercase() })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,22 +170,48 @@ pub struct App {
 /// removed from client requests, so none can be forged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamHeaders {
-    pub user: http::HeaderName,
-    pub groups: http::HeaderName,
-    pub auth_time: http::HeaderName,
-    pub method: http::HeaderName,
-    pub assertion: http::HeaderName,
+    pub user: IdentityHeader,
+    pub groups: IdentityHeader,
+    pub auth_time: IdentityHeader,
+    pub method: IdentityHeader,
+    pub assertion: IdentityHeader,
 }
 
 impl Default for UpstreamHeaders {
     fn default() -> Self {
         UpstreamHeaders {
-            user: http::HeaderName::from_static("x-portvakt-user"),
-            groups: http::HeaderName::from_static("x-portvakt-groups"),
-            auth_time: http::HeaderName::from_static("x-portvakt-auth-time"),
-            method: http::HeaderName::from_static("x-portvakt-method"),
-            assertion: http::HeaderName::from_static("x-portvakt-assertion"),
+            user: IdentityHeader::from_static("x-portvakt-user"),
+            groups: IdentityHeader::from_static("x-portvakt-groups"),
+            auth_time: IdentityHeader::from_static("x-portvakt-auth-time"),
+            method: IdentityHeader::from_static("x-portvakt-method"),
+            assertion: IdentityHeader::from_static("x-portvakt-assertion"),
         }
+    }
+}
+
+/// The name of a header that carries identity to an app (lower case, checked),
+/// made once as the bytes the proxy's case-keeping header map holds, so that
+/// sending it on each request is a reference count rather than a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeader(bytes::Bytes);
+
+impl IdentityHeader {
+    pub const fn from_static(name: &'static str) -> IdentityHeader {
+        IdentityHeader(bytes::Bytes::from_static(name.as_bytes()))
+    }
+
+    pub fn new(name: &http::HeaderName) -> IdentityHeader {
+        IdentityHeader(bytes::Bytes::copy_from_slice(name.as_str().as_bytes()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Made from a `HeaderName` or a literal: ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The name as sent.
+    pub fn wire(&self) -> bytes::Bytes {
+        self.0.clone()
     }
 }
 
@@ -299,7 +339,8 @@ pub struct Users {
 pub struct UserEntry {
     /// An argon2id PHC string (`portvakt hash-password`).
     pub password: Option<String>,
-    pub groups: Vec<String>,
+    /// Shared, not copied, with every request's facts for policy.
+    pub groups: std::sync::Arc<[String]>,
     pub email: Option<String>,
 }
 
@@ -310,11 +351,18 @@ impl Users {
 
     /// User names are not case-sensitive (see `login.username_case_sensitive`).
     pub fn get(&self, name: &str) -> Option<&UserEntry> {
-        self.by_name.get(&name.trim().to_lowercase())
+        let name = name.trim();
+        // Asked on every request with a session: an ASCII name already in lower
+        // case (as sessions keep it) is looked up as it is, not copied.
+        if name.is_ascii() && !name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_name.get(name)
+        } else {
+            self.by_name.get(&name.to_lowercase())
+        }
     }
 
     /// The user's groups; none for a user the file does not list.
-    pub fn groups(&self, name: &str) -> Vec<String> {
+    pub fn groups(&self, name: &str) -> std::sync::Arc<[String]> {
         self.get(name).map(|u| u.groups.clone()).unwrap_or_default()
     }
 }

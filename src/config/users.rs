@@ -79,7 +79,7 @@ fn decode(d: &mut Decoder, root: &yaml::Node) -> Users {
                 });
             }
             if let Some((n, k)) = m.get("groups") {
-                entry.groups = d.list(n, &k, "group names", |d, n, k| d.string(n, k));
+                entry.groups = d.list(n, &k, "group names", |d, n, k| d.string(n, k)).into();
             }
             if let Some((n, k)) = m.get("email") {
                 entry.email = d.string(n, &k).filter(|e| {

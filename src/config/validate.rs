@@ -14,9 +14,9 @@ use super::file::{
 };
 use super::model::{
     fold_header_name, fold_host, App, BasicLogin, Config, ConfirmRead, ConfirmRule, EmailSettings,
-    EmailTransport, EmailUse, Enrolment, Listener, LogFormat, LogSettings, LoginInterception, MfaChanges,
-    PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity, StoreLocation,
-    SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource, Users,
+    EmailTransport, EmailUse, Enrolment, IdentityHeader, Listener, LogFormat, LogSettings, LoginInterception,
+    MfaChanges, PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity,
+    StoreLocation, SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -97,7 +97,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
                 format!("`{}` is not a valid header name", header.value),
             );
         } else {
-            identity_headers.push(fold_header_name(&header.value));
+            identity_headers.push(fold_header_name(&header.value).into_owned());
         }
     }
     let mut apps = Vec::new();
@@ -138,7 +138,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
     for app in &apps {
         let h = &app.upstream_headers;
         for name in [&h.user, &h.groups, &h.auth_time, &h.method, &h.assertion] {
-            let folded = fold_header_name(name.as_str());
+            let folded = fold_header_name(name.as_str()).into_owned();
             if !identity_headers.contains(&folded) {
                 identity_headers.push(folded);
             }
@@ -291,7 +291,7 @@ fn check_host(d: &mut Decoder, host: &Spanned<String>) -> Option<String> {
         );
         return None;
     }
-    Some(fold_host(&host.value))
+    Some(fold_host(&host.value).into_owned())
 }
 
 fn build_app(d: &mut Decoder, app: AppFile, source: &Path) -> Option<App> {
@@ -957,12 +957,13 @@ fn build_upstream_headers(d: &mut Decoder, names: &[(String, Spanned<String>)]) 
             );
             continue;
         }
+        let name = IdentityHeader::new(&parsed);
         match field.as_str() {
-            "user" => headers.user = parsed,
-            "groups" => headers.groups = parsed,
-            "auth_time" => headers.auth_time = parsed,
-            "method" => headers.method = parsed,
-            _ => headers.assertion = parsed,
+            "user" => headers.user = name,
+            "groups" => headers.groups = name,
+            "auth_time" => headers.auth_time = name,
+            "method" => headers.method = name,
+            _ => headers.assertion = name,
         }
     }
     headers

@@ -11,7 +11,7 @@ use super::table::RouteTable;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authentication {
     pub user: String,
-    pub groups: Vec<String>,
+    pub groups: std::sync::Arc<[String]>,
     /// When the second factor was last passed; `None` when only the password was.
     pub second_factor_at: Option<SystemTime>,
     /// Whether the user turned the second factor on for apps where it is optional.
@@ -399,7 +399,7 @@ mod tests {
         let plain = user("erik", &["staff"], None);
         let admins = MfaMode::ForSubjects(Subjects {
             users: vec!["dana".into()],
-            groups: vec!["admins".into()],
+            groups: ["admins".to_owned()].into(),
         });
         let cases = [
             (MfaMode::Off, Some(&plain), Outcome::Allow),

@@ -85,16 +85,10 @@ impl Gateway {
             self.resume_session(session, ctx, config).await;
             return Ok(Admission::Portal(route));
         }
-        // The target sent upstream: exactly the path the policy sees, the query as sent.
-        let forwarded = match target.query {
-            Some(q) => format!("{}?{q}", path.forwarded()),
-            None => path.forwarded().to_owned(),
-        };
-        let upstream_uri = forwarded.parse::<http::Uri>().map_err(|_| {
-            Refusal::bad_request("the query string holds characters that cannot be forwarded")
-        })?;
-        ctx.upstream_uri = Some(upstream_uri);
-        let method = session.req_header().method.as_str().to_owned();
+        ctx.upstream_uri = Some(upstream_target(req, &path, target.query)?);
+        // A standard method is an enum: this copies no string.
+        let method = req.method.clone();
+        let method = method.as_str();
         self.resume_session(session, ctx, config).await;
 
         // The app's own login, its login page and its logout pass to the app,
@@ -108,7 +102,7 @@ impl Gateway {
             // nothing but their conditions (and the return parameter): another key
             // could make the script serve another page.
             let extra = login.return_param.as_slice();
-            if key == login.path && method == login.method && login.query.met_by(query, extra) {
+            if key == login.path && method == login.method.as_str() && login.query.met_by(query, extra) {
                 // The overlay repeating a call whose factor was just passed: the
                 // app's withheld answer, if this browser has one waiting; else the
                 // login goes to the app like any other.
@@ -143,7 +137,7 @@ impl Gateway {
             // Exactly the page: `/login/` may be another page of the app, which
             // the route rules must judge.
             if path.decoded() == login.page
-                && matches!(method.as_str(), "GET" | "HEAD")
+                && matches!(method, "GET" | "HEAD")
                 && login.page_query.met_by(query, extra)
             {
                 ctx.label = Some(Label::LoginPage);
@@ -173,7 +167,7 @@ impl Gateway {
         if ctx.session.is_none() && !ctx.session_unknown {
             let request = AppPasswordRequest {
                 headers: &session.req_header().headers,
-                method: &method,
+                method,
                 path: &path,
                 client: client_ip,
                 now: SystemTime::now(),
@@ -217,7 +211,7 @@ impl Gateway {
         let auth = ctx.session.as_ref().map(|s| authentication(s, config));
         let now = SystemTime::now();
         let decision = app.policy.decide(&RequestFacts {
-            method: &method,
+            method,
             path: &path,
             client_ip,
             auth: auth.as_ref(),
@@ -246,7 +240,7 @@ impl Gateway {
             let sign_in = BasicSignIn {
                 user,
                 authorization: session.req_header().headers.get(http::header::AUTHORIZATION),
-                return_to: return_path(&method, ctx.upstream_uri.as_ref()),
+                return_to: return_path(method, ctx.upstream_uri.as_ref()),
                 navigating: is_navigation(session.req_header()),
                 host: &ctx.host,
                 client: client_ip,
@@ -259,12 +253,10 @@ impl Gateway {
         // Background fetches (favicons, images, API calls) get a plain 401: sending
         // them to the app's login form would reload it behind the user's back (and
         // rotate its CSRF token), and would replace a challenge in progress.
-        let navigating = is_navigation(session.req_header());
-        if !navigating
-            && matches!(
-                decision.outcome,
-                Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp
-            )
+        if matches!(
+            decision.outcome,
+            Outcome::SignIn | Outcome::SecondFactor | Outcome::StepUp
+        ) && !is_navigation(session.req_header())
         {
             return Err(Refusal::new(
                 StatusCode::UNAUTHORIZED,
@@ -290,7 +282,7 @@ impl Gateway {
                 Some(GATEWAY_LOGIN_PAGE) => {
                     let location = format!(
                         "{GATEWAY_LOGIN_PAGE}?return={}",
-                        encode_component(&return_path(&method, ctx.upstream_uri.as_ref()))
+                        encode_component(&return_path(method, ctx.upstream_uri.as_ref()))
                     );
                     Err(Stop::Answer(Answer::redirect(&location, Label::SignIn)))
                 }
@@ -301,7 +293,7 @@ impl Gateway {
                             "{page}{}{param}={}",
                             if page.contains('?') { '&' } else { '?' },
                             encode_component(safe_return_path(&return_path(
-                                &method,
+                                method,
                                 ctx.upstream_uri.as_ref()
                             )))
                         ),
@@ -320,7 +312,7 @@ impl Gateway {
                     config,
                     app,
                     &user,
-                    Purpose::Return(return_path(&method, ctx.upstream_uri.as_ref())),
+                    Purpose::Return(return_path(method, ctx.upstream_uri.as_ref())),
                     client_ip,
                     ctx.secure,
                     now,
@@ -501,6 +493,41 @@ fn credentials_user(req: &pingora::http::RequestHeader) -> Result<Option<String>
         .map_err(Refusal::bad_request)?
         .ok_or_else(|| Refusal::bad_request("the credentials name no user"))
         .map(Some)
+}
+
+/// The target sent upstream: exactly the path the policy sees, the query as sent.
+/// Most targets come through normalisation unchanged: then the client's own,
+/// already parsed, is reused rather than formatted and parsed again.
+fn upstream_target(
+    req: &pingora::http::RequestHeader,
+    path: &NormalisedPath,
+    query: Option<&str>,
+) -> Result<http::Uri, Refusal> {
+    let raw = req.raw_path();
+    let unchanged = raw
+        .strip_prefix(path.forwarded().as_bytes())
+        .is_some_and(|rest| match query {
+            None => rest.is_empty(),
+            Some(q) => rest.strip_prefix(b"?") == Some(q.as_bytes()),
+        });
+    // Pingora's parsed copy is lossy for targets that are not UTF-8: reused only
+    // when it says the very same bytes (without the scheme and authority of HTTP/2).
+    if let Some(as_sent) = req
+        .uri
+        .path_and_query()
+        .filter(|pq| pq.as_str().as_bytes() == raw)
+    {
+        if unchanged {
+            return Ok(http::Uri::from(as_sent.clone()));
+        }
+    }
+    let forwarded = match query {
+        Some(q) => format!("{}?{q}", path.forwarded()),
+        None => path.forwarded().to_owned(),
+    };
+    forwarded
+        .parse::<http::Uri>()
+        .map_err(|_| Refusal::bad_request("the query string holds characters that cannot be forwarded"))
 }
 
 /// Where a browser goes back to after signing in or a challenge: the page it

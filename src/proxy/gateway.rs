@@ -27,6 +27,7 @@ use pingora::prelude::*;
 use pingora::proxy::FailToProxy;
 use pingora::upstreams::peer::HttpPeer;
 
+use super::access_log::{AccessLine, AccessLog};
 use super::admit::{Admission, Stop};
 use super::headers::{self, ClientOrigin};
 use super::login::RequestCapture;
@@ -39,7 +40,7 @@ use crate::auth::identity::{self, unix, Claims};
 use crate::auth::Services;
 use crate::config::model::UpstreamHeaders;
 use crate::config::{Config, SharedConfig};
-use crate::policy::{self, Authentication, Decision, NormalisedPath};
+use crate::policy::{Authentication, Decision, NormalisedPath};
 use crate::portal::answer::{Answer, Label};
 use crate::portal::views::{self, ErrorKind, Lang};
 use crate::store::SessionRecord;
@@ -48,17 +49,24 @@ pub struct Gateway {
     pub(super) config: SharedConfig,
     pub(super) metrics: Arc<Metrics>,
     pub(super) auth: Arc<Services>,
+    access_log: AccessLog,
     /// The gateway's own requests to apps (`login.confirm`), made when first
     /// needed: building it loads TLS roots, start-up work most gateways never use.
     connector: std::sync::OnceLock<Connector>,
 }
 
 impl Gateway {
-    pub fn new(config: SharedConfig, metrics: Arc<Metrics>, auth: Arc<Services>) -> Self {
+    pub fn new(
+        config: SharedConfig,
+        metrics: Arc<Metrics>,
+        auth: Arc<Services>,
+        access_log: AccessLog,
+    ) -> Self {
         Gateway {
             config,
             metrics,
             auth,
+            access_log,
             connector: std::sync::OnceLock::new(),
         }
     }
@@ -352,48 +360,36 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
-        let config = ctx.config.as_deref();
-        let app = config.and_then(|c| ctx.app(c)).map_or("-", |a| a.name.as_str());
         let label = ctx
             .label
             .or_else(|| ctx.decision.map(|d| Label::from(d.outcome)))
             .unwrap_or(Label::Error);
-        let decision = label.as_str();
-        let rule = match (
-            ctx.decision.map(|d| d.decided_by),
-            config.and_then(|c| ctx.app(c)),
-        ) {
-            (Some(policy::DecidedBy::Rule(i) | policy::DecidedBy::IdentityNeeded(i)), Some(app)) => app
-                .policy
-                .routes
-                .rules()
-                .get(i)
-                .map_or("-", |r| r.origin.as_str()),
-            (Some(policy::DecidedBy::AppDefault), _) => "app default",
-            (Some(policy::DecidedBy::NoRuleAdmits), _) => "no rule admits",
-            _ => "-",
+        let app = ctx.config.as_deref().and_then(|c| ctx.app(c));
+        self.metrics
+            .count_request(app.map_or("-", |a| a.name.as_str()), label);
+        // The request ends here: what its line says is moved out, not copied, and
+        // the line is formatted and written off the request path.
+        let user = match (ctx.session.take(), ctx.app_password.take()) {
+            (Some(session), _) => Some(session.user),
+            (None, Some(used)) => Some(used.record.user),
+            (None, None) => None,
         };
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics.count_request(app, label);
-        tracing::info!(
-            target: "portvakt::access",
-            app,
-            host = %ctx.host,
-            method = %session.req_header().method,
-            path = ctx.path.as_ref().map_or("-", |p| p.forwarded()),
-            client = %ctx.origin.as_ref().map_or_else(|| "-".to_owned(), |o| o.ip.to_string()),
-            user = ctx
-                .session
-                .as_ref()
-                .or(ctx.app_password.as_ref().map(|used| &used.record))
-                .map_or("-", |s| s.user.as_str()),
-            rule,
-            decision,
-            status,
-            latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-            reference = %ctx.reference,
-            error = error.map(|e| e.to_string()),
-        );
+        self.access_log.record(AccessLine {
+            at: SystemTime::now(),
+            config: ctx.config.take(),
+            app: ctx.app,
+            decided_by: ctx.decision.map(|d| d.decided_by),
+            host: std::mem::take(&mut ctx.host),
+            method: session.req_header().method.clone(),
+            path: ctx.path.take(),
+            client: ctx.origin.as_ref().map(|o| o.ip),
+            user,
+            decision: label,
+            status: session.response_written().map_or(0, |r| r.status.as_u16()),
+            latency: ctx.started.elapsed(),
+            reference: ctx.reference.0,
+            error: error.map(ToString::to_string),
+        });
     }
 }
 
@@ -407,16 +403,27 @@ impl Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let host_header = ctx.on_app(|app| app.host_header.clone())?;
+        // The request's own handle on its configuration: the app is borrowed from
+        // it, not copied, while `ctx` changes below.
+        let config = ctx.config.clone();
+        let app = config
+            .as_deref()
+            .and_then(|c| ctx.app(c))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no app for an admitted request"))?;
         let uri = ctx
             .upstream_uri
             .clone()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no target for an admitted request"))?;
         upstream_request.set_uri(uri);
-        let host = host_header.as_deref().unwrap_or(&ctx.host);
-        upstream_request.insert_header(http::header::HOST, host)?;
+        let host = app.host_header.as_deref().unwrap_or(&ctx.host);
+        // Nearly always the client's own, exactly: then it stays as it came.
+        let mut hosts = upstream_request.headers.get_all(http::header::HOST).iter();
+        let as_sent = hosts.next().is_some_and(|h| h.as_bytes() == host.as_bytes()) && hosts.next().is_none();
+        if !as_sent {
+            upstream_request.insert_header(http::header::HOST, host)?;
+        }
         if let Some(origin) = &ctx.origin {
-            upstream_request.insert_header("x-forwarded-for", &origin.forwarded_for)?;
+            upstream_request.insert_header("x-forwarded-for", origin.forwarded_for.clone())?;
             upstream_request.insert_header("x-forwarded-proto", origin.proto)?;
         }
         upstream_request.insert_header("x-forwarded-host", &ctx.host)?;
@@ -450,10 +457,15 @@ impl Gateway {
             .as_ref()
             .or(ctx.app_password.as_ref().map(|used| &used.record));
         if let (Some(identity), Some(signed_in)) = (&ctx.identity, signed_in) {
-            let (app_name, names) = ctx.on_app(|app| (app.name.clone(), app.upstream_headers.clone()))?;
-            self.send_identity(upstream_request, identity, signed_in, &app_name, &names)?;
+            self.send_identity(
+                upstream_request,
+                identity,
+                signed_in,
+                &app.name,
+                &app.upstream_headers,
+            )?;
         }
-        if ctx.on_app(|app| overlay::wanted(app, client))? {
+        if overlay::wanted(app, client) {
             overlay::prepare(upstream_request);
             ctx.overlay = Overlay::Wanted;
         }
@@ -498,12 +510,14 @@ impl Gateway {
             // (the user may have changed it there): the security-info page says so.
             let refused = upstream_response.status == http::StatusCode::UNAUTHORIZED;
             if refused != used.app_refused {
-                if let Err(e) = self
-                    .auth
-                    .app_passwords
-                    .note_answer(used.id, refused, SystemTime::now())
-                    .await
-                {
+                // Boxed, as is the watch below: the rare paths' futures are large,
+                // and held inline they were copied into every answer's future.
+                let noted = Box::pin(self.auth.app_passwords.note_answer(
+                    used.id,
+                    refused,
+                    SystemTime::now(),
+                ));
+                if let Err(e) = noted.await {
                     tracing::error!(error = %e, "could not note the app's answer to an app password");
                 }
             }
@@ -514,7 +528,7 @@ impl Gateway {
             ctx.capture.is_some() || upstream_response.headers.contains_key(http::header::SET_COOKIE);
         if ctx.watched && may_sign_in {
             let capture = ctx.capture.take();
-            self.watch_answer(upstream_response, capture, client, ctx).await?;
+            Box::pin(self.watch_answer(upstream_response, capture, client, ctx)).await?;
         }
         if ctx.overlay == Overlay::Wanted && ctx.swallow.is_none() && overlay::open(upstream_response)? {
             ctx.overlay = Overlay::Adding;
@@ -532,39 +546,36 @@ impl Gateway {
         names: &UpstreamHeaders,
     ) -> Result<()> {
         let now = unix(SystemTime::now());
-        let auth_time = unix(session.second_factor_at.unwrap_or(session.created_at));
         let amr = if session.second_factor_at.is_some() {
             vec!["pwd", "otp"]
         } else {
             vec!["pwd"]
         };
-        let assertion = self
+        let signed = self
             .auth
             .signer
-            .assertion_for_session(
+            .identity_for_session(
                 session.id_hash,
                 &Claims {
                     iss: identity::ISSUER,
                     aud: app,
                     sub: &identity.user,
                     groups: &identity.groups,
-                    auth_time,
+                    auth_time: unix(session.second_factor_at.unwrap_or(session.created_at)),
                     amr,
                     iat: now,
                     exp: now + identity::ASSERTION_LIFETIME.as_secs(),
                 },
             )
-            .map_err(|e| Error::because(ErrorType::InternalError, "the identity assertion", e))?;
-        // User names may be UTF-8 (never control characters): sent as raw bytes.
-        let value = |text: &str| {
-            HeaderValue::from_bytes(text.as_bytes())
-                .map_err(|e| Error::because(ErrorType::InternalError, "an identity header value", e))
-        };
-        request.insert_header(names.user.clone(), value(&identity.user)?)?;
-        request.insert_header(names.groups.clone(), value(&identity.groups.join(","))?)?;
-        request.insert_header(names.auth_time.clone(), auth_time.to_string())?;
-        request.insert_header(names.method.clone(), session.method.as_str())?;
-        request.insert_header(names.assertion.clone(), assertion)?;
+            .map_err(|e| Error::because(ErrorType::InternalError, "the identity headers", e))?;
+        request.insert_header(names.user.wire(), signed.user.clone())?;
+        request.insert_header(names.groups.wire(), signed.groups.clone())?;
+        request.insert_header(names.auth_time.wire(), signed.auth_time.clone())?;
+        request.insert_header(
+            names.method.wire(),
+            HeaderValue::from_static(session.method.as_str()),
+        )?;
+        request.insert_header(names.assertion.wire(), signed.assertion.clone())?;
         Ok(())
     }
 }

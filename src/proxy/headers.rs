@@ -52,8 +52,8 @@ pub fn names_to_strip(config: &Config, headers: &HeaderMap) -> Vec<http::HeaderN
     headers
         .keys()
         .filter(|name| {
-            let folded = fold_header_name(name.as_str());
-            config.is_identity_header(&folded) || CLIENT_FORBIDDEN.contains(&folded.as_str())
+            config.is_identity_header(name.as_str())
+                || CLIENT_FORBIDDEN.contains(&&*fold_header_name(name.as_str()))
         })
         .cloned()
         .collect()
@@ -64,7 +64,7 @@ pub fn names_to_strip(config: &Config, headers: &HeaderMap) -> Vec<http::HeaderN
 pub struct ClientOrigin {
     pub ip: IpAddr,
     /// The `X-Forwarded-For` chain to send upstream (ending with the peer).
-    pub forwarded_for: String,
+    pub forwarded_for: http::HeaderValue,
     /// `http` or `https` as the client used it.
     pub proto: &'static str,
 }
@@ -86,7 +86,7 @@ pub fn client_origin(
     if !trusted.iter().any(|n| n.contains(&peer)) {
         return Ok(ClientOrigin {
             ip: peer,
-            forwarded_for: peer.to_string(),
+            forwarded_for: address_value(peer),
             proto: own_proto,
         });
     }
@@ -99,6 +99,13 @@ pub fn client_origin(
         .copied()
         .unwrap_or(peer);
     chain.push(peer);
+    let mut forwarded_for = Vec::with_capacity(chain.len() * 17);
+    for (i, ip) in chain.iter().enumerate() {
+        if i > 0 {
+            forwarded_for.extend_from_slice(b", ");
+        }
+        write_address(*ip, &mut forwarded_for);
+    }
     let proto = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
         Some(b"https") => "https",
         Some(b"http") => "http",
@@ -106,13 +113,42 @@ pub fn client_origin(
     };
     Ok(ClientOrigin {
         ip,
-        forwarded_for: chain
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", "),
+        forwarded_for: http::HeaderValue::from_maybe_shared(bytes::Bytes::from(forwarded_for))
+            .map_err(|_| BadForwardedHeader)?,
         proto,
     })
+}
+
+/// An address as a header value.
+fn address_value(ip: IpAddr) -> http::HeaderValue {
+    let mut text = Vec::with_capacity(15);
+    write_address(ip, &mut text);
+    // Digits, dots, colons and hex letters are valid header bytes.
+    http::HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+        .unwrap_or(http::HeaderValue::from_static("-"))
+}
+
+/// Writes an address as Rust writes it. Nearly every request comes from an IPv4
+/// client: its four numbers are written out without the formatting machinery.
+pub(super) fn write_address(ip: IpAddr, out: &mut Vec<u8>) {
+    let IpAddr::V4(v4) = ip else {
+        let _ = std::io::Write::write_fmt(out, format_args!("{ip}"));
+        return;
+    };
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        out.extend(digits[skip..].iter().map(|d| b'0' + d));
+    }
 }
 
 /// The addresses of `X-Forwarded-For`, or else of `Forwarded: for=...`, left to right.
@@ -209,10 +245,28 @@ mod tests {
             o,
             ClientOrigin {
                 ip: ip("198.51.100.7"),
-                forwarded_for: "198.51.100.7".into(),
+                forwarded_for: http::HeaderValue::from_static("198.51.100.7"),
                 proto: "http"
             }
         );
+    }
+
+    #[test]
+    fn addresses_are_written_as_rust_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "192.0.2.7",
+            "2001:db8::1",
+            "::",
+        ] {
+            assert_eq!(address_value(ip(text)).to_str().unwrap(), text);
+        }
+        for octet in 0..=255u8 {
+            let v4 = IpAddr::from([octet, 0, octet, 255 - octet]);
+            assert_eq!(address_value(v4).to_str().unwrap(), v4.to_string());
+        }
     }
 
     #[test]

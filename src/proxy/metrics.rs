@@ -2,7 +2,7 @@
 //! served by `server` on a listener of their own (never through an app's host).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
 use crate::portal::answer::Label;
@@ -19,6 +19,8 @@ pub struct Metrics {
     /// 1 while other gateways' revocations reach this one at once, 0 while the
     /// shared store's channel is down.
     revocation_channel_up: IntGauge,
+    /// Access-log lines dropped because the writer could not keep up.
+    access_log_dropped: IntCounter,
 }
 
 /// How a configuration reload ended, as the `result` label says it.
@@ -57,16 +59,22 @@ impl Metrics {
             "1 while other gateways' sign-outs and resets reach this gateway at once; 0 while the shared store's notification channel is down.",
         )?;
         revocation_channel_up.set(1);
+        let access_log_dropped = IntCounter::new(
+            "portvakt_access_log_dropped_total",
+            "Access-log lines dropped because the log could not be written as fast as requests came.",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(upstream_seconds.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
         registry.register(Box::new(revocation_channel_up.clone()))?;
+        registry.register(Box::new(access_log_dropped.clone()))?;
         Ok(Metrics {
             registry,
             requests,
             upstream_seconds,
             reloads,
             revocation_channel_up,
+            access_log_dropped,
         })
     }
 
@@ -92,6 +100,11 @@ impl Metrics {
     /// Records whether the revocation channel is up (read when scraped).
     pub fn revocation_channel(&self, up: bool) {
         self.revocation_channel_up.set(i64::from(up));
+    }
+
+    /// The counter of dropped access-log lines, for the access log to count into.
+    pub fn access_log_dropped(&self) -> IntCounter {
+        self.access_log_dropped.clone()
     }
 
     /// The metrics in Prometheus text format.
@@ -122,6 +135,7 @@ mod tests {
             "portvakt_upstream_response_seconds_count{app=\"wiki\"} 1",
             "portvakt_config_reloads_total{result=\"ok\"} 1",
             "portvakt_revocation_channel_up 0",
+            "portvakt_access_log_dropped_total 0",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

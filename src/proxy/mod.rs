@@ -2,6 +2,7 @@
 //! policy), watching the app's answers for sign-ins, forwarding, and writing the
 //! portal's answers to the client.
 
+pub mod access_log;
 mod admit;
 mod app_password;
 mod basic;

@@ -16,13 +16,14 @@ use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
-use pingora::server::Server;
+use pingora::server::{RunArgs, Server};
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
 use crate::auth::mfa_changes::date_mfa_defaults;
 use crate::auth::Services;
 use crate::config::Config;
+use crate::proxy::access_log::{self, AccessLog};
 use crate::proxy::metrics::Metrics;
 use crate::proxy::Gateway;
 use reload::Reloader;
@@ -48,12 +49,20 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config));
     server.bootstrap();
     let metrics = Arc::new(Metrics::new().context("creating the metrics registry")?);
+    // Asked once: the log level changes only with a restart.
+    let (access_log, access_writer) = if tracing::enabled!(target: access_log::TARGET, tracing::Level::INFO) {
+        let (log, writer) = AccessLog::start(config.log.format, metrics.access_log_dropped())
+            .context("starting the access-log writer")?;
+        (log, Some(writer))
+    } else {
+        (AccessLog::off(metrics.access_log_dropped()), None)
+    };
     let shared = Arc::new(ArcSwap::from_pointee(config));
     let config = shared.load_full();
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Gateway::new(shared.clone(), metrics.clone(), auth),
+        Gateway::new(shared.clone(), metrics.clone(), auth, access_log),
         "portvakt",
     );
     if let Some(app) = proxy.app_logic_mut() {
@@ -110,7 +119,12 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(app = %app.name, upstream = %app.upstream.url, rules = app.policy.routes.rules().len(), "serving app");
     }
     tracing::info!(config = %config.source.display(), "portvakt ready");
-    server.run_forever()
+    server.run(RunArgs::default());
+    // Requests have ended: their lines still queued are written before the exit.
+    if let Some(writer) = access_writer {
+        writer.finish();
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn server_conf(config: &Config) -> ServerConf {
