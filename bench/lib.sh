@@ -20,12 +20,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# One nginx instance: `worker_processes 1`, its own pid and logs, no access log.
+# One nginx instance: as many workers as the others have threads (`--threads`), its
+# own pid and logs, no access log.
 nginx_start() { # name, http-block body
   local name=$1 body=$2
   mkdir -p "$work/$name"
   cat >"$work/nginx-$name.conf" <<EOF
-worker_processes 1;
+worker_processes ${threads:-1};
 daemon on;
 pid $work/$name/nginx.pid;
 error_log $work/$name/error.log warn;

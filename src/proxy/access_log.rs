@@ -98,7 +98,13 @@ impl AccessLine {
             out.extend_from_slice(b",\"");
             out.extend_from_slice(key.as_bytes());
             out.extend_from_slice(b"\":");
-            let _ = serde_json::to_writer(&mut *out, value);
+            if is_plain(value) {
+                out.push(b'"');
+                out.extend_from_slice(value.as_bytes());
+                out.push(b'"');
+            } else {
+                let _ = serde_json::to_writer(&mut *out, value);
+            }
         };
         out.extend_from_slice(b"{\"timestamp\":\"");
         clock.write(self.at, out);
@@ -170,6 +176,29 @@ impl AccessLine {
     }
 }
 
+/// Formats access lines one after another in one format.
+pub struct LineWriter {
+    format: LogFormat,
+    clock: Clock,
+}
+
+impl LineWriter {
+    pub fn new(format: LogFormat) -> LineWriter {
+        LineWriter {
+            format,
+            clock: Clock::default(),
+        }
+    }
+
+    /// Appends `line`, with its newline, to `out`.
+    pub fn write(&mut self, line: &AccessLine, out: &mut Vec<u8>) {
+        match self.format {
+            LogFormat::Json => line.write_json(out, &mut self.clock),
+            LogFormat::Plain => line.write_plain(out, &mut self.clock),
+        }
+    }
+}
+
 /// Writes RFC 3339 times with microseconds, as the other log lines have them. The
 /// date and time of day change once a second, not once a line: made once a second.
 #[derive(Default)]
@@ -228,13 +257,18 @@ fn write_address(ip: Option<IpAddr>, out: &mut Vec<u8>) {
     }
 }
 
-/// A value in double quotes, escaped as Rust's `Debug` escapes it; plain printable
-/// ASCII (nearly every value) is copied as it is.
-fn write_quoted(value: &str, out: &mut Vec<u8>) {
-    let plain = value
+/// Printable ASCII without quotes or backslashes: the same escaped or not, in JSON
+/// and in Rust's `Debug` (nearly every value).
+fn is_plain(value: &str) -> bool {
+    value
         .bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
-    if plain {
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+}
+
+/// A value in double quotes, escaped as Rust's `Debug` escapes it; plain values are
+/// copied as they are.
+fn write_quoted(value: &str, out: &mut Vec<u8>) {
+    if is_plain(value) {
         out.push(b'"');
         out.extend_from_slice(value.as_bytes());
         out.push(b'"');
@@ -265,7 +299,7 @@ pub struct AccessLogWriter {
 impl AccessLog {
     /// Starts the writer: lines in `format` to stderr.
     pub fn start(format: LogFormat, dropped: IntCounter) -> std::io::Result<(AccessLog, AccessLogWriter)> {
-        Self::start_writing(format, dropped, QUEUE_LINES, std::io::stderr)
+        Self::start_to(format, dropped, QUEUE_LINES, std::io::stderr)
     }
 
     /// An access log that writes nothing (the filter turned it off).
@@ -273,8 +307,9 @@ impl AccessLog {
         AccessLog { queue: None, dropped }
     }
 
-    /// Starts a writer that writes each batch to what `out` gives.
-    fn start_writing<W: Write>(
+    /// Starts a writer that queues up to `capacity` lines and writes each batch to
+    /// what `out` gives.
+    pub fn start_to<W: Write>(
         format: LogFormat,
         dropped: IntCounter,
         capacity: usize,
@@ -322,7 +357,7 @@ fn write_batches<W: Write>(
     out: impl Fn() -> W,
 ) {
     let mut batch = Vec::with_capacity(64 * 1024);
-    let mut clock = Clock::default();
+    let mut lines = LineWriter::new(format);
     let mut dropped_before = 0;
     let mut closing = false;
     while !closing {
@@ -334,10 +369,7 @@ fn write_batches<W: Write>(
         }
         for message in std::iter::once(first).chain(queued.try_iter()) {
             match message {
-                Message::Line(line) => match format {
-                    LogFormat::Json => line.write_json(&mut batch, &mut clock),
-                    LogFormat::Plain => line.write_plain(&mut batch, &mut clock),
-                },
+                Message::Line(line) => lines.write(&line, &mut batch),
                 Message::Close => closing = true,
             }
         }
@@ -402,8 +434,7 @@ mod tests {
     fn json_lines_carry_every_field_and_escape_what_clients_chose() {
         let captured = Captured::default();
         let out = captured.clone();
-        let (log, writer) =
-            AccessLog::start_writing(LogFormat::Json, counter(), 8, move || out.clone()).unwrap();
+        let (log, writer) = AccessLog::start_to(LogFormat::Json, counter(), 8, move || out.clone()).unwrap();
         log.record(line("mallory\"}\n{\"user\":\"root", 1));
         writer.finish();
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -430,8 +461,7 @@ mod tests {
     fn plain_lines_are_one_line_whatever_the_user_name() {
         let captured = Captured::default();
         let out = captured.clone();
-        let (log, writer) =
-            AccessLog::start_writing(LogFormat::Plain, counter(), 8, move || out.clone()).unwrap();
+        let (log, writer) = AccessLog::start_to(LogFormat::Plain, counter(), 8, move || out.clone()).unwrap();
         let mut failed = line("eve\nFAKE LINE", 2);
         failed.error = Some("upstream refused".to_owned());
         log.record(failed);

@@ -41,7 +41,7 @@ impl Gateway {
         // body needs no length header to be there.
         let body_empty = session.is_body_empty();
         // Read before the header is stripped with the others below.
-        let asks_release = session.req_header().headers.contains_key(headers::RELEASE_HEADER);
+        let asks_release = session.req_header().headers.contains_key(headers::RELEASE);
         // Read what a trusted proxy says about the client, then strip every header a
         // client must not send upstream — before anything else looks at the request.
         let peer = session

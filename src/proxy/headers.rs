@@ -46,6 +46,13 @@ const CLIENT_FORBIDDEN: &[&str] = &[
 /// second factor was just passed: answer it with the app's withheld answer.
 pub const RELEASE_HEADER: &str = "portvakt-release";
 
+// Looked up on every request: as `HeaderName`s they are hashed as they are, not
+// parsed from text first.
+pub const RELEASE: http::HeaderName = http::HeaderName::from_static(RELEASE_HEADER);
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const FORWARDED: http::HeaderName = http::header::FORWARDED;
+
 /// The names of every header to remove from a client request: identity headers in
 /// any spelling (case, `_` for `-`), and the forwarding and rewrite headers above.
 pub fn names_to_strip(config: &Config, headers: &HeaderMap) -> Vec<http::HeaderName> {
@@ -106,7 +113,7 @@ pub fn client_origin(
         }
         write_address(*ip, &mut forwarded_for);
     }
-    let proto = match headers.get("x-forwarded-proto").map(|v| v.as_bytes()) {
+    let proto = match headers.get(X_FORWARDED_PROTO).map(|v| v.as_bytes()) {
         Some(b"https") => "https",
         Some(b"http") => "http",
         _ => own_proto,
@@ -153,7 +160,7 @@ pub(super) fn write_address(ip: IpAddr, out: &mut Vec<u8>) {
 
 /// The addresses of `X-Forwarded-For`, or else of `Forwarded: for=...`, left to right.
 fn forwarded_for_chain(headers: &HeaderMap) -> Result<Vec<IpAddr>, BadForwardedHeader> {
-    let xff: Vec<_> = headers.get_all("x-forwarded-for").iter().collect();
+    let xff: Vec<_> = headers.get_all(X_FORWARDED_FOR).iter().collect();
     let mut chain = Vec::new();
     if !xff.is_empty() {
         for value in xff {
@@ -164,7 +171,7 @@ fn forwarded_for_chain(headers: &HeaderMap) -> Result<Vec<IpAddr>, BadForwardedH
         }
         return Ok(chain);
     }
-    for value in headers.get_all("forwarded") {
+    for value in headers.get_all(FORWARDED) {
         let text = value.to_str().map_err(|_| BadForwardedHeader)?;
         for element in text.split(',') {
             let for_value = element
