@@ -2,6 +2,7 @@
 //! lockout rule that all of them share.
 
 pub mod app_password;
+pub mod argon;
 pub mod email;
 pub mod hashing;
 pub mod lockout;

@@ -1,9 +1,6 @@
 //! One-time recovery codes: shown once, stored only as argon2id hashes, each usable
 //! once (the store marks it used in the same transaction that accepts it).
 
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use rand::Rng;
 use zeroize::Zeroizing;
 
@@ -67,17 +64,12 @@ pub fn hash(code: &RecoveryCode) -> Result<String, argon2::password_hash::Error>
 
 /// The argon2id PHC string of a secret, with a salt of its own.
 pub(super) fn phc_of(secret: &[u8]) -> Result<String, argon2::password_hash::Error> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(secret, &salt)
-        .map(|h| h.to_string())
+    super::argon::hash(secret)
 }
 
 /// Whether `secret` is the one behind `phc`. Slow on purpose (argon2id).
 pub(super) fn verifies(secret: &[u8], phc: &str) -> bool {
-    PasswordHash::new(phc)
-        .map(|parsed| Argon2::default().verify_password(secret, &parsed).is_ok())
-        .unwrap_or(false)
+    super::argon::verify(secret, phc)
 }
 
 /// Whether `input` is the code behind `phc`. Slow on purpose (argon2id): run it off

@@ -4,8 +4,6 @@
 
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use http::StatusCode;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -16,7 +14,7 @@ use super::views::{self, texts};
 use super::{challenge, forms, Request};
 use crate::auth::challenge::{random_token, Purpose};
 use crate::auth::{cookies, Attempt, AuditKind, Services};
-use crate::factors::SignInMethod;
+use crate::factors::{argon, SignInMethod};
 use crate::policy::Authentication;
 
 /// The login form's own CSRF cookie (double submit: there is no session yet).
@@ -196,13 +194,7 @@ async fn check_password(
         .run(move || {
             let known = phc.is_some();
             let phc = phc.unwrap_or_else(|| dummy_hash().to_owned());
-            let matched = PasswordHash::new(&phc)
-                .map(|parsed| {
-                    Argon2::default()
-                        .verify_password(password.as_bytes(), &parsed)
-                        .is_ok()
-                })
-                .unwrap_or(false);
+            let matched = argon::verify(password.as_bytes(), &phc);
             known && matched
         })
         .await
@@ -212,11 +204,5 @@ async fn check_password(
 /// A hash of nothing, to spend the same effort on a user who has no hash.
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        Argon2::default()
-            .hash_password(b"no such user", &salt)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| argon::hash(b"no such user").unwrap_or_default())
 }

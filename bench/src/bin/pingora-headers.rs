@@ -76,6 +76,11 @@ fn main() -> anyhow::Result<()> {
     if run_pingora {
         let started = Instant::now();
         for _ in 0..args.iterations {
+            black_box(client.clone());
+        }
+        report("RequestHeader clone", started, args.iterations);
+        let started = Instant::now();
+        for _ in 0..args.iterations {
             let mut upstream = client.clone();
             for name in &case_names {
                 upstream.insert_header(name.clone(), value.clone())?;
@@ -86,6 +91,11 @@ fn main() -> anyhow::Result<()> {
     }
     if run_http {
         let parts = client.as_owned_parts();
+        let started = Instant::now();
+        for _ in 0..args.iterations {
+            black_box(parts.headers.clone());
+        }
+        report("HeaderMap clone", started, args.iterations);
         let started = Instant::now();
         for _ in 0..args.iterations {
             let mut upstream = parts.headers.clone();
