@@ -156,7 +156,7 @@ fn session_check(c: &mut Criterion) {
                 .expect("store")
                 .expect("a live session");
             let auth = Authentication {
-                user: session.user,
+                user: session.user.clone(),
                 groups: ["staff".to_owned()].into(),
                 second_factor_at: session.second_factor_at,
                 mfa_opted_in: session.mfa_opted_in,

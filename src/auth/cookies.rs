@@ -147,8 +147,14 @@ pub fn app_cookies(headers: &http::HeaderMap) -> Option<Vec<u8>> {
     if !pairs(headers).any(|pair| own(&pair)) {
         return None;
     }
-    let kept: Vec<&[u8]> = pairs(headers).filter(|pair| !own(pair)).collect();
-    Some(kept.join(&b"; "[..]))
+    let mut kept = Vec::new();
+    for pair in pairs(headers).filter(|pair| !own(pair)) {
+        if !kept.is_empty() {
+            kept.extend_from_slice(b"; ");
+        }
+        kept.extend_from_slice(pair);
+    }
+    Some(kept)
 }
 
 #[cfg(test)]

@@ -179,6 +179,7 @@ impl Sessions {
 
     /// The live session a cookie value names for this app, if any; refreshes its
     /// idle timer. A cookie carried over from another app's host names no session here.
+    /// The record is shared with the cache, not copied: every request asks this.
     pub async fn resume(
         &self,
         cookie_value: &str,
@@ -186,7 +187,7 @@ impl Sessions {
         settings: &SessionSettings,
         now: SystemTime,
         secure: bool,
-    ) -> StoreResult<Option<SessionRecord>> {
+    ) -> StoreResult<Option<Arc<SessionRecord>>> {
         let Some(id_hash) = self.id_hash_of(cookie_value, secure) else {
             return Ok(None);
         };
@@ -220,7 +221,7 @@ impl Sessions {
             touched.last_seen_at = now;
             self.cache.insert_unless_revoked(Arc::new(touched), before);
         }
-        Ok(Some((*record).clone()))
+        Ok(Some(record))
     }
 
     /// Ends the session a cookie value names.
@@ -709,7 +710,7 @@ mod tests {
             .resume(&before.cookie_value, "wiki", &s, at(1), true)
             .await
             .unwrap();
-        assert_eq!(resumed.map(|r| r.user), Some("alice".to_owned()));
+        assert_eq!(resumed.map(|r| r.user.clone()), Some("alice".to_owned()));
         assert!(rotated.form_token_matches(&before.record, &token));
         let after = rotated
             .start("alice", "wiki", SignInMethod::Totp, at(2), true)

@@ -93,7 +93,7 @@ pub struct RequestCtx {
     /// Cookies for HTTPS only (the listener, or a trusted proxy in front, is HTTPS).
     pub(super) secure: bool,
     /// The live session the request carried.
-    pub(super) session: Option<SessionRecord>,
+    pub(super) session: Option<Arc<SessionRecord>>,
     /// The store could not say whether the session cookie names a session (it is
     /// down): what needs one is refused with 503, never treated as signed out.
     pub(super) session_unknown: bool,
@@ -370,7 +370,7 @@ impl ProxyHttp for Gateway {
         // The request ends here: what its line says is moved out, not copied, and
         // the line is formatted and written off the request path.
         let user = match (ctx.session.take(), ctx.app_password.take()) {
-            (Some(session), _) => Some(session.user),
+            (Some(session), _) => Some(session.user.clone()),
             (None, Some(used)) => Some(used.record.user),
             (None, None) => None,
         };
@@ -454,7 +454,7 @@ impl Gateway {
         }
         let signed_in = ctx
             .session
-            .as_ref()
+            .as_deref()
             .or(ctx.app_password.as_ref().map(|used| &used.record));
         if let (Some(identity), Some(signed_in)) = (&ctx.identity, signed_in) {
             self.send_identity(

@@ -50,7 +50,7 @@ impl Gateway {
             now: SystemTime::now(),
             lang,
             reference: &reference,
-            session: ctx.session.as_ref(),
+            session: ctx.session.as_deref(),
             session_cookie: ctx.session_cookie.as_deref(),
             session_unknown: ctx.session_unknown,
         };
