@@ -25,8 +25,10 @@ pub(crate) const CACHE_FOR: Duration = Duration::from_secs(15);
 /// least used are read from the store again.
 const CACHE_CAPACITY: usize = 500_000;
 /// Memory for session cookie values already opened (about 200 bytes each, so some
-/// 20,000 browsers); the others are opened on each request, as before.
-const OPENED_MEMORY: u64 = 4 * 1024 * 1024;
+/// 10,000 browsers at once); the others are opened on each request, as before. More
+/// would raise the 100,000-session memory figure for little: a browser in use is
+/// kept, one gone quiet makes room.
+const OPENED_MEMORY: u64 = 2 * 1024 * 1024;
 
 /// A session just started: the cookie value to set, and what was stored.
 pub struct Issued {
@@ -67,7 +69,7 @@ impl quick_cache::Weighter<String, [u8; 32]> for OpenedWeight {
 }
 
 fn opened_cache() -> quick_cache::sync::Cache<String, [u8; 32], OpenedWeight> {
-    quick_cache::sync::Cache::with_weighter(20_000, OPENED_MEMORY, OpenedWeight)
+    quick_cache::sync::Cache::with_weighter(10_000, OPENED_MEMORY, OpenedWeight)
 }
 
 /// Whether revocations made by other gateways reach this one at once.
