@@ -8,7 +8,10 @@ use super::rule::{PathMatch, Rule};
 
 #[derive(Debug, Default)]
 struct TrieNode {
-    children: HashMap<Box<str>, TrieNode>,
+    /// Keyed with foldhash, not SipHash: every request hashes each of its path's
+    /// segments here. Only the configuration inserts keys, so a client cannot
+    /// crowd a bucket; lookups of its segments cost a hash each, whatever they are.
+    children: HashMap<Box<str>, TrieNode, foldhash::fast::RandomState>,
     /// Rules with `PathMatch::Exact` ending here, conditional ones first.
     exact: Vec<usize>,
     /// Rules with `PathMatch::Prefix` ending here, conditional ones first.
