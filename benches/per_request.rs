@@ -253,7 +253,7 @@ fn removed_costs(c: &mut Criterion) {
     group.bench_function("access_line_queued_now", |b| {
         b.iter_batched(line, |l| log.record(l), BatchSize::SmallInput)
     });
-    writer.finish();
+    writer.finish(Duration::from_secs(5));
     let mut lines = LineWriter::new(LogFormat::Json);
     let mut out = Vec::with_capacity(1024);
     let sample = line();

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use prometheus::IntCounter;
 
@@ -352,9 +352,36 @@ impl AccessLog {
 }
 
 impl AccessLogWriter {
-    /// Writes every line queued so far and stops the writer.
-    pub fn finish(self) {
-        if self.queue.send(Message::Close).is_ok() && self.thread.join().is_err() {
+    /// Writes every line queued so far and stops the writer, waiting at most
+    /// `within`: a stderr that takes nothing (its reader stalled) must not keep
+    /// the process from stopping; what is still queued then is lost, and said so.
+    pub fn finish(self, within: Duration) {
+        let deadline = Instant::now() + within;
+        let mut close = Message::Close;
+        loop {
+            match self.queue.try_send(close) {
+                Ok(()) => break,
+                Err(TrySendError::Full(again)) if Instant::now() < deadline => {
+                    close = again;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Full(_)) => {
+                    eprintln!(
+                        "access-log lines still queued at shutdown were not written: stderr took nothing"
+                    );
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+        }
+        while !self.thread.is_finished() {
+            if Instant::now() >= deadline {
+                eprintln!("access-log lines still queued at shutdown were not written: stderr took nothing");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.thread.join().is_err() {
             eprintln!("the access-log writer stopped with a panic");
         }
     }
@@ -450,7 +477,7 @@ mod tests {
         let out = captured.clone();
         let (log, writer) = AccessLog::start_to(LogFormat::Json, counter(), 8, move || out.clone()).unwrap();
         log.record(line("mallory\"}\n{\"user\":\"root", 1));
-        writer.finish();
+        writer.finish(Duration::from_secs(5));
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "one request, one line: {text}");
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -479,7 +506,7 @@ mod tests {
         let mut failed = line("eve\nFAKE LINE", 2);
         failed.error = Some("upstream refused".to_owned());
         log.record(failed);
-        writer.finish();
+        writer.finish(Duration::from_secs(5));
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(
@@ -555,6 +582,35 @@ mod tests {
                 "\"0000000000000002\""
             ]
         );
+    }
+
+    /// A stderr whose reader has stalled: each write waits until the test lets go.
+    struct Stalled(Arc<Mutex<std::sync::mpsc::Receiver<()>>>);
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.0.lock().unwrap().recv();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_stderr_does_not_hold_the_shutdown() {
+        let (release, stalled) = std::sync::mpsc::channel::<()>();
+        let stalled = Arc::new(Mutex::new(stalled));
+        let (log, writer) =
+            AccessLog::start_to(LogFormat::Json, counter(), 1, move || Stalled(stalled.clone())).unwrap();
+        for reference in 0..4 {
+            log.record(line("alice", reference));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let asked = Instant::now();
+        writer.finish(Duration::from_millis(200));
+        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+        drop(release);
     }
 
     #[test]

@@ -119,10 +119,12 @@ pub fn run(mut config: Config) -> anyhow::Result<ExitCode> {
         tracing::info!(app = %app.name, upstream = %app.upstream.url, rules = app.policy.routes.rules().len(), "serving app");
     }
     tracing::info!(config = %config.source.display(), "portvakt ready");
+    let shutdown_timeout = config.server.shutdown_timeout;
     server.run(RunArgs::default());
-    // Requests have ended: their lines still queued are written before the exit.
+    // Requests have ended: their lines still queued are written before the exit
+    // (within the shutdown timeout: a stalled stderr does not hold the process).
     if let Some(writer) = access_writer {
-        writer.finish();
+        writer.finish(shutdown_timeout);
     }
     Ok(ExitCode::SUCCESS)
 }
