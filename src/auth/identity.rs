@@ -306,6 +306,51 @@ mod tests {
         );
     }
 
+    /// The plain header values are reused with the assertion, so they must follow
+    /// the same claims: never another user's, old groups, or the time before a
+    /// step-up.
+    #[test]
+    fn a_sessions_plain_header_values_say_what_its_claims_say() {
+        let signer = IdentitySigner::new(&[9; 32]);
+        let now = unix(SystemTime::now());
+        let admins = vec!["admins".to_owned(), "staff".to_owned()];
+        let values = |claims: &Claims<'_>| {
+            let signed = signer.identity_for_session([1; 32], claims).unwrap();
+            (
+                signed.user.to_str().unwrap().to_owned(),
+                signed.groups.to_str().unwrap().to_owned(),
+                signed.auth_time.to_str().unwrap().to_owned(),
+            )
+        };
+        let alice = claims(now, &admins);
+        let at = (now - 5).to_string();
+        assert_eq!(
+            values(&alice),
+            ("alice".into(), "admins,staff".into(), at.clone())
+        );
+        // Another user under the same key (a session id reused, or a bug upstream).
+        let mallory = Claims {
+            sub: "mallory",
+            ..claims(now, &admins)
+        };
+        assert_eq!(values(&mallory).0, "mallory");
+        assert_eq!(values(&alice).0, "alice");
+        let none: Vec<String> = vec![];
+        assert_eq!(values(&claims(now, &none)).1, "");
+        let stepped_up = Claims {
+            auth_time: now + 1,
+            ..claims(now, &admins)
+        };
+        assert_eq!(values(&stepped_up).2, (now + 1).to_string());
+        // A user name in UTF-8 is sent as its bytes.
+        let asa = Claims {
+            sub: "åsa",
+            ..claims(now, &admins)
+        };
+        let signed = signer.identity_for_session([1; 32], &asa).unwrap();
+        assert_eq!(signed.user.as_bytes(), "åsa".as_bytes());
+    }
+
     #[test]
     fn during_a_rotation_the_jwks_lists_both_keys_and_signs_with_the_new() {
         let rotated = IdentitySigner::new(&[9; 32]).with_previous(&[1; 32]);
