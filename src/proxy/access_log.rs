@@ -56,20 +56,19 @@ pub struct AccessLine {
 }
 
 impl AccessLine {
-    fn app_name(&self) -> &str {
+    fn app(&self) -> Option<&crate::config::App> {
         self.config
             .as_deref()
             .and_then(|c| self.app.and_then(|i| c.apps.get(i)))
-            .map_or("-", |a| a.name.as_str())
+    }
+
+    fn app_name(&self) -> &str {
+        self.app().map_or("-", |a| a.name.as_str())
     }
 
     /// The rule that decided, as the configuration writes it.
     fn rule(&self) -> &str {
-        let app = self
-            .config
-            .as_deref()
-            .and_then(|c| self.app.and_then(|i| c.apps.get(i)));
-        match (self.decided_by, app) {
+        match (self.decided_by, self.app()) {
             (Some(DecidedBy::Rule(i) | DecidedBy::IdentityNeeded(i)), Some(app)) => app
                 .policy
                 .routes

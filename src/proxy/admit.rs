@@ -512,14 +512,12 @@ fn upstream_target(
         });
     // Pingora's parsed copy is lossy for targets that are not UTF-8: reused only
     // when it says the very same bytes (without the scheme and authority of HTTP/2).
-    if let Some(as_sent) = req
+    let as_sent = req
         .uri
         .path_and_query()
-        .filter(|pq| pq.as_str().as_bytes() == raw)
-    {
-        if unchanged {
-            return Ok(http::Uri::from(as_sent.clone()));
-        }
+        .filter(|pq| pq.as_str().as_bytes() == raw);
+    if let (true, Some(as_sent)) = (unchanged, as_sent) {
+        return Ok(http::Uri::from(as_sent.clone()));
     }
     let forwarded = match query {
         Some(q) => format!("{}?{q}", path.forwarded()),

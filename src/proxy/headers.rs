@@ -51,7 +51,6 @@ pub const RELEASE_HEADER: &str = "portvakt-release";
 pub const RELEASE: http::HeaderName = http::HeaderName::from_static(RELEASE_HEADER);
 const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
-const FORWARDED: http::HeaderName = http::header::FORWARDED;
 
 /// The names of every header to remove from a client request: identity headers in
 /// any spelling (case, `_` for `-`), and the forwarding and rewrite headers above.
@@ -59,8 +58,9 @@ pub fn names_to_strip(config: &Config, headers: &HeaderMap) -> Vec<http::HeaderN
     headers
         .keys()
         .filter(|name| {
-            config.is_identity_header(name.as_str())
-                || CLIENT_FORBIDDEN.contains(&&*fold_header_name(name.as_str()))
+            // Folded once here; folding it again below copies nothing.
+            let folded = fold_header_name(name.as_str());
+            config.is_identity_header(&folded) || CLIENT_FORBIDDEN.contains(&&*folded)
         })
         .cloned()
         .collect()
@@ -171,7 +171,7 @@ fn forwarded_for_chain(headers: &HeaderMap) -> Result<Vec<IpAddr>, BadForwardedH
         }
         return Ok(chain);
     }
-    for value in headers.get_all(FORWARDED) {
+    for value in headers.get_all(http::header::FORWARDED) {
         let text = value.to_str().map_err(|_| BadForwardedHeader)?;
         for element in text.split(',') {
             let for_value = element
