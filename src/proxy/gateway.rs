@@ -306,14 +306,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
-        if let Some(swallow) = &mut ctx.swallow {
-            let chunk = body.take().unwrap_or_default();
-            *body = withhold::swallow(swallow, &chunk, end_of_stream);
-        } else if ctx.token_watch.is_some() {
-            withhold::watch_token(&mut ctx.token_watch, &self.auth.tokens, body, end_of_stream);
-        } else if ctx.overlay == Overlay::Adding {
-            overlay::append(body, end_of_stream);
-        }
+        self.filter_body(body, end_of_stream, ctx);
         Ok(None)
     }
 
@@ -534,6 +527,20 @@ impl Gateway {
             ctx.overlay = Overlay::Adding;
         }
         Ok(())
+    }
+
+    /// What is done to the app's answer body, chunk by chunk (or whole, for a
+    /// login read whole): a replaced answer's kept back, a login's token bound,
+    /// the overlay's script added.
+    pub(super) fn filter_body(&self, body: &mut Option<Bytes>, end_of_stream: bool, ctx: &mut RequestCtx) {
+        if let Some(swallow) = &mut ctx.swallow {
+            let chunk = body.take().unwrap_or_default();
+            *body = withhold::swallow(swallow, &chunk, end_of_stream);
+        } else if ctx.token_watch.is_some() {
+            withhold::watch_token(&mut ctx.token_watch, &self.auth.tokens, body, end_of_stream);
+        } else if ctx.overlay == Overlay::Adding {
+            overlay::append(body, end_of_stream);
+        }
     }
 
     /// The identity headers and the signed assertion for an app.

@@ -10,7 +10,7 @@ use pingora::prelude::*;
 
 use super::admit::{Refusal, Stop};
 use super::gateway::{Gateway, RequestCtx};
-use super::{confirm, login, withhold};
+use super::{confirm, login};
 use crate::config::model::LoginInterception;
 use crate::config::App;
 use crate::portal::answer::{Answer, Label};
@@ -125,14 +125,10 @@ impl Gateway {
         self.filter_answer(&client, &mut header, ctx)
             .await
             .map_err(internal)?;
-        // The body the guard lets out: the app's, the gateway's in its place, or none.
-        let answer = answer.freeze();
-        let mut out = Some(answer.clone());
-        if let Some(swallow) = &mut ctx.swallow {
-            out = withhold::swallow(swallow, &answer, true);
-        } else if ctx.token_watch.is_some() {
-            withhold::watch_token(&mut ctx.token_watch, &self.auth.tokens, &mut out, true);
-        }
+        // The body the guard lets out: the app's, the gateway's in its place, or
+        // none (as the answer body filter would make of it streamed).
+        let mut out = Some(answer.freeze());
+        self.filter_body(&mut out, true, ctx);
         let headers = header
             .headers
             .iter()
