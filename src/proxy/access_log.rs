@@ -8,7 +8,8 @@
 //! one write. A full queue drops the line and counts it
 //! (`portvakt_access_log_dropped_total`, and a warning from the writer): a log reader
 //! that stalls never stalls the requests. At shutdown the writer writes what is
-//! queued before the process ends.
+//! queued before the process ends, within the shutdown timeout (nor does a stalled
+//! reader hold the process).
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -356,6 +357,8 @@ impl AccessLogWriter {
     /// the process from stopping; what is still queued then is lost, and said so.
     pub fn finish(self, within: Duration) {
         let deadline = Instant::now() + within;
+        let gave_up =
+            || eprintln!("access-log lines still queued at shutdown were not written: stderr took nothing");
         let mut close = Message::Close;
         loop {
             match self.queue.try_send(close) {
@@ -364,19 +367,13 @@ impl AccessLogWriter {
                     close = again;
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(TrySendError::Full(_)) => {
-                    eprintln!(
-                        "access-log lines still queued at shutdown were not written: stderr took nothing"
-                    );
-                    return;
-                }
+                Err(TrySendError::Full(_)) => return gave_up(),
                 Err(TrySendError::Disconnected(_)) => return,
             }
         }
         while !self.thread.is_finished() {
             if Instant::now() >= deadline {
-                eprintln!("access-log lines still queued at shutdown were not written: stderr took nothing");
-                return;
+                return gave_up();
             }
             std::thread::sleep(Duration::from_millis(5));
         }
