@@ -219,11 +219,7 @@ impl Found {
     /// but an object, on the way is refused; a missing member names nobody.
     fn json_pointer(&mut self, pointer: &str, body: &[u8]) -> Result<(), Unreadable> {
         const MALFORMED: Unreadable = Unreadable::Malformed("JSON object");
-        let segments: Vec<String> = pointer
-            .split('/')
-            .skip(1)
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect();
+        let segments: Vec<String> = pointer_tokens(pointer).collect();
         let Some((last, path)) = segments.split_last() else {
             return Err(MALFORMED);
         };
@@ -398,6 +394,15 @@ fn ready<F: Future>(future: F) -> Option<F::Output> {
         Poll::Ready(output) => Some(output),
         Poll::Pending => None,
     }
+}
+
+/// The member names a JSON pointer (RFC 6901) steps through, unescaped (`~1` is
+/// `/`, `~0` is `~`); the configuration checked the pointer's form.
+pub fn pointer_tokens(pointer: &str) -> impl Iterator<Item = String> + '_ {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
 }
 
 #[cfg(test)]

@@ -201,11 +201,10 @@ pub fn body_says(rule: &SuccessRule, body: &[u8]) -> BodySays {
     let Ok(mut at) = serde_json::from_slice::<serde_json::Value>(body) else {
         return BodySays::Unclear;
     };
-    for segment in pointer.split('/').skip(1) {
+    for segment in crate::login::credentials::pointer_tokens(pointer) {
         if is_falsy(&at) {
             return BodySays::Failed;
         }
-        let segment = segment.replace("~1", "/").replace("~0", "~");
         at = match at {
             serde_json::Value::Object(mut members) => match members.remove(&segment) {
                 Some(next) => next,
