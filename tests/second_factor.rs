@@ -18,6 +18,8 @@ mod interception;
 mod several_gateways;
 #[path = "second_factor/spa.rs"]
 mod spa;
+#[path = "second_factor/step_up.rs"]
+mod step_up;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -128,6 +128,10 @@ pub enum Purpose {
     /// released to that script's repeat of its call, in the browser holding the
     /// new session; a navigation goes back to `back`, the page the call came from.
     ScriptLogin { answer: String, back: String },
+    /// A step-up asked by a posted form: the form is kept under `kept`
+    /// (`KeptRequests`) and sent again once the factor is passed. (Added last:
+    /// challenges stored by an older build still read.)
+    Resume { kept: String },
 }
 
 impl Purpose {
@@ -135,7 +139,7 @@ impl Purpose {
     pub fn answer(&self) -> Option<&str> {
         match self {
             Purpose::Login { answer } | Purpose::ScriptLogin { answer, .. } => Some(answer),
-            Purpose::Return(_) => None,
+            Purpose::Return(_) | Purpose::Resume { .. } => None,
         }
     }
 }

@@ -26,6 +26,16 @@ pub fn trust_cookie_name(secure: bool) -> &'static str {
     }
 }
 
+/// The cookie naming a form kept across a step-up, set with the step-up's way
+/// back to the page it was posted to.
+pub fn kept_request_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-portvakt-kept"
+    } else {
+        "portvakt-kept"
+    }
+}
+
 /// Encrypts a session id into the value of the session cookie.
 pub fn seal_id(key: &Key, id: &str, secure: bool) -> String {
     seal(key, session_cookie_name(secure), id)
@@ -53,8 +63,13 @@ pub fn open(key: &Key, name: &'static str, value: &str) -> Option<String> {
 
 /// The `Set-Cookie` value that remembers this browser for `lifetime`.
 pub fn set_trust(value: &str, secure: bool, lifetime: std::time::Duration) -> String {
+    lasting(trust_cookie_name(secure), value, secure, lifetime)
+}
+
+/// A cookie of the gateway's that the browser keeps for `lifetime`.
+fn lasting(name: &'static str, value: &str, secure: bool, lifetime: std::time::Duration) -> String {
     let seconds = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX);
-    Cookie::build((trust_cookie_name(secure), value.to_owned()))
+    Cookie::build((name, value.to_owned()))
         .path("/")
         .http_only(true)
         .secure(secure)
@@ -77,7 +92,21 @@ pub fn set_session(value: &str, secure: bool) -> String {
 
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_session(secure: bool) -> String {
-    Cookie::build((session_cookie_name(secure), ""))
+    clear(session_cookie_name(secure), secure)
+}
+
+/// The `Set-Cookie` value that names the form kept under `id` for `lifetime`.
+pub fn set_kept_request(id: &str, secure: bool, lifetime: std::time::Duration) -> String {
+    lasting(kept_request_cookie_name(secure), id, secure, lifetime)
+}
+
+/// The `Set-Cookie` value that removes the kept-form cookie.
+pub fn clear_kept_request(secure: bool) -> String {
+    clear(kept_request_cookie_name(secure), secure)
+}
+
+fn clear(name: &'static str, secure: bool) -> String {
+    Cookie::build((name, ""))
         .path("/")
         .http_only(true)
         .secure(secure)

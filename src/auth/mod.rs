@@ -7,6 +7,7 @@ pub mod audit;
 pub mod challenge;
 pub mod cookies;
 pub mod identity;
+pub mod kept_requests;
 pub mod mfa_changes;
 pub mod notify;
 mod services;

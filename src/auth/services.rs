@@ -32,6 +32,8 @@ pub struct Services {
     pub app_passwords: super::app_passwords::AppPasswords,
     /// Bearer tokens of `login.token` apps and the sessions they belong to.
     pub tokens: super::tokens::TokenBindings,
+    /// Forms posted across a step-up, kept to be sent again once it is passed.
+    pub kept_requests: super::kept_requests::KeptRequests,
     /// Short-lived state every gateway sees (pending addresses here).
     transient: TransientState,
     pub keys: Arc<Keys>,
@@ -123,6 +125,10 @@ impl Services {
             sessions,
             challenges: Challenges::new(transient.clone(), config.session.login_timeout),
             tokens: super::tokens::TokenBindings::new(transient.clone(), config.session.absolute_timeout),
+            kept_requests: super::kept_requests::KeptRequests::new(
+                transient.clone(),
+                config.session.login_timeout,
+            ),
             transient,
             signer,
             keys,

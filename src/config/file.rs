@@ -79,6 +79,7 @@ pub struct SecondFactorFile {
     pub max_devices: Option<u64>,
     pub allow_opt_out: Option<bool>,
     pub remember_device: Option<Duration>,
+    pub keep_post_body: Option<u64>,
     pub email: Option<Spanned<String>>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
@@ -241,11 +242,14 @@ const SECOND_FACTOR_KEYS: &[&str] = &[
     "max_devices",
     "allow_opt_out",
     "remember_device",
+    "keep_post_body",
     "enrolment",
 ];
 /// How long a browser may skip the second factor (Azure AD's range, too).
 const REMEMBER_DEVICE_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_secs(24 * 3600)..=Duration::from_secs(365 * 24 * 3600);
+/// The largest form a step-up keeps (it is sealed into the store until replayed).
+const KEEP_POST_BODY_MAX: u64 = 4 * 1024 * 1024;
 const TOTP_KEYS: &[&str] = &["digits", "period", "skew"];
 const ENROLMENT_KEYS: &[&str] = &["networks"];
 const SESSION_KEYS: &[&str] = &["idle_timeout", "absolute_timeout", "login_timeout", "mfa_changes"];
@@ -747,6 +751,9 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
                 "a browser may be remembered for 1 to 365 days (such as 30d); leave the key out to never remember browsers",
             );
         }
+    }
+    if let Some((n, k)) = m.get("keep_post_body") {
+        file.keep_post_body = d.integer(n, &k, 0..=KEEP_POST_BODY_MAX);
     }
     if let Some((n, k)) = m.get("email") {
         file.email = d.spanned_string(n, &k);

@@ -382,6 +382,10 @@ pub struct SecondFactorSettings {
     /// How long a browser the user asked to be remembered in skips the second
     /// factor at sign-in; `None` (the default) offers no such choice.
     pub remember_device: Option<Duration>,
+    /// The largest form body (bytes) posted to a route whose second factor has
+    /// gone stale that is kept across the step-up and sent once it is passed;
+    /// 0 keeps none.
+    pub keep_post_body: usize,
     /// What e-mailed codes may be used for.
     pub email: EmailUse,
     pub enrolment: Enrolment,

@@ -568,6 +568,10 @@ fn normal_path(d: &mut Decoder, p: &Spanned<String>) -> Option<String> {
     }
 }
 
+/// A form of up to 64 KiB posted across a step-up is kept: any form of text
+/// fields, not large uploads.
+const DEFAULT_KEEP_POST_BODY: usize = 64 * 1024;
+
 fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
     let defaults = TotpSettings::default();
     SecondFactorSettings {
@@ -593,6 +597,10 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .unwrap_or(5),
         allow_opt_out: file.allow_opt_out.unwrap_or(true),
         remember_device: file.remember_device,
+        keep_post_body: file
+            .keep_post_body
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(DEFAULT_KEEP_POST_BODY),
         email: EmailUse::Off,
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,

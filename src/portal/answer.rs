@@ -142,6 +142,8 @@ pub enum Label {
     RecoveryCodesRenewed,
     /// An app's withheld login answer, released after the second factor.
     Released,
+    /// A form kept across a step-up, sent with the page load after it.
+    KeptFormSent,
     SecondFactor,
     SignIn,
     SignInElsewhere,
@@ -184,6 +186,7 @@ impl Label {
             Label::NotFound => "not_found",
             Label::RecoveryCodesRenewed => "recovery_codes_renewed",
             Label::Released => "released",
+            Label::KeptFormSent => "kept_form_sent",
             Label::SecondFactor => "second_factor",
             Label::SignIn => "sign_in",
             Label::SignInElsewhere => "sign_in_elsewhere",

@@ -719,7 +719,7 @@ fn device_refused(req: &Request<'_>, challenge: &SharedChallenge, why: &str) -> 
     let t = texts(req.lang);
     let back = match &lock(challenge).purpose {
         Purpose::Return(path) => super::return_path::safe_return_path(path).to_owned(),
-        Purpose::Login { .. } | Purpose::ScriptLogin { .. } => "/".to_owned(),
+        Purpose::Login { .. } | Purpose::ScriptLogin { .. } | Purpose::Resume { .. } => "/".to_owned(),
     };
     let page = views::message(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -1121,6 +1121,30 @@ async fn complete(
         (_, Some(withheld)) => Answer::released(withheld, Label::Released),
         (Purpose::Return(path), None) => {
             Answer::redirect(super::return_path::safe_return_path(&path), Label::StepUpPassed)
+        }
+        (Purpose::Resume { kept }, None) => {
+            // The posted form goes with the new session, back to its page: the
+            // browser's next visit there sends it (`proxy/kept.rs`).
+            let from = req.session.filter(|s| s.user == user).map(|s| s.id_hash);
+            let handed = match from {
+                Some(from) => {
+                    auth.kept_requests
+                        .hand_over(&kept, from, &user, issued.record.id_hash, req.now)
+                        .await?
+                }
+                None => None,
+            };
+            match handed {
+                Some((id, target)) => {
+                    Answer::redirect(super::return_path::safe_return_path(&target), Label::StepUpPassed)
+                        .with_cookie(&cookies::set_kept_request(
+                            &id,
+                            req.secure,
+                            auth.kept_requests.lifetime(),
+                        ))
+                }
+                None => Answer::redirect("/", Label::StepUpPassed),
+            }
         }
         (Purpose::Login { .. } | Purpose::ScriptLogin { .. }, None) => expired(req),
     };

@@ -210,13 +210,29 @@ impl Gateway {
         }
         let auth = ctx.session.as_ref().map(|s| authentication(s, config));
         let now = SystemTime::now();
-        let decision = app.policy.decide(&RequestFacts {
-            method,
-            path: &path,
-            client_ip,
-            auth: auth.as_ref(),
-            now,
-        });
+        let decide = |method: &str| {
+            app.policy.decide(&RequestFacts {
+                method,
+                path: &path,
+                client_ip,
+                auth: auth.as_ref(),
+                now,
+            })
+        };
+        // A page load that sends a form kept across a step-up is judged as the
+        // POST it becomes, and sends it only if that POST may pass.
+        let mut decision = decide(method);
+        let kept_form = self
+            .kept_form_to_send(session.req_header(), ctx, app, body_empty, now)
+            .await;
+        if let Some(id) = kept_form {
+            let as_posted = decide("POST");
+            if matches!(as_posted.outcome, Outcome::Forward | Outcome::Allow)
+                && self.take_kept_form(ctx, app, &id, now).await
+            {
+                decision = as_posted;
+            }
+        }
         ctx.decision = Some(decision);
         // Without the store, a request that needs to know who is signed in gets the
         // gateway's 503 page: neither passed on, nor sent to sign in again.
@@ -307,15 +323,18 @@ impl Gateway {
             },
             Outcome::SecondFactor | Outcome::StepUp => {
                 let user = ctx.session.as_ref().map(|s| s.user.clone()).unwrap_or_default();
+                // A form posted where the factor has gone stale is kept, and
+                // sent once the step-up is passed.
+                let kept = match (decision.outcome, method) {
+                    (Outcome::StepUp, "POST") => self.keep_posted_form(session, ctx, config, app, now).await,
+                    _ => None,
+                };
+                let purpose = match kept {
+                    Some(kept) => Purpose::Resume { kept },
+                    None => Purpose::Return(return_path(method, ctx.upstream_uri.as_ref())),
+                };
                 let (answer, _) = challenge::begin(
-                    &self.auth,
-                    config,
-                    app,
-                    &user,
-                    Purpose::Return(return_path(method, ctx.upstream_uri.as_ref())),
-                    client_ip,
-                    ctx.secure,
-                    now,
+                    &self.auth, config, app, &user, purpose, client_ip, ctx.secure, now,
                 )
                 .await;
                 Err(Stop::Answer(answer))

@@ -127,6 +127,10 @@ pub struct RequestCtx {
     pub(super) upstream_started: Option<Instant>,
     /// The origin-form target to send upstream, built from the normalised path.
     pub(super) upstream_uri: Option<http::Uri>,
+    /// A form kept across a step-up, sent as this page load (`kept.rs`).
+    pub(super) kept_form: Option<Box<crate::auth::kept_requests::KeptRequest>>,
+    /// The answer removes the kept-form cookie: its form was sent, or is gone.
+    pub(super) clear_kept_cookie: bool,
     /// Ties an error page to its log line; formatted only when shown.
     pub(super) reference: Reference,
 }
@@ -197,6 +201,8 @@ impl ProxyHttp for Gateway {
             app_password: None,
             upstream_started: None,
             upstream_uri: None,
+            kept_form: None,
+            clear_kept_cookie: false,
             reference: Reference(rand::random()),
         }
     }
@@ -230,6 +236,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        // A page load sending a kept form has no body of its own (`kept.rs`).
+        if let (Some(kept), true) = (ctx.kept_form.as_mut(), end_of_stream) {
+            *body = Some(super::kept::kept_body(kept));
+        }
         let Some(capture) = ctx.capture.as_mut() else {
             return Ok(());
         };
@@ -273,7 +283,11 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        self.prepare_upstream(session.req_header(), upstream_request, ctx)
+        self.prepare_upstream(session.req_header(), upstream_request, ctx)?;
+        if let Some(kept) = &ctx.kept_form {
+            super::kept::send_as_kept(kept, upstream_request)?;
+        }
+        Ok(())
     }
 
     async fn upstream_response_filter(
@@ -296,7 +310,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         self.filter_answer(session.req_header(), upstream_response, ctx)
-            .await
+            .await?;
+        if ctx.clear_kept_cookie {
+            upstream_response
+                .append_header(http::header::SET_COOKIE, cookies::clear_kept_request(ctx.secure))?;
+        }
+        Ok(())
     }
 
     fn response_body_filter(

@@ -9,6 +9,7 @@ mod basic;
 mod confirm;
 pub mod gateway;
 pub mod headers;
+mod kept;
 pub mod login;
 pub mod metrics;
 mod overlay;

@@ -444,6 +444,8 @@ pub enum TransientKind {
     Release,
     /// The gateway session a bearer token was released to.
     TokenBinding,
+    /// A form posted across a step-up, waiting to be sent again.
+    KeptRequest,
 }
 
 impl TransientKind {
@@ -455,6 +457,7 @@ impl TransientKind {
             TransientKind::PendingAddress => "pending_address",
             TransientKind::Release => "release",
             TransientKind::TokenBinding => "token_binding",
+            TransientKind::KeptRequest => "kept_request",
         }
     }
 }

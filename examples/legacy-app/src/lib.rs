@@ -697,6 +697,7 @@ async fn whoami(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let mut received: Vec<(String, String)> = headers
         .iter()
@@ -713,6 +714,7 @@ async fn whoami(
         "path": uri.path(),
         "query": uri.query(),
         "headers": received,
+        "body": String::from_utf8_lossy(&body),
         "served_by": &*state.served_by,
         // The connection this request came on: one gateway connection reused shows
         // the same peer for several requests.
