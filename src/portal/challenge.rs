@@ -394,7 +394,9 @@ async fn handle(
             pass(&challenge, SignInMethod::Email, false);
             complete(auth, req, &id, &challenge).await
         }
-        (ChallengePage::Verify, false, StageKind::Verify) => verify_page(auth, req, &user, &csrf, None).await,
+        (ChallengePage::Verify, false, StageKind::Verify) => {
+            verify_page(auth, req, &challenge, &csrf, None).await
+        }
         (ChallengePage::Verify, true, StageKind::Verify) => {
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
@@ -408,7 +410,7 @@ async fn handle(
                 return complete(auth, req, &id, &challenge).await;
             }
             note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
-            verify_page(auth, req, &user, &csrf, Some(t.wrong_code)).await
+            verify_page(auth, req, &challenge, &csrf, Some(t.wrong_code)).await
         }
         (ChallengePage::Recovery, false, StageKind::Verify) => Ok(Answer::page(
             views::recovery(req.lang, &csrf, None),
@@ -469,7 +471,7 @@ async fn handle(
                 return Ok(email_page(req, &csrf, &address, Some(t.email_wait)));
             }
             let Some(code) = mail_code(auth, req, &user, &address).await else {
-                return verify_page(auth, req, &user, &csrf, Some(t.email_failed)).await;
+                return verify_page(auth, req, &challenge, &csrf, Some(t.email_failed)).await;
             };
             lock(&challenge).email_code = Some(code);
             note(auth, req, &user, AuditKind::EmailCodeSent, "ok").await;
@@ -788,25 +790,28 @@ pub(crate) async fn passed(
 async fn verify_page(
     auth: &Services,
     req: &Request<'_>,
-    user: &str,
+    challenge: &SharedChallenge,
     csrf: &str,
     error: Option<&str>,
 ) -> Result<Answer, StoreError> {
-    let has_app = !auth.store.totp_devices(user).await?.is_empty();
-    let email_to = email_offer(auth, req, user, has_app)
+    let (user, form_kept) = {
+        let c = lock(challenge);
+        (c.user.clone(), matches!(c.purpose, Purpose::Resume { .. }))
+    };
+    let has_app = !auth.store.totp_devices(&user).await?.is_empty();
+    let email_to = email_offer(auth, req, &user, has_app)
         .await
         .map(|a| email::mask(&a));
     let email_first =
-        email_to.is_some() && auth.store.preferred_method(user).await? == Some(PreferredMethod::Email);
-    let page = views::verify(
-        req.lang,
-        csrf,
-        error,
+        email_to.is_some() && auth.store.preferred_method(&user).await? == Some(PreferredMethod::Email);
+    let offer = views::VerifyOffer {
         has_app,
-        email_to.as_deref(),
+        email_to: email_to.as_deref(),
         email_first,
-        remember_days(req),
-    );
+        remember_days: remember_days(req),
+        form_kept,
+    };
+    let page = views::verify(req.lang, csrf, error, &offer);
     Ok(Answer::page(page, Label::SecondFactor))
 }
 

@@ -75,6 +75,14 @@ fn a_form_posted_when_the_factor_is_stale_is_sent_once_the_step_up_is_passed() {
     );
     // Kept in the store, not in memory: a crash before the step-up loses nothing.
     gateway.crash_and_restart();
+    let asked = browser.get("/.portvakt/verify");
+    assert!(
+        asked
+            .body
+            .contains("What you sent is kept, and goes through once you have."),
+        "{}",
+        asked.body
+    );
 
     let passed = pass_the_step_up(&mut browser, &code(&secret, 1));
     assert_eq!(
@@ -183,6 +191,10 @@ fn a_post_from_another_site_or_too_long_to_keep_is_not_kept() {
         ],
     );
     assert_eq!(forged.location(), Some("/.portvakt/verify"));
+    assert!(!browser
+        .get("/.portvakt/verify")
+        .body
+        .contains("What you sent is kept"));
     let passed = pass_the_step_up(&mut browser, &code(&secret, 1));
     assert_eq!(passed.location(), Some("/"), "the start page, as before");
     assert!(!passed.set_cookie_names().contains(&"portvakt-kept".to_owned()));

@@ -101,6 +101,7 @@ struct VerifyPage<'a> {
     /// The user chose e-mail as the way offered first.
     email_first: bool,
     remember_days: Option<u64>,
+    form_kept: bool,
 }
 
 #[derive(Template)]
@@ -587,19 +588,22 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
     )
 }
 
-/// Ways to pass the second factor: the app's code (when the user has an app) and, if
-/// allowed, a code e-mailed to `email_to` (masked).
-/// `remember_days`: offer to remember the browser for that many days.
-/// `email_first`: the e-mail offer comes before the app's code (the user's choice).
-pub fn verify(
-    lang: Lang,
-    csrf: &str,
-    error: Option<&str>,
-    has_app: bool,
-    email_to: Option<&str>,
-    email_first: bool,
-    remember_days: Option<u64>,
-) -> Page {
+/// What the verification page offers, beside its form token and error.
+pub struct VerifyOffer<'a> {
+    /// The app's code (the user has an app).
+    pub has_app: bool,
+    /// A code e-mailed to this address (masked), if allowed.
+    pub email_to: Option<&'a str>,
+    /// The e-mail offer comes before the app's code (the user's choice).
+    pub email_first: bool,
+    /// Offer to remember the browser for that many days.
+    pub remember_days: Option<u64>,
+    /// A form the user posted waits for this step-up, and is sent after it.
+    pub form_kept: bool,
+}
+
+/// Ways to pass the second factor, as `offer` says.
+pub fn verify(lang: Lang, csrf: &str, error: Option<&str>, offer: &VerifyOffer<'_>) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
     html(
@@ -610,10 +614,11 @@ pub fn verify(
             t,
             csrf,
             error,
-            has_app,
-            email_to,
-            email_first,
-            remember_days,
+            has_app: offer.has_app,
+            email_to: offer.email_to,
+            email_first: offer.email_first,
+            remember_days: offer.remember_days,
+            form_kept: offer.form_kept,
         }
         .render(),
     )
