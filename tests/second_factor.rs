@@ -535,11 +535,12 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
 
     let chromium = chromium::Chromium::start();
     let app = LegacyApp::start(&["alice:wonderland:admin", "bob:builder"]);
-    let gateway = Gateway::start(&format!(
+    let config = format!(
         "admins: {{ users: [alice] }}\napps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
          \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
         app.url()
-    ));
+    );
+    let mut gateway = Gateway::start(&config);
     // Bob enrols over plain HTTP; alice resets him from the admin page in the browser.
     let mut bob = Browser::new(&gateway, "localhost");
     app_login(&mut bob, "bob", "builder");
@@ -626,9 +627,54 @@ fn a_browser_enrols_verifies_and_reaches_the_app() {
             browser.goto(&format!("{base}/.portvakt/account")).await?;
             let page = browser.source().await?;
             assert!(page.contains("Sign-in methods"), "{page}");
-            assert!(page.contains("Authenticator app: Authenticator app"), "{page}");
+            assert!(
+                page.contains("<td>Authenticator app</td><td>Authenticator app</td>"),
+                "{page}"
+            );
             assert!(page.contains("<strong>10</strong>"), "ten recovery codes left");
+            assert!(
+                page.contains("Default sign-in method: <strong>Code from my authenticator app</strong>"),
+                "{page}"
+            );
+            // "+ Add sign-in method" opens the kinds this deployment allows, without a script.
+            assert!(
+                !browser
+                    .find(Locator::Css("#new-device"))
+                    .await?
+                    .is_displayed()
+                    .await?
+            );
+            click(&browser, "details.add-method summary").await?;
+            assert!(
+                browser
+                    .find(Locator::Css("#new-device"))
+                    .await?
+                    .is_displayed()
+                    .await?
+            );
+            assert!(
+                browser.find(Locator::Css("#address")).await.is_err(),
+                "no e-mail codes here"
+            );
             shoot("account.png", browser.screenshot().await?);
+
+            // The same page in Swedish, in the wording users know from Microsoft's.
+            gateway.write_config(&format!("pages: {{ language: sv }}\n{config}"));
+            assert_eq!(gateway.reload(), Reload::Applied);
+            browser.goto(&format!("{base}/.portvakt/account")).await?;
+            let sidan = browser.source().await?;
+            for text in [
+                "Säkerhetsinformation",
+                "Standardinloggningsmetod:",
+                "+ Lägg till inloggningsmetod",
+                "Ändra",
+                "Ta bort",
+            ] {
+                assert!(sidan.contains(text), "{text}: {sidan}");
+            }
+            shoot("account-sv.png", browser.screenshot().await?);
+            gateway.write_config(&config);
+            assert_eq!(gateway.reload(), Reload::Applied);
 
             // As an admin she resets bob, confirming with a code of a step not used yet.
             browser.goto(&format!("{base}/.portvakt/admin")).await?;
@@ -865,7 +911,9 @@ fn the_security_info_page_renews_codes_and_signs_out_everywhere() {
 
     let page = browser.get("/.portvakt/account");
     assert_eq!(page.status, 200);
-    assert!(page.body.contains("Authenticator app: Authenticator app"));
+    assert!(page
+        .body
+        .contains("<td>Authenticator app</td><td>Authenticator app</td>"));
     assert!(page.body.contains("<strong>10</strong>"), "ten codes left");
     assert!(page.body.contains("Authenticator app added"), "recent activity");
     let csrf = page.input("csrf").unwrap();
@@ -966,7 +1014,7 @@ fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
     );
 
     let page = browser.get("/.portvakt/account");
-    assert!(page.body.contains("Authenticator app: Tablet"));
+    assert!(page.body.contains("<td>Authenticator app</td><td>Tablet</td>"));
     let csrf = page.input("csrf").unwrap();
     let third = browser.post(
         "/.portvakt/account/add-device",
@@ -1008,7 +1056,7 @@ fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
     );
     assert_eq!(removed.location(), Some("/.portvakt/account"));
     let page = browser.get("/.portvakt/account");
-    assert!(!page.body.contains("Authenticator app: Tablet"));
+    assert!(!page.body.contains("<td>Authenticator app</td><td>Tablet</td>"));
     assert_eq!(
         remembered_browsers(),
         0,
@@ -1025,7 +1073,7 @@ fn devices_are_added_up_to_the_limit_and_removed_after_confirming() {
     assert!(browser
         .get("/.portvakt/account")
         .body
-        .contains("Authenticator app: Authenticator app"));
+        .contains("<td>Authenticator app</td><td>Authenticator app</td>"));
 }
 
 /// Where the second factor is optional, a user can turn it on from the security info
@@ -1183,7 +1231,7 @@ fn an_emailed_code_is_another_way_in() {
     assert!(browser
         .get("/.portvakt/account")
         .body
-        .contains("E-mail: a•••@example.com"));
+        .contains("<td>E-mail</td><td>a•••@example.com</td>"));
     browser.get("/logout");
 
     app_login(&mut browser, "alice", "wonderland");
@@ -1486,7 +1534,7 @@ fn a_user_adds_and_confirms_an_address_for_codes() {
     );
     let account = browser.get("/.portvakt/account");
     assert!(
-        account.body.contains("E-mail: a•••@example.org"),
+        account.body.contains("<td>E-mail</td><td>a•••@example.org</td>"),
         "{}",
         account.body
     );
