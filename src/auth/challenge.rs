@@ -171,7 +171,7 @@ pub struct Challenge {
     /// The name a device enrolled through this challenge gets.
     pub device_name: String,
     /// The code last e-mailed for this challenge, if any.
-    pub email_code: Option<crate::factors::email::EmailCode>,
+    pub email_code: Option<crate::factors::sent_code::SentCode>,
     /// An address typed during enrolment, kept until the code sent to it comes back.
     pub pending_address: Option<String>,
     /// The user ticked "don't ask again in this browser" with the code that passed.

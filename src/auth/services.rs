@@ -13,9 +13,9 @@ use super::notify::Mailer;
 use super::sessions::{Issued, Sessions};
 use super::transient::TransientState;
 use crate::config::{Config, StoreLocation};
-use crate::factors::email::EmailCode;
 use crate::factors::hashing::HashingPool;
 use crate::factors::lockout::{Charge, LockoutPolicy};
+use crate::factors::sent_code::SentCode;
 use crate::factors::SignInMethod;
 use crate::keys::{KeyError, KeySource, Keys};
 use crate::store::{AuditEvent, PostgresStore, SqliteStore, Store, StoreResult, Subject, TransientKind};
@@ -87,7 +87,7 @@ const PENDING_ADDRESS_LIFETIME: Duration = Duration::from_secs(3600);
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct PendingAddress {
     pub address: String,
-    pub code: EmailCode,
+    pub code: SentCode,
 }
 
 impl Services {

@@ -146,6 +146,10 @@ mod tests {
             .await
             .unwrap();
         sqlite
+            .set_phone_number("bob", Some("+46701234567"), at(5))
+            .await
+            .unwrap();
+        sqlite
             .insert_session(&SessionRecord {
                 id_hash: [9; 32],
                 user: "alice".into(),
@@ -207,6 +211,10 @@ mod tests {
         assert_eq!(
             pg.email_address("bob").await.unwrap().as_deref(),
             Some("bob@example.com")
+        );
+        assert_eq!(
+            pg.phone_number("bob").await.unwrap().as_deref(),
+            Some("+46701234567")
         );
         assert!(pg.session([9; 32]).await.unwrap().is_some());
         assert!(pg.trusted_device([8; 32], at(10)).await.unwrap().is_some());

@@ -1,12 +1,14 @@
-//! Second factors: authenticator-app codes (TOTP), one-time recovery codes, and the
-//! lockout rule that all of them share.
+//! Second factors: authenticator-app codes (TOTP), one-time recovery codes, codes
+//! sent by e-mail or text message, and the lockout rule that all of them share.
 
 pub mod app_password;
 pub mod argon;
 pub mod email;
 pub mod hashing;
 pub mod lockout;
+pub mod phone;
 pub mod recovery;
+pub mod sent_code;
 pub mod totp;
 
 /// How a user passed the gateway's check.
@@ -17,6 +19,8 @@ pub enum SignInMethod {
     Totp,
     Recovery,
     Email,
+    /// A code sent by text message.
+    Sms,
     /// A browser the user asked to be remembered in, within its lifetime.
     TrustedDevice,
     /// An app password of a client that cannot show a page (no session).
@@ -31,6 +35,7 @@ impl SignInMethod {
             SignInMethod::Totp,
             SignInMethod::Recovery,
             SignInMethod::Email,
+            SignInMethod::Sms,
             SignInMethod::TrustedDevice,
             SignInMethod::AppPassword,
         ]
@@ -44,6 +49,7 @@ impl SignInMethod {
             SignInMethod::Totp => "totp",
             SignInMethod::Recovery => "recovery",
             SignInMethod::Email => "email",
+            SignInMethod::Sms => "sms",
             SignInMethod::TrustedDevice => "trusted_device",
             SignInMethod::AppPassword => "app_password",
         }

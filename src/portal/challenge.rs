@@ -25,8 +25,9 @@ use crate::auth::identity::unix;
 use crate::auth::{cookies, notify, Attempt, AuditKind, Charged, Services};
 use crate::config::model::{EmailUse, Enrolment};
 use crate::config::{App, Config};
-use crate::factors::email::{self, EmailCode};
+use crate::factors::email;
 use crate::factors::recovery;
+use crate::factors::sent_code::SentCode;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::factors::SignInMethod;
 use crate::store::{DeviceAdded, PreferredMethod, StoreError, TotpDevice};
@@ -864,12 +865,12 @@ pub(crate) async fn mail_code(
     req: &Request<'_>,
     user: &str,
     address: &str,
-) -> Option<EmailCode> {
+) -> Option<SentCode> {
     let (Some(settings), Some(mailer)) = (req.config.email.as_ref(), auth.mailer.as_ref()) else {
         return None;
     };
     let t = texts(req.lang);
-    let code = EmailCode::new(settings.code_digits, req.now, settings.code_lifetime);
+    let code = SentCode::new(settings.code_digits, req.now, settings.code_lifetime);
     let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
     match mailer.send(address, t.email_subject, &body).await {
         Ok(()) => Some(code),

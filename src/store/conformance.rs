@@ -274,7 +274,15 @@ pub async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(
         .set_preferred_method("alice", PreferredMethod::Email, at(0))
         .await
         .unwrap();
+    store
+        .set_phone_number("alice", Some("+46701234567"), at(0))
+        .await
+        .unwrap();
     add(&*store, "alice", "Tablet", vec![2], 6, at(1)).await;
+    assert_eq!(
+        store.phone_number("alice").await.unwrap().as_deref(),
+        Some("+46701234567")
+    );
     assert_eq!(
         (
             store.email_address("alice").await.unwrap().as_deref(),
@@ -304,6 +312,27 @@ pub async fn a_reset_removes_every_factor_revokes_sessions_and_forgets_browsers(
         "the e-mail method goes too"
     );
     assert_eq!(store.preferred_method("alice").await.unwrap(), None);
+    assert_eq!(
+        store.phone_number("alice").await.unwrap(),
+        None,
+        "the text-message method goes too"
+    );
+    // A number is changed and removed by its owner, and never names another user's.
+    store
+        .set_phone_number("bob", Some("+14155550100"), at(2))
+        .await
+        .unwrap();
+    store
+        .set_phone_number("bob", Some("+14155550199"), at(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.phone_number("bob").await.unwrap().as_deref(),
+        Some("+14155550199")
+    );
+    assert_eq!(store.phone_number("alice").await.unwrap(), None);
+    store.set_phone_number("bob", None, at(4)).await.unwrap();
+    assert_eq!(store.phone_number("bob").await.unwrap(), None);
 }
 
 /// Enrolments finishing at once store no more devices than the limit, and never two

@@ -307,6 +307,12 @@ pub trait Store: Send + Sync {
 
     async fn set_email_address(&self, user: &str, address: &str, now: SystemTime) -> StoreResult<()>;
 
+    /// The number the user confirmed for codes by text message, if any.
+    async fn phone_number(&self, user: &str) -> StoreResult<Option<String>>;
+
+    /// Sets the number for codes by text message; `None` removes it.
+    async fn set_phone_number(&self, user: &str, number: Option<&str>, now: SystemTime) -> StoreResult<()>;
+
     /// The method the user chose to be offered first at sign-in, if they chose one.
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>>;
 

@@ -46,6 +46,7 @@ pub struct UserRow {
     pub mfa_opted_in: bool,
     pub preferred_method: Option<String>,
     pub email: Option<String>,
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

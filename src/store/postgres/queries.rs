@@ -559,6 +559,15 @@ impl Store for PostgresStore {
         set_user_column(self, user, "email", address.to_owned(), now).await
     }
 
+    async fn phone_number(&self, user: &str) -> StoreResult<Option<String>> {
+        let number: Option<Option<String>> = user_column(self, user, "phone").await?;
+        Ok(number.flatten())
+    }
+
+    async fn set_phone_number(&self, user: &str, number: Option<&str>, now: SystemTime) -> StoreResult<()> {
+        set_user_column(self, user, "phone", number.map(str::to_owned), now).await
+    }
+
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>> {
         let chosen: Option<Option<String>> = user_column(self, user, "preferred_method").await?;
         Ok(chosen.flatten().as_deref().and_then(PreferredMethod::parse))
@@ -673,7 +682,7 @@ impl Store for PostgresStore {
             tx.execute("DELETE FROM app_passwords WHERE user_name = $1", &[&user])
                 .await?;
             tx.execute(
-                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL WHERE name = $1",
+                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL, phone = NULL WHERE name = $1",
                 &[&user],
             )
             .await?;

@@ -54,9 +54,9 @@ impl PostgresStore {
             let s = snapshot;
             for u in &s.users {
                 tx.execute(
-                    "INSERT INTO users (name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    &[&u.name, &u.created_at, &u.last_totp_step, &u.enrolment_open_until, &u.mfa_opted_in, &u.preferred_method, &u.email],
+                    "INSERT INTO users (name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email, phone)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&u.name, &u.created_at, &u.last_totp_step, &u.enrolment_open_until, &u.mfa_opted_in, &u.preferred_method, &u.email, &u.phone],
                 )
                 .await?;
             }
@@ -144,7 +144,7 @@ impl PostgresStore {
 async fn read_snapshot(client: &impl GenericClient) -> StoreResult<Snapshot> {
     let q = |sql: &'static str| async move { client.query(sql, &[]).await };
     Ok(Snapshot {
-                users: q("SELECT name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email FROM users ORDER BY name")
+                users: q("SELECT name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email, phone FROM users ORDER BY name")
                     .await?
                     .iter()
                     .map(|r| UserRow {
@@ -155,6 +155,7 @@ async fn read_snapshot(client: &impl GenericClient) -> StoreResult<Snapshot> {
                         mfa_opted_in: r.get(4),
                         preferred_method: r.get(5),
                         email: r.get(6),
+                        phone: r.get(7),
                     })
                     .collect(),
                 devices: q("SELECT id, user_name, name, sealed_secret, created_at, last_used_at FROM totp_devices ORDER BY id")

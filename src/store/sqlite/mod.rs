@@ -38,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_sessions_per_app.sql"),
     include_str!("migrations/0010_transient.sql"),
     include_str!("migrations/0011_app_passwords.sql"),
+    include_str!("migrations/0012_phone_number.sql"),
 ];
 
 /// Read-only connections beside the writer: enough for both cores' proxy threads

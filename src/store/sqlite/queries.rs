@@ -382,6 +382,21 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn phone_number(&self, user: &str) -> StoreResult<Option<String>> {
+        let user = user.to_owned();
+        self.read(move |conn| {
+            let number: Option<Option<String>> = user_column(conn, &user, "phone")?;
+            Ok(number.flatten())
+        })
+        .await
+    }
+
+    async fn set_phone_number(&self, user: &str, number: Option<&str>, now: SystemTime) -> StoreResult<()> {
+        let (user, number) = (user.to_owned(), number.map(str::to_owned));
+        self.write(move |conn| Ok(set_user_column(conn, &user, "phone", number, now)?))
+            .await
+    }
+
     async fn preferred_method(&self, user: &str) -> StoreResult<Option<PreferredMethod>> {
         let user = user.to_owned();
         self.read(move |conn| {
@@ -509,7 +524,7 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM recovery_codes WHERE user_name = ?1", params![user])?;
             tx.execute("DELETE FROM app_passwords WHERE user_name = ?1", params![user])?;
             tx.execute(
-                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL WHERE name = ?1",
+                "UPDATE users SET enrolment_open_until = NULL, preferred_method = NULL, email = NULL, phone = NULL WHERE name = ?1",
                 params![user],
             )?;
             tx.execute(

@@ -19,7 +19,7 @@ fn read_all(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
     let snapshot = Snapshot {
         users: rows(
             &tx,
-            "SELECT name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email FROM users ORDER BY name",
+            "SELECT name, created_at, last_totp_step, enrolment_open_until, mfa_opted_in, preferred_method, email, phone FROM users ORDER BY name",
             |r| {
                 Ok(UserRow {
                     name: r.get(0)?,
@@ -29,6 +29,7 @@ fn read_all(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
                     mfa_opted_in: r.get(4)?,
                     preferred_method: r.get(5)?,
                     email: r.get(6)?,
+                    phone: r.get(7)?,
                 })
             },
         )?,
