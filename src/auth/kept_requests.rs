@@ -5,12 +5,16 @@
 //! can replay it, a `kill -9` loses nothing), bound to the session it was posted
 //! with, handed over to the session the step-up makes, and taken once: replayed
 //! to exactly the target it was posted to, by that session's user, on that app.
+//! A session keeps one form at most (a later post replaces it), so a stale
+//! session posting in a loop fills nothing.
 
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::challenge::random_token;
+use data_encoding::BASE64URL_NOPAD;
+use sha2::{Digest, Sha256};
+
 use super::transient::TransientState;
 use crate::store::{StoreResult, TransientKind};
 
@@ -66,10 +70,10 @@ impl KeptRequests {
         self.lifetime
     }
 
-    /// Keeps `request`; the id it is kept under (256 random bits; the store holds
-    /// only its hash).
+    /// Keeps `request`, in place of any other of its session; the id it is kept
+    /// under (the store holds only that id's hash).
     pub async fn keep(&self, request: &KeptRequest, now: SystemTime) -> StoreResult<String> {
-        let id = random_token();
+        let id = id_for(request.session);
         self.state
             .put(TransientKind::KeptRequest, &id, request, now + self.lifetime, now)
             .await?;
@@ -140,6 +144,15 @@ impl KeptRequests {
             Some(kept) => judge(&kept, replay).map(|()| kept),
         })
     }
+}
+
+/// The one id a session's kept form has. Whoever knows it still cannot send the
+/// form: only the session it is bound to can.
+fn id_for(session: [u8; 32]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"portvakt kept request\0");
+    hash.update(session);
+    BASE64URL_NOPAD.encode(&hash.finalize())
 }
 
 fn judge(kept: &KeptRequest, replay: &Replay<'_>) -> Result<(), NotReplayed> {
@@ -228,6 +241,33 @@ mod tests {
             kept_requests.take(&new_id, &replay(2), now).await.unwrap(),
             Err(NotReplayed::Gone),
             "replayed once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_session_keeps_one_form_the_last_it_posted() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept_requests = service(&dir);
+        let now = SystemTime::now();
+        let first = kept_requests.keep(&kept(2), now).await.unwrap();
+        let second = KeptRequest {
+            body: b"note=second".to_vec(),
+            ..kept(2)
+        };
+        let again = kept_requests.keep(&second, now).await.unwrap();
+        assert_eq!(first, again);
+        let other = kept_requests.keep(&kept(3), now).await.unwrap();
+        assert_ne!(other, again, "another session's is its own");
+        let taken = kept_requests
+            .take(&again, &replay(2), now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.body, b"note=second");
+        assert_eq!(
+            kept_requests.take(&first, &replay(2), now).await.unwrap(),
+            Err(NotReplayed::Gone),
+            "the first was replaced, not kept beside"
         );
     }
 

@@ -13,6 +13,7 @@ pub mod notify;
 mod services;
 mod session_cache;
 pub mod sessions;
+pub mod sms;
 pub mod tokens;
 pub mod transient;
 

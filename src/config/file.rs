@@ -27,6 +27,7 @@ pub struct FileConfig {
     pub identity_headers: Vec<Spanned<String>>,
     pub users_file: Option<Spanned<String>>,
     pub email: Option<EmailFile>,
+    pub sms: Option<SmsFile>,
     /// Who administers the gateway: (users, groups).
     pub admins: Option<(Vec<String>, Vec<String>)>,
     pub pages: PagesFile,
@@ -52,6 +53,27 @@ pub struct EmailFile {
     pub code_digits: Option<u64>,
     pub code_lifetime: Option<Duration>,
     pub resend_after: Option<Duration>,
+}
+
+/// How text messages are sent (for codes by text message): the provider's webhook.
+pub struct SmsFile {
+    pub at: Pos,
+    pub key: String,
+    pub url: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub headers: Vec<(Spanned<String>, SecretText)>,
+    pub body: Option<Spanned<String>>,
+    pub code_digits: Option<u64>,
+    pub code_lifetime: Option<Duration>,
+    pub resend_after: Option<Duration>,
+}
+
+/// A value written in the configuration, or kept out of it: read from a file
+/// (`{ file: path }`) or the environment (`{ env: NAME }`).
+pub enum SecretText {
+    Text(Spanned<String>),
+    File(Spanned<String>),
+    Env(Spanned<String>),
 }
 
 pub struct SmtpFile {
@@ -81,6 +103,7 @@ pub struct SecondFactorFile {
     pub remember_device: Option<Duration>,
     pub keep_post_body: Option<u64>,
     pub email: Option<Spanned<String>>,
+    pub sms: Option<Spanned<String>>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
     /// `enrolment: admin`.
@@ -214,6 +237,7 @@ const TOP_KEYS: &[&str] = &[
     "identity_headers",
     "users",
     "email",
+    "sms",
     "admins",
     "pages",
     "second_factor",
@@ -234,9 +258,13 @@ const EMAIL_KEYS: &[&str] = &[
 const SMTP_KEYS: &[&str] = &["host", "port", "security", "username", "password_file"];
 const ADMINS_KEYS: &[&str] = &["users", "groups"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
+const SMS_KEYS: &[&str] = &["webhook", "code_digits", "code_lifetime", "resend_after"];
+const WEBHOOK_KEYS: &[&str] = &["url", "method", "headers", "body"];
+const SECRET_KEYS: &[&str] = &["file", "env"];
 const SECOND_FACTOR_KEYS: &[&str] = &[
     "issuer",
     "email",
+    "sms",
     "totp",
     "recovery_codes",
     "max_devices",
@@ -327,6 +355,7 @@ impl FileConfig {
             identity_headers: Vec::new(),
             users_file: None,
             email: None,
+            sms: None,
             admins: None,
             pages: PagesFile::default(),
             second_factor: SecondFactorFile::default(),
@@ -431,6 +460,9 @@ impl FileConfig {
         }
         if let Some((node, key)) = top.get("email") {
             file.email = decode_email(d, node, &key);
+        }
+        if let Some((node, key)) = top.get("sms") {
+            file.sms = decode_sms(d, node, &key);
         }
         if let Some((node, key)) = top.get("admins") {
             if let Some(mut m) = d.map(node, &key, ADMINS_KEYS) {
@@ -758,6 +790,9 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
     if let Some((n, k)) = m.get("email") {
         file.email = d.spanned_string(n, &k);
     }
+    if let Some((n, k)) = m.get("sms") {
+        file.sms = d.spanned_string(n, &k);
+    }
     if let Some((n, k)) = m.get("enrolment") {
         if matches!(n.value, Value::Map(_)) {
             if let Some(mut e) = d.map(n, &k, ENROLMENT_KEYS) {
@@ -995,6 +1030,83 @@ fn decode_confirm(d: &mut Decoder, node: &Node, key: &str) -> Option<ConfirmFile
     }
     m.finish(d);
     Some(confirm)
+}
+
+fn decode_sms(d: &mut Decoder, node: &Node, key: &str) -> Option<SmsFile> {
+    let mut m = d.map(node, key, SMS_KEYS)?;
+    let mut sms = SmsFile {
+        at: node.at,
+        key: key.to_owned(),
+        url: None,
+        method: None,
+        headers: Vec::new(),
+        body: None,
+        code_digits: None,
+        code_lifetime: None,
+        resend_after: None,
+    };
+    let what = "the provider's webhook: its url, and the method, headers and body to send";
+    if let Some((n, k)) = m.require(d, "webhook", node.at, what) {
+        if let Some(mut w) = d.map(n, &k, WEBHOOK_KEYS) {
+            if let Some((n, k)) = w.require(d, "url", n.at, "where the provider takes messages") {
+                sms.url = d.spanned_string(n, &k);
+            }
+            if let Some((n, k)) = w.get("method") {
+                sms.method = d.spanned_string(n, &k);
+            }
+            if let Some((n, k)) = w.get("headers") {
+                for (name, value) in d.named_entries(n, &k) {
+                    let child = format!("{k}.{}", name.name);
+                    let name = Spanned {
+                        value: name.name.clone(),
+                        at: name.at,
+                        key: child.clone(),
+                    };
+                    if let Some(value) = decode_secret_text(d, value, &child) {
+                        sms.headers.push((name, value));
+                    }
+                }
+            }
+            if let Some((n, k)) = w.require(d, "body", n.at, "the message's body, with {to} and {message}") {
+                sms.body = d.spanned_string(n, &k);
+            }
+            w.finish(d);
+        }
+    }
+    if let Some((n, k)) = m.get("code_digits") {
+        sms.code_digits = d.integer(n, &k, 6..=8);
+    }
+    if let Some((n, k)) = m.get("code_lifetime") {
+        sms.code_lifetime = d.duration(n, &k);
+    }
+    if let Some((n, k)) = m.get("resend_after") {
+        sms.resend_after = d.duration(n, &k);
+    }
+    m.finish(d);
+    Some(sms)
+}
+
+/// Text written here, or `{ file: path }`, or `{ env: NAME }`.
+fn decode_secret_text(d: &mut Decoder, node: &Node, key: &str) -> Option<SecretText> {
+    if !matches!(node.value, Value::Map(_)) {
+        return d.spanned_string(node, key).map(SecretText::Text);
+    }
+    let mut m = d.map(node, key, SECRET_KEYS)?;
+    let file = m.get("file").and_then(|(n, k)| d.spanned_string(n, &k));
+    let env = m.get("env").and_then(|(n, k)| d.spanned_string(n, &k));
+    m.finish(d);
+    match (file, env) {
+        (Some(file), None) => Some(SecretText::File(file)),
+        (None, Some(env)) => Some(SecretText::Env(env)),
+        _ => {
+            d.error(
+                node.at,
+                key,
+                "give the value, or `file` (a file holding it) or `env` (an environment variable holding it), one of them",
+            );
+            None
+        }
+    }
 }
 
 fn decode_email(d: &mut Decoder, node: &Node, key: &str) -> Option<EmailFile> {

@@ -466,6 +466,49 @@ mod tests {
     }
 
     #[test]
+    fn text_message_settings_are_checked_and_their_secrets_stay_out_of_the_file_and_the_debug_output() {
+        let found = errors(&format!("second_factor: {{sms: fallback}}\n{MINIMAL}"));
+        assert_eq!(
+            found,
+            ["t.yaml:1:22: second_factor.sms: codes by text message need an `sms` section naming the provider's webhook"]
+        );
+        let bad = format!(
+            "sms:\n  webhook:\n    url: ftp://sms.example\n    method: GET\n    headers:\n      Bad Name: x\n      X-Token: {{ env: PORTVAKT_TEST_UNSET_VARIABLE }}\n      X-Both: {{ env: A, file: b }}\n    body: hello\n\
+             second_factor: {{sms: always}}\n{MINIMAL}"
+        );
+        let found = errors(&bad);
+        for want in [
+            "t.yaml:3:10: sms.webhook.url: `ftp://sms.example` is not an http or https URL",
+            "t.yaml:4:13: sms.webhook.method: `GET` is not a method for sending a message",
+            "t.yaml:6:7: sms.webhook.headers.Bad Name: `Bad Name` is not a valid header name",
+            "t.yaml:7:23: sms.webhook.headers.X-Token.env: the environment variable PORTVAKT_TEST_UNSET_VARIABLE is not set",
+            "t.yaml:8:15: sms.webhook.headers.X-Both: give the value, or `file`",
+            "t.yaml:9:11: sms.webhook.body: the body must hold {to} (the number) and {message}",
+            "t.yaml:10:22: second_factor.sms: `always` is not a text-message use; write off or fallback",
+        ] {
+            assert!(
+                found.iter().any(|e| e.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "Bearer s3cret-token\n").unwrap();
+        let good = format!(
+            "sms:\n  webhook:\n    url: https://sms.example/v1/send\n    headers:\n      Authorization: {{ file: token }}\n      Content-Type: application/json\n    body: '{{\"to\": \"{{to}}\", \"text\": \"{{message}}\"}}'\n\
+             second_factor: {{sms: fallback}}\n{MINIMAL}"
+        );
+        let config = parse(&good, &dir.path().join("t.yaml")).expect("valid");
+        let sms = config.sms.clone().expect("sms");
+        assert_eq!(sms.method, http::Method::POST);
+        assert_eq!(sms.body, "{\"to\": \"{to}\", \"text\": \"{message}\"}");
+        assert_eq!(sms.headers[0].1.as_bytes(), b"Bearer s3cret-token");
+        assert!(sms.headers[0].1.is_sensitive());
+        assert!(!sms.headers[1].1.is_sensitive());
+        assert_eq!(config.second_factor.sms, model::SmsUse::Fallback);
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
     fn the_login_narrows_with_query_conditions_and_names_its_session_cookies() {
         let text = format!(
             "{MINIMAL}    login:\n      path: /index.php\n      query: {{ do: login }}\n      username_field: u\n\

@@ -62,6 +62,8 @@ pub struct Config {
     pub users: Users,
     /// How e-mail is sent, when it is.
     pub email: Option<EmailSettings>,
+    /// How text messages are sent, when they are set up.
+    pub sms: Option<SmsSettings>,
     /// Who may use the admin pages (users by name, or members of groups).
     pub admins: crate::policy::Subjects,
     pub pages: PageSettings,
@@ -242,6 +244,50 @@ impl App {
     }
 }
 
+/// What codes by text message may do. Text messages are the weakest way in
+/// (numbers are moved to other SIMs, messages read off lock screens and networks),
+/// so they are offered only beside an authenticator app, never alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmsUse {
+    Off,
+    /// Offered on the verification page to users who enrolled an authenticator app
+    /// and confirmed a number ("sign in another way").
+    Fallback,
+}
+
+/// How text messages are sent: one HTTP request to the provider's webhook, so any
+/// provider works without the gateway knowing it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmsSettings {
+    /// An `http` or `https` URL.
+    pub url: String,
+    pub method: http::Method,
+    /// Sent as written; values from files or the environment are marked sensitive.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The request's body, with `{to}`, `{message}` and `{code}` filled in.
+    pub body: String,
+    pub code_digits: usize,
+    pub code_lifetime: Duration,
+    /// How long before another code may be sent.
+    pub resend_after: Duration,
+}
+
+impl std::fmt::Debug for SmsSettings {
+    /// Header values may be the provider's secrets: only their names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("SmsSettings")
+            .field("url", &self.url)
+            .field("method", &self.method)
+            .field("headers", &names)
+            .field("body", &self.body)
+            .field("code_digits", &self.code_digits)
+            .field("code_lifetime", &self.code_lifetime)
+            .field("resend_after", &self.resend_after)
+            .finish()
+    }
+}
+
 /// What e-mailed one-time codes may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmailUse {
@@ -388,6 +434,8 @@ pub struct SecondFactorSettings {
     pub keep_post_body: usize,
     /// What e-mailed codes may be used for.
     pub email: EmailUse,
+    /// What codes by text message may be used for.
+    pub sms: SmsUse,
     pub enrolment: Enrolment,
 }
 

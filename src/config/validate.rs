@@ -10,13 +10,14 @@ use std::time::Duration;
 use super::decode::{Decoder, Spanned};
 use super::file::{
     AppFile, BasicFile, ConfirmFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile,
-    PagesFile, RouteFile, SecondFactorFile, SessionFile, SmtpFile, StoreFile,
+    PagesFile, RouteFile, SecondFactorFile, SecretText, SessionFile, SmsFile, SmtpFile, StoreFile,
 };
 use super::model::{
     fold_header_name, fold_host, App, BasicLogin, Config, ConfirmRead, ConfirmRule, EmailSettings,
     EmailTransport, EmailUse, Enrolment, IdentityHeader, Listener, LogFormat, LogSettings, LoginInterception,
-    MfaChanges, PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmtpSecurity,
-    StoreLocation, SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource, Users,
+    MfaChanges, PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmsSettings,
+    SmsUse, SmtpSecurity, StoreLocation, SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource,
+    Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -184,8 +185,25 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             "e-mail codes need an `email` section saying how mail is sent",
         );
     }
+    let sms = file.sms.as_ref().and_then(|s| build_sms(d, s, base));
+    let sms_use = one_of(
+        d,
+        file.second_factor.sms.as_ref(),
+        "a text-message use",
+        &[("off", SmsUse::Off), ("fallback", SmsUse::Fallback)],
+        SmsUse::Off,
+    )
+    .unwrap_or(SmsUse::Off);
+    if let (SmsUse::Fallback, None, Some(at)) = (sms_use, &file.sms, &file.second_factor.sms) {
+        d.error(
+            at.at,
+            &at.key,
+            "codes by text message need an `sms` section naming the provider's webhook",
+        );
+    }
     let mut second_factor = build_second_factor(file.second_factor);
     second_factor.email = email_use;
+    second_factor.sms = sms_use;
     let session = build_session(d, file.session);
     let lockout = build_lockout(file.lockout);
     let state_dir = file.state_dir.map(|s| base.join(s.value))?;
@@ -207,6 +225,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         identity_headers,
         users,
         email,
+        sms,
         admins,
         pages,
         second_factor,
@@ -602,6 +621,7 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(DEFAULT_KEEP_POST_BODY),
         email: EmailUse::Off,
+        sms: SmsUse::Off,
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,
             (false, None) => Enrolment::Open,
@@ -1097,6 +1117,128 @@ fn build_email(d: &mut Decoder, file: &EmailFile, base: &Path) -> Option<EmailSe
         code_lifetime: file.code_lifetime.unwrap_or(Duration::from_secs(10 * 60)),
         resend_after: file.resend_after.unwrap_or(Duration::from_secs(60)),
     })
+}
+
+fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings> {
+    let url = file.url.as_ref().and_then(|url| {
+        let parsed = url.value.parse::<http::Uri>().ok().filter(|uri| {
+            matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+        });
+        if parsed.is_none() {
+            d.error(
+                url.at,
+                &url.key,
+                format!(
+                    "`{}` is not an http or https URL; write the provider's address, such as https://sms.example.com/send",
+                    url.value
+                ),
+            );
+        }
+        parsed.map(|_| url.value.clone())
+    });
+    let method = match &file.method {
+        None => Some(http::Method::POST),
+        Some(method) => match method.value.as_str() {
+            "POST" => Some(http::Method::POST),
+            "PUT" => Some(http::Method::PUT),
+            "PATCH" => Some(http::Method::PATCH),
+            _ => {
+                d.error(
+                    method.at,
+                    &method.key,
+                    format!(
+                        "`{}` is not a method for sending a message; write POST, PUT or PATCH",
+                        method.value
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let mut headers = Vec::new();
+    for (name, value) in &file.headers {
+        let parsed_name = header_name(d, name);
+        let value = secret_header_value(d, name, value, base);
+        if let (Some(name), Some(value)) = (parsed_name, value) {
+            headers.push((name, value));
+        }
+    }
+    let body = file.body.as_ref().and_then(|body| {
+        let names_the_number = body.value.contains("{to}");
+        let says_something = body.value.contains("{message}") || body.value.contains("{code}");
+        if names_the_number && says_something {
+            Some(body.value.clone())
+        } else {
+            d.error(
+                body.at,
+                &body.key,
+                "the body must hold {to} (the number) and {message} (the text) or {code} (the code alone)",
+            );
+            None
+        }
+    });
+    Some(SmsSettings {
+        url: url?,
+        method: method?,
+        headers,
+        body: body?,
+        code_digits: file
+            .code_digits
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(6),
+        code_lifetime: file.code_lifetime.unwrap_or(Duration::from_secs(10 * 60)),
+        resend_after: file.resend_after.unwrap_or(Duration::from_secs(60)),
+    })
+}
+
+/// A webhook header's value: as written, or read from a file or the environment
+/// (then marked sensitive, so that nothing prints it).
+fn secret_header_value(
+    d: &mut Decoder,
+    name: &Spanned<String>,
+    value: &SecretText,
+    base: &Path,
+) -> Option<http::HeaderValue> {
+    let (text, at, key, secret) = match value {
+        SecretText::Text(text) => (text.value.clone(), text.at, &text.key, false),
+        SecretText::File(file) => (
+            read_password_file(d, file, base, &format!("`{}` header's", name.value))?,
+            file.at,
+            &file.key,
+            true,
+        ),
+        SecretText::Env(var) => match std::env::var(&var.value) {
+            Ok(text) => (text, var.at, &var.key, true),
+            Err(_) => {
+                d.error(
+                    var.at,
+                    &var.key,
+                    format!(
+                        "the environment variable {} is not set (or is not UTF-8)",
+                        var.value
+                    ),
+                );
+                return None;
+            }
+        },
+    };
+    match http::HeaderValue::from_str(&text) {
+        Ok(mut value) => {
+            value.set_sensitive(secret);
+            Some(value)
+        }
+        Err(_) => {
+            d.error(
+                at,
+                key,
+                format!(
+                    "the `{}` header's value holds characters a header cannot",
+                    name.value
+                ),
+            );
+            None
+        }
+    }
 }
 
 fn build_smtp(d: &mut Decoder, smtp: &SmtpFile, base: &Path) -> Option<EmailTransport> {

@@ -237,7 +237,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         // A page load sending a kept form has no body of its own (`kept.rs`).
-        if let (Some(kept), true) = (ctx.kept_form.as_mut(), end_of_stream) {
+        if let (Some(kept), true) = (ctx.kept_form.as_deref(), end_of_stream) {
             *body = Some(super::kept::kept_body(kept));
         }
         let Some(capture) = ctx.capture.as_mut() else {
@@ -327,6 +327,28 @@ impl ProxyHttp for Gateway {
     ) -> Result<Option<Duration>> {
         self.filter_body(body, end_of_stream, ctx);
         Ok(None)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        // As Pingora decides, and a page load sending a kept form is the POST it
+        // became: the app may have it already, so it is never sent twice.
+        if ctx.kept_form.is_some()
+            || !session.req_header().method.is_idempotent()
+            || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {

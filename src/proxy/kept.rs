@@ -18,6 +18,7 @@ use crate::auth::kept_requests::{KeptRequest, NotReplayed, Replay};
 use crate::config::{App, Config};
 use crate::portal::answer::Label;
 use crate::portal::cross_site;
+use crate::portal::return_path::safe_return_path;
 
 impl Gateway {
     /// Keeps the posted form of a request sent to step up: the id it is kept
@@ -36,7 +37,10 @@ impl Gateway {
         let owner = ctx.session.as_ref()?;
         let target = ctx.upstream_uri.as_ref()?.to_string();
         let headers = &session.req_header().headers;
+        // The step-up returns to the form's page: one it would not return to
+        // (`safe_return_path`) is not kept, rather than left waiting elsewhere.
         if limit == 0
+            || safe_return_path(&target) != target
             || !cross_site::is_same_origin(headers, ctx.secure, &ctx.host)
             // A client waiting to be asked for its body is not a browser's form.
             || headers.contains_key(http::header::EXPECT)
@@ -99,7 +103,12 @@ impl Gateway {
         body_empty: bool,
         now: SystemTime,
     ) -> Option<String> {
-        if client.method != http::Method::GET || !body_empty || !is_navigation(client) {
+        if client.method != http::Method::GET
+            || !body_empty
+            || !is_navigation(client)
+            // Another site does not choose when the form is sent.
+            || cross_site::is_cross_site(&client.headers, ctx.secure, &ctx.host)
+        {
             return None;
         }
         let id = cookies::find(&client.headers, cookies::kept_request_cookie_name(ctx.secure))?;
@@ -191,7 +200,9 @@ pub(super) fn send_as_kept(kept: &KeptRequest, upstream: &mut RequestHeader) -> 
     Ok(())
 }
 
-/// The kept body, in place of the page load's none.
-pub(super) fn kept_body(kept: &mut KeptRequest) -> Bytes {
-    Bytes::from(std::mem::take(&mut kept.body))
+/// The kept body, in place of the page load's none: a copy, so that a request
+/// Pingora sends again after a failed connection (nothing reached the app) still
+/// carries it. Once the app may have it, nothing is sent again (`error_while_proxy`).
+pub(super) fn kept_body(kept: &KeptRequest) -> Bytes {
+    Bytes::copy_from_slice(&kept.body)
 }

@@ -154,6 +154,10 @@ fn a_kept_form_goes_with_its_own_session_to_its_own_page_and_only_once() {
     mallory.cookies.insert("portvakt-kept".to_owned(), kept.clone());
     let theirs = echo(&mallory.get("/whoami"));
     assert_eq!(theirs["method"], "GET");
+    // Another site making the browser load the page does not choose when the
+    // form goes: a page load, and the form still waits.
+    let pulled = echo(&browser.get_with("/whoami", &[("sec-fetch-site", "cross-site")]));
+    assert_eq!(pulled["method"], "GET");
     // Another page of alice's: a page load, and the form still waits.
     let elsewhere = echo(&browser.get("/whoami?other=1"));
     assert_eq!(elsewhere["method"], "GET");
@@ -213,4 +217,16 @@ fn a_post_from_another_site_or_too_long_to_keep_is_not_kept() {
     assert_eq!(passed.location(), Some("/"), "{}", passed.body);
     let page = echo(&browser.get("/whoami"));
     assert_eq!(page["method"], "GET");
+
+    // A page the step-up would not return to (an encoded backslash) keeps no form
+    // waiting behind a return to the start page.
+    let_the_factor_go_stale(&mut gateway);
+    let odd = post_the_form(&mut browser, &gateway, "/whoami?q=a%5Cb", "odd");
+    assert_eq!(odd.location(), Some("/.portvakt/verify"));
+    let token = browser.get("/.portvakt/recovery").input("csrf").unwrap();
+    let used = browser.post("/.portvakt/recovery", &[("csrf", &token), ("code", &codes[1])]);
+    assert_eq!(used.status, 200, "{}", used.body);
+    let passed = press_continue(&mut browser);
+    assert_eq!(passed.location(), Some("/"));
+    assert!(!passed.set_cookie_names().contains(&"portvakt-kept".to_owned()));
 }
