@@ -16,6 +16,8 @@ mod harness;
 mod interception;
 #[path = "second_factor/several_gateways.rs"]
 mod several_gateways;
+#[path = "second_factor/sms.rs"]
+mod sms;
 #[path = "second_factor/spa.rs"]
 mod spa;
 #[path = "second_factor/step_up.rs"]

@@ -26,6 +26,9 @@ pub enum AuditKind {
     EmailCodeSent,
     EmailAdded,
     EmailFromApp,
+    SmsCodeSent,
+    PhoneAdded,
+    PhoneRemoved,
     Reset,
     Unlocked,
     EnrolmentOpened,
@@ -36,7 +39,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 27] = [
+    pub const ALL: [AuditKind; 30] = [
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
         AuditKind::LoginUnconfirmed,
@@ -58,6 +61,9 @@ impl AuditKind {
         AuditKind::EmailCodeSent,
         AuditKind::EmailAdded,
         AuditKind::EmailFromApp,
+        AuditKind::SmsCodeSent,
+        AuditKind::PhoneAdded,
+        AuditKind::PhoneRemoved,
         AuditKind::Reset,
         AuditKind::Unlocked,
         AuditKind::EnrolmentOpened,
@@ -90,6 +96,9 @@ impl AuditKind {
             AuditKind::EmailCodeSent => "email_code_sent",
             AuditKind::EmailAdded => "email_added",
             AuditKind::EmailFromApp => "email_from_app",
+            AuditKind::SmsCodeSent => "sms_code_sent",
+            AuditKind::PhoneAdded => "phone_added",
+            AuditKind::PhoneRemoved => "phone_removed",
             AuditKind::Reset => "reset",
             AuditKind::Unlocked => "unlocked",
             AuditKind::EnrolmentOpened => "enrolment_opened",

@@ -172,6 +172,8 @@ pub struct Challenge {
     pub device_name: String,
     /// The code last e-mailed for this challenge, if any.
     pub email_code: Option<crate::factors::sent_code::SentCode>,
+    /// The code last sent by text message for this challenge, if any.
+    pub sms_code: Option<crate::factors::sent_code::SentCode>,
     /// An address typed during enrolment, kept until the code sent to it comes back.
     pub pending_address: Option<String>,
     /// The user ticked "don't ask again in this browser" with the code that passed.
@@ -201,6 +203,7 @@ impl Challenge {
             csrf: random_token(),
             device_name: DEFAULT_DEVICE_NAME.to_owned(),
             email_code: None,
+            sms_code: None,
             pending_address: None,
             remember_browser: false,
             adding_device: false,
@@ -208,6 +211,17 @@ impl Challenge {
             created_at: now,
             version: 0,
             loaded: [0; 32],
+        }
+    }
+
+    /// The code last sent over `channel` for this challenge.
+    pub fn sent_code_mut(
+        &mut self,
+        channel: super::Channel,
+    ) -> &mut Option<crate::factors::sent_code::SentCode> {
+        match channel {
+            super::Channel::Email => &mut self.email_code,
+            super::Channel::TextMessage => &mut self.sms_code,
         }
     }
 

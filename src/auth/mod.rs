@@ -18,4 +18,4 @@ pub mod tokens;
 pub mod transient;
 
 pub use audit::AuditKind;
-pub use services::{open_keys, open_store, Attempt, Charged, PendingAddress, Services};
+pub use services::{open_keys, open_store, Attempt, Channel, Charged, PendingAddress, Services};

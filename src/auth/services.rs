@@ -40,6 +40,8 @@ pub struct Services {
     pub signer: IdentitySigner,
     /// Sends e-mail codes, when e-mail is configured.
     pub mailer: Option<Mailer>,
+    /// Sends codes by text message (through `sms`'s webhook, when it is set up).
+    pub sms: super::sms::SmsSender,
     /// Where argon2 runs: low-priority threads behind a bounded queue, so that a
     /// storm of password or recovery-code guesses never takes CPU from proxying.
     pub hashing: HashingPool,
@@ -83,7 +85,23 @@ pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// How long an address typed on the security info waits for its code.
 const PENDING_ADDRESS_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// An address not yet confirmed, and the code sent to it.
+/// How a code reaches the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    TextMessage,
+}
+
+impl Channel {
+    fn pending_kind(self) -> TransientKind {
+        match self {
+            Channel::Email => TransientKind::PendingAddress,
+            Channel::TextMessage => TransientKind::PendingPhone,
+        }
+    }
+}
+
+/// An address (or phone number) not yet confirmed, and the code sent to it.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct PendingAddress {
     pub address: String,
@@ -119,9 +137,11 @@ impl Services {
             HashingPool::new(hashing_threads, HASHING_QUEUE).context("starting the hashing threads")?;
         let app_passwords =
             super::app_passwords::AppPasswords::new(store.clone(), hashing.clone(), sessions.user_changes());
+        let sms = super::sms::SmsSender::new().context("setting up text messages")?;
         Ok(Services {
             app_passwords,
             mailer,
+            sms,
             sessions,
             challenges: Challenges::new(transient.clone(), config.session.login_timeout),
             tokens: super::tokens::TokenBindings::new(transient.clone(), config.session.absolute_timeout),
@@ -137,26 +157,29 @@ impl Services {
         })
     }
 
-    /// The address `user` typed on their security info and the code sent to it,
-    /// while it waits for that code (on any gateway).
-    pub async fn pending_address(&self, user: &str, now: SystemTime) -> StoreResult<Option<PendingAddress>> {
-        let found = self
-            .transient
-            .get(TransientKind::PendingAddress, user, now)
-            .await?;
+    /// The address (or number) `user` typed on their security info for `channel`
+    /// and the code sent to it, while it waits for that code (on any gateway).
+    pub async fn pending_address(
+        &self,
+        channel: Channel,
+        user: &str,
+        now: SystemTime,
+    ) -> StoreResult<Option<PendingAddress>> {
+        let found = self.transient.get(channel.pending_kind(), user, now).await?;
         Ok(found.map(|f| f.value))
     }
 
     /// Keeps an address until the code sent to it comes back (an hour at most).
     pub async fn await_address(
         &self,
+        channel: Channel,
         user: &str,
         pending: &PendingAddress,
         now: SystemTime,
     ) -> StoreResult<()> {
         self.transient
             .put(
-                TransientKind::PendingAddress,
+                channel.pending_kind(),
                 user,
                 pending,
                 now + PENDING_ADDRESS_LIFETIME,
@@ -167,10 +190,13 @@ impl Services {
 
     /// Takes the waiting address out once its code came back: of two requests
     /// with the right code, one confirms it.
-    pub async fn confirm_address(&self, user: &str, now: SystemTime) -> StoreResult<Option<PendingAddress>> {
-        self.transient
-            .take(TransientKind::PendingAddress, user, now)
-            .await
+    pub async fn confirm_address(
+        &self,
+        channel: Channel,
+        user: &str,
+        now: SystemTime,
+    ) -> StoreResult<Option<PendingAddress>> {
+        self.transient.take(channel.pending_kind(), user, now).await
     }
 
     /// Counts an attempt at a code or a password against the user and the address

@@ -12,8 +12,9 @@ use super::route::{AccountPage, Route};
 use super::views::{self, texts, ActivityRow, DeviceRow};
 use super::{challenge, Request};
 use crate::auth::challenge::Purpose;
-use crate::auth::{cookies, notify, Attempt, AuditKind, PendingAddress, Services};
-use crate::config::model::{EmailSettings, EmailUse};
+use crate::auth::{cookies, notify, Attempt, AuditKind, Channel, PendingAddress, Services};
+use crate::config::model::{EmailUse, SmsUse};
+use crate::factors::phone;
 use crate::policy::{Authentication, MfaMode};
 use crate::store::{AuditQuery, DeviceRemoval, PreferredMethod, SessionRecord, StoreError, TotpDevice};
 
@@ -256,60 +257,29 @@ async fn serve_inner(
             }
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        AccountPage::Email => {
-            let Some(settings) = may_add_address(auth, req, user).await else {
-                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+        AccountPage::Email | AccountPage::Phone => {
+            let channel = match page {
+                AccountPage::Phone => Channel::TextMessage,
+                _ => Channel::Email,
             };
-            let typed = field(&form, "address").trim();
-            if !notify::is_deliverable(typed) {
-                return Ok(back_with(req, t.email_add_heading, t.email_invalid));
-            }
-            // Adding a way in is a change like adding a device.
+            add_address(auth, req, account, channel, field(&form, "address")).await
+        }
+        AccountPage::EmailConfirm | AccountPage::PhoneConfirm => {
+            let channel = match page {
+                AccountPage::PhoneConfirm => Channel::TextMessage,
+                _ => Channel::Email,
+            };
+            confirm_address(auth, req, account, channel, field(&form, "code")).await
+        }
+        AccountPage::PhoneRemove => {
+            // Taking a way in away is a change like removing a device.
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
-            let waiting = auth
-                .pending_address(user, req.now)
-                .await?
-                .is_some_and(|p| !p.code.may_resend(req.now, settings.resend_after));
-            if waiting {
-                return Ok(back_with(req, t.email_add_heading, t.email_wait));
+            if auth.store.phone_number(user).await?.is_some() {
+                auth.store.set_phone_number(user, None, req.now).await?;
+                challenge::note(auth, req, user, AuditKind::PhoneRemoved, "ok").await;
             }
-            let Some(code) = challenge::mail_code(auth, req, user, typed).await else {
-                return Ok(back_with(req, t.email_add_heading, t.email_failed));
-            };
-            let pending = PendingAddress {
-                address: typed.to_owned(),
-                code,
-            };
-            auth.await_address(user, &pending, req.now).await?;
-            challenge::note(auth, req, user, AuditKind::EmailCodeSent, "ok").await;
-            Ok(confirm_address_page(req, account, auth, typed, None))
-        }
-        AccountPage::EmailConfirm => {
-            let Some(pending) = auth.pending_address(user, req.now).await? else {
-                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
-            };
-            let charged = match challenge::charge(auth, req, user).await? {
-                Ok(charged) => charged,
-                Err(locked) => return Ok(locked),
-            };
-            if !pending.code.matches(field(&form, "code"), req.now) {
-                challenge::note(auth, req, user, AuditKind::SecondFactorFailed, "refused").await;
-                let page = confirm_address_page(req, account, auth, &pending.address, Some(t.wrong_code));
-                return Ok(page);
-            }
-            // A reachable address, not a second factor: this attempt back, no reset.
-            auth.refund(&req.config.lockout, user, req.client, charged)
-                .await?;
-            if auth.confirm_address(user, req.now).await?.is_none() {
-                // Another request with this code confirmed it a moment ago.
-                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
-            }
-            auth.store
-                .set_email_address(user, &pending.address, req.now)
-                .await?;
-            challenge::note(auth, req, user, AuditKind::EmailAdded, "ok").await;
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
         AccountPage::DefaultMethod => {
@@ -327,29 +297,153 @@ async fn serve_inner(
     }
 }
 
-/// The e-mail settings, when this user may add an address for codes: e-mail is set
-/// up and used for codes here, and the user has no address yet.
-async fn may_add_address<'c>(auth: &Services, req: &Request<'c>, user: &str) -> Option<&'c EmailSettings> {
-    let settings = req.config.email.as_ref()?;
-    let used = req.config.second_factor.email != EmailUse::Off && auth.mailer.is_some();
-    (used && auth.email_address(req.config, user).await.is_none()).then_some(settings)
+/// Starts adding a way to receive codes: the address (or number) typed is
+/// checked, a code is sent to it, and it waits (an hour at most) for that code.
+async fn add_address(
+    auth: &Services,
+    req: &Request<'_>,
+    account: &SessionRecord,
+    channel: Channel,
+    typed: &str,
+) -> Result<Answer, StoreError> {
+    let user = account.user.as_str();
+    let t = texts(req.lang);
+    let (heading, invalid) = match channel {
+        Channel::Email => (t.email_add_heading, t.email_invalid),
+        Channel::TextMessage => (t.phone_add_heading, t.phone_invalid),
+    };
+    let Some(cool_down) = may_add(auth, req, user, channel).await? else {
+        return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+    };
+    let address = match channel {
+        Channel::Email => Some(typed.trim().to_owned()).filter(|a| notify::is_deliverable(a)),
+        Channel::TextMessage => phone::normalise(typed),
+    };
+    let Some(address) = address else {
+        return Ok(back_with(req, heading, invalid));
+    };
+    // Adding a way in is a change like adding a device.
+    if !fresh(account, req.now) {
+        return Ok(step_up(auth, req, user).await);
+    }
+    let waiting = auth
+        .pending_address(channel, user, req.now)
+        .await?
+        .is_some_and(|p| !p.code.may_resend(req.now, cool_down));
+    if waiting {
+        return Ok(back_with(req, heading, t.email_wait));
+    }
+    let Some(code) = challenge::send_code(auth, req, user, channel, &address).await else {
+        return Ok(back_with(req, heading, t.email_failed));
+    };
+    let pending = PendingAddress {
+        address: address.clone(),
+        code,
+    };
+    auth.await_address(channel, user, &pending, req.now).await?;
+    let sent = match channel {
+        Channel::Email => AuditKind::EmailCodeSent,
+        Channel::TextMessage => AuditKind::SmsCodeSent,
+    };
+    challenge::note(auth, req, user, sent, "ok").await;
+    Ok(confirm_address_page(req, account, auth, channel, &address, None))
 }
 
-/// Where to type the code sent to a new address.
+/// The code sent to an address (or number) being added came back: right, the
+/// address is the user's from now on.
+async fn confirm_address(
+    auth: &Services,
+    req: &Request<'_>,
+    account: &SessionRecord,
+    channel: Channel,
+    typed: &str,
+) -> Result<Answer, StoreError> {
+    let user = account.user.as_str();
+    let Some(pending) = auth.pending_address(channel, user, req.now).await? else {
+        return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+    };
+    let charged = match challenge::charge(auth, req, user).await? {
+        Ok(charged) => charged,
+        Err(locked) => return Ok(locked),
+    };
+    if !pending.code.matches(typed, req.now) {
+        challenge::note(auth, req, user, AuditKind::SecondFactorFailed, "refused").await;
+        let wrong = texts(req.lang).wrong_code;
+        return Ok(confirm_address_page(
+            req,
+            account,
+            auth,
+            channel,
+            &pending.address,
+            Some(wrong),
+        ));
+    }
+    // A reachable address, not a second factor: this attempt back, no reset.
+    auth.refund(&req.config.lockout, user, req.client, charged)
+        .await?;
+    if auth.confirm_address(channel, user, req.now).await?.is_none() {
+        // Another request with this code confirmed it a moment ago.
+        return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+    }
+    let added = match channel {
+        Channel::Email => {
+            auth.store
+                .set_email_address(user, &pending.address, req.now)
+                .await?;
+            AuditKind::EmailAdded
+        }
+        Channel::TextMessage => {
+            auth.store
+                .set_phone_number(user, Some(&pending.address), req.now)
+                .await?;
+            AuditKind::PhoneAdded
+        }
+    };
+    challenge::note(auth, req, user, added, "ok").await;
+    Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
+}
+
+/// The cool-down between codes, when this user may add an address (or number)
+/// for `channel`: e-mail is set up and used for codes here and the user has no
+/// address yet; text messages are set up and used here (a number may be changed).
+async fn may_add(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+    channel: Channel,
+) -> Result<Option<Duration>, StoreError> {
+    let used = match channel {
+        Channel::Email => {
+            req.config.second_factor.email != EmailUse::Off
+                && auth.mailer.is_some()
+                && auth.email_address(req.config, user).await.is_none()
+        }
+        Channel::TextMessage => req.config.second_factor.sms != SmsUse::Off,
+    };
+    Ok(challenge::resend_after(req.config, channel).filter(|_| used))
+}
+
+/// Where to type the code sent to a new address (or number).
 fn confirm_address_page(
     req: &Request<'_>,
     account: &SessionRecord,
     auth: &Services,
+    channel: Channel,
     address: &str,
     error: Option<&str>,
 ) -> Answer {
     let csrf = auth.sessions.form_token(account);
+    let action = match channel {
+        Channel::Email => AccountPage::EmailConfirm,
+        Channel::TextMessage => AccountPage::PhoneConfirm,
+    };
     let page = views::confirm_address(
         req.lang,
         &csrf,
-        &crate::factors::email::mask(address),
+        channel,
+        &challenge::mask(channel, address),
         error,
-        Route::Account(AccountPage::EmailConfirm).path(),
+        Route::Account(action).path(),
     );
     Answer::page(page, Label::Account)
 }
@@ -464,7 +558,12 @@ async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -
     let optional = matches!(req.app.policy.mfa, MfaMode::Optional);
     let address = auth.email_address(req.config, user).await;
     let masked_email = address.as_deref().map(crate::factors::email::mask);
-    let can_add_email = may_add_address(auth, req, user).await.is_some();
+    let can_add_email = may_add(auth, req, user, Channel::Email).await?.is_some();
+    let can_add_phone = may_add(auth, req, user, Channel::TextMessage).await?.is_some();
+    let phone = match can_add_phone {
+        true => auth.store.phone_number(user).await?.map(|n| phone::mask(&n)),
+        false => None,
+    };
     // A choice only for a user with both an app and an e-mail offer.
     let default_method = match challenge::email_offer(auth, req, user, !devices.is_empty()).await {
         Some(_) if !devices.is_empty() => Some(
@@ -493,6 +592,8 @@ async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -
         can_opt_out: req.config.second_factor.allow_opt_out,
         email: masked_email.as_deref(),
         can_add_email,
+        phone: phone.as_deref(),
+        can_add_phone,
         default_method,
     };
     Ok(Answer::page(views::account(req.lang, &page), Label::Account))

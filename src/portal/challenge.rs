@@ -22,14 +22,15 @@ use super::views::{self, texts};
 use super::{forms, Request};
 use crate::auth::challenge::{form_fingerprint, Challenge, Purpose, SharedChallenge, Stage};
 use crate::auth::identity::unix;
-use crate::auth::{cookies, notify, Attempt, AuditKind, Charged, Services};
-use crate::config::model::{EmailUse, Enrolment};
+use crate::auth::sms::TextMessage;
+use crate::auth::{cookies, notify, Attempt, AuditKind, Channel, Charged, Services};
+use crate::config::model::{EmailUse, Enrolment, SmsUse};
 use crate::config::{App, Config};
-use crate::factors::email;
 use crate::factors::recovery;
 use crate::factors::sent_code::SentCode;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::factors::SignInMethod;
+use crate::factors::{email, phone};
 use crate::store::{DeviceAdded, PreferredMethod, StoreError, TotpDevice};
 
 /// The challenge cookie's name (host-only; `__Host-` on HTTPS).
@@ -329,10 +330,10 @@ async fn handle(
             if !notify::is_deliverable(typed) {
                 return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_invalid)).await;
             }
-            if resend_too_soon(&challenge, req) {
+            if resend_too_soon(&challenge, req, Channel::Email) {
                 return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_wait)).await;
             }
-            let Some(code) = mail_code(auth, req, &user, typed).await else {
+            let Some(code) = send_code(auth, req, &user, Channel::Email, typed).await else {
                 return enrol_page(auth, &challenge, req, &user, &csrf, Some(t.email_failed)).await;
             };
             {
@@ -361,7 +362,7 @@ async fn handle(
                 Err(locked) => return Ok(locked),
             };
             let typed = forms::field(&form, "code");
-            let confirmed = if use_email_code(&challenge, typed, req.now) {
+            let confirmed = if use_sent_code(&challenge, Channel::Email, typed, req.now) {
                 lock(&challenge).pending_address.take()
             } else {
                 None
@@ -460,52 +461,64 @@ async fn handle(
                 }
             }
         }
-        (ChallengePage::EmailSend, true, StageKind::Verify) => {
+        (ChallengePage::EmailSend | ChallengePage::SmsSend, true, StageKind::Verify) => {
+            let channel = channel_of(page);
             let has_app = !auth.store.totp_devices(&user).await?.is_empty();
-            let Some(address) = email_offer(auth, req, &user, has_app).await else {
+            let Some(address) = offered_address(auth, req, &user, channel, has_app).await? else {
                 return Ok(Answer::to(
                     Route::Challenge(ChallengePage::Verify),
                     Label::SecondFactor,
                 ));
             };
-            if resend_too_soon(&challenge, req) {
-                return Ok(email_page(req, &csrf, &address, Some(t.email_wait)));
+            if resend_too_soon(&challenge, req, channel) {
+                return Ok(sent_code_page(req, &csrf, channel, &address, Some(t.email_wait)));
             }
-            let Some(code) = mail_code(auth, req, &user, &address).await else {
+            let Some(code) = send_code(auth, req, &user, channel, &address).await else {
                 return verify_page(auth, req, &challenge, &csrf, Some(t.email_failed)).await;
             };
-            lock(&challenge).email_code = Some(code);
-            note(auth, req, &user, AuditKind::EmailCodeSent, "ok").await;
-            Ok(Answer::to(
-                Route::Challenge(ChallengePage::Email),
-                Label::SecondFactor,
-            ))
+            *lock(&challenge).sent_code_mut(channel) = Some(code);
+            let sent = match channel {
+                Channel::Email => AuditKind::EmailCodeSent,
+                Channel::TextMessage => AuditKind::SmsCodeSent,
+            };
+            note(auth, req, &user, sent, "ok").await;
+            let page = match channel {
+                Channel::Email => ChallengePage::Email,
+                Channel::TextMessage => ChallengePage::Sms,
+            };
+            Ok(Answer::to(Route::Challenge(page), Label::SecondFactor))
         }
-        (ChallengePage::Email, false, StageKind::Verify) => match auth.email_address(req.config, &user).await
-        {
-            Some(address) if lock(&challenge).email_code.is_some() => {
-                Ok(email_page(req, &csrf, &address, None))
+        (ChallengePage::Email | ChallengePage::Sms, false, StageKind::Verify) => {
+            let channel = channel_of(page);
+            let sent = lock(&challenge).sent_code_mut(channel).is_some();
+            match address_of(auth, req, &user, channel).await? {
+                Some(address) if sent => Ok(sent_code_page(req, &csrf, channel, &address, None)),
+                _ => Ok(Answer::to(
+                    Route::Challenge(ChallengePage::Verify),
+                    Label::SecondFactor,
+                )),
             }
-            _ => Ok(Answer::to(
-                Route::Challenge(ChallengePage::Verify),
-                Label::SecondFactor,
-            )),
-        },
-        (ChallengePage::Email, true, StageKind::Verify) => {
+        }
+        (ChallengePage::Email | ChallengePage::Sms, true, StageKind::Verify) => {
+            let channel = channel_of(page);
             let charged = match charge(auth, req, &user).await? {
                 Ok(charged) => charged,
                 Err(locked) => return Ok(locked),
             };
             let typed = forms::field(&form, "code");
-            if use_email_code(&challenge, typed, req.now) {
+            if use_sent_code(&challenge, channel, typed, req.now) {
                 passed(auth, req, &user, charged).await?;
                 note(auth, req, &user, AuditKind::SecondFactorOk, "ok").await;
-                pass(&challenge, SignInMethod::Email, wants_remembering(req, &form));
+                let method = match channel {
+                    Channel::Email => SignInMethod::Email,
+                    Channel::TextMessage => SignInMethod::Sms,
+                };
+                pass(&challenge, method, wants_remembering(req, &form));
                 return complete(auth, req, &id, &challenge).await;
             }
             note(auth, req, &user, AuditKind::SecondFactorFailed, "refused").await;
-            let address = auth.email_address(req.config, &user).await.unwrap_or_default();
-            Ok(email_page(req, &csrf, &address, Some(t.wrong_code)))
+            let address = address_of(auth, req, &user, channel).await?.unwrap_or_default();
+            Ok(sent_code_page(req, &csrf, channel, &address, Some(t.wrong_code)))
         }
         (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id, &challenge).await,
         (ChallengePage::RecoveryCodesFile | ChallengePage::RecoveryCodesPrint, false, StageKind::Passed) => {
@@ -805,12 +818,16 @@ async fn verify_page(
         .map(|a| email::mask(&a));
     let email_first =
         email_to.is_some() && auth.store.preferred_method(&user).await? == Some(PreferredMethod::Email);
+    let sms_to = sms_offer(auth, req, &user, has_app)
+        .await?
+        .map(|n| phone::mask(&n));
     let offer = views::VerifyOffer {
         has_app,
         email_to: email_to.as_deref(),
         email_first,
         remember_days: remember_days(req),
         form_kept,
+        sms_to: sms_to.as_deref(),
     };
     let page = views::verify(req.lang, csrf, error, &offer);
     Ok(Answer::page(page, Label::SecondFactor))
@@ -832,6 +849,7 @@ fn confirm_address_page(req: &Request<'_>, csrf: &str, address: &str, error: Opt
     let page = views::confirm_address(
         req.lang,
         csrf,
+        Channel::Email,
         &email::mask(address),
         error,
         Route::Challenge(ChallengePage::EnrolEmailConfirm).path(),
@@ -839,10 +857,66 @@ fn confirm_address_page(req: &Request<'_>, csrf: &str, address: &str, error: Opt
     Answer::page(page, Label::SecondFactor)
 }
 
-/// Where to type an e-mailed code (the address shown masked).
-fn email_page(req: &Request<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
-    let page = views::email(req.lang, csrf, &email::mask(address), error, remember_days(req));
+/// Where to type a code sent over `channel` (the address shown masked).
+fn sent_code_page(
+    req: &Request<'_>,
+    csrf: &str,
+    channel: Channel,
+    address: &str,
+    error: Option<&str>,
+) -> Answer {
+    let page = views::sent_code(
+        req.lang,
+        csrf,
+        channel,
+        &mask(channel, address),
+        error,
+        remember_days(req),
+    );
     Answer::page(page, Label::SecondFactor)
+}
+
+/// An address or number as the pages show it.
+pub(crate) fn mask(channel: Channel, address: &str) -> String {
+    match channel {
+        Channel::Email => email::mask(address),
+        Channel::TextMessage => phone::mask(address),
+    }
+}
+
+/// The channel a code page is about.
+fn channel_of(page: ChallengePage) -> Channel {
+    match page {
+        ChallengePage::Sms | ChallengePage::SmsSend => Channel::TextMessage,
+        _ => Channel::Email,
+    }
+}
+
+/// Where the user's codes go over `channel`: their address, or their number.
+async fn address_of(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+    channel: Channel,
+) -> Result<Option<String>, StoreError> {
+    Ok(match channel {
+        Channel::Email => auth.email_address(req.config, user).await,
+        Channel::TextMessage => auth.store.phone_number(user).await?,
+    })
+}
+
+/// Where to offer a code over `channel` on the verification page, if anywhere.
+async fn offered_address(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+    channel: Channel,
+    has_app: bool,
+) -> Result<Option<String>, StoreError> {
+    Ok(match channel {
+        Channel::Email => email_offer(auth, req, user, has_app).await,
+        Channel::TextMessage => sms_offer(auth, req, user, has_app).await?,
+    })
 }
 
 /// How many days "don't ask again in this browser" lasts, if it is offered at all.
@@ -858,14 +932,23 @@ fn wants_remembering(req: &Request<'_>, form: &[(String, String)]) -> bool {
     req.config.second_factor.remember_device.is_some() && forms::value(form, "remember") == Some("on")
 }
 
-/// Makes a code and e-mails it to `address`, in the page's language. `None` when
-/// e-mail is not set up or the message could not go out (logged).
-pub(crate) async fn mail_code(
+/// Makes a code and sends it to `to` over `channel`, in the page's language.
+/// `None` when the channel is not set up or the message could not go out (the
+/// log says why).
+pub(crate) async fn send_code(
     auth: &Services,
     req: &Request<'_>,
     user: &str,
-    address: &str,
+    channel: Channel,
+    to: &str,
 ) -> Option<SentCode> {
+    match channel {
+        Channel::Email => mail_code(auth, req, user, to).await,
+        Channel::TextMessage => text_code(auth, req, user, to).await,
+    }
+}
+
+async fn mail_code(auth: &Services, req: &Request<'_>, user: &str, address: &str) -> Option<SentCode> {
     let (Some(settings), Some(mailer)) = (req.config.email.as_ref(), auth.mailer.as_ref()) else {
         return None;
     };
@@ -881,26 +964,60 @@ pub(crate) async fn mail_code(
     }
 }
 
-/// Whether `typed` is the code e-mailed for this challenge; single use: the code is
-/// gone the moment it works.
-fn use_email_code(challenge: &SharedChallenge, typed: &str, now: SystemTime) -> bool {
+async fn text_code(auth: &Services, req: &Request<'_>, user: &str, number: &str) -> Option<SentCode> {
+    let settings = req.config.sms.as_ref()?;
+    let t = texts(req.lang);
+    let code = SentCode::new(settings.code_digits, req.now, settings.code_lifetime);
+    let message = format!(
+        "{}: {} {}",
+        req.config.second_factor.issuer,
+        t.sms_text,
+        code.text()
+    );
+    let text = TextMessage {
+        to: number,
+        message: &message,
+        code: code.text(),
+    };
+    match auth.sms.send(settings, &text).await {
+        Ok(()) => Some(code),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not send a code by text message");
+            None
+        }
+    }
+}
+
+/// Whether `typed` is the code sent over `channel` for this challenge; single
+/// use: the code is gone the moment it works.
+fn use_sent_code(challenge: &SharedChallenge, channel: Channel, typed: &str, now: SystemTime) -> bool {
     let mut c = lock(challenge);
-    let matched = c.email_code.as_ref().is_some_and(|sent| sent.matches(typed, now));
+    let slot = c.sent_code_mut(channel);
+    let matched = slot.as_ref().is_some_and(|sent| sent.matches(typed, now));
     if matched {
-        c.email_code = None;
+        *slot = None;
     }
     matched
 }
 
-/// Whether a code was e-mailed for this challenge too recently to send another.
-fn resend_too_soon(challenge: &SharedChallenge, req: &Request<'_>) -> bool {
-    let Some(settings) = req.config.email.as_ref() else {
+/// How long after one code another may be sent over `channel`.
+pub(crate) fn resend_after(config: &Config, channel: Channel) -> Option<std::time::Duration> {
+    match channel {
+        Channel::Email => config.email.as_ref().map(|e| e.resend_after),
+        Channel::TextMessage => config.sms.as_ref().map(|s| s.resend_after),
+    }
+}
+
+/// Whether a code was sent over `channel` for this challenge too recently to
+/// send another.
+fn resend_too_soon(challenge: &SharedChallenge, req: &Request<'_>, channel: Channel) -> bool {
+    let Some(cool_down) = resend_after(req.config, channel) else {
         return false;
     };
     lock(challenge)
-        .email_code
+        .sent_code_mut(channel)
         .as_ref()
-        .is_some_and(|sent| !sent.may_resend(req.now, settings.resend_after))
+        .is_some_and(|sent| !sent.may_resend(req.now, cool_down))
 }
 
 /// Whether the enrolment page offers to give an e-mail address for codes: on a
@@ -939,6 +1056,20 @@ pub(crate) async fn email_offer(
         return None;
     }
     auth.email_address(req.config, user).await
+}
+
+/// The number to offer a code by text message to, if the deployment allows it
+/// here: beside an authenticator app only (the weakest way in never stands alone).
+pub(crate) async fn sms_offer(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+    has_app: bool,
+) -> Result<Option<String>, StoreError> {
+    if req.config.second_factor.sms == SmsUse::Off || req.config.sms.is_none() || !has_app {
+        return Ok(None);
+    }
+    auth.store.phone_number(user).await
 }
 
 /// Writes an event about this user on this app to the audit trail.

@@ -38,6 +38,8 @@ pub enum ChallengePage {
     Recovery,
     Email,
     EmailSend,
+    Sms,
+    SmsSend,
     Continue,
     RecoveryCodesFile,
     RecoveryCodesPrint,
@@ -57,6 +59,9 @@ pub enum AccountPage {
     DefaultMethod,
     Email,
     EmailConfirm,
+    Phone,
+    PhoneConfirm,
+    PhoneRemove,
     AddAppPassword,
     RemoveAppPassword,
 }
@@ -102,6 +107,8 @@ const TABLE: &[(Route, &str)] = &[
         Route::Challenge(ChallengePage::EmailSend),
         "/.portvakt/email/send",
     ),
+    (Route::Challenge(ChallengePage::Sms), "/.portvakt/sms"),
+    (Route::Challenge(ChallengePage::SmsSend), "/.portvakt/sms/send"),
     (Route::Challenge(ChallengePage::Continue), "/.portvakt/continue"),
     (
         Route::Challenge(ChallengePage::RecoveryCodesFile),
@@ -148,6 +155,15 @@ const TABLE: &[(Route, &str)] = &[
     (
         Route::Account(AccountPage::EmailConfirm),
         "/.portvakt/account/email/confirm",
+    ),
+    (Route::Account(AccountPage::Phone), "/.portvakt/account/phone"),
+    (
+        Route::Account(AccountPage::PhoneConfirm),
+        "/.portvakt/account/phone/confirm",
+    ),
+    (
+        Route::Account(AccountPage::PhoneRemove),
+        "/.portvakt/account/phone/remove",
     ),
     (
         Route::Account(AccountPage::AddAppPassword),

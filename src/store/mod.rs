@@ -446,6 +446,8 @@ pub enum TransientKind {
     WithheldAnswer,
     /// An address a signed-in user typed, waiting for the code sent to it.
     PendingAddress,
+    /// A phone number a signed-in user typed, waiting for the code sent to it.
+    PendingPhone,
     /// A script login's answer, released to the browser holding this session.
     Release,
     /// The gateway session a bearer token was released to.
@@ -461,6 +463,7 @@ impl TransientKind {
             TransientKind::MovedChallenge => "moved_challenge",
             TransientKind::WithheldAnswer => "withheld_answer",
             TransientKind::PendingAddress => "pending_address",
+            TransientKind::PendingPhone => "pending_phone",
             TransientKind::Release => "release",
             TransientKind::TokenBinding => "token_binding",
             TransientKind::KeptRequest => "kept_request",

@@ -7,6 +7,7 @@ use askama::Template;
 use http::StatusCode;
 
 use super::route::{self, ChallengePage, Route};
+use crate::auth::Channel;
 use crate::store::PreferredMethod;
 
 pub use i18n::{event_label, texts, ErrorKind, Lang, Texts};
@@ -102,11 +103,12 @@ struct VerifyPage<'a> {
     email_first: bool,
     remember_days: Option<u64>,
     form_kept: bool,
+    sms_to: Option<&'a str>,
 }
 
 #[derive(Template)]
-#[template(path = "email.html")]
-struct EmailPage<'a> {
+#[template(path = "sent-code.html")]
+struct SentCodePage<'a> {
     lang: &'a str,
     title: &'a str,
     t: &'a Texts,
@@ -115,26 +117,36 @@ struct EmailPage<'a> {
     error: Option<&'a str>,
     /// Where the code is posted.
     action: &'a str,
+    /// Where "send a new code" posts.
+    resend_action: &'a str,
     /// Signing in (with a resend button and the way back to the other methods), not
     /// confirming a new address.
     signing_in: bool,
     remember_days: Option<u64>,
 }
 
-/// Where to type the code sent to a new address (masked) to confirm it.
-/// Where to type the code sent to a new address; the form posts to `action`.
-pub fn confirm_address(lang: Lang, csrf: &str, address: &str, error: Option<&str>, action: &str) -> Page {
-    email_page(
+/// Where to type the code sent to a new address (or number) to confirm it; the
+/// form posts to `action`.
+pub fn confirm_address(
+    lang: Lang,
+    csrf: &str,
+    channel: Channel,
+    address: &str,
+    error: Option<&str>,
+    action: &str,
+) -> Page {
+    sent_code_page(
         lang,
         csrf,
+        channel,
         address,
         error,
-        EmailCodePurpose::ConfirmAddress { action },
+        SentCodePurpose::ConfirmAddress { action },
     )
 }
 
-/// What the code typed on the e-mail page is for.
-enum EmailCodePurpose<'a> {
+/// What the code typed on the sent-code page is for.
+enum SentCodePurpose<'a> {
     /// Signing in; the browser may be remembered for so many days.
     SignIn { remember_days: Option<u64> },
     /// Proving that a new address (on the security info, or while enrolling) is the
@@ -142,31 +154,35 @@ enum EmailCodePurpose<'a> {
     ConfirmAddress { action: &'a str },
 }
 
-fn email_page(
+fn sent_code_page(
     lang: Lang,
     csrf: &str,
+    channel: Channel,
     address: &str,
     error: Option<&str>,
-    purpose: EmailCodePurpose<'_>,
+    purpose: SentCodePurpose<'_>,
 ) -> Page {
     let t = texts(lang);
     let status = form_status(error.is_some(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (title, page, resend) = match channel {
+        Channel::Email => (t.email_title, ChallengePage::Email, ChallengePage::EmailSend),
+        Channel::TextMessage => (t.sms_title, ChallengePage::Sms, ChallengePage::SmsSend),
+    };
     let (action, signing_in, remember_days) = match purpose {
-        EmailCodePurpose::SignIn { remember_days } => {
-            (Route::Challenge(ChallengePage::Email).path(), true, remember_days)
-        }
-        EmailCodePurpose::ConfirmAddress { action } => (action, false, None),
+        SentCodePurpose::SignIn { remember_days } => (Route::Challenge(page).path(), true, remember_days),
+        SentCodePurpose::ConfirmAddress { action } => (action, false, None),
     };
     html(
         status,
-        EmailPage {
+        SentCodePage {
             lang: lang.code(),
-            title: t.email_title,
+            title,
             t,
             csrf,
             address,
             error,
             action,
+            resend_action: Route::Challenge(resend).path(),
             signing_in,
             remember_days,
         }
@@ -174,15 +190,23 @@ fn email_page(
     )
 }
 
-/// Where to type the code that was e-mailed to `address` (masked).
+/// Where to type the code that was sent to `address` (masked) over `channel`.
 /// `remember_days`: offer to remember the browser for that many days.
-pub fn email(lang: Lang, csrf: &str, address: &str, error: Option<&str>, remember_days: Option<u64>) -> Page {
-    email_page(
+pub fn sent_code(
+    lang: Lang,
+    csrf: &str,
+    channel: Channel,
+    address: &str,
+    error: Option<&str>,
+    remember_days: Option<u64>,
+) -> Page {
+    sent_code_page(
         lang,
         csrf,
+        channel,
         address,
         error,
-        EmailCodePurpose::SignIn { remember_days },
+        SentCodePurpose::SignIn { remember_days },
     )
 }
 
@@ -300,6 +324,8 @@ struct AccountPage<'a> {
     can_opt_out: bool,
     email: Option<&'a str>,
     can_add_email: bool,
+    phone: Option<&'a str>,
+    can_add_phone: bool,
     default_method: Option<PreferredMethod>,
     app_passwords: &'a [AppPasswordRow],
     app_passwords_here: Option<bool>,
@@ -319,6 +345,10 @@ pub struct Account<'a> {
     pub email: Option<&'a str>,
     /// Offer to add (and confirm) an address for e-mailed codes.
     pub can_add_email: bool,
+    /// The user's number for codes by text message, masked, where they are used.
+    pub phone: Option<&'a str>,
+    /// Offer to add (or change, and confirm) a number for codes by text message.
+    pub can_add_phone: bool,
     /// With more than one way in: the one offered first.
     pub default_method: Option<PreferredMethod>,
     pub app_passwords: &'a [AppPasswordRow],
@@ -345,6 +375,8 @@ pub fn account(lang: Lang, page: &Account<'_>) -> Page {
             can_opt_out: page.can_opt_out,
             email: page.email,
             can_add_email: page.can_add_email,
+            phone: page.phone,
+            can_add_phone: page.can_add_phone,
             default_method: page.default_method,
             app_passwords: page.app_passwords,
             app_passwords_here: page.app_passwords_here,
@@ -600,6 +632,8 @@ pub struct VerifyOffer<'a> {
     pub remember_days: Option<u64>,
     /// A form the user posted waits for this step-up, and is sent after it.
     pub form_kept: bool,
+    /// A code by text message to this number (masked), if offered.
+    pub sms_to: Option<&'a str>,
 }
 
 /// Ways to pass the second factor, as `offer` says.
@@ -619,6 +653,7 @@ pub fn verify(lang: Lang, csrf: &str, error: Option<&str>, offer: &VerifyOffer<'
             email_first: offer.email_first,
             remember_days: offer.remember_days,
             form_kept: offer.form_kept,
+            sms_to: offer.sms_to,
         }
         .render(),
     )
