@@ -149,6 +149,17 @@ mod tests {
             .set_phone_number("bob", Some("+46701234567"), at(5))
             .await
             .unwrap();
+        let key = crate::store::SecurityKeyRecord {
+            id: 0,
+            user: "bob".into(),
+            name: "YubiKey".into(),
+            credential_id: vec![7; 16],
+            rp_id: "intranet.example".into(),
+            credential: b"{}".to_vec(),
+            created_at: at(5),
+            last_used_at: None,
+        };
+        sqlite.add_security_key(&key, 5).await.unwrap();
         sqlite
             .insert_session(&SessionRecord {
                 id_hash: [9; 32],
@@ -215,6 +226,13 @@ mod tests {
         assert_eq!(
             pg.phone_number("bob").await.unwrap().as_deref(),
             Some("+46701234567")
+        );
+        let keys = pg.security_keys("bob").await.unwrap();
+        assert_eq!(
+            keys.iter()
+                .map(|k| (k.name.as_str(), k.credential_id.clone()))
+                .collect::<Vec<_>>(),
+            [("YubiKey", vec![7; 16])]
         );
         assert!(pg.session([9; 32]).await.unwrap().is_some());
         assert!(pg.trusted_device([8; 32], at(10)).await.unwrap().is_some());

@@ -272,8 +272,14 @@ async fn handle(
                     let refused = match (added, adding) {
                         (DeviceAdded::Added(_), _) => None,
                         (DeviceAdded::LimitReached, true) => Some(t.device_limit),
-                        (DeviceAdded::NameTaken, true) => Some(t.invalid_device_name),
-                        (DeviceAdded::LimitReached | DeviceAdded::NameTaken, false) => {
+                        // (A code's device has no credential id: never taken.)
+                        (DeviceAdded::NameTaken | DeviceAdded::CredentialTaken, true) => {
+                            Some(t.invalid_device_name)
+                        }
+                        (
+                            DeviceAdded::LimitReached | DeviceAdded::NameTaken | DeviceAdded::CredentialTaken,
+                            false,
+                        ) => {
                             // Another sign-in of this user enrolled a device meanwhile:
                             // this code is not charged against them, and they verify.
                             auth.refund(&req.config.lockout, &user, req.client, charged)

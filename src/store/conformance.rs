@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{
-    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store,
-    StoredAppPassword, Subject, TransientKind,
+    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SecurityKeyRecord, SessionRecord,
+    Store, StoredAppPassword, Subject, TransientKind,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::SignInMethod;
@@ -565,6 +565,110 @@ pub async fn app_passwords_are_kept_per_user_within_limits_and_removed_by_their_
     assert_eq!(store.app_passwords(None).await.unwrap().len(), 1);
 }
 
+fn key(user: &str, name: &str, credential_id: u8) -> SecurityKeyRecord {
+    SecurityKeyRecord {
+        id: 0,
+        user: user.to_owned(),
+        name: name.to_owned(),
+        credential_id: vec![credential_id; 16],
+        rp_id: "intranet.example".to_owned(),
+        credential: b"{\"counter\": 0}".to_vec(),
+        created_at: at(0),
+        last_used_at: None,
+    }
+}
+
+/// Security keys share the device limit with apps, are registered to one user
+/// only, and keep a user's last device when asked to (with apps counted too).
+pub async fn security_keys_count_with_apps_are_unique_and_removed_by_their_owner(store: Arc<dyn Store>) {
+    let app = add(&*store, "alice", "Phone", vec![1], 5, at(0)).await;
+    let DeviceAdded::Added(first) = store
+        .add_security_key(&key("alice", "YubiKey", 1), 3)
+        .await
+        .unwrap()
+    else {
+        panic!("the first key fits");
+    };
+    assert_eq!(
+        store
+            .add_security_key(&key("alice", "YubiKey", 2), 3)
+            .await
+            .unwrap(),
+        DeviceAdded::NameTaken
+    );
+    assert_eq!(
+        store
+            .add_security_key(&key("bob", "Mine now", 1), 3)
+            .await
+            .unwrap(),
+        DeviceAdded::CredentialTaken,
+        "a key is registered to one user only"
+    );
+    assert!(matches!(
+        store
+            .add_security_key(&key("alice", "Backup key", 3), 3)
+            .await
+            .unwrap(),
+        DeviceAdded::Added(_)
+    ));
+    assert_eq!(
+        store
+            .add_security_key(&key("alice", "Third key", 4), 3)
+            .await
+            .unwrap(),
+        DeviceAdded::LimitReached,
+        "an app and two keys are three devices"
+    );
+    assert_eq!(
+        store
+            .add_totp_device("alice", "Tablet", vec![2], 6, at(1), 3)
+            .await
+            .unwrap(),
+        DeviceAdded::LimitReached,
+        "apps count the keys too"
+    );
+
+    assert!(store
+        .security_key_used("alice", first, b"{\"counter\": 7}".to_vec(), at(5))
+        .await
+        .unwrap());
+    assert!(!store
+        .security_key_used("bob", first, b"{}".to_vec(), at(5))
+        .await
+        .unwrap());
+    let keys = store.security_keys("alice").await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        (keys[0].credential.as_slice(), keys[0].last_used_at),
+        (&b"{\"counter\": 7}"[..], Some(at(5)))
+    );
+    assert_eq!(keys[0].rp_id, "intranet.example");
+
+    assert_eq!(
+        store.remove_security_key("bob", first, true).await.unwrap(),
+        DeviceRemoval::NoSuchDevice
+    );
+    assert_eq!(
+        store.remove_security_key("alice", first, true).await.unwrap(),
+        DeviceRemoval::Removed
+    );
+    assert_eq!(
+        store.remove_device("alice", app, true).await.unwrap(),
+        DeviceRemoval::Removed,
+        "the key left keeps the user protected"
+    );
+    let last = store.security_keys("alice").await.unwrap()[0].id;
+    assert_eq!(
+        store.remove_security_key("alice", last, true).await.unwrap(),
+        DeviceRemoval::LastOne
+    );
+    store.reset_second_factor("alice").await.unwrap();
+    assert!(
+        store.security_keys("alice").await.unwrap().is_empty(),
+        "a reset removes keys"
+    );
+}
+
 macro_rules! store_conformance {
     ($open:expr) => {
         store_conformance!(@cases $open;
@@ -582,6 +686,7 @@ macro_rules! store_conformance {
             the_audit_trail_reads_newest_first_by_subject_and_time,
             transient_state_is_replaced_by_version_and_taken_once,
             app_passwords_are_kept_per_user_within_limits_and_removed_by_their_owner,
+            security_keys_count_with_apps_are_unique_and_removed_by_their_owner,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {

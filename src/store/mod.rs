@@ -223,6 +223,26 @@ pub trait Store: Send + Sync {
     /// in the same transaction, so removals at once cannot leave none).
     async fn remove_device(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval>;
 
+    /// Registers a security key, unless the user has `at_most` devices (apps and
+    /// keys together) or one of its name, or the key is registered already.
+    async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded>;
+
+    async fn security_keys(&self, user: &str) -> StoreResult<Vec<SecurityKeyRecord>>;
+
+    /// Records a use of the user's key `id`: its updated credential (counter, backup
+    /// state) and the time; false if the user has no such key.
+    async fn security_key_used(
+        &self,
+        user: &str,
+        id: i64,
+        credential: Vec<u8>,
+        now: SystemTime,
+    ) -> StoreResult<bool>;
+
+    /// Removes the user's key `id`; with `keep_one`, not if it is their last device
+    /// (apps and keys together).
+    async fn remove_security_key(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval>;
+
     /// The newest TOTP step this user ever had accepted.
     async fn last_totp_step(&self, user: &str) -> StoreResult<Option<u64>>;
 
@@ -486,6 +506,24 @@ pub enum DeviceAdded {
     LimitReached,
     /// The user already has a device of that name.
     NameTaken,
+    /// That security key is registered already (to this user or another).
+    CredentialTaken,
+}
+
+/// A security key or passkey registered as a second factor (WebAuthn).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityKeyRecord {
+    pub id: i64,
+    pub user: String,
+    pub name: String,
+    /// The credential id the authenticator gave (unique across every user).
+    pub credential_id: Vec<u8>,
+    /// The relying party (the host name) it was registered for.
+    pub rp_id: String,
+    /// webauthn-rs's record of it (public key, counter, backup state), as JSON.
+    pub credential: Vec<u8>,
+    pub created_at: SystemTime,
+    pub last_used_at: Option<SystemTime>,
 }
 
 /// What became of a device to remove.

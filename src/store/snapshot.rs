@@ -11,6 +11,7 @@
 pub struct Snapshot {
     pub users: Vec<UserRow>,
     pub devices: Vec<DeviceRow>,
+    pub security_keys: Vec<SecurityKeyRow>,
     pub recovery_codes: Vec<RecoveryCodeRow>,
     pub failures: Vec<FailureRow>,
     pub sessions: Vec<SessionRow>,
@@ -22,10 +23,11 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// What it holds, table by table, for the user to compare.
-    pub fn counts(&self) -> [(&'static str, usize); 9] {
+    pub fn counts(&self) -> [(&'static str, usize); 10] {
         [
             ("users", self.users.len()),
             ("authenticator apps", self.devices.len()),
+            ("security keys", self.security_keys.len()),
             ("recovery codes", self.recovery_codes.len()),
             ("failure counters", self.failures.len()),
             ("sessions", self.sessions.len()),
@@ -55,6 +57,18 @@ pub struct DeviceRow {
     pub user_name: String,
     pub name: String,
     pub sealed_secret: Vec<u8>,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityKeyRow {
+    pub id: i64,
+    pub user_name: String,
+    pub name: String,
+    pub credential_id: Vec<u8>,
+    pub rp_id: String,
+    pub credential: Vec<u8>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_transient.sql"),
     include_str!("migrations/0003_app_passwords.sql"),
     include_str!("migrations/0004_phone_number.sql"),
+    include_str!("migrations/0005_security_keys.sql"),
 ];
 
 /// Connections per gateway: enough for both cores' requests and the hashing

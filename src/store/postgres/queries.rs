@@ -13,8 +13,8 @@ use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::columns::{from_unix, step_from_db, step_to_db, stored_method, to_unix};
 use crate::store::{
     AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, Revocation, RevocationHandler,
-    SessionRecord, Store, StoreError, StoreResult, StoredAppPassword, StoredRecoveryCode, Subject,
-    TotpDevice, Transient, TransientKind, UserSummary,
+    SecurityKeyRecord, SessionRecord, Store, StoreError, StoreResult, StoredAppPassword, StoredRecoveryCode,
+    Subject, TotpDevice, Transient, TransientKind, UserSummary,
 };
 
 /// Creates the user's row if need be and locks it until the transaction ends: the
@@ -170,7 +170,9 @@ impl Store for PostgresStore {
             lock_user(&tx, &user, now).await?;
             let row = tx
                 .query_one(
-                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE name = $2) FROM totp_devices WHERE user_name = $1",
+                    "SELECT COUNT(*) + (SELECT COUNT(*) FROM security_keys WHERE user_name = $1),
+                            COUNT(*) FILTER (WHERE name = $2)
+                     FROM totp_devices WHERE user_name = $1",
                     &[&user, &name],
                 )
                 .await?;
@@ -283,7 +285,9 @@ impl Store for PostgresStore {
             };
             let row = tx
                 .query_one(
-                    "SELECT COUNT(*), COUNT(*) FILTER (WHERE id = $2) FROM totp_devices WHERE user_name = $1",
+                    "SELECT COUNT(*) + (SELECT COUNT(*) FROM security_keys WHERE user_name = $1),
+                            COUNT(*) FILTER (WHERE id = $2)
+                     FROM totp_devices WHERE user_name = $1",
                     &[&user, &id],
                 )
                 .await?;
@@ -296,6 +300,145 @@ impl Store for PostgresStore {
             }
             tx.execute(
                 "DELETE FROM totp_devices WHERE id = $1 AND user_name = $2",
+                &[&id, &user],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(DeviceRemoval::Removed)
+        })
+        .await
+    }
+
+    async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded> {
+        let key = key.clone();
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await?;
+            lock_user(&tx, &key.user, key.created_at).await?;
+            let row = tx
+                .query_one(
+                    "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_name = $1)
+                          + (SELECT COUNT(*) FROM security_keys WHERE user_name = $1),
+                            (SELECT COUNT(*) FROM security_keys WHERE user_name = $1 AND name = $2),
+                            (SELECT COUNT(*) FROM security_keys WHERE credential_id = $3)",
+                    &[&key.user, &key.name, &key.credential_id],
+                )
+                .await?;
+            let (devices, same_name, taken): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            if taken > 0 {
+                return Ok(DeviceAdded::CredentialTaken);
+            }
+            if count(devices) >= at_most {
+                return Ok(DeviceAdded::LimitReached);
+            }
+            if same_name > 0 {
+                return Ok(DeviceAdded::NameTaken);
+            }
+            // Another user registering the same key at this moment: the unique
+            // credential id decides, and the loser is told it is taken.
+            let inserted = tx
+                .query_opt(
+                    "INSERT INTO security_keys (user_name, name, credential_id, rp_id, credential, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (credential_id) DO NOTHING RETURNING id",
+                    &[
+                        &key.user,
+                        &key.name,
+                        &key.credential_id,
+                        &key.rp_id,
+                        &key.credential,
+                        &to_unix(key.created_at),
+                    ],
+                )
+                .await?;
+            let Some(row) = inserted else {
+                return Ok(DeviceAdded::CredentialTaken);
+            };
+            let id: i64 = row.get(0);
+            tx.execute(
+                "UPDATE users SET enrolment_open_until = NULL WHERE name = $1",
+                &[&key.user],
+            )
+            .await?;
+            tx.commit().await?;
+            Ok(DeviceAdded::Added(id))
+        })
+        .await
+    }
+
+    async fn security_keys(&self, user: &str) -> StoreResult<Vec<SecurityKeyRecord>> {
+        let user = user.to_owned();
+        self.run(move |client| async move {
+            let rows = client
+                .query(
+                    "SELECT id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at
+                     FROM security_keys WHERE user_name = $1 ORDER BY id",
+                    &[&user],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|row| SecurityKeyRecord {
+                    id: row.get(0),
+                    user: row.get(1),
+                    name: row.get(2),
+                    credential_id: row.get(3),
+                    rp_id: row.get(4),
+                    credential: row.get(5),
+                    created_at: from_unix(row.get(6)),
+                    last_used_at: row.get::<_, Option<i64>>(7).map(from_unix),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn security_key_used(
+        &self,
+        user: &str,
+        id: i64,
+        credential: Vec<u8>,
+        now: SystemTime,
+    ) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.run(move |client| async move {
+            let changed = client
+                .execute(
+                    "UPDATE security_keys SET credential = $3, last_used_at = $4 WHERE id = $1 AND user_name = $2",
+                    &[&id, &user, &credential, &to_unix(now)],
+                )
+                .await?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn remove_security_key(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval> {
+        let user = user.to_owned();
+        self.run(move |mut client| async move {
+            let tx = client.transaction().await?;
+            let Some(_) = tx
+                .query_opt("SELECT 1 FROM users WHERE name = $1 FOR UPDATE", &[&user])
+                .await?
+            else {
+                return Ok(DeviceRemoval::NoSuchDevice);
+            };
+            let row = tx
+                .query_one(
+                    "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_name = $1)
+                          + (SELECT COUNT(*) FROM security_keys WHERE user_name = $1),
+                            (SELECT COUNT(*) FROM security_keys WHERE id = $2 AND user_name = $1)",
+                    &[&user, &id],
+                )
+                .await?;
+            let (devices, owned): (i64, i64) = (row.get(0), row.get(1));
+            if owned == 0 {
+                return Ok(DeviceRemoval::NoSuchDevice);
+            }
+            if keep_one && devices <= 1 {
+                return Ok(DeviceRemoval::LastOne);
+            }
+            tx.execute(
+                "DELETE FROM security_keys WHERE id = $1 AND user_name = $2",
                 &[&id, &user],
             )
             .await?;
@@ -676,6 +819,8 @@ impl Store for PostgresStore {
             tx.execute("SELECT 1 FROM users WHERE name = $1 FOR UPDATE", &[&user])
                 .await?;
             tx.execute("DELETE FROM totp_devices WHERE user_name = $1", &[&user])
+                .await?;
+            tx.execute("DELETE FROM security_keys WHERE user_name = $1", &[&user])
                 .await?;
             tx.execute("DELETE FROM recovery_codes WHERE user_name = $1", &[&user])
                 .await?;

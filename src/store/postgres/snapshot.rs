@@ -24,6 +24,7 @@ pub enum Loaded {
 const DURABLE_TABLES: &[&str] = &[
     "users",
     "totp_devices",
+    "security_keys",
     "recovery_codes",
     "failures",
     "sessions",
@@ -34,7 +35,13 @@ const DURABLE_TABLES: &[&str] = &[
 ];
 
 /// Tables with identity ids, whose counters must continue after the copied ids.
-const IDENTITY_TABLES: &[&str] = &["totp_devices", "recovery_codes", "audit", "app_passwords"];
+const IDENTITY_TABLES: &[&str] = &[
+    "totp_devices",
+    "security_keys",
+    "recovery_codes",
+    "audit",
+    "app_passwords",
+];
 
 impl PostgresStore {
     /// Loads `snapshot` into this (empty) database in one transaction, reads it
@@ -65,6 +72,14 @@ impl PostgresStore {
                     "INSERT INTO totp_devices (id, user_name, name, sealed_secret, created_at, last_used_at)
                      OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
                     &[&d.id, &d.user_name, &d.name, &d.sealed_secret, &d.created_at, &d.last_used_at],
+                )
+                .await?;
+            }
+            for k in &s.security_keys {
+                tx.execute(
+                    "INSERT INTO security_keys (id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at)
+                     OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    &[&k.id, &k.user_name, &k.name, &k.credential_id, &k.rp_id, &k.credential, &k.created_at, &k.last_used_at],
                 )
                 .await?;
             }
@@ -168,6 +183,20 @@ async fn read_snapshot(client: &impl GenericClient) -> StoreResult<Snapshot> {
                         sealed_secret: r.get(3),
                         created_at: r.get(4),
                         last_used_at: r.get(5),
+                    })
+                    .collect(),
+                security_keys: q("SELECT id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at FROM security_keys ORDER BY id")
+                    .await?
+                    .iter()
+                    .map(|r| SecurityKeyRow {
+                        id: r.get(0),
+                        user_name: r.get(1),
+                        name: r.get(2),
+                        credential_id: r.get(3),
+                        rp_id: r.get(4),
+                        credential: r.get(5),
+                        created_at: r.get(6),
+                        last_used_at: r.get(7),
                     })
                     .collect(),
                 recovery_codes: q("SELECT id, user_name, phc, created_at, used_at FROM recovery_codes ORDER BY id")

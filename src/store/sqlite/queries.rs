@@ -10,8 +10,9 @@ use super::rows::*;
 use super::SqliteStore;
 use crate::factors::lockout::{Charge, FailureRecord, LockoutPolicy};
 use crate::store::{
-    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SessionRecord, Store, StoreResult,
-    StoredAppPassword, StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind, UserSummary,
+    AuditEvent, AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SecurityKeyRecord, SessionRecord,
+    Store, StoreResult, StoredAppPassword, StoredRecoveryCode, Subject, TotpDevice, Transient, TransientKind,
+    UserSummary,
 };
 
 #[async_trait]
@@ -101,7 +102,8 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let devices: i64 = tx.query_row(
-                "SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1",
+                "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1)
+                      + (SELECT COUNT(*) FROM security_keys WHERE user_name = ?1)",
                 params![user],
                 |row| row.get(0),
             )?;
@@ -118,6 +120,123 @@ impl Store for SqliteStore {
             }
             tx.execute(
                 "DELETE FROM totp_devices WHERE id = ?1 AND user_name = ?2",
+                params![id, user],
+            )?;
+            tx.commit()?;
+            Ok(DeviceRemoval::Removed)
+        })
+        .await
+    }
+
+    async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded> {
+        let key = key.clone();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (devices, same_name, taken): (i64, i64, i64) = tx.query_row(
+                "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1)
+                      + (SELECT COUNT(*) FROM security_keys WHERE user_name = ?1),
+                        (SELECT COUNT(*) FROM security_keys WHERE user_name = ?1 AND name = ?2),
+                        (SELECT COUNT(*) FROM security_keys WHERE credential_id = ?3)",
+                params![key.user, key.name, key.credential_id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )?;
+            if taken > 0 {
+                return Ok(DeviceAdded::CredentialTaken);
+            }
+            if !usize::try_from(devices).is_ok_and(|n| n < at_most) {
+                return Ok(DeviceAdded::LimitReached);
+            }
+            if same_name > 0 {
+                return Ok(DeviceAdded::NameTaken);
+            }
+            ensure_user(&tx, &key.user, key.created_at)?;
+            tx.execute(
+                "INSERT INTO security_keys (user_name, name, credential_id, rp_id, credential, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    key.user,
+                    key.name,
+                    key.credential_id,
+                    key.rp_id,
+                    key.credential,
+                    to_unix(key.created_at)
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            // An opened enrolment is used up by the device it let in.
+            tx.execute(
+                "UPDATE users SET enrolment_open_until = NULL WHERE name = ?1",
+                params![key.user],
+            )?;
+            tx.commit()?;
+            Ok(DeviceAdded::Added(id))
+        })
+        .await
+    }
+
+    async fn security_keys(&self, user: &str) -> StoreResult<Vec<SecurityKeyRecord>> {
+        let user = user.to_owned();
+        self.read(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at
+                 FROM security_keys WHERE user_name = ?1 ORDER BY id",
+            )?;
+            let keys = statement
+                .query_map(params![user], |row| {
+                    Ok(SecurityKeyRecord {
+                        id: row.get(0)?,
+                        user: row.get(1)?,
+                        name: row.get(2)?,
+                        credential_id: row.get(3)?,
+                        rp_id: row.get(4)?,
+                        credential: row.get(5)?,
+                        created_at: from_unix(row.get(6)?),
+                        last_used_at: row.get::<_, Option<i64>>(7)?.map(from_unix),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    async fn security_key_used(
+        &self,
+        user: &str,
+        id: i64,
+        credential: Vec<u8>,
+        now: SystemTime,
+    ) -> StoreResult<bool> {
+        let user = user.to_owned();
+        self.write(move |conn| {
+            let changed = conn.execute(
+                "UPDATE security_keys SET credential = ?3, last_used_at = ?4 WHERE id = ?1 AND user_name = ?2",
+                params![id, user, credential, to_unix(now)],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn remove_security_key(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval> {
+        let user = user.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let (devices, owned): (i64, i64) = tx.query_row(
+                "SELECT (SELECT COUNT(*) FROM totp_devices WHERE user_name = ?1)
+                      + (SELECT COUNT(*) FROM security_keys WHERE user_name = ?1),
+                        (SELECT COUNT(*) FROM security_keys WHERE id = ?2 AND user_name = ?1)",
+                params![user, id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if owned == 0 {
+                return Ok(DeviceRemoval::NoSuchDevice);
+            }
+            if keep_one && devices <= 1 {
+                return Ok(DeviceRemoval::LastOne);
+            }
+            tx.execute(
+                "DELETE FROM security_keys WHERE id = ?1 AND user_name = ?2",
                 params![id, user],
             )?;
             tx.commit()?;
@@ -521,6 +640,7 @@ impl Store for SqliteStore {
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute("DELETE FROM totp_devices WHERE user_name = ?1", params![user])?;
+            tx.execute("DELETE FROM security_keys WHERE user_name = ?1", params![user])?;
             tx.execute("DELETE FROM recovery_codes WHERE user_name = ?1", params![user])?;
             tx.execute("DELETE FROM app_passwords WHERE user_name = ?1", params![user])?;
             tx.execute(

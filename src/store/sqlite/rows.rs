@@ -102,7 +102,9 @@ pub(super) fn add_device(
 ) -> rusqlite::Result<DeviceAdded> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let (existing, same_name): (i64, i64) = tx.query_row(
-        "SELECT COUNT(*), COUNT(*) FILTER (WHERE name = ?2) FROM totp_devices WHERE user_name = ?1",
+        "SELECT COUNT(*) + (SELECT COUNT(*) FROM security_keys WHERE user_name = ?1),
+                COUNT(*) FILTER (WHERE name = ?2)
+         FROM totp_devices WHERE user_name = ?1",
         params![user, name],
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;

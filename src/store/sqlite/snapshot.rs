@@ -47,6 +47,22 @@ fn read_all(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
                 })
             },
         )?,
+        security_keys: rows(
+            &tx,
+            "SELECT id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at FROM security_keys ORDER BY id",
+            |r| {
+                Ok(SecurityKeyRow {
+                    id: r.get(0)?,
+                    user_name: r.get(1)?,
+                    name: r.get(2)?,
+                    credential_id: r.get(3)?,
+                    rp_id: r.get(4)?,
+                    credential: r.get(5)?,
+                    created_at: r.get(6)?,
+                    last_used_at: r.get(7)?,
+                })
+            },
+        )?,
         app_passwords: rows(
             &tx,
             "SELECT id, user_name, app, name, phc, sealed_secret, created_at, last_used_at, app_refused FROM app_passwords ORDER BY id",
