@@ -10,6 +10,7 @@ pub mod identity;
 pub mod kept_requests;
 pub mod mfa_changes;
 pub mod notify;
+pub mod security_keys;
 mod services;
 mod session_cache;
 pub mod sessions;

@@ -40,6 +40,8 @@ pub struct Services {
     pub signer: IdentitySigner,
     /// Sends e-mail codes, when e-mail is configured.
     pub mailer: Option<Mailer>,
+    /// Security keys' ceremonies (WebAuthn), their state kept in the store.
+    pub security_keys: super::security_keys::SecurityKeys,
     /// Sends codes by text message (through `sms`'s webhook, when it is set up).
     pub sms: super::sms::SmsSender,
     /// Where argon2 runs: low-priority threads behind a bounded queue, so that a
@@ -149,6 +151,7 @@ impl Services {
                 transient.clone(),
                 config.session.login_timeout,
             ),
+            security_keys: super::security_keys::SecurityKeys::new(transient.clone()),
             transient,
             signer,
             keys,

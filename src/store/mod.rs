@@ -474,6 +474,10 @@ pub enum TransientKind {
     TokenBinding,
     /// A form posted across a step-up, waiting to be sent again.
     KeptRequest,
+    /// A security key's registration ceremony in progress.
+    KeyRegistration,
+    /// A sign-in with a security key in progress.
+    KeyAuthentication,
 }
 
 impl TransientKind {
@@ -487,6 +491,8 @@ impl TransientKind {
             TransientKind::Release => "release",
             TransientKind::TokenBinding => "token_binding",
             TransientKind::KeptRequest => "kept_request",
+            TransientKind::KeyRegistration => "key_registration",
+            TransientKind::KeyAuthentication => "key_authentication",
         }
     }
 }
