@@ -30,25 +30,28 @@ pub struct RelyingParty {
     pub id: String,
     /// `scheme://host[:port]`, as the browser names the page's origin.
     pub origin: String,
+    /// The name authenticators show (the issuer).
+    pub name: String,
 }
 
 impl RelyingParty {
     /// The relying party of a page on `host` (`name[:port]`, as the request named
-    /// it), over HTTPS or not.
-    pub fn of(host: &str, secure: bool) -> Option<RelyingParty> {
+    /// it), over HTTPS or not, named `name` to the user.
+    pub fn of(host: &str, secure: bool, name: &str) -> Option<RelyingParty> {
         let authority: http::uri::Authority = host.parse().ok()?;
         let id = authority.host().trim_start_matches('[').trim_end_matches(']');
         let scheme = if secure { "https" } else { "http" };
         Some(RelyingParty {
             id: id.to_ascii_lowercase(),
             origin: format!("{scheme}://{}", authority.as_str().to_ascii_lowercase()),
+            name: name.to_owned(),
         })
     }
 
-    fn webauthn(&self, name: &str) -> Result<Webauthn, KeyError> {
+    fn webauthn(&self) -> Result<Webauthn, KeyError> {
         let origin = Url::parse(&self.origin).map_err(|e| KeyError::Rejected(e.to_string()))?;
         WebauthnBuilder::new(&self.id, &origin)
-            .and_then(|b| b.rp_name(name).timeout(CEREMONY_LIFETIME).build())
+            .and_then(|b| b.rp_name(&self.name).timeout(CEREMONY_LIFETIME).build())
             .map_err(|e| KeyError::Rejected(e.to_string()))
     }
 }
@@ -107,16 +110,15 @@ impl SecurityKeys {
     pub async fn begin_registration(
         &self,
         rp: &RelyingParty,
-        issuer: &str,
         user: &str,
         name: &str,
         existing: &[SecurityKeyRecord],
         now: SystemTime,
     ) -> Result<(String, String), KeyError> {
-        let webauthn = rp.webauthn(issuer)?;
+        let webauthn = rp.webauthn()?;
         let exclude = existing
             .iter()
-            .map(|k| k.credential_id.clone().into())
+            .map(|k| k.credential_id.clone())
             .collect::<Vec<_>>();
         let (options, state): (CreationChallengeResponse, SecurityKeyRegistration) = webauthn
             .start_securitykey_registration(user_handle(user), user, user, Some(exclude), None, None)
@@ -136,7 +138,6 @@ impl SecurityKeys {
     pub async fn finish_registration(
         &self,
         rp: &RelyingParty,
-        issuer: &str,
         id: &str,
         user: &str,
         answer: &str,
@@ -148,7 +149,7 @@ impl SecurityKeys {
         let state: SecurityKeyRegistration = from_json(&ceremony.state)?;
         let answer: RegisterPublicKeyCredential = from_json(answer)?;
         let key = rp
-            .webauthn(issuer)?
+            .webauthn()?
             .finish_securitykey_registration(&answer, &state)
             .map_err(|e| KeyError::Rejected(e.to_string()))?;
         let registered = Registered {
@@ -163,7 +164,6 @@ impl SecurityKeys {
     pub async fn begin_authentication(
         &self,
         rp: &RelyingParty,
-        issuer: &str,
         user: &str,
         keys: &[SecurityKeyRecord],
         now: SystemTime,
@@ -174,7 +174,7 @@ impl SecurityKeys {
         }
         let credentials: Vec<SecurityKey> = keys.iter().map(|(_, key)| key.clone()).collect();
         let (options, state): (RequestChallengeResponse, SecurityKeyAuthentication) = rp
-            .webauthn(issuer)?
+            .webauthn()?
             .start_securitykey_authentication(&credentials)
             .map_err(|e| KeyError::Rejected(e.to_string()))?;
         let ceremony = Ceremony {
@@ -194,7 +194,6 @@ impl SecurityKeys {
     pub async fn finish_authentication(
         &self,
         rp: &RelyingParty,
-        issuer: &str,
         id: &str,
         user: &str,
         answer: &str,
@@ -207,7 +206,7 @@ impl SecurityKeys {
         let state: SecurityKeyAuthentication = from_json(&ceremony.state)?;
         let answer: PublicKeyCredential = from_json(answer)?;
         let result = rp
-            .webauthn(issuer)?
+            .webauthn()?
             .finish_securitykey_authentication(&answer, &state)
             .map_err(|e| KeyError::Rejected(e.to_string()))?;
         let (record, mut key) = usable(rp, keys)
@@ -289,7 +288,7 @@ mod tests {
     use super::*;
 
     fn rp() -> RelyingParty {
-        RelyingParty::of("intranet.example", true).unwrap()
+        RelyingParty::of("intranet.example", true, "Intranet").unwrap()
     }
 
     fn service(dir: &tempfile::TempDir) -> SecurityKeys {
@@ -299,17 +298,20 @@ mod tests {
     #[test]
     fn the_relying_party_is_the_host_the_user_is_on() {
         assert_eq!(
-            RelyingParty::of("Intranet.Example:8443", true).unwrap(),
+            RelyingParty::of("Intranet.Example:8443", true, "Intranet").unwrap(),
             RelyingParty {
                 id: "intranet.example".to_owned(),
-                origin: "https://intranet.example:8443".to_owned()
+                origin: "https://intranet.example:8443".to_owned(),
+                name: "Intranet".to_owned(),
             }
         );
         assert_eq!(
-            RelyingParty::of("localhost:8080", false).unwrap().origin,
+            RelyingParty::of("localhost:8080", false, "Intranet")
+                .unwrap()
+                .origin,
             "http://localhost:8080"
         );
-        assert!(RelyingParty::of("a b", true).is_none());
+        assert!(RelyingParty::of("a b", true, "Intranet").is_none());
     }
 
     #[tokio::test]
@@ -318,7 +320,7 @@ mod tests {
         let keys = service(&dir);
         let now = SystemTime::now();
         let party = rp();
-        let begin = || keys.begin_registration(&party, "Intranet", "alice", "YubiKey", &[], now);
+        let begin = || keys.begin_registration(&party, "alice", "YubiKey", &[], now);
 
         let (id, options) = begin().await.unwrap();
         let options: serde_json::Value = serde_json::from_str(&options).unwrap();
@@ -329,38 +331,34 @@ mod tests {
         );
         // A malformed answer uses the ceremony up as well: it is single use.
         assert!(matches!(
-            keys.finish_registration(&rp(), "Intranet", &id, "alice", "{}", now)
-                .await,
+            keys.finish_registration(&rp(), &id, "alice", "{}", now).await,
             Err(KeyError::Rejected(_))
         ));
         assert!(matches!(
-            keys.finish_registration(&rp(), "Intranet", &id, "alice", "{}", now)
-                .await,
+            keys.finish_registration(&rp(), &id, "alice", "{}", now).await,
             Err(KeyError::Gone)
         ));
 
         let (id, _) = begin().await.unwrap();
         assert!(matches!(
-            keys.finish_registration(&rp(), "Intranet", &id, "mallory", "{}", now)
-                .await,
+            keys.finish_registration(&rp(), &id, "mallory", "{}", now).await,
             Err(KeyError::NotYours)
         ));
         let (id, _) = begin().await.unwrap();
-        let elsewhere = RelyingParty::of("other.example", true).unwrap();
+        let elsewhere = RelyingParty::of("other.example", true, "Intranet").unwrap();
         assert!(matches!(
-            keys.finish_registration(&elsewhere, "Intranet", &id, "alice", "{}", now)
+            keys.finish_registration(&elsewhere, &id, "alice", "{}", now)
                 .await,
             Err(KeyError::NotYours)
         ));
         let (id, _) = begin().await.unwrap();
         let later = now + CEREMONY_LIFETIME + Duration::from_secs(1);
         assert!(matches!(
-            keys.finish_registration(&rp(), "Intranet", &id, "alice", "{}", later)
-                .await,
+            keys.finish_registration(&rp(), &id, "alice", "{}", later).await,
             Err(KeyError::Gone)
         ));
         assert!(matches!(
-            keys.finish_registration(&rp(), "Intranet", "forged-id", "alice", "{}", now)
+            keys.finish_registration(&rp(), "forged-id", "alice", "{}", now)
                 .await,
             Err(KeyError::Gone)
         ));
@@ -382,12 +380,11 @@ mod tests {
             last_used_at: None,
         };
         assert!(matches!(
-            keys.begin_authentication(&rp(), "Intranet", "alice", &[elsewhere], now)
-                .await,
+            keys.begin_authentication(&rp(), "alice", &[elsewhere], now).await,
             Err(KeyError::Rejected(_))
         ));
         assert!(matches!(
-            keys.finish_authentication(&rp(), "Intranet", "forged-id", "alice", "{}", &[], now)
+            keys.finish_authentication(&rp(), "forged-id", "alice", "{}", &[], now)
                 .await,
             Err(KeyError::Gone)
         ));
