@@ -220,6 +220,28 @@ impl Services {
         })
     }
 
+    /// Counts a text message to `number` for `user` against their budgets
+    /// (`sms.max_per_hour` each, shared by every gateway), before it is sent: false
+    /// when either is spent. Sending a text costs the sender nothing else, so
+    /// without this a password alone could send texts without end.
+    pub async fn charge_text(
+        &self,
+        settings: &crate::config::model::SmsSettings,
+        user: &str,
+        number: &str,
+        now: SystemTime,
+    ) -> StoreResult<bool> {
+        let hour = Duration::from_secs(3600);
+        let budget = LockoutPolicy {
+            max_failures: settings.max_per_hour,
+            window: hour,
+            base_delay: hour,
+            max_delay: hour,
+        };
+        let subjects = [(Subject::Texts(user), budget), (Subject::Number(number), budget)];
+        Ok(self.store.charge_attempt(&subjects, now).await?.is_ok())
+    }
+
     /// The charged attempt passed a second factor: the user's count starts again
     /// (not the address's: one good account must not clear the record of an
     /// address guessing at others, which only gets this attempt back).

@@ -69,13 +69,40 @@ impl SmsSender {
         if status.is_success() {
             return Ok(());
         }
-        let said = answer.text().await.unwrap_or_default();
-        let said: String = said.chars().take(REFUSAL_SHOWN).collect();
+        // Only the start of a refusal is read: a provider (or whoever is between)
+        // could answer without end.
+        let mut answer = answer;
+        let mut said = Vec::new();
+        while said.len() < REFUSAL_SHOWN {
+            match answer.chunk().await {
+                Ok(Some(chunk)) => said.extend_from_slice(&chunk),
+                _ => break,
+            }
+        }
+        said.truncate(REFUSAL_SHOWN);
         Err(SmsError::Refused {
             status: status.as_u16(),
-            said,
+            said: for_the_log(&String::from_utf8_lossy(&said), settings, text),
         })
     }
+}
+
+/// A provider's words as the log may hold them: one line, no control characters,
+/// and none of what the message carried (the number, the code) nor the secrets
+/// sent with it, which a provider may repeat in its error.
+fn for_the_log(said: &str, settings: &SmsSettings, text: &TextMessage<'_>) -> String {
+    let mut said = said.to_owned();
+    let secrets = settings
+        .headers
+        .iter()
+        .filter(|(_, value)| value.is_sensitive())
+        .filter_map(|(_, value)| value.to_str().ok());
+    for secret in secrets.chain([text.to, text.code, text.to.trim_start_matches('+')]) {
+        if !secret.is_empty() {
+            said = said.replace(secret, "[withheld]");
+        }
+    }
+    said.chars().flat_map(char::escape_default).collect()
 }
 
 /// The error without the URL reqwest adds (a provider may put a key in it).
@@ -173,6 +200,30 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_providers_refusal_is_logged_as_one_line_without_the_message_or_the_secrets() {
+        let mut secret = http::HeaderValue::from_static("Bearer s3cret");
+        secret.set_sensitive(true);
+        let settings = SmsSettings {
+            url: "https://sms.example/send".to_owned(),
+            method: http::Method::POST,
+            headers: vec![(http::header::AUTHORIZATION, secret)],
+            body: "{to} {message}".to_owned(),
+            code_digits: 6,
+            code_lifetime: Duration::from_secs(600),
+            resend_after: Duration::from_secs(60),
+            max_per_hour: 5,
+            countries: Vec::new(),
+        };
+        let said = "bad request: to=+46701234567 (46701234567) code 123456 auth=Bearer s3cret\n\u{1b}[31m2026 INFO forged";
+        let logged = for_the_log(said, &settings, &TEXT);
+        assert!(!logged.contains('\n') && !logged.contains('\u{1b}'), "{logged}");
+        for gone in ["46701234567", "123456", "s3cret"] {
+            assert!(!logged.contains(gone), "{gone} in {logged}");
+        }
+        assert!(logged.starts_with("bad request: to=[withheld]"), "{logged}");
+    }
+
     #[tokio::test]
     async fn an_unreachable_provider_is_an_error_that_does_not_show_the_url() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -186,6 +237,8 @@ mod tests {
             code_digits: 6,
             code_lifetime: Duration::from_secs(600),
             resend_after: Duration::from_secs(60),
+            max_per_hour: 5,
+            countries: Vec::new(),
         };
         let sent = SmsSender::new().unwrap().send(&settings, &TEXT).await;
         let error = sent.unwrap_err().to_string();

@@ -66,6 +66,8 @@ pub struct SmsFile {
     pub code_digits: Option<u64>,
     pub code_lifetime: Option<Duration>,
     pub resend_after: Option<Duration>,
+    pub max_per_hour: Option<u64>,
+    pub countries: Option<Vec<Spanned<String>>>,
 }
 
 /// A value written in the configuration, or kept out of it: read from a file
@@ -258,7 +260,14 @@ const EMAIL_KEYS: &[&str] = &[
 const SMTP_KEYS: &[&str] = &["host", "port", "security", "username", "password_file"];
 const ADMINS_KEYS: &[&str] = &["users", "groups"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
-const SMS_KEYS: &[&str] = &["webhook", "code_digits", "code_lifetime", "resend_after"];
+const SMS_KEYS: &[&str] = &[
+    "webhook",
+    "code_digits",
+    "code_lifetime",
+    "resend_after",
+    "max_per_hour",
+    "countries",
+];
 const WEBHOOK_KEYS: &[&str] = &["url", "method", "headers", "body"];
 const SECRET_KEYS: &[&str] = &["file", "env"];
 const SECOND_FACTOR_KEYS: &[&str] = &[
@@ -1044,6 +1053,8 @@ fn decode_sms(d: &mut Decoder, node: &Node, key: &str) -> Option<SmsFile> {
         code_digits: None,
         code_lifetime: None,
         resend_after: None,
+        max_per_hour: None,
+        countries: None,
     };
     let what = "the provider's webhook: its url, and the method, headers and body to send";
     if let Some((n, k)) = m.require(d, "webhook", node.at, what) {
@@ -1081,6 +1092,12 @@ fn decode_sms(d: &mut Decoder, node: &Node, key: &str) -> Option<SmsFile> {
     }
     if let Some((n, k)) = m.get("resend_after") {
         sms.resend_after = d.duration(n, &k);
+    }
+    if let Some((n, k)) = m.get("max_per_hour") {
+        sms.max_per_hour = d.integer(n, &k, 1..=100);
+    }
+    if let Some((n, k)) = m.get("countries") {
+        sms.countries = Some(d.list(n, &k, "number prefixes", |d, n, k| d.spanned_string(n, k)));
     }
     m.finish(d);
     Some(sms)

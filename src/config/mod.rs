@@ -491,6 +491,21 @@ mod tests {
                 "missing {want:?} in {found:#?}"
             );
         }
+        let clear = format!(
+            "sms:\n  webhook:\n    url: http://sms.example/send\n    headers: {{ Content-Length: '5' }}\n    \
+             body: '{{to}} {{code}}'\n  countries: [\"46\"]\n{MINIMAL}"
+        );
+        let found = errors(&clear);
+        for want in [
+            "t.yaml:3:10: sms.webhook.url: the webhook must be https",
+            "t.yaml:4:16: sms.webhook.headers.Content-Length: `Content-Length` is written by the gateway",
+            "t.yaml:6:15: sms.countries[0]: `46` is not a number prefix",
+        ] {
+            assert!(
+                found.iter().any(|e| e.starts_with(want)),
+                "missing {want:?} in {found:#?}"
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("token"), "Bearer s3cret-token\n").unwrap();
         let good = format!(

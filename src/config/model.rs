@@ -270,6 +270,10 @@ pub struct SmsSettings {
     pub code_lifetime: Duration,
     /// How long before another code may be sent.
     pub resend_after: Duration,
+    /// At most this many texts for one user, and to one number, within an hour.
+    pub max_per_hour: u32,
+    /// The number prefixes (`+46`, `+4520`) texts may go to; empty: any.
+    pub countries: Vec<String>,
 }
 
 impl std::fmt::Debug for SmsSettings {
@@ -284,6 +288,8 @@ impl std::fmt::Debug for SmsSettings {
             .field("code_digits", &self.code_digits)
             .field("code_lifetime", &self.code_lifetime)
             .field("resend_after", &self.resend_after)
+            .field("max_per_hour", &self.max_per_hour)
+            .field("countries", &self.countries)
             .finish()
     }
 }

@@ -1124,7 +1124,7 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
         let parsed = url.value.parse::<http::Uri>().ok().filter(|uri| {
             matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
         });
-        if parsed.is_none() {
+        let Some(parsed) = parsed else {
             d.error(
                 url.at,
                 &url.key,
@@ -1133,8 +1133,20 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
                     url.value
                 ),
             );
+            return None;
+        };
+        // The provider's secret, the number and the code cross the network: in
+        // clear only to a relay on this host.
+        let loopback = matches!(parsed.host(), Some("localhost" | "127.0.0.1" | "[::1]"));
+        if parsed.scheme_str() == Some("http") && !loopback {
+            d.error(
+                url.at,
+                &url.key,
+                "the webhook must be https (plain http only to a relay on this host): the provider's secret, the number and the code go with each message",
+            );
+            return None;
         }
-        parsed.map(|_| url.value.clone())
+        Some(url.value.clone())
     });
     let method = match &file.method {
         None => Some(http::Method::POST),
@@ -1157,7 +1169,21 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
     };
     let mut headers = Vec::new();
     for (name, value) in &file.headers {
-        let parsed_name = header_name(d, name);
+        let parsed_name = header_name(d, name).filter(|parsed| {
+            // The request's framing and target are the gateway's to write.
+            let framing = matches!(
+                parsed.as_str(),
+                "host" | "content-length" | "transfer-encoding" | "connection" | "te" | "upgrade"
+            );
+            if framing {
+                d.error(
+                    name.at,
+                    &name.key,
+                    format!("`{}` is written by the gateway, not here", name.value),
+                );
+            }
+            !framing
+        });
         let value = secret_header_value(d, name, value, base);
         if let (Some(name), Some(value)) = (parsed_name, value) {
             headers.push((name, value));
@@ -1177,6 +1203,7 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
             None
         }
     });
+    let countries = sms_countries(d, file.countries.as_deref().unwrap_or_default());
     Some(SmsSettings {
         url: url?,
         method: method?,
@@ -1188,7 +1215,38 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
             .unwrap_or(6),
         code_lifetime: file.code_lifetime.unwrap_or(Duration::from_secs(10 * 60)),
         resend_after: file.resend_after.unwrap_or(Duration::from_secs(60)),
+        max_per_hour: file
+            .max_per_hour
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_TEXTS_PER_HOUR),
+        countries,
     })
+}
+
+/// Texts a user, or a number, gets in an hour: a sign-in or two with a resend.
+const DEFAULT_TEXTS_PER_HOUR: u32 = 5;
+
+/// Number prefixes as written: `+` and 1 to 6 digits.
+fn sms_countries(d: &mut Decoder, written: &[Spanned<String>]) -> Vec<String> {
+    written
+        .iter()
+        .filter_map(|prefix| {
+            let digits = prefix.value.strip_prefix('+').unwrap_or_default();
+            if (1..=6).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+                Some(prefix.value.clone())
+            } else {
+                d.error(
+                    prefix.at,
+                    &prefix.key,
+                    format!(
+                        "`{}` is not a number prefix; write + and the country code, such as +46",
+                        prefix.value
+                    ),
+                );
+                None
+            }
+        })
+        .collect()
 }
 
 /// A webhook header's value: as written, or read from a file or the environment

@@ -22,6 +22,12 @@ pub fn normalise(typed: &str) -> Option<String> {
     plausible.then(|| format!("+{digits}"))
 }
 
+/// Whether texts may go to `number`: it begins with one of `prefixes` (`+46`),
+/// or no prefixes are named.
+pub fn allowed(number: &str, prefixes: &[String]) -> bool {
+    prefixes.is_empty() || prefixes.iter().any(|p| number.starts_with(p.as_str()))
+}
+
 /// A number shown without giving it away: its last two digits only.
 pub fn mask(number: &str) -> String {
     let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
@@ -54,6 +60,15 @@ mod tests {
         ] {
             assert_eq!(normalise(typed).as_deref(), read, "{typed:?}");
         }
+    }
+
+    #[test]
+    fn only_numbers_of_the_named_countries_are_allowed() {
+        let nordic = ["+46".to_owned(), "+47".to_owned()];
+        assert!(allowed("+46701234567", &nordic));
+        assert!(!allowed("+88213000000", &nordic));
+        assert!(!allowed("+19005550100", &nordic));
+        assert!(allowed("+19005550100", &[]));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::{challenge, Request};
 use crate::auth::challenge::Purpose;
 use crate::auth::{cookies, notify, Attempt, AuditKind, Channel, PendingAddress, Services};
 use crate::config::model::{EmailUse, SmsUse};
-use crate::factors::phone;
+use crate::factors::{phone, SignInMethod};
 use crate::policy::{Authentication, MfaMode};
 use crate::store::{AuditQuery, DeviceRemoval, PreferredMethod, SessionRecord, StoreError, TotpDevice};
 
@@ -317,7 +317,15 @@ async fn add_address(
     };
     let address = match channel {
         Channel::Email => Some(typed.trim().to_owned()).filter(|a| notify::is_deliverable(a)),
-        Channel::TextMessage => phone::normalise(typed),
+        Channel::TextMessage => phone::normalise(typed).filter(|number| {
+            let countries = req
+                .config
+                .sms
+                .as_ref()
+                .map(|s| s.countries.as_slice())
+                .unwrap_or_default();
+            phone::allowed(number, countries)
+        }),
     };
     let Some(address) = address else {
         return Ok(back_with(req, heading, invalid));
@@ -516,8 +524,11 @@ pub(super) async fn app_password_rows(
 }
 
 /// Whether the session's second factor is recent enough to change the account.
+/// A second factor recent enough to change the security info, and not a text
+/// message: a swapped SIM and a password must not be enough to add the thief's
+/// device or remove the user's own.
 fn fresh(account: &SessionRecord, now: SystemTime) -> bool {
-    account.second_factor_within(now, FRESH_ENOUGH)
+    account.second_factor_within(now, FRESH_ENOUGH) && account.method != SignInMethod::Sms
 }
 
 async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -> Result<Answer, StoreError> {

@@ -43,7 +43,10 @@ pub async fn serve(auth: &Services, req: &Request<'_>, page: AdminPage) -> Answe
         tracing::warn!(user = %account.user, page = req.route.path(), "a non-admin tried an admin page");
         return denied(req);
     }
-    if !account.second_factor_within(req.now, FRESH_ENOUGH) {
+    // Not with a text message: a swapped SIM must not administer.
+    if !account.second_factor_within(req.now, FRESH_ENOUGH)
+        || account.method == crate::factors::SignInMethod::Sms
+    {
         let purpose = Purpose::Return(ADMIN_PAGE.path().to_owned());
         let user = &account.user;
         let (answer, _) = challenge::begin(

@@ -17,7 +17,7 @@ use http::StatusCode;
 use zeroize::Zeroizing;
 
 use super::answer::{Answer, Label};
-use super::route::{ChallengePage, Route};
+use super::route::{self, ChallengePage, Route};
 use super::views::{self, texts};
 use super::{forms, Request};
 use crate::auth::challenge::{form_fingerprint, Challenge, Purpose, SharedChallenge, Stage};
@@ -470,7 +470,7 @@ async fn handle(
         (ChallengePage::EmailSend | ChallengePage::SmsSend, true, StageKind::Verify) => {
             let channel = channel_of(page);
             let has_app = !auth.store.totp_devices(&user).await?.is_empty();
-            let Some(address) = offered_address(auth, req, &user, channel, has_app).await? else {
+            let Some(address) = offered_address(auth, req, &challenge, &user, channel, has_app).await? else {
                 return Ok(Answer::to(
                     Route::Challenge(ChallengePage::Verify),
                     Label::SecondFactor,
@@ -824,7 +824,7 @@ async fn verify_page(
         .map(|a| email::mask(&a));
     let email_first =
         email_to.is_some() && auth.store.preferred_method(&user).await? == Some(PreferredMethod::Email);
-    let sms_to = sms_offer(auth, req, &user, has_app)
+    let sms_to = sms_offer(auth, req, challenge, &user, has_app)
         .await?
         .map(|n| phone::mask(&n));
     let offer = views::VerifyOffer {
@@ -915,13 +915,14 @@ async fn address_of(
 async fn offered_address(
     auth: &Services,
     req: &Request<'_>,
+    challenge: &SharedChallenge,
     user: &str,
     channel: Channel,
     has_app: bool,
 ) -> Result<Option<String>, StoreError> {
     Ok(match channel {
         Channel::Email => email_offer(auth, req, user, has_app).await,
-        Channel::TextMessage => sms_offer(auth, req, user, has_app).await?,
+        Channel::TextMessage => sms_offer(auth, req, challenge, user, has_app).await?,
     })
 }
 
@@ -972,6 +973,21 @@ async fn mail_code(auth: &Services, req: &Request<'_>, user: &str, address: &str
 
 async fn text_code(auth: &Services, req: &Request<'_>, user: &str, number: &str) -> Option<SentCode> {
     let settings = req.config.sms.as_ref()?;
+    if !phone::allowed(number, &settings.countries) {
+        tracing::warn!(user = %user, "a text to a number outside sms.countries was not sent");
+        return None;
+    }
+    match auth.charge_text(settings, user, number, req.now).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!(user = %user, "the user's or the number's text budget is spent (sms.max_per_hour); not sent");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not count a text message; not sent");
+            return None;
+        }
+    }
     let t = texts(req.lang);
     let code = SentCode::new(settings.code_digits, req.now, settings.code_lifetime);
     let message = format!(
@@ -1065,14 +1081,23 @@ pub(crate) async fn email_offer(
 }
 
 /// The number to offer a code by text message to, if the deployment allows it
-/// here: beside an authenticator app only (the weakest way in never stands alone).
+/// here: beside an authenticator app only (the weakest way in never stands
+/// alone), and never to change the security info or to administer (a swapped SIM
+/// and a password must not add the thief's device).
 pub(crate) async fn sms_offer(
     auth: &Services,
     req: &Request<'_>,
+    challenge: &SharedChallenge,
     user: &str,
     has_app: bool,
 ) -> Result<Option<String>, StoreError> {
-    if req.config.second_factor.sms == SmsUse::Off || req.config.sms.is_none() || !has_app {
+    let for_gateway_pages =
+        matches!(&lock(challenge).purpose, Purpose::Return(path) if route::is_gateway_path(path));
+    if req.config.second_factor.sms == SmsUse::Off
+        || req.config.sms.is_none()
+        || !has_app
+        || for_gateway_pages
+    {
         return Ok(None);
     }
     auth.store.phone_number(user).await

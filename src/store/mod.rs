@@ -175,6 +175,10 @@ pub struct UserSummary {
 pub enum Subject<'a> {
     User(&'a str),
     Address(std::net::IpAddr),
+    /// The text messages sent for a user (a budget, not a lockout of the user).
+    Texts(&'a str),
+    /// The text messages sent to a number, whoever asked.
+    Number(&'a str),
 }
 
 impl Subject<'_> {
@@ -182,6 +186,8 @@ impl Subject<'_> {
         match self {
             Subject::User(name) => format!("user:{name}"),
             Subject::Address(ip) => format!("addr:{ip}"),
+            Subject::Texts(name) => format!("texts:{name}"),
+            Subject::Number(number) => format!("number:{number}"),
         }
     }
 }

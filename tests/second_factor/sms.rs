@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use super::harness::{Browser, Gateway, LegacyApp};
-use super::{app_login, enrol, press_continue, HOST};
+use super::{app_login, code, enrol, press_continue, HOST};
 
 /// One request the provider received.
 #[derive(Debug, Clone)]
@@ -94,11 +94,16 @@ impl Provider {
 }
 
 fn gateway_with_sms(app: &LegacyApp, provider: &Provider) -> Gateway {
+    gateway_with_sms_budget(app, provider, 5)
+}
+
+fn gateway_with_sms_budget(app: &LegacyApp, provider: &Provider, per_hour: u32) -> Gateway {
     Gateway::start_with_files(
         &format!(
             "sms:\n  webhook:\n    url: http://127.0.0.1:{}/v1/send?account=42\n    headers:\n      \
              Authorization: {{ file: sms-token }}\n      Content-Type: application/json\n    \
-             body: '{{\"to\": \"{{to}}\", \"text\": \"{{message}}\"}}'\n  resend_after: 60s\n\
+             body: '{{\"to\": \"{{to}}\", \"text\": \"{{message}}\"}}'\n  resend_after: 60s\n  \
+             max_per_hour: {per_hour}\n  countries: [\"+46\", \"+47\"]\n\
              second_factor: {{ issuer: Intranet, sms: fallback }}\n\
              apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
              \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
@@ -116,7 +121,7 @@ fn a_number_confirmed_on_the_security_info_page_gets_codes_by_text_message_that_
     let gateway = gateway_with_sms(&app, &provider);
     let mut browser = Browser::new(&gateway, HOST);
     app_login(&mut browser, "alice", "wonderland");
-    let (_secret, _, _) = enrol(&mut browser);
+    let (secret, _, _) = enrol(&mut browser);
     press_continue(&mut browser);
 
     // Before the first second factor, the verification page offers no text message.
@@ -134,6 +139,12 @@ fn a_number_confirmed_on_the_security_info_page_gets_codes_by_text_message_that_
     );
     assert_eq!(unreadable.status, 422);
     assert!(unreadable.body.contains("with its country code"));
+    // A premium or far-away number outside sms.countries is refused the same way.
+    let elsewhere = browser.post(
+        "/.portvakt/account/phone",
+        &[("csrf", &csrf), ("address", "+882 13 000 000")],
+    );
+    assert_eq!(elsewhere.status, 422);
     assert!(
         provider.messages().is_empty(),
         "nothing sent to a number not understood"
@@ -209,29 +220,59 @@ fn a_number_confirmed_on_the_security_info_page_gets_codes_by_text_message_that_
     );
     let messages = provider.messages();
     assert_eq!(messages.len(), 2, "one code for the sign-in");
-    let code = messages[1].code();
-    assert_ne!(code, first.code());
+    let texted = messages[1].code();
+    assert_ne!(texted, first.code());
     let page = later.get("/.portvakt/sms");
     assert!(page.body.contains("Enter the code we texted you"));
     assert!(page.body.contains("+•••••••••67"));
-    let released = later.post("/.portvakt/sms", &[("csrf", &token), ("code", &code)]);
+    let released = later.post("/.portvakt/sms", &[("csrf", &token), ("code", &texted)]);
     assert_eq!(released.status, 302, "the app's login answer: {}", released.body);
     let echo = later.get("/whoami").body;
     assert!(echo.contains("[\"x-portvakt-method\",\"sms\"]"), "{echo}");
+
+    // A text message is not enough to change the security info (a swapped SIM and
+    // the password would add the thief's app): the app or a recovery code is asked
+    // for, and no text is offered there.
+    let csrf = later.get("/.portvakt/account").input("csrf").unwrap();
+    let add = later.post(
+        "/.portvakt/account/add-device",
+        &[("csrf", &csrf), ("name", "Thief")],
+    );
+    assert_eq!(add.location(), Some("/.portvakt/verify"), "{}", add.body);
+    let step_up = later.get("/.portvakt/verify");
+    assert!(!step_up.body.contains("Text a code"), "{}", step_up.body);
+    let token = step_up.input("csrf").unwrap();
+    assert_eq!(
+        later.post("/.portvakt/sms/send", &[("csrf", &token)]).location(),
+        Some("/.portvakt/verify")
+    );
+    assert_eq!(
+        provider.messages().len(),
+        2,
+        "no text for a change of the security info"
+    );
 
     // The code worked once: a sign-in that sends it again is refused.
     let mut thief = Browser::new(&gateway, HOST);
     app_login(&mut thief, "alice", "wonderland");
     let token = thief.get("/.portvakt/verify").input("csrf").unwrap();
-    let replayed = thief.post("/.portvakt/sms", &[("csrf", &token), ("code", &code)]);
+    let replayed = thief.post("/.portvakt/sms", &[("csrf", &token), ("code", &texted)]);
     assert_ne!(replayed.status, 302);
     assert!(thief.get("/whoami").status != 200);
 
     // Removed from the security info, the number is offered no more.
-    let csrf = later.get("/.portvakt/account").input("csrf").unwrap();
-    let removed = later.post("/.portvakt/account/phone/remove", &[("csrf", &csrf)]);
+    let mut owner = Browser::new(&gateway, HOST);
+    app_login(&mut owner, "alice", "wonderland");
+    let token = owner.get("/.portvakt/verify").input("csrf").unwrap();
+    let with_the_app = owner.post(
+        "/.portvakt/verify",
+        &[("csrf", &token), ("code", &code(&secret, 1))],
+    );
+    assert_eq!(with_the_app.status, 302, "{}", with_the_app.body);
+    let csrf = owner.get("/.portvakt/account").input("csrf").unwrap();
+    let removed = owner.post("/.portvakt/account/phone/remove", &[("csrf", &csrf)]);
     assert_eq!(removed.location(), Some("/.portvakt/account"));
-    assert!(!later.get("/.portvakt/account").body.contains("<td>Phone</td>"));
+    assert!(!owner.get("/.portvakt/account").body.contains("<td>Phone</td>"));
     let token = thief.get("/.portvakt/verify").input("csrf").unwrap();
     assert!(!thief.get("/.portvakt/verify").body.contains("Text a code"));
     assert_eq!(
@@ -269,4 +310,54 @@ fn a_provider_that_fails_gives_the_user_a_clear_message_and_the_log_its_cause() 
     );
     assert!(!log.contains("pr0vider-secret"));
     assert!(!browser.get("/.portvakt/account").body.contains("<td>Phone</td>"));
+}
+
+/// Someone holding only the password signs in again and again and asks for a
+/// text each time: the user's budget (`sms.max_per_hour`), counted in the store
+/// before each send, stops the texts however many sign-ins run at once.
+#[test]
+fn a_password_alone_cannot_send_texts_without_end() {
+    let provider = Provider::start(202, "{}");
+    let app = LegacyApp::start(&["alice:wonderland:admin"]);
+    let gateway = gateway_with_sms_budget(&app, &provider, 3);
+    let mut browser = Browser::new(&gateway, HOST);
+    app_login(&mut browser, "alice", "wonderland");
+    enrol(&mut browser);
+    press_continue(&mut browser);
+    let csrf = browser.get("/.portvakt/account").input("csrf").unwrap();
+    let sent = browser.post(
+        "/.portvakt/account/phone",
+        &[("csrf", &csrf), ("address", "+46701234567")],
+    );
+    let confirm = sent.input("csrf").unwrap();
+    let code = provider.messages()[0].code();
+    browser.post(
+        "/.portvakt/account/phone/confirm",
+        &[("csrf", &confirm), ("code", &code)],
+    );
+
+    let attempts: Vec<_> = (0..12)
+        .map(|_| {
+            let mut thief = Browser::new(&gateway, HOST);
+            std::thread::spawn(move || {
+                app_login(&mut thief, "alice", "wonderland");
+                let token = thief.get("/.portvakt/verify").input("csrf").unwrap();
+                thief
+                    .post("/.portvakt/sms/send", &[("csrf", &token)])
+                    .location()
+                    .map(str::to_owned)
+            })
+        })
+        .collect();
+    let sent: usize = attempts
+        .into_iter()
+        .map(|a| usize::from(a.join().unwrap().as_deref() == Some("/.portvakt/sms")))
+        .sum();
+    assert_eq!(
+        provider.messages().len(),
+        3,
+        "one to confirm the number, two sign-ins"
+    );
+    assert_eq!(sent, 2);
+    assert!(gateway.log().contains("text budget is spent"));
 }
