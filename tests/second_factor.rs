@@ -14,6 +14,8 @@ mod chromium;
 mod harness;
 #[path = "second_factor/interception.rs"]
 mod interception;
+#[path = "second_factor/security_keys.rs"]
+mod security_keys;
 #[path = "second_factor/several_gateways.rs"]
 mod several_gateways;
 #[path = "second_factor/sms.rs"]

@@ -29,6 +29,8 @@ pub enum AuditKind {
     SmsCodeSent,
     PhoneAdded,
     PhoneRemoved,
+    KeyAdded,
+    KeyRemoved,
     Reset,
     Unlocked,
     EnrolmentOpened,
@@ -39,7 +41,7 @@ pub enum AuditKind {
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 30] = [
+    pub const ALL: [AuditKind; 32] = [
         AuditKind::LoginOk,
         AuditKind::LoginFailed,
         AuditKind::LoginUnconfirmed,
@@ -64,6 +66,8 @@ impl AuditKind {
         AuditKind::SmsCodeSent,
         AuditKind::PhoneAdded,
         AuditKind::PhoneRemoved,
+        AuditKind::KeyAdded,
+        AuditKind::KeyRemoved,
         AuditKind::Reset,
         AuditKind::Unlocked,
         AuditKind::EnrolmentOpened,
@@ -99,6 +103,8 @@ impl AuditKind {
             AuditKind::SmsCodeSent => "sms_code_sent",
             AuditKind::PhoneAdded => "phone_added",
             AuditKind::PhoneRemoved => "phone_removed",
+            AuditKind::KeyAdded => "key_added",
+            AuditKind::KeyRemoved => "key_removed",
             AuditKind::Reset => "reset",
             AuditKind::Unlocked => "unlocked",
             AuditKind::EnrolmentOpened => "enrolment_opened",

@@ -104,6 +104,7 @@ pub struct SecondFactorFile {
     pub allow_opt_out: Option<bool>,
     pub remember_device: Option<Duration>,
     pub keep_post_body: Option<u64>,
+    pub security_keys: Option<bool>,
     pub email: Option<Spanned<String>>,
     pub sms: Option<Spanned<String>>,
     /// `None`: open; `Some(networks)`: only from these networks.
@@ -280,6 +281,7 @@ const SECOND_FACTOR_KEYS: &[&str] = &[
     "allow_opt_out",
     "remember_device",
     "keep_post_body",
+    "security_keys",
     "enrolment",
 ];
 /// How long a browser may skip the second factor (Azure AD's range, too).
@@ -792,6 +794,9 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
                 "a browser may be remembered for 1 to 365 days (such as 30d); leave the key out to never remember browsers",
             );
         }
+    }
+    if let Some((n, k)) = m.get("security_keys") {
+        file.security_keys = d.bool(n, &k);
     }
     if let Some((n, k)) = m.get("keep_post_body") {
         file.keep_post_body = d.integer(n, &k, 0..=KEEP_POST_BODY_MAX);

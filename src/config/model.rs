@@ -442,6 +442,9 @@ pub struct SecondFactorSettings {
     pub email: EmailUse,
     /// What codes by text message may be used for.
     pub sms: SmsUse,
+    /// Whether users may register security keys and passkeys (WebAuthn), at
+    /// enrolment instead of an app and on their security info.
+    pub security_keys: bool,
     pub enrolment: Enrolment,
 }
 

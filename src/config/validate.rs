@@ -622,6 +622,7 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
             .unwrap_or(DEFAULT_KEEP_POST_BODY),
         email: EmailUse::Off,
         sms: SmsUse::Off,
+        security_keys: file.security_keys.unwrap_or(true),
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,
             (false, None) => Enrolment::Open,

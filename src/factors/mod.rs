@@ -21,6 +21,8 @@ pub enum SignInMethod {
     Email,
     /// A code sent by text message.
     Sms,
+    /// A security key or passkey (WebAuthn).
+    SecurityKey,
     /// A browser the user asked to be remembered in, within its lifetime.
     TrustedDevice,
     /// An app password of a client that cannot show a page (no session).
@@ -36,6 +38,7 @@ impl SignInMethod {
             SignInMethod::Recovery,
             SignInMethod::Email,
             SignInMethod::Sms,
+            SignInMethod::SecurityKey,
             SignInMethod::TrustedDevice,
             SignInMethod::AppPassword,
         ]
@@ -50,6 +53,7 @@ impl SignInMethod {
             SignInMethod::Recovery => "recovery",
             SignInMethod::Email => "email",
             SignInMethod::Sms => "sms",
+            SignInMethod::SecurityKey => "security_key",
             SignInMethod::TrustedDevice => "trusted_device",
             SignInMethod::AppPassword => "app_password",
         }

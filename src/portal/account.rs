@@ -12,11 +12,15 @@ use super::route::{AccountPage, Route};
 use super::views::{self, texts, ActivityRow, DeviceRow};
 use super::{challenge, Request};
 use crate::auth::challenge::Purpose;
+use crate::auth::security_keys::KeyError;
 use crate::auth::{cookies, notify, Attempt, AuditKind, Channel, PendingAddress, Services};
 use crate::config::model::{EmailUse, SmsUse};
 use crate::factors::{phone, SignInMethod};
 use crate::policy::{Authentication, MfaMode};
-use crate::store::{AuditQuery, DeviceRemoval, PreferredMethod, SessionRecord, StoreError, TotpDevice};
+use crate::store::{
+    AuditQuery, DeviceAdded, DeviceRemoval, PreferredMethod, SecurityKeyRecord, SessionRecord, StoreError,
+    TotpDevice,
+};
 
 /// How recent a second factor must be to change the account.
 const FRESH_ENOUGH: Duration = Duration::from_secs(5 * 60);
@@ -94,8 +98,9 @@ async fn serve_inner(
         }
         AccountPage::AddDevice => {
             let devices = auth.store.totp_devices(user).await?;
+            let keys = auth.store.security_keys(user).await?.len();
             let name = field(&form, "name").trim();
-            if devices.len() >= req.config.second_factor.max_devices {
+            if devices.len() + keys >= req.config.second_factor.max_devices {
                 return Ok(back_with(req, t.add_device_button, t.device_limit));
             }
             if !valid_device_name(name) || devices.iter().any(|d| d.name == name) {
@@ -192,11 +197,110 @@ async fn serve_inner(
             challenge::note(auth, req, user, AuditKind::DeviceRenamed, "ok").await;
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
+        AccountPage::AddKey => {
+            let name = field(&form, "name").trim();
+            if !req.config.second_factor.security_keys {
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+            }
+            if !valid_device_name(name) {
+                return Ok(back_with(req, t.key_add_title, t.invalid_device_name));
+            }
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            add_key_page(auth, req, account, name, None).await
+        }
+        AccountPage::AddKeyFinish => {
+            if !req.config.second_factor.security_keys {
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+            }
+            // The ceremony was begun with a fresh second factor, for this user.
+            let Some(site) = challenge::key_site(req) else {
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+            };
+            let finished = auth
+                .security_keys
+                .finish_registration(
+                    &site,
+                    field(&form, "ceremony"),
+                    user,
+                    field(&form, "credential"),
+                    req.now,
+                )
+                .await;
+            let (name, registered) = match finished {
+                Ok(done) => done,
+                Err(KeyError::Store(e)) => return Err(e),
+                Err(e) => {
+                    tracing::info!(user = %user, error = %e, "a security key was not registered");
+                    return Ok(back_with(req, t.key_add_title, t.key_refused));
+                }
+            };
+            let record = SecurityKeyRecord {
+                id: 0,
+                user: user.to_owned(),
+                name,
+                credential_id: registered.credential_id,
+                rp_id: site.id,
+                credential: registered.credential,
+                created_at: req.now,
+                last_used_at: None,
+            };
+            let refused = match auth
+                .store
+                .add_security_key(&record, req.config.second_factor.max_devices)
+                .await?
+            {
+                DeviceAdded::Added(_) => None,
+                DeviceAdded::LimitReached => Some(t.device_limit),
+                DeviceAdded::NameTaken => Some(t.invalid_device_name),
+                DeviceAdded::CredentialTaken => Some(t.key_taken),
+            };
+            if let Some(why) = refused {
+                return Ok(back_with(req, t.key_add_title, why));
+            }
+            challenge::note(auth, req, user, AuditKind::KeyAdded, "ok").await;
+            auth.notify(req.config, user, t.notice_device_subject, t.notice_device_body)
+                .await;
+            tracing::info!(user = %user, app = %req.app.name, "security key added");
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
+        }
+        AccountPage::RemoveKey => match find_key(auth, user, field(&form, "id")).await? {
+            Some(key) => {
+                let csrf = auth.sessions.form_token(account);
+                Ok(Answer::page(
+                    views::confirm_removal(req.lang, &csrf, views::Removal::Key, key.id),
+                    Label::Account,
+                ))
+            }
+            None => Ok(Answer::to(ACCOUNT_PAGE, Label::Account)),
+        },
+        AccountPage::RemoveKeyConfirm => {
+            let Some(key) = find_key(auth, user, field(&form, "id")).await? else {
+                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+            };
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
+            let keep_one = must_keep_a_device(req, account);
+            match auth.store.remove_security_key(user, key.id, keep_one).await? {
+                DeviceRemoval::Removed => {
+                    // A lost key may be why: remembered browsers ask again.
+                    auth.store.forget_trusted_devices(user).await?;
+                    challenge::note(auth, req, user, AuditKind::KeyRemoved, "ok").await;
+                }
+                DeviceRemoval::LastOne => {
+                    return Ok(back_with(req, t.key_remove_title, t.last_device_refused));
+                }
+                DeviceRemoval::NoSuchDevice => {}
+            }
+            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
+        }
         AccountPage::RemoveDevice => match find_device(auth, user, field(&form, "id")).await? {
             Some(device) => {
                 let csrf = auth.sessions.form_token(account);
                 Ok(Answer::page(
-                    views::confirm_removal(req.lang, &csrf, device.id),
+                    views::confirm_removal(req.lang, &csrf, views::Removal::App, device.id),
                     Label::Account,
                 ))
             }
@@ -209,17 +313,7 @@ async fn serve_inner(
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
-            let identity = Authentication {
-                user: user.to_owned(),
-                groups: req.config.users.groups(user),
-                second_factor_at: account.second_factor_at,
-                mfa_opted_in: account.mfa_opted_in,
-                // Whether the user must have a factor, as a new sign-in would see it.
-                signed_in_at: req.now,
-            };
-            // Whether one must stay is decided here; that one does stay is the
-            // store's (one transaction: removals at once cannot leave none).
-            let keep_one = req.app.policy.second_factor_at_sign_in(&identity);
+            let keep_one = must_keep_a_device(req, account);
             match auth.store.remove_device(user, device.id, keep_one).await? {
                 DeviceRemoval::Removed => {
                     // A lost phone may be why: remembered browsers ask for a code again.
@@ -485,6 +579,77 @@ fn valid_device_name(name: &str) -> bool {
 }
 
 /// The user's device with this id (as sent in a form), if it is theirs.
+/// Whether the user must keep a device (app or key): the second factor is asked of
+/// them at sign-in here. That one does stay is the store's to hold (one
+/// transaction: removals at once cannot leave none).
+fn must_keep_a_device(req: &Request<'_>, account: &SessionRecord) -> bool {
+    let identity = Authentication {
+        user: account.user.clone(),
+        groups: req.config.users.groups(&account.user),
+        second_factor_at: account.second_factor_at,
+        mfa_opted_in: account.mfa_opted_in,
+        // Whether the user must have a factor, as a new sign-in would see it.
+        signed_in_at: req.now,
+    };
+    req.app.policy.second_factor_at_sign_in(&identity)
+}
+
+async fn find_key(auth: &Services, user: &str, id: &str) -> Result<Option<SecurityKeyRecord>, StoreError> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(None);
+    };
+    Ok(auth
+        .store
+        .security_keys(user)
+        .await?
+        .into_iter()
+        .find(|k| k.id == id))
+}
+
+/// The page that registers a security key named `name` for the signed-in user,
+/// its ceremony begun (their keys excluded).
+async fn add_key_page(
+    auth: &Services,
+    req: &Request<'_>,
+    account: &SessionRecord,
+    name: &str,
+    error: Option<&str>,
+) -> Result<Answer, StoreError> {
+    let user = account.user.as_str();
+    let t = texts(req.lang);
+    let Some(site) = challenge::key_site(req) else {
+        return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
+    };
+    let existing = auth.store.security_keys(user).await?;
+    let begun = auth
+        .security_keys
+        .begin_registration(&site, user, name, &existing, req.now)
+        .await;
+    let (ceremony, options) = match begun {
+        Ok(begun) => begun,
+        Err(KeyError::Store(e)) => return Err(e),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not begin registering a security key");
+            return Ok(back_with(req, t.key_add_title, t.key_failed));
+        }
+    };
+    let csrf = auth.sessions.form_token(account);
+    let page = views::security_key(
+        req.lang,
+        &views::KeyCeremony {
+            registering: true,
+            options: &options,
+            ceremony: &ceremony,
+            csrf: &csrf,
+            action: Route::Account(AccountPage::AddKeyFinish).path(),
+            back: ACCOUNT_PAGE.path(),
+            back_text: t.back_to_account,
+            error,
+        },
+    );
+    Ok(Answer::page(page, Label::Account))
+}
+
 async fn find_device(auth: &Services, user: &str, id: &str) -> Result<Option<TotpDevice>, StoreError> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(None);
@@ -523,7 +688,6 @@ pub(super) async fn app_password_rows(
         .collect())
 }
 
-/// Whether the session's second factor is recent enough to change the account.
 /// A second factor recent enough to change the security info, and not a text
 /// message: a swapped SIM and a password must not be enough to add the thief's
 /// device or remove the user's own.
@@ -544,6 +708,20 @@ async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -
             name: d.name,
             added: views::human_time(d.created_at),
             last_used: d
+                .last_used_at
+                .map_or_else(|| t.never.to_owned(), views::human_time),
+        })
+        .collect();
+    let keys: Vec<DeviceRow> = auth
+        .store
+        .security_keys(user)
+        .await?
+        .into_iter()
+        .map(|k| DeviceRow {
+            id: k.id,
+            name: k.name,
+            added: views::human_time(k.created_at),
+            last_used: k
                 .last_used_at
                 .map_or_else(|| t.never.to_owned(), views::human_time),
         })
@@ -596,6 +774,8 @@ async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -
         app_passwords_here,
         user,
         devices: &devices,
+        keys: &keys,
+        can_add_key: req.config.second_factor.security_keys,
         codes_left,
         activity: &activity,
         csrf: &csrf,

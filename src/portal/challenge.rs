@@ -22,6 +22,7 @@ use super::views::{self, texts};
 use super::{forms, Request};
 use crate::auth::challenge::{form_fingerprint, Challenge, Purpose, SharedChallenge, Stage};
 use crate::auth::identity::unix;
+use crate::auth::security_keys::{KeyError, RelyingParty};
 use crate::auth::sms::TextMessage;
 use crate::auth::{cookies, notify, Attempt, AuditKind, Channel, Charged, Services};
 use crate::config::model::{EmailUse, Enrolment, SmsUse};
@@ -31,7 +32,7 @@ use crate::factors::sent_code::SentCode;
 use crate::factors::totp::{self, TotpSecret, Verification};
 use crate::factors::SignInMethod;
 use crate::factors::{email, phone};
-use crate::store::{DeviceAdded, PreferredMethod, StoreError, TotpDevice};
+use crate::store::{DeviceAdded, PreferredMethod, SecurityKeyRecord, StoreError, TotpDevice};
 
 /// The challenge cookie's name (host-only; `__Host-` on HTTPS).
 pub fn challenge_cookie_name(secure: bool) -> &'static str {
@@ -80,8 +81,8 @@ pub async fn begin(
     secure: bool,
     now: SystemTime,
 ) -> (Answer, Option<SharedChallenge>) {
-    let devices = match auth.store.totp_devices(user).await {
-        Ok(devices) => devices,
+    let has_device = match has_device(auth, user).await {
+        Ok(has) => has,
         Err(e) => {
             tracing::error!(error = %e, user = %user, "could not read a user's devices");
             return (Answer::to(Route::Unavailable, Label::Error), None);
@@ -102,7 +103,7 @@ pub async fn begin(
     // address need not enrol an app first.
     let email_will_do = config.second_factor.email == EmailUse::SecondFactor
         && auth.email_address(config, user).await.is_some();
-    let stage = if !devices.is_empty() || email_will_do {
+    let stage = if has_device || email_will_do {
         Stage::Verify
     } else if may_enrol {
         Stage::Enrol(TotpSecret::generate())
@@ -469,7 +470,7 @@ async fn handle(
         }
         (ChallengePage::EmailSend | ChallengePage::SmsSend, true, StageKind::Verify) => {
             let channel = channel_of(page);
-            let has_app = !auth.store.totp_devices(&user).await?.is_empty();
+            let has_app = has_device(auth, &user).await?;
             let Some(address) = offered_address(auth, req, &challenge, &user, channel, has_app).await? else {
                 return Ok(Answer::to(
                     Route::Challenge(ChallengePage::Verify),
@@ -526,6 +527,124 @@ async fn handle(
             let address = address_of(auth, req, &user, channel).await?.unwrap_or_default();
             Ok(sent_code_page(req, &csrf, channel, &address, Some(t.wrong_code)))
         }
+        (ChallengePage::Key, false, StageKind::Verify) => {
+            key_sign_in_page(auth, req, &user, &csrf, None).await
+        }
+        (ChallengePage::Key, true, StageKind::Verify) => {
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
+            let keys = keys_here(auth, req, &user).await?;
+            let used = match key_site(req) {
+                Some(site) => {
+                    auth.security_keys
+                        .finish_authentication(
+                            &site,
+                            forms::field(&form, "ceremony"),
+                            &user,
+                            forms::field(&form, "credential"),
+                            &keys,
+                            req.now,
+                        )
+                        .await
+                }
+                None => Err(KeyError::Gone),
+            };
+            match used {
+                Ok(used) => {
+                    auth.store
+                        .security_key_used(&user, used.id, used.credential, req.now)
+                        .await?;
+                    passed(auth, req, &user, charged).await?;
+                    note(auth, req, &user, AuditKind::SecondFactorOk, "security_key").await;
+                    pass(
+                        &challenge,
+                        SignInMethod::SecurityKey,
+                        wants_remembering(req, &form),
+                    );
+                    complete(auth, req, &id, &challenge).await
+                }
+                Err(KeyError::Store(e)) => Err(e),
+                Err(e) => {
+                    tracing::info!(user = %user, error = %e, "a security key was refused");
+                    note(auth, req, &user, AuditKind::SecondFactorFailed, "security_key").await;
+                    key_sign_in_page(auth, req, &user, &csrf, Some(t.key_refused)).await
+                }
+            }
+        }
+        (ChallengePage::EnrolKey, false, StageKind::Enrol) => {
+            key_enrol_page(auth, req, &user, &csrf, None).await
+        }
+        (ChallengePage::EnrolKey, true, StageKind::Enrol) => {
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
+            let registered = match key_site(req).filter(|_| req.config.second_factor.security_keys) {
+                Some(site) => auth
+                    .security_keys
+                    .finish_registration(
+                        &site,
+                        forms::field(&form, "ceremony"),
+                        &user,
+                        forms::field(&form, "credential"),
+                        req.now,
+                    )
+                    .await
+                    .map(|registered| (site, registered)),
+                None => Err(KeyError::Gone),
+            };
+            let (site, (name, registered)) = match registered {
+                Ok(done) => done,
+                Err(KeyError::Store(e)) => return Err(e),
+                Err(e) => {
+                    tracing::info!(user = %user, error = %e, "a security key was not registered");
+                    note(auth, req, &user, AuditKind::SecondFactorFailed, "security_key").await;
+                    return key_enrol_page(auth, req, &user, &csrf, Some(t.key_refused)).await;
+                }
+            };
+            let record = SecurityKeyRecord {
+                id: 0,
+                user: user.clone(),
+                name,
+                credential_id: registered.credential_id,
+                rp_id: site.id,
+                credential: registered.credential,
+                created_at: req.now,
+                last_used_at: None,
+            };
+            match auth.store.add_security_key(&record, 1).await? {
+                DeviceAdded::Added(_) => {}
+                DeviceAdded::CredentialTaken => {
+                    auth.refund(&req.config.lockout, &user, req.client, charged)
+                        .await?;
+                    return key_enrol_page(auth, req, &user, &csrf, Some(t.key_taken)).await;
+                }
+                DeviceAdded::LimitReached | DeviceAdded::NameTaken => {
+                    // Another sign-in of this user enrolled a device meanwhile.
+                    auth.refund(&req.config.lockout, &user, req.client, charged)
+                        .await?;
+                    lock(&challenge).stage = Stage::Verify;
+                    return Ok(Answer::to(
+                        Route::Challenge(ChallengePage::Verify),
+                        Label::SecondFactor,
+                    ));
+                }
+            }
+            let codes = new_recovery_codes(auth, req, &user).await?;
+            passed(auth, req, &user, charged).await?;
+            note(auth, req, &user, AuditKind::KeyAdded, "ok").await;
+            auth.notify(req.config, &user, t.notice_device_subject, t.notice_device_body)
+                .await;
+            tracing::info!(user = %user, app = %req.app.name, "security key enrolled");
+            lock(&challenge).stage = Stage::Passed {
+                method: SignInMethod::SecurityKey,
+                new_codes: Some(codes),
+                codes_left: None,
+            };
+            passed_here(auth, &challenge, req, &id).await
+        }
         (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id, &challenge).await,
         (ChallengePage::RecoveryCodesFile | ChallengePage::RecoveryCodesPrint, false, StageKind::Passed) => {
             let c = lock(&challenge);
@@ -578,7 +697,7 @@ async fn enrolled_meanwhile(
         let c = lock(challenge);
         matches!(c.stage, Stage::Enrol(_)) && !c.adding_device
     };
-    if !first_enrolment || auth.store.totp_devices(user).await?.is_empty() {
+    if !first_enrolment || !has_device(auth, user).await? {
         return Ok(None);
     }
     lock(challenge).stage = Stage::Verify;
@@ -639,6 +758,7 @@ async fn enrol_page(
             csrf,
             error,
             email_offer,
+            key_offer: settings.security_keys && !lock(challenge).adding_device,
         },
     );
     Ok(Answer::page(page, Label::SecondFactor))
@@ -819,12 +939,15 @@ async fn verify_page(
         (c.user.clone(), matches!(c.purpose, Purpose::Resume { .. }))
     };
     let has_app = !auth.store.totp_devices(&user).await?.is_empty();
-    let email_to = email_offer(auth, req, &user, has_app)
+    // Keys work on the host they were registered on.
+    let key = req.config.second_factor.security_keys && !keys_here(auth, req, &user).await?.is_empty();
+    let has_device = has_app || key;
+    let email_to = email_offer(auth, req, &user, has_device)
         .await
         .map(|a| email::mask(&a));
     let email_first =
         email_to.is_some() && auth.store.preferred_method(&user).await? == Some(PreferredMethod::Email);
-    let sms_to = sms_offer(auth, req, challenge, &user, has_app)
+    let sms_to = sms_offer(auth, req, challenge, &user, has_device)
         .await?
         .map(|n| phone::mask(&n));
     let offer = views::VerifyOffer {
@@ -834,6 +957,7 @@ async fn verify_page(
         remember_days: remember_days(req),
         form_kept,
         sms_to: sms_to.as_deref(),
+        key,
     };
     let page = views::verify(req.lang, csrf, error, &offer);
     Ok(Answer::page(page, Label::SecondFactor))
@@ -1054,9 +1178,7 @@ async fn enrol_email_offer(
     if email_use == EmailUse::Off || auth.mailer.is_none() || req.config.email.is_none() {
         return Ok(None);
     }
-    if !auth.store.totp_devices(user).await?.is_empty()
-        || auth.email_address(req.config, user).await.is_some()
-    {
+    if has_device(auth, user).await? || auth.email_address(req.config, user).await.is_some() {
         return Ok(None);
     }
     Ok(Some(email_use == EmailUse::SecondFactor))
@@ -1101,6 +1223,123 @@ pub(crate) async fn sms_offer(
         return Ok(None);
     }
     auth.store.phone_number(user).await
+}
+
+/// The relying party security keys are registered for and used on: this host.
+pub(crate) fn key_site(req: &Request<'_>) -> Option<RelyingParty> {
+    RelyingParty::of(req.host, req.secure, &req.config.second_factor.issuer)
+}
+
+/// The user's security keys registered on this host.
+pub(crate) async fn keys_here(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+) -> Result<Vec<SecurityKeyRecord>, StoreError> {
+    let Some(site) = key_site(req) else {
+        return Ok(Vec::new());
+    };
+    let mut keys = auth.store.security_keys(user).await?;
+    keys.retain(|k| k.rp_id == site.id);
+    Ok(keys)
+}
+
+/// A sign-in with a security key: the page that runs it, its ceremony begun.
+async fn key_sign_in_page(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Result<Answer, StoreError> {
+    let keys = keys_here(auth, req, user).await?;
+    let Some(site) = key_site(req).filter(|_| req.config.second_factor.security_keys && !keys.is_empty())
+    else {
+        return Ok(Answer::to(
+            Route::Challenge(ChallengePage::Verify),
+            Label::SecondFactor,
+        ));
+    };
+    let begun = auth
+        .security_keys
+        .begin_authentication(&site, user, &keys, req.now)
+        .await;
+    let (ceremony, options) = match begun {
+        Ok(begun) => begun,
+        Err(KeyError::Store(e)) => return Err(e),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not begin a security-key sign-in");
+            return Ok(Answer::to(
+                Route::Challenge(ChallengePage::Verify),
+                Label::SecondFactor,
+            ));
+        }
+    };
+    let page = views::security_key(
+        req.lang,
+        &views::KeyCeremony {
+            registering: false,
+            options: &options,
+            ceremony: &ceremony,
+            csrf,
+            action: Route::Challenge(ChallengePage::Key).path(),
+            back: Route::Challenge(ChallengePage::Verify).path(),
+            back_text: texts(req.lang).other_way,
+            error,
+        },
+    );
+    Ok(Answer::page(page, Label::SecondFactor))
+}
+
+/// A first device that is a security key: the page that registers it.
+async fn key_enrol_page(
+    auth: &Services,
+    req: &Request<'_>,
+    user: &str,
+    csrf: &str,
+    error: Option<&str>,
+) -> Result<Answer, StoreError> {
+    let t = texts(req.lang);
+    let Some(site) = key_site(req).filter(|_| req.config.second_factor.security_keys) else {
+        return Ok(Answer::to(
+            Route::Challenge(ChallengePage::Enrol),
+            Label::SecondFactor,
+        ));
+    };
+    let begun = auth
+        .security_keys
+        .begin_registration(&site, user, t.key_name_default, &[], req.now)
+        .await;
+    let (ceremony, options) = match begun {
+        Ok(begun) => begun,
+        Err(KeyError::Store(e)) => return Err(e),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not begin registering a security key");
+            return Ok(Answer::to(
+                Route::Challenge(ChallengePage::Enrol),
+                Label::SecondFactor,
+            ));
+        }
+    };
+    let page = views::security_key(
+        req.lang,
+        &views::KeyCeremony {
+            registering: true,
+            options: &options,
+            ceremony: &ceremony,
+            csrf,
+            action: Route::Challenge(ChallengePage::EnrolKey).path(),
+            back: Route::Challenge(ChallengePage::Enrol).path(),
+            back_text: t.key_enrol_back,
+            error,
+        },
+    );
+    Ok(Answer::page(page, Label::SecondFactor))
+}
+
+/// Whether the user has a device: an authenticator app or a security key.
+pub(crate) async fn has_device(auth: &Services, user: &str) -> Result<bool, StoreError> {
+    Ok(!auth.store.totp_devices(user).await?.is_empty() || !auth.store.security_keys(user).await?.is_empty())
 }
 
 /// Writes an event about this user on this app to the audit trail.
@@ -1233,7 +1472,7 @@ async fn complete(
     };
     // An admin reset since the factor was passed took away what it was passed
     // with: the reset wins, and the user enrols again.
-    let has_a_factor = !auth.store.totp_devices(&user).await?.is_empty()
+    let has_a_factor = has_device(auth, &user).await?
         || (req.config.second_factor.email != EmailUse::Off
             && auth.email_address(req.config, &user).await.is_some());
     if !has_a_factor {

@@ -156,6 +156,11 @@ async fn page(services: &Services, req: &Request<'_>) -> Answer {
             "text/javascript; charset=utf-8",
             views::OVERLAY_SCRIPT.as_bytes().to_vec(),
         ),
+        Route::KeyScript => fixed(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            views::KEY_SCRIPT.as_bytes().to_vec(),
+        ),
         Route::SignedIn => {
             let page = views::message(
                 StatusCode::OK,

@@ -12,6 +12,7 @@ pub enum Route {
     Stylesheet,
     /// The overlay script added to the pages of apps that ask for it.
     OverlayScript,
+    KeyScript,
     /// Where the overlay's frame ends once a script login's factor is passed.
     SignedIn,
     Logo,
@@ -40,6 +41,8 @@ pub enum ChallengePage {
     EmailSend,
     Sms,
     SmsSend,
+    Key,
+    EnrolKey,
     Continue,
     RecoveryCodesFile,
     RecoveryCodesPrint,
@@ -62,6 +65,10 @@ pub enum AccountPage {
     Phone,
     PhoneConfirm,
     PhoneRemove,
+    AddKey,
+    AddKeyFinish,
+    RemoveKey,
+    RemoveKeyConfirm,
     AddAppPassword,
     RemoveAppPassword,
 }
@@ -82,6 +89,7 @@ const TABLE: &[(Route, &str)] = &[
     (Route::Health, "/.portvakt/health"),
     (Route::Stylesheet, "/.portvakt/assets/portvakt.css"),
     (Route::OverlayScript, "/.portvakt/assets/overlay.js"),
+    (Route::KeyScript, "/.portvakt/assets/webauthn.js"),
     (Route::SignedIn, "/.portvakt/signed-in"),
     (Route::Logo, "/.portvakt/assets/logo"),
     (Route::Jwks, "/.portvakt/jwks.json"),
@@ -109,6 +117,11 @@ const TABLE: &[(Route, &str)] = &[
     ),
     (Route::Challenge(ChallengePage::Sms), "/.portvakt/sms"),
     (Route::Challenge(ChallengePage::SmsSend), "/.portvakt/sms/send"),
+    (Route::Challenge(ChallengePage::Key), "/.portvakt/security-key"),
+    (
+        Route::Challenge(ChallengePage::EnrolKey),
+        "/.portvakt/enrol/security-key",
+    ),
     (Route::Challenge(ChallengePage::Continue), "/.portvakt/continue"),
     (
         Route::Challenge(ChallengePage::RecoveryCodesFile),
@@ -164,6 +177,22 @@ const TABLE: &[(Route, &str)] = &[
     (
         Route::Account(AccountPage::PhoneRemove),
         "/.portvakt/account/phone/remove",
+    ),
+    (
+        Route::Account(AccountPage::AddKey),
+        "/.portvakt/account/security-key",
+    ),
+    (
+        Route::Account(AccountPage::AddKeyFinish),
+        "/.portvakt/account/security-key/finish",
+    ),
+    (
+        Route::Account(AccountPage::RemoveKey),
+        "/.portvakt/account/security-key/remove",
+    ),
+    (
+        Route::Account(AccountPage::RemoveKeyConfirm),
+        "/.portvakt/account/security-key/remove/confirm",
     ),
     (
         Route::Account(AccountPage::AddAppPassword),

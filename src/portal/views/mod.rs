@@ -18,6 +18,22 @@ pub const STYLESHEET: &str = include_str!("assets/portvakt.css");
 /// The overlay script (`login.overlay`), served from the gateway's own path.
 pub const OVERLAY_SCRIPT: &str = include_str!("assets/overlay.js");
 
+/// The security-key pages' script (the WebAuthn ceremony).
+pub const KEY_SCRIPT: &str = include_str!("assets/webauthn.js");
+
+/// The key script's hash, as its tag's `integrity` and the pages' CSP name it:
+/// the one script the gateway's pages may run.
+pub fn key_script_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        use sha2::Digest;
+        format!(
+            "sha256-{}",
+            data_encoding::BASE64.encode(&sha2::Sha256::digest(KEY_SCRIPT.as_bytes()))
+        )
+    })
+}
+
 /// The tag that adds the overlay script to an app's page: same-origin, checked by
 /// its hash (Subresource Integrity), so the page runs exactly this script.
 pub fn overlay_tag() -> &'static str {
@@ -87,6 +103,7 @@ struct EnrolPage<'a> {
     csrf: &'a str,
     error: Option<&'a str>,
     email_offer: Option<bool>,
+    key_offer: bool,
 }
 
 #[derive(Template)]
@@ -104,6 +121,7 @@ struct VerifyPage<'a> {
     remember_days: Option<u64>,
     form_kept: bool,
     sms_to: Option<&'a str>,
+    key: bool,
 }
 
 #[derive(Template)]
@@ -317,6 +335,8 @@ struct AccountPage<'a> {
     t: &'a Texts,
     user: &'a str,
     devices: &'a [DeviceRow],
+    keys: &'a [DeviceRow],
+    can_add_key: bool,
     codes_left: usize,
     activity: &'a [ActivityRow],
     csrf: &'a str,
@@ -335,6 +355,10 @@ struct AccountPage<'a> {
 pub struct Account<'a> {
     pub user: &'a str,
     pub devices: &'a [DeviceRow],
+    /// Security keys and passkeys.
+    pub keys: &'a [DeviceRow],
+    /// Offer to add a security key (the deployment allows them).
+    pub can_add_key: bool,
     pub codes_left: usize,
     pub activity: &'a [ActivityRow],
     pub csrf: &'a str,
@@ -368,6 +392,8 @@ pub fn account(lang: Lang, page: &Account<'_>) -> Page {
             t,
             user: page.user,
             devices: page.devices,
+            keys: page.keys,
+            can_add_key: page.can_add_key,
             codes_left: page.codes_left,
             activity: page.activity,
             csrf: page.csrf,
@@ -427,15 +453,34 @@ struct ConfirmPage<'a> {
 }
 
 /// Asks the user to confirm removing device `id` from the security info.
-pub fn confirm_removal(lang: Lang, csrf: &str, id: i64) -> Page {
+/// What a removal confirmed on its page removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    App,
+    Key,
+}
+
+pub fn confirm_removal(lang: Lang, csrf: &str, what: Removal, id: i64) -> Page {
     let t = texts(lang);
+    let (title, text, page) = match what {
+        Removal::App => (
+            t.remove_confirm_title,
+            t.remove_confirm_text,
+            route::AccountPage::RemoveDeviceConfirm,
+        ),
+        Removal::Key => (
+            t.key_remove_title,
+            t.key_remove_text,
+            route::AccountPage::RemoveKeyConfirm,
+        ),
+    };
     html(
         StatusCode::OK,
         ConfirmPage {
             lang: lang.code(),
-            title: t.remove_confirm_title,
-            text: t.remove_confirm_text,
-            action: Route::Account(route::AccountPage::RemoveDeviceConfirm).path(),
+            title,
+            text,
+            action: Route::Account(page).path(),
             csrf,
             id,
             confirm: t.remove_button,
@@ -568,6 +613,8 @@ pub struct Enrolment<'a> {
     /// Offer to give an e-mail address for codes: `Some(true)` instead of the app
     /// (an e-mailed code may stand alone), `Some(false)` beside it.
     pub email_offer: Option<bool>,
+    /// Offer a security key or passkey instead of the app.
+    pub key_offer: bool,
 }
 
 /// A form page is 200, or `rejected` when it is shown again with an error.
@@ -615,6 +662,7 @@ pub fn enrol(lang: Lang, page: &Enrolment<'_>) -> Page {
             csrf: page.csrf,
             error: page.error,
             email_offer: page.email_offer,
+            key_offer: page.key_offer,
         }
         .render(),
     )
@@ -634,6 +682,8 @@ pub struct VerifyOffer<'a> {
     pub form_kept: bool,
     /// A code by text message to this number (masked), if offered.
     pub sms_to: Option<&'a str>,
+    /// The user has a security key for this site.
+    pub key: bool,
 }
 
 /// Ways to pass the second factor, as `offer` says.
@@ -654,6 +704,7 @@ pub fn verify(lang: Lang, csrf: &str, error: Option<&str>, offer: &VerifyOffer<'
             remember_days: offer.remember_days,
             form_kept: offer.form_kept,
             sms_to: offer.sms_to,
+            key: offer.key,
         }
         .render(),
     )
@@ -764,20 +815,102 @@ pub fn qr_svg(data: &str) -> String {
     }
 }
 
+#[derive(Template)]
+#[template(path = "security-key.html")]
+struct SecurityKeyPage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    t: &'a Texts,
+    intro: &'a str,
+    error: Option<&'a str>,
+    /// The ceremony's options, JSON made safe inside a script element.
+    options: String,
+    registering: bool,
+    action: &'a str,
+    csrf: &'a str,
+    ceremony: &'a str,
+    button: &'a str,
+    back: &'a str,
+    back_text: &'a str,
+    script: &'a str,
+    integrity: &'a str,
+}
+
+/// A security-key ceremony in progress, as its page shows it.
+pub struct KeyCeremony<'a> {
+    /// Registering a key (else signing in with one).
+    pub registering: bool,
+    /// The options for the browser (JSON).
+    pub options: &'a str,
+    /// The ceremony's id, sent back with the key's answer.
+    pub ceremony: &'a str,
+    pub csrf: &'a str,
+    /// Where the answer is posted.
+    pub action: &'a str,
+    /// The way back (to the other methods, or the security info), and its words.
+    pub back: &'a str,
+    pub back_text: &'a str,
+    pub error: Option<&'a str>,
+}
+
+/// The page that runs a security-key ceremony (with the key script).
+pub fn security_key(lang: Lang, ceremony: &KeyCeremony<'_>) -> Page {
+    let t = texts(lang);
+    let (title, intro, button) = if ceremony.registering {
+        (t.key_add_title, t.key_add_intro, t.key_add_button)
+    } else {
+        (t.key_use_title, t.key_use_intro, t.key_use_button)
+    };
+    // JSON inside a script element: `<`, `>` and `&` escaped, so that no value
+    // (a user name) can end the element.
+    let options = ceremony
+        .options
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026");
+    html(
+        form_status(ceremony.error.is_some(), StatusCode::UNPROCESSABLE_ENTITY),
+        SecurityKeyPage {
+            lang: lang.code(),
+            title,
+            t,
+            intro,
+            error: ceremony.error,
+            options,
+            registering: ceremony.registering,
+            action: ceremony.action,
+            csrf: ceremony.csrf,
+            ceremony: ceremony.ceremony,
+            button,
+            back: ceremony.back,
+            back_text: ceremony.back_text,
+            script: Route::KeyScript.path(),
+            integrity: key_script_hash(),
+        }
+        .render(),
+    )
+}
+
 /// Headers on every response the gateway writes itself (DESIGN.md, "Sessions").
 /// `framable`: shown in the overlay, framed by the app's own pages on the same
 /// origin, and by nothing else.
 pub fn security_headers(tls: bool, framable: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    // The one script a page may run is the key script, named by its hash (no
+    // inline script, no handler attribute, nothing else from this origin).
+    static POLICIES: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
+    let policies = POLICIES.get_or_init(|| {
+        let policy = |ancestors: &str| {
+            format!(
+                "default-src 'none'; script-src '{}'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors {ancestors}; base-uri 'none'",
+                key_script_hash()
+            )
+        };
+        [policy("'self'"), policy("'none'")]
+    });
     let (csp, frame_options) = if framable {
-        (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'self'; base-uri 'none'",
-            "SAMEORIGIN",
-        )
+        (policies[0].as_str(), "SAMEORIGIN")
     } else {
-        (
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-            "DENY",
-        )
+        (policies[1].as_str(), "DENY")
     };
     let always = [
         ("content-security-policy", csp),
@@ -798,6 +931,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_security_key_page_runs_only_the_key_script_and_no_value_ends_its_options() {
+        let options = r#"{"publicKey":{"user":{"name":"</script><script>alert(1)</script>"}}}"#;
+        let page = security_key(
+            Lang::En,
+            &KeyCeremony {
+                registering: true,
+                options,
+                ceremony: "c1",
+                csrf: "tok",
+                action: "/.portvakt/account/security-key/finish",
+                back: "/.portvakt/account",
+                back_text: "Back",
+                error: None,
+            },
+        );
+        let html = String::from_utf8(page.body).unwrap();
+        assert_eq!(
+            html.matches("<script").count(),
+            2,
+            "the options, and the key script: {html}"
+        );
+        assert!(html.contains("\\u003c/script\\u003e\\u003cscript\\u003ealert(1)"));
+        let (_, options_json) = html.split_once("id=\"webauthn-options\">").unwrap();
+        let (options_json, _) = options_json.split_once("</script>").unwrap();
+        let parsed: serde_json::Value = serde_json::from_str(options_json).unwrap();
+        assert_eq!(
+            parsed["publicKey"]["user"]["name"],
+            "</script><script>alert(1)</script>"
+        );
+        assert!(html.contains(&format!("integrity=\"{}\"", key_script_hash())));
+        let csp: Vec<_> = security_headers(false, false).collect();
+        let policy = csp
+            .iter()
+            .find(|(name, _)| *name == "content-security-policy")
+            .unwrap()
+            .1;
+        assert!(
+            policy.contains(&format!("script-src '{}'", key_script_hash())),
+            "{policy}"
+        );
+        assert!(!policy.contains("unsafe-inline"));
+    }
+
+    #[test]
     fn the_enrolment_page_has_a_qr_code_a_link_and_the_key() {
         let page = enrol(
             Lang::Sv,
@@ -809,10 +986,12 @@ mod tests {
                 csrf: "tok",
                 error: None,
                 email_offer: Some(true),
+                key_offer: true,
             },
         );
         let html = String::from_utf8(page.body).unwrap();
         assert!(html.contains("<svg"), "inline QR code");
+        assert!(html.contains("href=\"/.portvakt/enrol/security-key\""));
         assert!(
             html.contains("Ingen autentiseringsapp?") && html.contains("action=\"/.portvakt/enrol/email\"")
         );
