@@ -24,6 +24,8 @@ mod sms;
 mod spa;
 #[path = "second_factor/step_up.rs"]
 mod step_up;
+#[path = "second_factor/unusual.rs"]
+mod unusual;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

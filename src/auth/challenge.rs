@@ -157,6 +157,10 @@ pub enum Stage {
         new_codes: Option<Vec<RecoveryCode>>,
         codes_left: Option<usize>,
     },
+    /// A sign-in that looks unusual where no second factor is asked: confirmed
+    /// with an e-mailed code; what it came from is remembered once it is. (Added
+    /// last: challenges stored by an older build still read.)
+    Unusual(super::unusual::Signals),
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -26,6 +26,21 @@ pub fn trust_cookie_name(secure: bool) -> &'static str {
     }
 }
 
+/// The cookie naming this browser to the gateway (a random id), for telling an
+/// unusual sign-in from a usual one.
+pub fn browser_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-portvakt-browser"
+    } else {
+        "portvakt-browser"
+    }
+}
+
+/// The `Set-Cookie` value that names this browser for `lifetime`.
+pub fn set_browser(id: &str, secure: bool, lifetime: std::time::Duration) -> String {
+    lasting(browser_cookie_name(secure), id, secure, lifetime)
+}
+
 /// The cookie naming a form kept across a step-up, set with the step-up's way
 /// back to the page it was posted to.
 pub fn kept_request_cookie_name(secure: bool) -> &'static str {

@@ -17,6 +17,7 @@ pub mod sessions;
 pub mod sms;
 pub mod tokens;
 pub mod transient;
+pub mod unusual;
 
 pub use audit::AuditKind;
 pub use services::{open_keys, open_store, Attempt, Channel, Charged, PendingAddress, Services};

@@ -105,12 +105,22 @@ pub struct SecondFactorFile {
     pub remember_device: Option<Duration>,
     pub keep_post_body: Option<u64>,
     pub security_keys: Option<bool>,
+    pub unusual_sign_in: Option<UnusualFile>,
     pub email: Option<Spanned<String>>,
     pub sms: Option<Spanned<String>>,
     /// `None`: open; `Some(networks)`: only from these networks.
     pub enrolment_networks: Option<Vec<IpNet>>,
     /// `enrolment: admin`.
     pub enrolment_by_admin: bool,
+}
+
+/// `second_factor.unusual_sign_in`: the signals named, how long they are
+/// remembered, and where it was written.
+pub struct UnusualFile {
+    pub signals: Vec<Spanned<String>>,
+    pub remember: Option<Duration>,
+    pub at: Pos,
+    pub key: String,
 }
 
 #[derive(Default)]
@@ -261,6 +271,7 @@ const EMAIL_KEYS: &[&str] = &[
 const SMTP_KEYS: &[&str] = &["host", "port", "security", "username", "password_file"];
 const ADMINS_KEYS: &[&str] = &["users", "groups"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
+const UNUSUAL_KEYS: &[&str] = &["signals", "remember"];
 const SMS_KEYS: &[&str] = &[
     "webhook",
     "code_digits",
@@ -282,6 +293,7 @@ const SECOND_FACTOR_KEYS: &[&str] = &[
     "remember_device",
     "keep_post_body",
     "security_keys",
+    "unusual_sign_in",
     "enrolment",
 ];
 /// How long a browser may skip the second factor (Azure AD's range, too).
@@ -793,6 +805,23 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
                 &k,
                 "a browser may be remembered for 1 to 365 days (such as 30d); leave the key out to never remember browsers",
             );
+        }
+    }
+    if let Some((n, k)) = m.get("unusual_sign_in") {
+        if let Some(mut u) = d.map(n, &k, UNUSUAL_KEYS) {
+            let what = "which signals make a sign-in unusual: browser, network";
+            let signals = u
+                .require(d, "signals", n.at, what)
+                .map(|(n, k)| d.list(n, &k, "signals", |d, n, k| d.spanned_string(n, k)))
+                .unwrap_or_default();
+            let remember = u.get("remember").and_then(|(n, k)| d.duration(n, &k));
+            u.finish(d);
+            file.unusual_sign_in = Some(UnusualFile {
+                signals,
+                remember,
+                at: n.at,
+                key: k.clone(),
+            });
         }
     }
     if let Some((n, k)) = m.get("security_keys") {

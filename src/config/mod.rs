@@ -524,6 +524,39 @@ mod tests {
     }
 
     #[test]
+    fn unusual_sign_ins_name_their_signals_and_need_email() {
+        let found = errors(&format!(
+            "second_factor: {{ unusual_sign_in: {{ signals: [browser, country] }} }}\n{MINIMAL}"
+        ));
+        for want in [
+            "t.yaml:1:56: second_factor.unusual_sign_in.signals[1]: `country` is not a signal; write browser or network",
+            "t.yaml:1:35: second_factor.unusual_sign_in: an unusual sign-in is confirmed with an e-mailed code",
+        ] {
+            assert!(found.iter().any(|e| e.starts_with(want)), "missing {want:?} in {found:#?}");
+        }
+        let good = format!(
+            "email: {{from: \"P <p@example.com>\", file: m.log}}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [network], remember: 7d }} }}\n{MINIMAL}"
+        );
+        let config = parse(&good, &PathBuf::from("t.yaml")).expect("valid");
+        assert_eq!(
+            config.second_factor.unusual_sign_in,
+            Some(model::UnusualSignIn {
+                browser: false,
+                network: true,
+                remember: std::time::Duration::from_secs(7 * 24 * 3600)
+            })
+        );
+        assert_eq!(
+            parse(MINIMAL, &PathBuf::from("t.yaml"))
+                .unwrap()
+                .second_factor
+                .unusual_sign_in,
+            None
+        );
+    }
+
+    #[test]
     fn the_login_narrows_with_query_conditions_and_names_its_session_cookies() {
         let text = format!(
             "{MINIMAL}    login:\n      path: /index.php\n      query: {{ do: login }}\n      username_field: u\n\

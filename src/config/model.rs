@@ -244,6 +244,16 @@ impl App {
     }
 }
 
+/// What makes a sign-in unusual (for an app that asks no second factor of the
+/// user): a browser, or a network, that this user did not sign in from within
+/// `remember`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnusualSignIn {
+    pub browser: bool,
+    pub network: bool,
+    pub remember: Duration,
+}
+
 /// What codes by text message may do. Text messages are the weakest way in
 /// (numbers are moved to other SIMs, messages read off lock screens and networks),
 /// so they are offered only beside an authenticator app, never alone.
@@ -442,6 +452,9 @@ pub struct SecondFactorSettings {
     pub email: EmailUse,
     /// What codes by text message may be used for.
     pub sms: SmsUse,
+    /// Where no second factor is asked, an e-mailed code for a sign-in that looks
+    /// unusual; `None`: off.
+    pub unusual_sign_in: Option<UnusualSignIn>,
     /// Whether users may register security keys and passkeys (WebAuthn), at
     /// enrolment instead of an app and on their security info.
     pub security_keys: bool,

@@ -11,13 +11,14 @@ use super::decode::{Decoder, Spanned};
 use super::file::{
     AppFile, BasicFile, ConfirmFile, EmailFile, FileConfig, LockoutFile, LoginFile, LoginSpec, MfaFile,
     PagesFile, RouteFile, SecondFactorFile, SecretText, SessionFile, SmsFile, SmtpFile, StoreFile,
+    UnusualFile,
 };
 use super::model::{
     fold_header_name, fold_host, App, BasicLogin, Config, ConfirmRead, ConfirmRule, EmailSettings,
     EmailTransport, EmailUse, Enrolment, IdentityHeader, Listener, LogFormat, LogSettings, LoginInterception,
     MfaChanges, PageSettings, SecondFactorSettings, ServerSettings, SessionSettings, SignIn, SmsSettings,
-    SmsUse, SmtpSecurity, StoreLocation, SuccessRule, TlsFiles, Upstream, UpstreamHeaders, UsernameSource,
-    Users,
+    SmsUse, SmtpSecurity, StoreLocation, SuccessRule, TlsFiles, UnusualSignIn, Upstream, UpstreamHeaders,
+    UsernameSource, Users,
 };
 use crate::factors::lockout::LockoutPolicy;
 use crate::factors::totp::TotpSettings;
@@ -201,7 +202,13 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
             "codes by text message need an `sms` section naming the provider's webhook",
         );
     }
+    let unusual_sign_in = file
+        .second_factor
+        .unusual_sign_in
+        .as_ref()
+        .and_then(|unusual| build_unusual(d, unusual, file.email.is_some()));
     let mut second_factor = build_second_factor(file.second_factor);
+    second_factor.unusual_sign_in = unusual_sign_in;
     second_factor.email = email_use;
     second_factor.sms = sms_use;
     let session = build_session(d, file.session);
@@ -623,6 +630,7 @@ fn build_second_factor(file: SecondFactorFile) -> SecondFactorSettings {
         email: EmailUse::Off,
         sms: SmsUse::Off,
         security_keys: file.security_keys.unwrap_or(true),
+        unusual_sign_in: None,
         enrolment: match (file.enrolment_by_admin, file.enrolment_networks) {
             (true, _) => Enrolment::AdminOpened,
             (false, None) => Enrolment::Open,
@@ -1222,6 +1230,42 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
             .unwrap_or(DEFAULT_TEXTS_PER_HOUR),
         countries,
     })
+}
+
+/// How long a browser or network stays known after a sign-in from it.
+const DEFAULT_UNUSUAL_REMEMBER: Duration = Duration::from_secs(90 * 24 * 3600);
+
+fn build_unusual(d: &mut Decoder, file: &UnusualFile, has_email: bool) -> Option<UnusualSignIn> {
+    let (at, key) = (file.at, file.key.as_str());
+    let mut unusual = UnusualSignIn {
+        browser: false,
+        network: false,
+        remember: file.remember.unwrap_or(DEFAULT_UNUSUAL_REMEMBER),
+    };
+    for signal in &file.signals {
+        match signal.value.as_str() {
+            "browser" => unusual.browser = true,
+            "network" => unusual.network = true,
+            other => d.error(
+                signal.at,
+                &signal.key,
+                format!("`{other}` is not a signal; write browser or network"),
+            ),
+        }
+    }
+    if !unusual.browser && !unusual.network {
+        d.error(at, key, "name at least one signal: browser, network");
+        return None;
+    }
+    if !has_email {
+        d.error(
+            at,
+            key,
+            "an unusual sign-in is confirmed with an e-mailed code: it needs an `email` section saying how mail is sent",
+        );
+        return None;
+    }
+    Some(unusual)
 }
 
 /// Texts a user, or a number, gets in an hour: a sign-in or two with a resend.

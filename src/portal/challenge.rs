@@ -645,6 +645,70 @@ async fn handle(
             };
             passed_here(auth, &challenge, req, &id).await
         }
+        (ChallengePage::Unusual, false, StageKind::Unusual) => {
+            let Some(address) = auth.email_address(req.config, &user).await else {
+                return Ok(expired(req));
+            };
+            // The code goes out when the page is first shown; again only on asking.
+            let sent = lock(&challenge).email_code.is_some();
+            if !sent {
+                let Some(code) = send_code(auth, req, &user, Channel::Email, &address).await else {
+                    return Ok(unusual_page(req, &csrf, &address, Some(t.email_failed)));
+                };
+                lock(&challenge).email_code = Some(code);
+                note(auth, req, &user, AuditKind::EmailCodeSent, "unusual_sign_in").await;
+            }
+            Ok(unusual_page(req, &csrf, &address, None))
+        }
+        (ChallengePage::UnusualSend, true, StageKind::Unusual) => {
+            let Some(address) = auth.email_address(req.config, &user).await else {
+                return Ok(expired(req));
+            };
+            if resend_too_soon(&challenge, req, Channel::Email) {
+                return Ok(unusual_page(req, &csrf, &address, Some(t.email_wait)));
+            }
+            let Some(code) = send_code(auth, req, &user, Channel::Email, &address).await else {
+                return Ok(unusual_page(req, &csrf, &address, Some(t.email_failed)));
+            };
+            lock(&challenge).email_code = Some(code);
+            note(auth, req, &user, AuditKind::EmailCodeSent, "unusual_sign_in").await;
+            Ok(Answer::to(
+                Route::Challenge(ChallengePage::Unusual),
+                Label::SecondFactor,
+            ))
+        }
+        (ChallengePage::Unusual, true, StageKind::Unusual) => {
+            let charged = match charge(auth, req, &user).await? {
+                Ok(charged) => charged,
+                Err(locked) => return Ok(locked),
+            };
+            if !use_sent_code(&challenge, Channel::Email, forms::field(&form, "code"), req.now) {
+                note(auth, req, &user, AuditKind::SecondFactorFailed, "unusual_sign_in").await;
+                let address = auth.email_address(req.config, &user).await.unwrap_or_default();
+                return Ok(unusual_page(req, &csrf, &address, Some(t.wrong_code)));
+            }
+            passed(auth, req, &user, charged).await?;
+            note(auth, req, &user, AuditKind::LoginOk, "unusual_sign_in_confirmed").await;
+            let signals = match &lock(&challenge).stage {
+                Stage::Unusual(signals) => Some(signals.clone()),
+                _ => None,
+            };
+            // Confirmed: this browser and network are the user's from now on. The
+            // session is a password session, as the app's rule asks no more.
+            pass(&challenge, SignInMethod::Password, false);
+            let answer = complete(auth, req, &id, &challenge).await?;
+            match (signals, req.config.second_factor.unusual_sign_in) {
+                (Some(signals), Some(rule)) => {
+                    auth.remember_signals(&user, &signals, req.now).await?;
+                    Ok(answer.with_cookie(&cookies::set_browser(
+                        &signals.browser_id,
+                        req.secure,
+                        rule.remember,
+                    )))
+                }
+                _ => Ok(answer),
+            }
+        }
         (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id, &challenge).await,
         (ChallengePage::RecoveryCodesFile | ChallengePage::RecoveryCodesPrint, false, StageKind::Passed) => {
             let c = lock(&challenge);
@@ -683,6 +747,10 @@ async fn handle(
             Label::SecondFactor,
         )),
         (_, _, StageKind::Passed) => Ok(passed_page(&challenge, req)),
+        (_, _, StageKind::Unusual) => Ok(Answer::to(
+            Route::Challenge(ChallengePage::Unusual),
+            Label::SecondFactor,
+        )),
     }
 }
 
@@ -712,6 +780,7 @@ enum StageKind {
     Enrol,
     Verify,
     Passed,
+    Unusual,
 }
 
 impl StageKind {
@@ -720,6 +789,7 @@ impl StageKind {
             Stage::Enrol(_) => StageKind::Enrol,
             Stage::Verify => StageKind::Verify,
             Stage::Passed { .. } => StageKind::Passed,
+            Stage::Unusual(_) => StageKind::Unusual,
         }
     }
 }
@@ -985,6 +1055,52 @@ fn confirm_address_page(req: &Request<'_>, csrf: &str, address: &str, error: Opt
         Route::Challenge(ChallengePage::EnrolEmailConfirm).path(),
     );
     Answer::page(page, Label::SecondFactor)
+}
+
+/// Where to type the code that confirms an unusual sign-in.
+fn unusual_page(req: &Request<'_>, csrf: &str, address: &str, error: Option<&str>) -> Answer {
+    let page = views::unusual_sign_in(req.lang, csrf, &email::mask(address), error);
+    Answer::page(page, Label::SecondFactor)
+}
+
+/// Starts the confirmation of a sign-in that looks unusual (no second factor is
+/// asked of `user` here): the app's answer is withheld until the code e-mailed to
+/// the user comes back.
+#[allow(clippy::too_many_arguments)]
+pub async fn begin_unusual(
+    auth: &Services,
+    config: &Config,
+    app: &App,
+    user: &str,
+    purpose: Purpose,
+    signals: crate::auth::unusual::Signals,
+    secure: bool,
+    now: SystemTime,
+) -> (Answer, Option<SharedChallenge>) {
+    let made = auth
+        .challenges
+        .insert(Challenge::new(
+            user,
+            &app.name,
+            purpose,
+            Stage::Unusual(signals),
+            now,
+        ))
+        .await;
+    match made {
+        Ok((id, challenge)) => (
+            Answer::redirect(
+                Route::Challenge(ChallengePage::Unusual).path(),
+                Label::SecondFactor,
+            )
+            .with_cookie(&set_challenge_cookie(&id, secure, config.session.login_timeout)),
+            Some(challenge),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not store a challenge");
+            (Answer::to(Route::Unavailable, Label::Error), None)
+        }
+    }
 }
 
 /// Where to type a code sent over `channel` (the address shown masked).
@@ -1472,7 +1588,8 @@ async fn complete(
     };
     // An admin reset since the factor was passed took away what it was passed
     // with: the reset wins, and the user enrols again.
-    let has_a_factor = has_device(auth, &user).await?
+    let has_a_factor = method == SignInMethod::Password
+        || has_device(auth, &user).await?
         || (req.config.second_factor.email != EmailUse::Off
             && auth.email_address(req.config, &user).await.is_some());
     if !has_a_factor {

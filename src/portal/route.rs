@@ -43,6 +43,8 @@ pub enum ChallengePage {
     SmsSend,
     Key,
     EnrolKey,
+    Unusual,
+    UnusualSend,
     Continue,
     RecoveryCodesFile,
     RecoveryCodesPrint,
@@ -121,6 +123,14 @@ const TABLE: &[(Route, &str)] = &[
     (
         Route::Challenge(ChallengePage::EnrolKey),
         "/.portvakt/enrol/security-key",
+    ),
+    (
+        Route::Challenge(ChallengePage::Unusual),
+        "/.portvakt/confirm-sign-in",
+    ),
+    (
+        Route::Challenge(ChallengePage::UnusualSend),
+        "/.portvakt/confirm-sign-in/send",
     ),
     (Route::Challenge(ChallengePage::Continue), "/.portvakt/continue"),
     (

@@ -117,6 +117,11 @@ impl Gateway {
                     cookies::trust_cookie_name(ctx.secure),
                 )
                 .map(str::to_owned);
+                capture.browser_cookie = cookies::find(
+                    &session.req_header().headers,
+                    cookies::browser_cookie_name(ctx.secure),
+                )
+                .map(str::to_owned);
                 ctx.capture = Some(capture);
                 ctx.label = Some(Label::Login);
                 ctx.path = Some(path);

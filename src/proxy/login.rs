@@ -23,6 +23,8 @@ pub struct RequestCapture {
     pub is_login: bool,
     /// The "don't ask again in this browser" cookie the login came with.
     pub trust_cookie: Option<String>,
+    /// The cookie naming this browser (for unusual sign-ins) the login came with.
+    pub browser_cookie: Option<String>,
 }
 
 /// A request without a body, and not the login: only its query can name someone.
@@ -35,6 +37,7 @@ impl Default for RequestCapture {
             overflowed: false,
             is_login: false,
             trust_cookie: None,
+            browser_cookie: None,
         }
     }
 }
@@ -75,6 +78,7 @@ impl RequestCapture {
             overflowed: declared.is_some_and(|length| length > limit),
             is_login,
             trust_cookie: None,
+            browser_cookie: None,
         }
     }
 

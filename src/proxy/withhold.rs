@@ -34,6 +34,7 @@ use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, BodySays, RequestCapture};
 use crate::auth::challenge::{random_token, Challenges, Purpose, Withheld};
 use crate::auth::tokens::TokenBindings;
+use crate::auth::unusual::Signals;
 use crate::auth::{cookies, Attempt, AuditKind};
 use crate::config::model::{json_token, LoginInterception};
 use crate::config::{App, Config};
@@ -81,8 +82,15 @@ struct SignIn<'r> {
     /// answer set the session cookie, whose user the app itself confirmed).
     at_login: bool,
     trust_cookie: Option<String>,
+    browser_cookie: Option<String>,
     /// The request the app answered.
     request: &'r RequestHeader,
+}
+
+/// What `unusual` makes of a sign-in: what it came from, where the rule is on.
+enum Unusual {
+    Yes(Signals),
+    No(Option<Signals>),
 }
 
 /// The app and login an answer belongs to, for the checks below.
@@ -174,6 +182,7 @@ impl Gateway {
                 anomaly,
                 at_login: true,
                 trust_cookie: capture.trust_cookie,
+                browser_cookie: capture.browser_cookie,
                 request,
             };
             return self.sign_in(response, sign_in, ctx, &w).await;
@@ -219,6 +228,7 @@ impl Gateway {
             anomaly: false,
             at_login: false,
             trust_cookie: None,
+            browser_cookie: None,
             request,
         };
         self.sign_in(response, sign_in, ctx, &w).await
@@ -346,7 +356,27 @@ impl Gateway {
             mfa_opted_in: self.auth.opted_in(&user).await,
             signed_in_at: now,
         };
+        let mut unusual = None;
         if !app.policy.second_factor_at_sign_in(&auth) {
+            // No second factor for this user here; but a sign-in that looks
+            // unusual is confirmed with an e-mailed code first.
+            match self.unusual(&user, sign_in.browser_cookie.as_deref(), w).await {
+                Err(()) => return self.replace(response, ctx, &login.page_target, Label::Error),
+                Ok(Unusual::Yes(signals)) => unusual = Some(signals),
+                Ok(Unusual::No(signals)) => {
+                    if let (Some(signals), Some(rule)) = (signals, w.config.second_factor.unusual_sign_in) {
+                        if let Err(e) = self.auth.remember_signals(&user, &signals, now).await {
+                            tracing::error!(error = %e, "could not remember a sign-in's browser and network");
+                        }
+                        response.append_header(
+                            http::header::SET_COOKIE,
+                            cookies::set_browser(&signals.browser_id, ctx.secure, rule.remember),
+                        )?;
+                    }
+                }
+            }
+        }
+        if unusual.is_none() && !app.policy.second_factor_at_sign_in(&auth) {
             // No second factor for this user here: the app's answer passes, with a
             // password-level gateway session beside it.
             match self
@@ -372,18 +402,21 @@ impl Gateway {
             }
         }
         // A browser the user asked to be remembered in passes with the app's answer.
-        if let Some(issued) = self
-            .auth
-            .remembered_sign_in(
-                sign_in.trust_cookie.as_deref(),
-                &user,
-                &app.name,
-                client,
-                now,
-                ctx.secure,
-            )
-            .await
-        {
+        if let Some(issued) = match unusual {
+            Some(_) => None,
+            None => {
+                self.auth
+                    .remembered_sign_in(
+                        sign_in.trust_cookie.as_deref(),
+                        &user,
+                        &app.name,
+                        client,
+                        now,
+                        ctx.secure,
+                    )
+                    .await
+            }
+        } {
             response.append_header(
                 http::header::SET_COOKIE,
                 cookies::set_session(&issued.cookie_value, ctx.secure),
@@ -423,8 +456,18 @@ impl Gateway {
                 answer: answer.clone(),
             }
         };
-        let (redirect, challenge) =
-            challenge::begin(&self.auth, w.config, app, &user, purpose, client, ctx.secure, now).await;
+        let (redirect, challenge) = match unusual {
+            Some(signals) => {
+                tracing::info!(user = %user, app = %app.name, "an unusual sign-in; withheld until its e-mailed code comes back");
+                challenge::begin_unusual(
+                    &self.auth, w.config, app, &user, purpose, signals, ctx.secure, now,
+                )
+                .await
+            }
+            None => {
+                challenge::begin(&self.auth, w.config, app, &user, purpose, client, ctx.secure, now).await
+            }
+        };
         let location = redirect
             .header(&http::header::LOCATION)
             .unwrap_or(Route::Unavailable.path());
@@ -454,6 +497,34 @@ impl Gateway {
         });
         ctx.label = Some(Label::LoginWithheld);
         Ok(())
+    }
+
+    /// Whether a sign-in of `user` (no second factor asked) looks unusual under
+    /// `second_factor.unusual_sign_in`, and what it came from. An unusual one
+    /// whose user has no address to send a code to passes (logged); the store
+    /// unavailable fails closed (`Err`).
+    async fn unusual(
+        &self,
+        user: &str,
+        browser_cookie: Option<&str>,
+        w: &Watched<'_>,
+    ) -> Result<Unusual, ()> {
+        let Some(rule) = w.config.second_factor.unusual_sign_in else {
+            return Ok(Unusual::No(None));
+        };
+        let signals = Signals::of(browser_cookie, w.client);
+        match self.auth.is_unusual(&rule, user, &signals, w.now).await {
+            Ok(false) => Ok(Unusual::No(Some(signals))),
+            Ok(true) if self.auth.email_address(w.config, user).await.is_some() => Ok(Unusual::Yes(signals)),
+            Ok(true) => {
+                tracing::warn!(user = %user, "an unusual sign-in, and no e-mail address to confirm it with; it passes");
+                Ok(Unusual::No(Some(signals)))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not tell whether a sign-in is unusual; login withheld");
+                Err(())
+            }
+        }
     }
 
     /// Who the app's `login.confirm` page says the session of this answer belongs

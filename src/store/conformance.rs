@@ -669,6 +669,46 @@ pub async fn security_keys_count_with_apps_are_unique_and_removed_by_their_owner
     );
 }
 
+/// A browser or network is known to the user it was seen with, for as long as
+/// asked; a user with none is on their first sign-in.
+pub async fn sign_in_signals_are_known_per_user_kind_and_age(store: Arc<dyn Store>) {
+    let home = [1; 32];
+    assert_eq!(
+        store.signal_seen("alice", "network", home, at(0)).await.unwrap(),
+        None
+    );
+    store.note_signal("alice", "network", home, at(10)).await.unwrap();
+    assert_eq!(
+        store.signal_seen("alice", "network", home, at(5)).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.signal_seen("alice", "network", home, at(11)).await.unwrap(),
+        Some(false),
+        "not seen since then"
+    );
+    assert_eq!(
+        store.signal_seen("alice", "browser", home, at(0)).await.unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        store
+            .signal_seen("alice", "network", [2; 32], at(0))
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        store.signal_seen("bob", "network", home, at(0)).await.unwrap(),
+        None
+    );
+    store.note_signal("alice", "network", home, at(20)).await.unwrap();
+    assert_eq!(
+        store.signal_seen("alice", "network", home, at(15)).await.unwrap(),
+        Some(true)
+    );
+}
+
 macro_rules! store_conformance {
     ($open:expr) => {
         store_conformance!(@cases $open;
@@ -687,6 +727,7 @@ macro_rules! store_conformance {
             transient_state_is_replaced_by_version_and_taken_once,
             app_passwords_are_kept_per_user_within_limits_and_removed_by_their_owner,
             security_keys_count_with_apps_are_unique_and_removed_by_their_owner,
+            sign_in_signals_are_known_per_user_kind_and_age,
         );
     };
     (@cases $open:expr; $($case:ident,)*) => {

@@ -229,6 +229,20 @@ pub trait Store: Send + Sync {
     /// in the same transaction, so removals at once cannot leave none).
     async fn remove_device(&self, user: &str, id: i64, keep_one: bool) -> StoreResult<DeviceRemoval>;
 
+    /// Whether `user` signed in before with this `kind` of signal (`browser`,
+    /// `network`) of this value (a hash), seen since `since`; and whether they
+    /// have any signal at all (`None`: their first sign-in on record).
+    async fn signal_seen(
+        &self,
+        user: &str,
+        kind: &str,
+        value: [u8; 32],
+        since: SystemTime,
+    ) -> StoreResult<Option<bool>>;
+
+    /// Records that `user` signed in with this signal at `now`.
+    async fn note_signal(&self, user: &str, kind: &str, value: [u8; 32], now: SystemTime) -> StoreResult<()>;
+
     /// Registers a security key, unless the user has `at_most` devices (apps and
     /// keys together) or one of its name, or the key is registered already.
     async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded>;

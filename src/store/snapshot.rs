@@ -19,11 +19,12 @@ pub struct Snapshot {
     pub mfa_defaults: Vec<MfaDefaultRow>,
     pub audit: Vec<AuditRow>,
     pub app_passwords: Vec<AppPasswordRow>,
+    pub sign_in_signals: Vec<SignInSignalRow>,
 }
 
 impl Snapshot {
     /// What it holds, table by table, for the user to compare.
-    pub fn counts(&self) -> [(&'static str, usize); 10] {
+    pub fn counts(&self) -> [(&'static str, usize); 11] {
         [
             ("users", self.users.len()),
             ("authenticator apps", self.devices.len()),
@@ -35,6 +36,7 @@ impl Snapshot {
             ("app defaults", self.mfa_defaults.len()),
             ("audit events", self.audit.len()),
             ("app passwords", self.app_passwords.len()),
+            ("known browsers and networks", self.sign_in_signals.len()),
         ]
     }
 }
@@ -59,6 +61,14 @@ pub struct DeviceRow {
     pub sealed_secret: Vec<u8>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInSignalRow {
+    pub user_name: String,
+    pub kind: String,
+    pub value: Vec<u8>,
+    pub last_seen: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

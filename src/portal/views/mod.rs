@@ -137,6 +137,8 @@ struct SentCodePage<'a> {
     action: &'a str,
     /// Where "send a new code" posts.
     resend_action: &'a str,
+    /// Why a code is asked (an unusual sign-in).
+    note: Option<&'a str>,
     /// Signing in (with a resend button and the way back to the other methods), not
     /// confirming a new address.
     signing_in: bool,
@@ -170,6 +172,8 @@ enum SentCodePurpose<'a> {
     /// Proving that a new address (on the security info, or while enrolling) is the
     /// user's; the form posts to `action`.
     ConfirmAddress { action: &'a str },
+    /// Confirming a sign-in that looks unusual.
+    Unusual,
 }
 
 fn sent_code_page(
@@ -186,9 +190,21 @@ fn sent_code_page(
         Channel::Email => (t.email_title, ChallengePage::Email, ChallengePage::EmailSend),
         Channel::TextMessage => (t.sms_title, ChallengePage::Sms, ChallengePage::SmsSend),
     };
-    let (action, signing_in, remember_days) = match purpose {
-        SentCodePurpose::SignIn { remember_days } => (Route::Challenge(page).path(), true, remember_days),
-        SentCodePurpose::ConfirmAddress { action } => (action, false, None),
+    let (action, signing_in, remember_days, note) = match purpose {
+        SentCodePurpose::SignIn { remember_days } => {
+            (Route::Challenge(page).path(), true, remember_days, None)
+        }
+        SentCodePurpose::ConfirmAddress { action } => (action, false, None, None),
+        SentCodePurpose::Unusual => (
+            Route::Challenge(ChallengePage::Unusual).path(),
+            true,
+            None,
+            Some(t.unusual_intro),
+        ),
+    };
+    let resend = match purpose {
+        SentCodePurpose::Unusual => ChallengePage::UnusualSend,
+        _ => resend,
     };
     html(
         status,
@@ -203,8 +219,22 @@ fn sent_code_page(
             resend_action: Route::Challenge(resend).path(),
             signing_in,
             remember_days,
+            note,
         }
         .render(),
+    )
+}
+
+/// Where to type the code e-mailed to `address` (masked) to confirm a sign-in
+/// that looks unusual.
+pub fn unusual_sign_in(lang: Lang, csrf: &str, address: &str, error: Option<&str>) -> Page {
+    sent_code_page(
+        lang,
+        csrf,
+        Channel::Email,
+        address,
+        error,
+        SentCodePurpose::Unusual,
     )
 }
 

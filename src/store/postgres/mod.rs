@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_app_passwords.sql"),
     include_str!("migrations/0004_phone_number.sql"),
     include_str!("migrations/0005_security_keys.sql"),
+    include_str!("migrations/0006_sign_in_signals.sql"),
 ];
 
 /// Connections per gateway: enough for both cores' requests and the hashing

@@ -32,6 +32,7 @@ const DURABLE_TABLES: &[&str] = &[
     "mfa_defaults",
     "audit",
     "app_passwords",
+    "sign_in_signals",
 ];
 
 /// Tables with identity ids, whose counters must continue after the copied ids.
@@ -72,6 +73,13 @@ impl PostgresStore {
                     "INSERT INTO totp_devices (id, user_name, name, sealed_secret, created_at, last_used_at)
                      OVERRIDING SYSTEM VALUE VALUES ($1, $2, $3, $4, $5, $6)",
                     &[&d.id, &d.user_name, &d.name, &d.sealed_secret, &d.created_at, &d.last_used_at],
+                )
+                .await?;
+            }
+            for g in &s.sign_in_signals {
+                tx.execute(
+                    "INSERT INTO sign_in_signals (user_name, kind, value, last_seen) VALUES ($1, $2, $3, $4)",
+                    &[&g.user_name, &g.kind, &g.value, &g.last_seen],
                 )
                 .await?;
             }
@@ -183,6 +191,16 @@ async fn read_snapshot(client: &impl GenericClient) -> StoreResult<Snapshot> {
                         sealed_secret: r.get(3),
                         created_at: r.get(4),
                         last_used_at: r.get(5),
+                    })
+                    .collect(),
+                sign_in_signals: q("SELECT user_name, kind, value, last_seen FROM sign_in_signals ORDER BY user_name, kind, value")
+                    .await?
+                    .iter()
+                    .map(|r| SignInSignalRow {
+                        user_name: r.get(0),
+                        kind: r.get(1),
+                        value: r.get(2),
+                        last_seen: r.get(3),
                     })
                     .collect(),
                 security_keys: q("SELECT id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at FROM security_keys ORDER BY id")

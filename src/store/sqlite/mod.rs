@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_app_passwords.sql"),
     include_str!("migrations/0012_phone_number.sql"),
     include_str!("migrations/0013_security_keys.sql"),
+    include_str!("migrations/0014_sign_in_signals.sql"),
 ];
 
 /// Read-only connections beside the writer: enough for both cores' proxy threads

@@ -128,6 +128,40 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn signal_seen(
+        &self,
+        user: &str,
+        kind: &str,
+        value: [u8; 32],
+        since: SystemTime,
+    ) -> StoreResult<Option<bool>> {
+        let (user, kind) = (user.to_owned(), kind.to_owned());
+        self.read(move |conn| {
+            let (any, seen): (i64, i64) = conn.query_row(
+                "SELECT COUNT(*),
+                        COUNT(*) FILTER (WHERE kind = ?2 AND value = ?3 AND last_seen >= ?4)
+                 FROM sign_in_signals WHERE user_name = ?1",
+                params![user, kind, value.as_slice(), to_unix(since)],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            Ok((any > 0).then_some(seen > 0))
+        })
+        .await
+    }
+
+    async fn note_signal(&self, user: &str, kind: &str, value: [u8; 32], now: SystemTime) -> StoreResult<()> {
+        let (user, kind) = (user.to_owned(), kind.to_owned());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO sign_in_signals (user_name, kind, value, last_seen) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (user_name, kind, value) DO UPDATE SET last_seen = excluded.last_seen",
+                params![user, kind, value.as_slice(), to_unix(now)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded> {
         let key = key.clone();
         self.write(move |conn| {

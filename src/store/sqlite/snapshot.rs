@@ -47,6 +47,18 @@ fn read_all(conn: &mut Connection) -> rusqlite::Result<Snapshot> {
                 })
             },
         )?,
+        sign_in_signals: rows(
+            &tx,
+            "SELECT user_name, kind, value, last_seen FROM sign_in_signals ORDER BY user_name, kind, value",
+            |r| {
+                Ok(SignInSignalRow {
+                    user_name: r.get(0)?,
+                    kind: r.get(1)?,
+                    value: r.get(2)?,
+                    last_seen: r.get(3)?,
+                })
+            },
+        )?,
         security_keys: rows(
             &tx,
             "SELECT id, user_name, name, credential_id, rp_id, credential, created_at, last_used_at FROM security_keys ORDER BY id",

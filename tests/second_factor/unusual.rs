@@ -1,0 +1,133 @@
+//! Unusual sign-ins on an app that asks no second factor: a sign-in from a
+//! browser or a network the user has not signed in from lately is withheld until
+//! a code e-mailed to the user comes back (as Zoom does for users without 2FA).
+
+use super::harness::{Browser, Gateway, LegacyApp, Page};
+use super::HOST;
+
+fn gateway(app: &LegacyApp) -> Gateway {
+    Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\ntrusted_proxies: [127.0.0.1/32]\n\
+             email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [browser, network], remember: 30d }} }}\n\
+             apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+            app.url()
+        ),
+        &[(
+            "users.yaml",
+            "users:\n  alice: { email: alice@example.com }\n  bob: {}\n",
+        )],
+    )
+}
+
+/// Signs in on the app's form from `from` (the address a trusted proxy names).
+fn sign_in(browser: &mut Browser, user: &str, password: &str, from: &str) -> Page {
+    let forwarded = [("x-forwarded-for", from)];
+    let form = browser.get_with("/login", &forwarded);
+    let csrf = form.input("csrf_token").unwrap();
+    browser.post_with(
+        "/login",
+        &[("csrf_token", &csrf), ("username", user), ("password", password)],
+        &forwarded,
+    )
+}
+
+/// The last code mailed, from the development mail file.
+fn last_code(gateway: &Gateway) -> String {
+    let mail = std::fs::read_to_string(gateway.config_path().with_file_name("mail.log")).unwrap();
+    let at = mail.rfind("code").expect("a code was mailed");
+    mail[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() >= 6)
+        .unwrap()
+        .to_owned()
+}
+
+const HOME: &str = "192.0.2.10";
+
+#[test]
+fn a_sign_in_from_a_new_browser_or_network_is_confirmed_with_an_emailed_code() {
+    let app = LegacyApp::start(&["alice:wonderland", "bob:builder"]);
+    let gateway = gateway(&app);
+
+    // The first sign-in on record sets what is usual: it passes.
+    let mut laptop = Browser::new(&gateway, HOST);
+    let first = sign_in(&mut laptop, "alice", "wonderland", HOME);
+    assert_eq!(
+        (first.status, first.location()),
+        (302, Some("/")),
+        "{}",
+        first.body
+    );
+    assert!(laptop.cookies.contains_key("portvakt-browser"));
+    laptop.get_with("/logout", &[("x-forwarded-for", HOME)]);
+    assert_eq!(
+        sign_in(&mut laptop, "alice", "wonderland", HOME).status,
+        302,
+        "the same browser and network"
+    );
+
+    // Another browser: the app's session is withheld until the e-mailed code.
+    let mut stranger = Browser::new(&gateway, HOST);
+    let held = sign_in(&mut stranger, "alice", "wonderland", HOME);
+    assert_eq!(
+        (held.status, held.location()),
+        (303, Some("/.portvakt/confirm-sign-in"))
+    );
+    assert_eq!(
+        held.set_cookie_names(),
+        ["portvakt-challenge"],
+        "no app cookie yet"
+    );
+    let page = stranger.get("/.portvakt/confirm-sign-in");
+    assert!(
+        page.body
+            .contains("a browser or a network you have not signed in from"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("a•••@example.com"));
+    let code = last_code(&gateway);
+    let csrf = page.input("csrf").unwrap();
+    let wrong = stranger.post(
+        "/.portvakt/confirm-sign-in",
+        &[("csrf", &csrf), ("code", "000000")],
+    );
+    assert_eq!(wrong.status, 422);
+    let released = stranger.post("/.portvakt/confirm-sign-in", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!(released.status, 302, "the app's own answer: {}", released.body);
+    assert!(released.set_cookie_names().contains(&"sessionid".to_owned()));
+    let echo = stranger.get_with("/whoami", &[("x-forwarded-for", HOME)]).body;
+    assert!(
+        echo.contains("[\"x-portvakt-method\",\"password\"]"),
+        "a password session: {echo}"
+    );
+    // Confirmed once, this browser is known.
+    stranger.get_with("/logout", &[("x-forwarded-for", HOME)]);
+    assert_eq!(sign_in(&mut stranger, "alice", "wonderland", HOME).status, 302);
+
+    // A known browser from a network never seen: asked again; the old code is used.
+    let travelling = sign_in(&mut laptop, "alice", "wonderland", "198.51.100.7");
+    assert_eq!(travelling.location(), Some("/.portvakt/confirm-sign-in"));
+    let page = laptop.get("/.portvakt/confirm-sign-in");
+    let csrf = page.input("csrf").unwrap();
+    let replayed = laptop.post("/.portvakt/confirm-sign-in", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!(replayed.status, 422, "a code works once");
+    // The same /24 is the same network.
+    let mut neighbour = laptop.fork();
+    neighbour.cookies.remove("portvakt-challenge");
+    assert_eq!(
+        sign_in(&mut neighbour, "alice", "wonderland", "192.0.2.200").status,
+        302
+    );
+
+    // A user with no address to send a code to passes (and the log says so).
+    let mut bobs = Browser::new(&gateway, HOST);
+    assert_eq!(sign_in(&mut bobs, "bob", "builder", HOME).status, 302);
+    let mut bobs_other = Browser::new(&gateway, HOST);
+    assert_eq!(sign_in(&mut bobs_other, "bob", "builder", HOME).status, 302);
+    assert!(gateway.log().contains("no e-mail address to confirm it with"));
+    assert!(gateway.log().contains("an unusual sign-in; withheld"));
+}
