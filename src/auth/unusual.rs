@@ -1,6 +1,6 @@
 //! Sign-ins that look unusual (`second_factor.unusual_sign_in`), where the app
 //! asks no second factor of the user: from a browser, or a network, this user did
-//! not sign in from within `remember`. Such a sign-in is confirmed with a code
+//! not sign in from within `remember` (or a country, by a GeoIP database). Such a sign-in is confirmed with a code
 //! e-mailed to the user, as Zoom does for users without two-factor
 //! authentication, before the app's session reaches the browser.
 //!
@@ -14,11 +14,12 @@ use sha2::{Digest, Sha256};
 
 use super::challenge::random_token;
 use super::services::Services;
-use crate::config::model::UnusualSignIn;
+use crate::config::model::{GeoIp, UnusualSignIn};
 use crate::store::StoreResult;
 
 const BROWSER: &str = "browser";
 const NETWORK: &str = "network";
+const COUNTRY: &str = "country";
 
 /// What a sign-in came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -30,15 +31,18 @@ pub struct Signals {
     pub browser_known_id: bool,
     /// The client's network: its IPv4 /24 or IPv6 /48.
     pub network: String,
+    /// The client's country (ISO code), when a GeoIP database knows it.
+    pub country: Option<String>,
 }
 
 impl Signals {
-    pub fn of(browser_cookie: Option<&str>, client: IpAddr) -> Signals {
+    pub fn of(browser_cookie: Option<&str>, client: IpAddr, geoip: Option<&GeoIp>) -> Signals {
         let sent = browser_cookie.filter(|id| (16..=64).contains(&id.len()));
         Signals {
             browser_id: sent.map_or_else(random_token, str::to_owned),
             browser_known_id: sent.is_some(),
             network: network_of(client),
+            country: geoip.and_then(|g| g.country_of(client)),
         }
     }
 }
@@ -78,9 +82,16 @@ impl Services {
         now: SystemTime,
     ) -> StoreResult<bool> {
         let since = now.checked_sub(rule.remember).unwrap_or(SystemTime::UNIX_EPOCH);
+        // An address the database does not place is no country signal.
+        let country = signals.country.as_deref().filter(|_| rule.country.is_some());
         let checks = [
             (rule.network, NETWORK, hash(NETWORK, &signals.network)),
             (rule.browser, BROWSER, hash(BROWSER, &signals.browser_id)),
+            (
+                country.is_some(),
+                COUNTRY,
+                hash(COUNTRY, country.unwrap_or_default()),
+            ),
         ];
         for (_, kind, value) in checks.iter().filter(|(asked, _, _)| *asked) {
             match self.store.signal_seen(user, kind, *value, since).await? {
@@ -98,6 +109,11 @@ impl Services {
         self.store
             .note_signal(user, NETWORK, hash(NETWORK, &signals.network), now)
             .await?;
+        if let Some(country) = &signals.country {
+            self.store
+                .note_signal(user, COUNTRY, hash(COUNTRY, country), now)
+                .await?;
+        }
         self.store
             .note_signal(user, BROWSER, hash(BROWSER, &signals.browser_id), now)
             .await
@@ -120,11 +136,15 @@ mod tests {
 
     #[test]
     fn a_browser_without_an_id_gets_a_new_one_and_odd_ids_are_not_taken() {
-        let fresh = Signals::of(None, "192.0.2.1".parse().unwrap());
+        let fresh = Signals::of(None, "192.0.2.1".parse().unwrap(), None);
         assert!(!fresh.browser_known_id && fresh.browser_id.len() >= 43);
-        let kept = Signals::of(Some("a-browser-id-of-some-length"), "192.0.2.1".parse().unwrap());
+        let kept = Signals::of(
+            Some("a-browser-id-of-some-length"),
+            "192.0.2.1".parse().unwrap(),
+            None,
+        );
         assert!(kept.browser_known_id);
         assert_eq!(kept.browser_id, "a-browser-id-of-some-length");
-        assert!(!Signals::of(Some("short"), "192.0.2.1".parse().unwrap()).browser_known_id);
+        assert!(!Signals::of(Some("short"), "192.0.2.1".parse().unwrap(), None).browser_known_id);
     }
 }

@@ -119,6 +119,7 @@ pub struct SecondFactorFile {
 pub struct UnusualFile {
     pub signals: Vec<Spanned<String>>,
     pub remember: Option<Duration>,
+    pub geoip: Option<Spanned<String>>,
     pub at: Pos,
     pub key: String,
 }
@@ -271,7 +272,7 @@ const EMAIL_KEYS: &[&str] = &[
 const SMTP_KEYS: &[&str] = &["host", "port", "security", "username", "password_file"];
 const ADMINS_KEYS: &[&str] = &["users", "groups"];
 const PAGES_KEYS: &[&str] = &["language", "colour", "logo"];
-const UNUSUAL_KEYS: &[&str] = &["signals", "remember"];
+const UNUSUAL_KEYS: &[&str] = &["signals", "remember", "geoip"];
 const SMS_KEYS: &[&str] = &[
     "webhook",
     "code_digits",
@@ -809,16 +810,18 @@ fn decode_second_factor(d: &mut Decoder, node: &Node, key: &str) -> SecondFactor
     }
     if let Some((n, k)) = m.get("unusual_sign_in") {
         if let Some(mut u) = d.map(n, &k, UNUSUAL_KEYS) {
-            let what = "which signals make a sign-in unusual: browser, network";
+            let what = "which signals make a sign-in unusual: browser, network, country";
             let signals = u
                 .require(d, "signals", n.at, what)
                 .map(|(n, k)| d.list(n, &k, "signals", |d, n, k| d.spanned_string(n, k)))
                 .unwrap_or_default();
             let remember = u.get("remember").and_then(|(n, k)| d.duration(n, &k));
+            let geoip = u.get("geoip").and_then(|(n, k)| d.spanned_string(n, &k));
             u.finish(d);
             file.unusual_sign_in = Some(UnusualFile {
                 signals,
                 remember,
+                geoip,
                 at: n.at,
                 key: k.clone(),
             });

@@ -529,7 +529,7 @@ mod tests {
             "second_factor: {{ unusual_sign_in: {{ signals: [browser, country] }} }}\n{MINIMAL}"
         ));
         for want in [
-            "t.yaml:1:56: second_factor.unusual_sign_in.signals[1]: `country` is not a signal; write browser or network",
+            "t.yaml:1:56: second_factor.unusual_sign_in.signals[1]: the country signal needs `geoip`",
             "t.yaml:1:35: second_factor.unusual_sign_in: an unusual sign-in is confirmed with an e-mailed code",
         ] {
             assert!(found.iter().any(|e| e.starts_with(want)), "missing {want:?} in {found:#?}");
@@ -544,6 +544,7 @@ mod tests {
             Some(model::UnusualSignIn {
                 browser: false,
                 network: true,
+                country: None,
                 remember: std::time::Duration::from_secs(7 * 24 * 3600)
             })
         );
@@ -553,6 +554,16 @@ mod tests {
                 .second_factor
                 .unusual_sign_in,
             None
+        );
+        let no_database = errors(&format!(
+            "email: {{from: \"P <p@example.com>\", file: m.log}}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [country], geoip: missing.mmdb }} }}\n{MINIMAL}"
+        ));
+        assert!(
+            no_database
+                .iter()
+                .any(|e| e.contains("unusual_sign_in.geoip: cannot read the GeoIP database")),
+            "{no_database:#?}"
         );
     }
 

@@ -247,11 +247,49 @@ impl App {
 /// What makes a sign-in unusual (for an app that asks no second factor of the
 /// user): a browser, or a network, that this user did not sign in from within
 /// `remember`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnusualSignIn {
     pub browser: bool,
     pub network: bool,
+    /// A country not seen (by the GeoIP database), when that signal counts.
+    pub country: Option<GeoIp>,
     pub remember: Duration,
+}
+
+/// A GeoIP country database (MaxMind DB: GeoLite2-Country or GeoIP2-Country),
+/// read once when the configuration is loaded.
+#[derive(Clone)]
+pub struct GeoIp {
+    pub path: PathBuf,
+    pub reader: std::sync::Arc<maxminddb::Reader<Vec<u8>>>,
+}
+
+impl GeoIp {
+    /// The country an address is in (its ISO code), if the database knows.
+    pub fn country_of(&self, address: std::net::IpAddr) -> Option<String> {
+        let found = self.reader.lookup(address).ok()?;
+        found
+            .decode_path::<String>(&[
+                maxminddb::PathElement::Key("country"),
+                maxminddb::PathElement::Key("iso_code"),
+            ])
+            .ok()
+            .flatten()
+    }
+}
+
+impl PartialEq for GeoIp {
+    fn eq(&self, other: &GeoIp) -> bool {
+        self.path == other.path
+    }
+}
+
+impl Eq for GeoIp {}
+
+impl std::fmt::Debug for GeoIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeoIp").field("path", &self.path).finish()
+    }
 }
 
 /// What codes by text message may do. Text messages are the weakest way in

@@ -206,7 +206,7 @@ pub fn build(d: &mut Decoder, file: FileConfig, source: &Path) -> Option<Config>
         .second_factor
         .unusual_sign_in
         .as_ref()
-        .and_then(|unusual| build_unusual(d, unusual, file.email.is_some()));
+        .and_then(|unusual| build_unusual(d, unusual, file.email.is_some(), base));
     let mut second_factor = build_second_factor(file.second_factor);
     second_factor.unusual_sign_in = unusual_sign_in;
     second_factor.email = email_use;
@@ -1235,26 +1235,54 @@ fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings
 /// How long a browser or network stays known after a sign-in from it.
 const DEFAULT_UNUSUAL_REMEMBER: Duration = Duration::from_secs(90 * 24 * 3600);
 
-fn build_unusual(d: &mut Decoder, file: &UnusualFile, has_email: bool) -> Option<UnusualSignIn> {
+fn build_unusual(d: &mut Decoder, file: &UnusualFile, has_email: bool, base: &Path) -> Option<UnusualSignIn> {
     let (at, key) = (file.at, file.key.as_str());
     let mut unusual = UnusualSignIn {
         browser: false,
         network: false,
+        country: None,
         remember: file.remember.unwrap_or(DEFAULT_UNUSUAL_REMEMBER),
     };
+    let mut country = None;
     for signal in &file.signals {
         match signal.value.as_str() {
             "browser" => unusual.browser = true,
             "network" => unusual.network = true,
+            "country" => country = Some(signal),
             other => d.error(
                 signal.at,
                 &signal.key,
-                format!("`{other}` is not a signal; write browser or network"),
+                format!("`{other}` is not a signal; write browser, network or country"),
             ),
         }
     }
-    if !unusual.browser && !unusual.network {
-        d.error(at, key, "name at least one signal: browser, network");
+    match (country, &file.geoip) {
+        (Some(signal), None) => d.error(
+            signal.at,
+            &signal.key,
+            "the country signal needs `geoip`: a GeoIP country database (such as GeoLite2-Country.mmdb)",
+        ),
+        (_, Some(path)) => {
+            let full = base.join(&path.value);
+            match maxminddb::Reader::open_readfile(&full) {
+                Ok(reader) => {
+                    let geoip = crate::config::model::GeoIp {
+                        path: full,
+                        reader: std::sync::Arc::new(reader),
+                    };
+                    unusual.country = country.map(|_| geoip);
+                }
+                Err(e) => d.error(
+                    path.at,
+                    &path.key,
+                    format!("cannot read the GeoIP database {}: {e}", full.display()),
+                ),
+            }
+        }
+        (None, None) => {}
+    }
+    if !unusual.browser && !unusual.network && country.is_none() {
+        d.error(at, key, "name at least one signal: browser, network, country");
         return None;
     }
     if !has_email {

@@ -697,7 +697,7 @@ async fn handle(
             // session is a password session, as the app's rule asks no more.
             pass(&challenge, SignInMethod::Password, false);
             let answer = complete(auth, req, &id, &challenge).await?;
-            match (signals, req.config.second_factor.unusual_sign_in) {
+            match (signals, req.config.second_factor.unusual_sign_in.as_ref()) {
                 (Some(signals), Some(rule)) => {
                     auth.remember_signals(&user, &signals, req.now).await?;
                     Ok(answer.with_cookie(&cookies::set_browser(

@@ -364,7 +364,9 @@ impl Gateway {
                 Err(()) => return self.replace(response, ctx, &login.page_target, Label::Error),
                 Ok(Unusual::Yes(signals)) => unusual = Some(signals),
                 Ok(Unusual::No(signals)) => {
-                    if let (Some(signals), Some(rule)) = (signals, w.config.second_factor.unusual_sign_in) {
+                    if let (Some(signals), Some(rule)) =
+                        (signals, w.config.second_factor.unusual_sign_in.as_ref())
+                    {
                         if let Err(e) = self.auth.remember_signals(&user, &signals, now).await {
                             tracing::error!(error = %e, "could not remember a sign-in's browser and network");
                         }
@@ -509,11 +511,11 @@ impl Gateway {
         browser_cookie: Option<&str>,
         w: &Watched<'_>,
     ) -> Result<Unusual, ()> {
-        let Some(rule) = w.config.second_factor.unusual_sign_in else {
+        let Some(rule) = w.config.second_factor.unusual_sign_in.as_ref() else {
             return Ok(Unusual::No(None));
         };
-        let signals = Signals::of(browser_cookie, w.client);
-        match self.auth.is_unusual(&rule, user, &signals, w.now).await {
+        let signals = Signals::of(browser_cookie, w.client, rule.country.as_ref());
+        match self.auth.is_unusual(rule, user, &signals, w.now).await {
             Ok(false) => Ok(Unusual::No(Some(signals))),
             Ok(true) if self.auth.email_address(w.config, user).await.is_some() => Ok(Unusual::Yes(signals)),
             Ok(true) => {

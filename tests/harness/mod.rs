@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -733,4 +733,94 @@ impl Drop for PostgresServer {
             .args(["stop", &self.dir.path().to_string_lossy()])
             .output();
     }
+}
+
+/// Writes a GeoIP country database (MaxMind DB format, IPv4) that places each
+/// network of `countries` (`("192.0.2.0/24", "SE")`) in its country: the same
+/// format as GeoLite2-Country, small enough to write here (no download in tests).
+pub fn write_country_database(path: &Path, countries: &[(&str, &str)]) {
+    // The data section: one record per country, `{country: {iso_code: XX}}`.
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.push(0x40 | u8::try_from(s.len()).unwrap());
+        out.extend_from_slice(s.as_bytes());
+    }
+    let mut data = Vec::new();
+    let mut offsets = Vec::new();
+    for (_, code) in countries {
+        offsets.push(data.len());
+        data.push(0xE1);
+        string(&mut data, "country");
+        data.push(0xE1);
+        string(&mut data, "iso_code");
+        string(&mut data, code);
+    }
+    // The search tree: a binary trie over the address bits, two 24-bit records a node.
+    let mut nodes: Vec<[Option<usize>; 2]> = vec![[None, None]];
+    let mut leaves: Vec<(usize, usize, usize)> = Vec::new();
+    for (i, (network, _)) in countries.iter().enumerate() {
+        let (address, prefix) = network.split_once('/').unwrap();
+        let address = u32::from(address.parse::<std::net::Ipv4Addr>().unwrap());
+        let prefix: u32 = prefix.parse().unwrap();
+        let mut node = 0;
+        for depth in 0..prefix - 1 {
+            let bit = ((address >> (31 - depth)) & 1) as usize;
+            node = match nodes[node][bit] {
+                Some(next) => next,
+                None => {
+                    nodes.push([None, None]);
+                    let next = nodes.len() - 1;
+                    nodes[node][bit] = Some(next);
+                    next
+                }
+            };
+        }
+        let bit = ((address >> (32 - prefix)) & 1) as usize;
+        leaves.push((node, bit, offsets[i]));
+    }
+    let node_count = nodes.len();
+    let mut tree = Vec::new();
+    for (n, records) in nodes.iter().enumerate() {
+        for (bit, record) in records.iter().enumerate() {
+            let value = match (record, leaves.iter().find(|(node, b, _)| *node == n && *b == bit)) {
+                (_, Some((_, _, offset))) => node_count + 16 + offset,
+                (Some(next), None) => *next,
+                (None, None) => node_count,
+            };
+            tree.extend_from_slice(&u32::try_from(value).unwrap().to_be_bytes()[1..]);
+        }
+    }
+    let mut file = tree;
+    file.extend_from_slice(&[0; 16]);
+    file.extend_from_slice(&data);
+    // The metadata, after its marker.
+    file.extend_from_slice(b"\xAB\xCD\xEFMaxMind.com");
+    let mut meta = vec![0xE0 | 9];
+    let uint = |out: &mut Vec<u8>, key: &str, kind: u8, value: u64, width: usize| {
+        string(out, key);
+        let bytes = value.to_be_bytes();
+        if kind <= 7 {
+            out.push((kind << 5) | u8::try_from(width).unwrap());
+        } else {
+            out.push(u8::try_from(width).unwrap());
+            out.push(kind - 7);
+        }
+        out.extend_from_slice(&bytes[8 - width..]);
+    };
+    uint(&mut meta, "node_count", 6, node_count as u64, 4);
+    uint(&mut meta, "record_size", 5, 24, 2);
+    uint(&mut meta, "ip_version", 5, 4, 2);
+    uint(&mut meta, "binary_format_major_version", 5, 2, 2);
+    uint(&mut meta, "binary_format_minor_version", 5, 0, 2);
+    uint(&mut meta, "build_epoch", 9, 1_800_000_000, 8);
+    string(&mut meta, "database_type");
+    string(&mut meta, "Portvakt-Test-Country");
+    string(&mut meta, "languages");
+    meta.extend_from_slice(&[0x01, 0x04]);
+    string(&mut meta, "en");
+    string(&mut meta, "description");
+    meta.push(0xE1);
+    string(&mut meta, "en");
+    string(&mut meta, "test countries");
+    file.extend_from_slice(&meta);
+    std::fs::write(path, file).unwrap();
 }

@@ -2,7 +2,7 @@
 //! browser or a network the user has not signed in from lately is withheld until
 //! a code e-mailed to the user comes back (as Zoom does for users without 2FA).
 
-use super::harness::{Browser, Gateway, LegacyApp, Page};
+use super::harness::{write_country_database, Browser, Gateway, LegacyApp, Page};
 use super::HOST;
 
 fn gateway(app: &LegacyApp) -> Gateway {
@@ -130,4 +130,66 @@ fn a_sign_in_from_a_new_browser_or_network_is_confirmed_with_an_emailed_code() {
     assert_eq!(sign_in(&mut bobs_other, "bob", "builder", HOME).status, 302);
     assert!(gateway.log().contains("no e-mail address to confirm it with"));
     assert!(gateway.log().contains("an unusual sign-in; withheld"));
+}
+
+/// With a GeoIP database, a sign-in from another country is unusual; another
+/// network of the same country is not, where only the country counts.
+#[test]
+fn a_sign_in_from_another_country_is_confirmed_when_the_country_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("countries.mmdb");
+    write_country_database(
+        &database,
+        &[
+            ("192.0.2.0/24", "SE"),
+            ("203.0.113.0/24", "SE"),
+            ("198.51.100.0/24", "NO"),
+        ],
+    );
+    let app = LegacyApp::start(&["alice:wonderland"]);
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\ntrusted_proxies: [127.0.0.1/32]\n\
+             email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [country], geoip: {} }} }}\n\
+             apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: off\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+            database.display(),
+            app.url()
+        ),
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    );
+    let mut browser = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut browser, "alice", "wonderland", "192.0.2.10").status,
+        302,
+        "baseline: SE"
+    );
+    let mut elsewhere_in_sweden = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut elsewhere_in_sweden, "alice", "wonderland", "203.0.113.5").status,
+        302,
+        "another network and browser, the same country"
+    );
+    let mut abroad = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut abroad, "alice", "wonderland", "198.51.100.7").location(),
+        Some("/.portvakt/confirm-sign-in"),
+        "Norway: not seen"
+    );
+    let page = abroad.get("/.portvakt/confirm-sign-in");
+    let csrf = page.input("csrf").unwrap();
+    let code = last_code(&gateway);
+    assert_eq!(
+        abroad
+            .post("/.portvakt/confirm-sign-in", &[("csrf", &csrf), ("code", &code)])
+            .status,
+        302
+    );
+    let mut again = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut again, "alice", "wonderland", "198.51.100.99").status,
+        302,
+        "Norway is known now"
+    );
 }
