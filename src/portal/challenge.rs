@@ -88,17 +88,7 @@ pub async fn begin(
             return (Answer::to(Route::Unavailable, Label::Error), None);
         }
     };
-    let may_enrol = match &config.second_factor.enrolment {
-        Enrolment::Open => true,
-        Enrolment::FromNetworks(networks) => networks.iter().any(|n| n.contains(&client)),
-        Enrolment::AdminOpened => match auth.store.enrolment_open_until(user).await {
-            Ok(until) => until.is_some_and(|until| until > now),
-            Err(e) => {
-                tracing::error!(error = %e, user = %user, "could not read whether enrolment is open");
-                false
-            }
-        },
-    };
+    let may_enrol = enrolment_allowed(auth, config, user, client, now).await;
     // Where an e-mailed code is a second factor in its own right, a user with an
     // address need not enrol an app first.
     let email_will_do = config.second_factor.email == EmailUse::SecondFactor
@@ -693,21 +683,36 @@ async fn handle(
                 Stage::Unusual(signals) => Some(signals.clone()),
                 _ => None,
             };
-            // Confirmed: this browser and network are the user's from now on. The
-            // session is a password session, as the app's rule asks no more.
-            pass(&challenge, SignInMethod::Password, false);
-            let answer = complete(auth, req, &id, &challenge).await?;
-            match (signals, req.config.second_factor.unusual_sign_in.as_ref()) {
-                (Some(signals), Some(rule)) => {
-                    auth.remember_signals(&user, &signals, req.now).await?;
-                    Ok(answer.with_cookie(&cookies::set_browser(
-                        &signals.browser_id,
-                        req.secure,
-                        rule.remember,
-                    )))
-                }
-                _ => Ok(answer),
+            // Confirmed: this browser and network are the user's from now on.
+            if let Some(signals) = &signals {
+                auth.remember_signals(&user, signals, req.now).await?;
             }
+            let browser = match (&signals, req.config.second_factor.unusual_sign_in.as_ref()) {
+                (Some(signals), Some(rule)) => Some(cookies::set_browser(
+                    &signals.browser_id,
+                    req.secure,
+                    rule.remember,
+                )),
+                _ => None,
+            };
+            // A user who must enrol a first device goes on to do so, from a place
+            // now confirmed as theirs.
+            let answer = if first_device_asked(auth, req, &user).await? {
+                if enrolment_allowed(auth, req.config, &user, req.client, req.now).await {
+                    lock(&challenge).stage = Stage::Enrol(TotpSecret::generate());
+                    Answer::to(Route::Challenge(ChallengePage::Enrol), Label::SecondFactor)
+                } else {
+                    Answer::to(Route::EnrolmentClosed, Label::EnrolmentClosed)
+                }
+            } else {
+                // The session is a password session, as the app's rule asks no more.
+                pass(&challenge, SignInMethod::Password, false);
+                complete(auth, req, &id, &challenge).await?
+            };
+            Ok(match browser {
+                Some(cookie) => answer.with_cookie(&cookie),
+                None => answer,
+            })
         }
         (ChallengePage::Continue, true, StageKind::Passed) => complete(auth, req, &id, &challenge).await,
         (ChallengePage::RecoveryCodesFile | ChallengePage::RecoveryCodesPrint, false, StageKind::Passed) => {
@@ -1055,6 +1060,41 @@ fn confirm_address_page(req: &Request<'_>, csrf: &str, address: &str, error: Opt
         Route::Challenge(ChallengePage::EnrolEmailConfirm).path(),
     );
     Answer::page(page, Label::SecondFactor)
+}
+
+/// Whether `user` may enrol a first device from `client` now (the deployment's
+/// `second_factor.enrolment`).
+async fn enrolment_allowed(
+    auth: &Services,
+    config: &Config,
+    user: &str,
+    client: IpAddr,
+    now: SystemTime,
+) -> bool {
+    match &config.second_factor.enrolment {
+        Enrolment::Open => true,
+        Enrolment::FromNetworks(networks) => networks.iter().any(|n| n.contains(&client)),
+        Enrolment::AdminOpened => match auth.store.enrolment_open_until(user).await {
+            Ok(until) => until.is_some_and(|until| until > now),
+            Err(e) => {
+                tracing::error!(error = %e, user = %user, "could not read whether enrolment is open");
+                false
+            }
+        },
+    }
+}
+
+/// Whether this app asks `user` for a second factor at sign-in and they have no
+/// device yet (they enrol a first one).
+async fn first_device_asked(auth: &Services, req: &Request<'_>, user: &str) -> Result<bool, StoreError> {
+    let identity = crate::policy::Authentication {
+        user: user.to_owned(),
+        groups: req.config.users.groups(user),
+        second_factor_at: None,
+        mfa_opted_in: auth.opted_in(user).await,
+        signed_in_at: req.now,
+    };
+    Ok(req.app.policy.second_factor_at_sign_in(&identity) && !has_device(auth, user).await?)
 }
 
 /// Where to type the code that confirms an unusual sign-in.

@@ -357,9 +357,15 @@ impl Gateway {
             signed_in_at: now,
         };
         let mut unusual = None;
-        if !app.policy.second_factor_at_sign_in(&auth) {
-            // No second factor for this user here; but a sign-in that looks
-            // unusual is confirmed with an e-mailed code first.
+        let factor_asked = app.policy.second_factor_at_sign_in(&auth);
+        // Where no second factor is asked, or the user has none yet (a first
+        // enrolment: a stolen password must not enrol the thief's phone from a
+        // place the user never signed in from), a sign-in that looks unusual is
+        // confirmed with an e-mailed code first.
+        let first_enrolment = factor_asked
+            && w.config.second_factor.unusual_sign_in.is_some()
+            && !challenge::has_device(&self.auth, &user).await.unwrap_or(true);
+        if !factor_asked || first_enrolment {
             match self.unusual(&user, sign_in.browser_cookie.as_deref(), w).await {
                 Err(()) => return self.replace(response, ctx, &login.page_target, Label::Error),
                 Ok(Unusual::Yes(signals)) => unusual = Some(signals),
@@ -378,7 +384,7 @@ impl Gateway {
                 }
             }
         }
-        if unusual.is_none() && !app.policy.second_factor_at_sign_in(&auth) {
+        if unusual.is_none() && !factor_asked {
             // No second factor for this user here: the app's answer passes, with a
             // password-level gateway session beside it.
             match self

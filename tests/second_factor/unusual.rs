@@ -193,3 +193,58 @@ fn a_sign_in_from_another_country_is_confirmed_when_the_country_counts() {
         "Norway is known now"
     );
 }
+
+/// A user who has no device yet, where the second factor is required: a sign-in
+/// from a new place is confirmed by e-mail before a device may be enrolled, so a
+/// stolen password alone cannot enrol the thief's phone.
+#[test]
+fn a_first_enrolment_from_a_new_place_is_confirmed_by_email_first() {
+    let app = LegacyApp::start(&["alice:wonderland"]);
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\ntrusted_proxies: [127.0.0.1/32]\n\
+             email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [network] }} }}\n\
+             apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+            app.url()
+        ),
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    );
+    // Alice's first sign-in sets what is usual; she leaves before enrolling.
+    let mut alice = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut alice, "alice", "wonderland", HOME).location(),
+        Some("/.portvakt/enrol")
+    );
+    // A thief with the password, elsewhere: a code to alice's mailbox first.
+    let mut thief = Browser::new(&gateway, HOST);
+    let held = sign_in(&mut thief, "alice", "wonderland", "198.51.100.7");
+    assert_eq!(held.location(), Some("/.portvakt/confirm-sign-in"));
+    assert_eq!(
+        thief.get("/.portvakt/enrol").location(),
+        Some("/.portvakt/confirm-sign-in"),
+        "no enrolment page"
+    );
+    let csrf = thief.get("/.portvakt/confirm-sign-in").input("csrf").unwrap();
+    assert_eq!(
+        thief
+            .post(
+                "/.portvakt/confirm-sign-in",
+                &[("csrf", &csrf), ("code", "123456")]
+            )
+            .status,
+        422
+    );
+    // Alice, travelling, confirms by e-mail and then enrols.
+    let mut travelling = Browser::new(&gateway, HOST);
+    sign_in(&mut travelling, "alice", "wonderland", "203.0.113.9");
+    let csrf = travelling
+        .get("/.portvakt/confirm-sign-in")
+        .input("csrf")
+        .unwrap();
+    let code = last_code(&gateway);
+    let next = travelling.post("/.portvakt/confirm-sign-in", &[("csrf", &csrf), ("code", &code)]);
+    assert_eq!(next.location(), Some("/.portvakt/enrol"), "{}", next.body);
+    assert_eq!(travelling.get("/.portvakt/enrol").status, 200);
+}
