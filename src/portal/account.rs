@@ -265,64 +265,47 @@ async fn serve_inner(
             tracing::info!(user = %user, app = %req.app.name, "security key added");
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        AccountPage::RemoveKey => match find_key(auth, user, field(&form, "id")).await? {
-            Some(key) => {
-                let csrf = auth.sessions.form_token(account);
-                Ok(Answer::page(
-                    views::confirm_removal(req.lang, &csrf, views::Removal::Key, key.id),
-                    Label::Account,
-                ))
-            }
-            None => Ok(Answer::to(ACCOUNT_PAGE, Label::Account)),
-        },
-        AccountPage::RemoveKeyConfirm => {
-            let Some(key) = find_key(auth, user, field(&form, "id")).await? else {
-                return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
-            };
-            if !fresh(account, req.now) {
-                return Ok(step_up(auth, req, user).await);
-            }
-            let keep_one = must_keep_a_device(req, account);
-            match auth.store.remove_security_key(user, key.id, keep_one).await? {
-                DeviceRemoval::Removed => {
-                    // A lost key may be why: remembered browsers ask again.
-                    auth.store.forget_trusted_devices(user).await?;
-                    challenge::note(auth, req, user, AuditKind::KeyRemoved, "ok").await;
+        AccountPage::RemoveDevice | AccountPage::RemoveKey => {
+            let what = removal_of(page);
+            match owned_device(auth, user, what, field(&form, "id")).await? {
+                Some(id) => {
+                    let csrf = auth.sessions.form_token(account);
+                    Ok(Answer::page(
+                        views::confirm_removal(req.lang, &csrf, what, id),
+                        Label::Account,
+                    ))
                 }
-                DeviceRemoval::LastOne => {
-                    return Ok(back_with(req, t.key_remove_title, t.last_device_refused));
-                }
-                DeviceRemoval::NoSuchDevice => {}
+                None => Ok(Answer::to(ACCOUNT_PAGE, Label::Account)),
             }
-            Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
         }
-        AccountPage::RemoveDevice => match find_device(auth, user, field(&form, "id")).await? {
-            Some(device) => {
-                let csrf = auth.sessions.form_token(account);
-                Ok(Answer::page(
-                    views::confirm_removal(req.lang, &csrf, views::Removal::App, device.id),
-                    Label::Account,
-                ))
-            }
-            None => Ok(Answer::to(ACCOUNT_PAGE, Label::Account)),
-        },
-        AccountPage::RemoveDeviceConfirm => {
-            let Some(device) = find_device(auth, user, field(&form, "id")).await? else {
+        AccountPage::RemoveDeviceConfirm | AccountPage::RemoveKeyConfirm => {
+            let what = removal_of(page);
+            let Some(id) = owned_device(auth, user, what, field(&form, "id")).await? else {
                 return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
             if !fresh(account, req.now) {
                 return Ok(step_up(auth, req, user).await);
             }
             let keep_one = must_keep_a_device(req, account);
-            match auth.store.remove_device(user, device.id, keep_one).await? {
+            let (removed, event, title) = match what {
+                views::Removal::App => (
+                    auth.store.remove_device(user, id, keep_one).await?,
+                    AuditKind::DeviceRemoved,
+                    t.remove_confirm_title,
+                ),
+                views::Removal::Key => (
+                    auth.store.remove_security_key(user, id, keep_one).await?,
+                    AuditKind::KeyRemoved,
+                    t.key_remove_title,
+                ),
+            };
+            match removed {
                 DeviceRemoval::Removed => {
-                    // A lost phone may be why: remembered browsers ask for a code again.
+                    // A lost phone or key may be why: remembered browsers ask again.
                     auth.store.forget_trusted_devices(user).await?;
-                    challenge::note(auth, req, user, AuditKind::DeviceRemoved, "ok").await;
+                    challenge::note(auth, req, user, event, "ok").await;
                 }
-                DeviceRemoval::LastOne => {
-                    return Ok(back_with(req, t.remove_confirm_title, t.last_device_refused));
-                }
+                DeviceRemoval::LastOne => return Ok(back_with(req, title, t.last_device_refused)),
                 DeviceRemoval::NoSuchDevice => {}
             }
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
@@ -594,16 +577,29 @@ fn must_keep_a_device(req: &Request<'_>, account: &SessionRecord) -> bool {
     req.app.policy.second_factor_at_sign_in(&identity)
 }
 
-async fn find_key(auth: &Services, user: &str, id: &str) -> Result<Option<SecurityKeyRecord>, StoreError> {
+/// What a removal page removes: an app, or a key.
+fn removal_of(page: AccountPage) -> views::Removal {
+    match page {
+        AccountPage::RemoveKey | AccountPage::RemoveKeyConfirm => views::Removal::Key,
+        _ => views::Removal::App,
+    }
+}
+
+/// The id of the user's app (or key) that the form names, if it is theirs.
+async fn owned_device(
+    auth: &Services,
+    user: &str,
+    what: views::Removal,
+    id: &str,
+) -> Result<Option<i64>, StoreError> {
     let Ok(id) = id.parse::<i64>() else {
         return Ok(None);
     };
-    Ok(auth
-        .store
-        .security_keys(user)
-        .await?
-        .into_iter()
-        .find(|k| k.id == id))
+    let owned = match what {
+        views::Removal::App => auth.store.totp_devices(user).await?.iter().any(|d| d.id == id),
+        views::Removal::Key => auth.store.security_keys(user).await?.iter().any(|k| k.id == id),
+    };
+    Ok(owned.then_some(id))
 }
 
 /// The page that registers a security key named `name` for the signed-in user,
