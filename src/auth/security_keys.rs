@@ -1,10 +1,12 @@
 //! Security keys and passkeys (WebAuthn) as a second factor, through webauthn-rs:
 //! the security-key ceremony, user verification preferred.
 //!
-//! Each ceremony's state stays server-side, sealed in the store (`transient`)
-//! under a random id the page carries: never in a cookie or a form. It is taken
-//! once, by the user it was begun for, on the host it was begun on, within five
-//! minutes. The relying party is the host the user is on: its name is the RP id,
+//! Each ceremony's state stays server-side, sealed in the store (`transient`):
+//! never in a cookie or a form. It is bound to what it was begun in (the
+//! challenge, or the signed-in session: one live ceremony each, a new one
+//! replacing it), so an answer captured from one sign-in does not finish
+//! another; and it is taken once, by the user it was begun for, on the host it
+//! was begun on, within five minutes. The relying party is the host the user is on: its name is the RP id,
 //! its scheme, name and port the one allowed origin.
 
 use std::time::{Duration, SystemTime};
@@ -16,7 +18,6 @@ use webauthn_rs::prelude::{
     SecurityKey, SecurityKeyAuthentication, SecurityKeyRegistration, Url, Uuid, Webauthn, WebauthnBuilder,
 };
 
-use super::challenge::random_token;
 use super::transient::TransientState;
 use crate::store::{SecurityKeyRecord, StoreError, TransientKind};
 
@@ -92,6 +93,8 @@ pub struct Registered {
 /// backup state).
 pub struct Used {
     pub id: i64,
+    /// The stored record the use was checked against.
+    pub previous: Vec<u8>,
     pub credential: Vec<u8>,
 }
 
@@ -110,11 +113,12 @@ impl SecurityKeys {
     pub async fn begin_registration(
         &self,
         rp: &RelyingParty,
+        bound_to: &[u8],
         user: &str,
         name: &str,
         existing: &[SecurityKeyRecord],
         now: SystemTime,
-    ) -> Result<(String, String), KeyError> {
+    ) -> Result<String, KeyError> {
         let webauthn = rp.webauthn()?;
         let exclude = existing
             .iter()
@@ -129,8 +133,9 @@ impl SecurityKeys {
             name: name.to_owned(),
             state: to_json(&state)?,
         };
-        let id = self.keep(TransientKind::KeyRegistration, &ceremony, now).await?;
-        Ok((id, to_json(&options)?))
+        self.keep(TransientKind::KeyRegistration, bound_to, &ceremony, now)
+            .await?;
+        to_json(&options)
     }
 
     /// Finishes the registration `id` with the browser's answer: the key's name
@@ -138,13 +143,13 @@ impl SecurityKeys {
     pub async fn finish_registration(
         &self,
         rp: &RelyingParty,
-        id: &str,
+        bound_to: &[u8],
         user: &str,
         answer: &str,
         now: SystemTime,
     ) -> Result<(String, Registered), KeyError> {
         let ceremony = self
-            .take(TransientKind::KeyRegistration, id, rp, user, now)
+            .take(TransientKind::KeyRegistration, bound_to, rp, user, now)
             .await?;
         let state: SecurityKeyRegistration = from_json(&ceremony.state)?;
         let answer: RegisterPublicKeyCredential = from_json(answer)?;
@@ -164,10 +169,11 @@ impl SecurityKeys {
     pub async fn begin_authentication(
         &self,
         rp: &RelyingParty,
+        bound_to: &[u8],
         user: &str,
         keys: &[SecurityKeyRecord],
         now: SystemTime,
-    ) -> Result<(String, String), KeyError> {
+    ) -> Result<String, KeyError> {
         let keys = usable(rp, keys);
         if keys.is_empty() {
             return Err(KeyError::Rejected("no security key of this user here".to_owned()));
@@ -183,10 +189,9 @@ impl SecurityKeys {
             name: String::new(),
             state: to_json(&state)?,
         };
-        let id = self
-            .keep(TransientKind::KeyAuthentication, &ceremony, now)
+        self.keep(TransientKind::KeyAuthentication, bound_to, &ceremony, now)
             .await?;
-        Ok((id, to_json(&options)?))
+        to_json(&options)
     }
 
     /// Finishes the sign-in `id` with the browser's answer: which of `keys` it was
@@ -194,14 +199,14 @@ impl SecurityKeys {
     pub async fn finish_authentication(
         &self,
         rp: &RelyingParty,
-        id: &str,
+        bound_to: &[u8],
         user: &str,
         answer: &str,
         keys: &[SecurityKeyRecord],
         now: SystemTime,
     ) -> Result<Used, KeyError> {
         let ceremony = self
-            .take(TransientKind::KeyAuthentication, id, rp, user, now)
+            .take(TransientKind::KeyAuthentication, bound_to, rp, user, now)
             .await?;
         let state: SecurityKeyAuthentication = from_json(&ceremony.state)?;
         let answer: PublicKeyCredential = from_json(answer)?;
@@ -217,6 +222,7 @@ impl SecurityKeys {
         key.update_credential(&result);
         Ok(Used {
             id: record.id,
+            previous: record.credential.clone(),
             credential: serde_json::to_vec(&key).map_err(|e| KeyError::Rejected(e.to_string()))?,
         })
     }
@@ -224,14 +230,15 @@ impl SecurityKeys {
     async fn keep(
         &self,
         kind: TransientKind,
+        bound_to: &[u8],
         ceremony: &Ceremony,
         now: SystemTime,
-    ) -> Result<String, KeyError> {
-        let id = random_token();
+    ) -> Result<(), KeyError> {
+        let id = ceremony_id(kind, bound_to);
         self.state
             .put(kind, &id, ceremony, now + CEREMONY_LIFETIME, now)
             .await?;
-        Ok(id)
+        Ok(())
     }
 
     /// Takes the ceremony out (once, whoever asks), then checks it is this user's
@@ -239,17 +246,29 @@ impl SecurityKeys {
     async fn take(
         &self,
         kind: TransientKind,
-        id: &str,
+        bound_to: &[u8],
         rp: &RelyingParty,
         user: &str,
         now: SystemTime,
     ) -> Result<Ceremony, KeyError> {
-        let ceremony: Ceremony = self.state.take(kind, id, now).await?.ok_or(KeyError::Gone)?;
+        let id = ceremony_id(kind, bound_to);
+        let ceremony: Ceremony = self.state.take(kind, &id, now).await?.ok_or(KeyError::Gone)?;
         if ceremony.user != user || ceremony.rp_id != rp.id {
             return Err(KeyError::NotYours);
         }
         Ok(ceremony)
     }
+}
+
+/// The one ceremony of a kind that what it is bound to (a challenge's id, a
+/// session's id hash) may have.
+fn ceremony_id(kind: TransientKind, bound_to: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"portvakt key ceremony\0");
+    hash.update(kind.as_str().as_bytes());
+    hash.update(b"\0");
+    hash.update(bound_to);
+    data_encoding::BASE64URL_NOPAD.encode(&hash.finalize())
 }
 
 /// The user's keys registered for this host, as webauthn-rs reads them.
@@ -320,9 +339,10 @@ mod tests {
         let keys = service(&dir);
         let now = SystemTime::now();
         let party = rp();
-        let begin = || keys.begin_registration(&party, "alice", "YubiKey", &[], now);
+        let begin =
+            |bound: &'static [u8]| keys.begin_registration(&party, bound, "alice", "YubiKey", &[], now);
 
-        let (id, options) = begin().await.unwrap();
+        let options = begin(b"challenge 1").await.unwrap();
         let options: serde_json::Value = serde_json::from_str(&options).unwrap();
         assert_eq!(options["publicKey"]["rp"]["id"], "intranet.example");
         assert_eq!(
@@ -331,37 +351,73 @@ mod tests {
         );
         // A malformed answer uses the ceremony up as well: it is single use.
         assert!(matches!(
-            keys.finish_registration(&rp(), &id, "alice", "{}", now).await,
+            keys.finish_registration(&rp(), b"challenge 1", "alice", "{}", now)
+                .await,
             Err(KeyError::Rejected(_))
         ));
         assert!(matches!(
-            keys.finish_registration(&rp(), &id, "alice", "{}", now).await,
+            keys.finish_registration(&rp(), b"challenge 1", "alice", "{}", now)
+                .await,
             Err(KeyError::Gone)
         ));
 
-        let (id, _) = begin().await.unwrap();
+        begin(b"challenge 2").await.unwrap();
+        assert!(
+            matches!(
+                keys.finish_registration(&rp(), b"challenge 3", "alice", "{}", now)
+                    .await,
+                Err(KeyError::Gone)
+            ),
+            "an answer posted within another challenge finds no ceremony"
+        );
         assert!(matches!(
-            keys.finish_registration(&rp(), &id, "mallory", "{}", now).await,
+            keys.finish_registration(&rp(), b"challenge 2", "mallory", "{}", now)
+                .await,
             Err(KeyError::NotYours)
         ));
-        let (id, _) = begin().await.unwrap();
+        begin(b"challenge 4").await.unwrap();
         let elsewhere = RelyingParty::of("other.example", true, "Intranet").unwrap();
         assert!(matches!(
-            keys.finish_registration(&elsewhere, &id, "alice", "{}", now)
+            keys.finish_registration(&elsewhere, b"challenge 4", "alice", "{}", now)
                 .await,
             Err(KeyError::NotYours)
         ));
-        let (id, _) = begin().await.unwrap();
+        begin(b"challenge 5").await.unwrap();
         let later = now + CEREMONY_LIFETIME + Duration::from_secs(1);
         assert!(matches!(
-            keys.finish_registration(&rp(), &id, "alice", "{}", later).await,
-            Err(KeyError::Gone)
-        ));
-        assert!(matches!(
-            keys.finish_registration(&rp(), "forged-id", "alice", "{}", now)
+            keys.finish_registration(&rp(), b"challenge 5", "alice", "{}", later)
                 .await,
             Err(KeyError::Gone)
         ));
+    }
+
+    #[tokio::test]
+    async fn one_ceremony_lives_per_challenge_the_last_begun() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = service(&dir);
+        let now = SystemTime::now();
+        let first = keys
+            .begin_registration(&rp(), b"challenge", "alice", "One", &[], now)
+            .await
+            .unwrap();
+        let second = keys
+            .begin_registration(&rp(), b"challenge", "alice", "Two", &[], now)
+            .await
+            .unwrap();
+        assert_ne!(first, second, "a new challenge each time");
+        assert!(matches!(
+            keys.finish_registration(&rp(), b"challenge", "alice", "{}", now)
+                .await,
+            Err(KeyError::Rejected(_))
+        ));
+        assert!(
+            matches!(
+                keys.finish_registration(&rp(), b"challenge", "alice", "{}", now)
+                    .await,
+                Err(KeyError::Gone)
+            ),
+            "the first was replaced, not kept beside"
+        );
     }
 
     #[tokio::test]
@@ -380,11 +436,12 @@ mod tests {
             last_used_at: None,
         };
         assert!(matches!(
-            keys.begin_authentication(&rp(), "alice", &[elsewhere], now).await,
+            keys.begin_authentication(&rp(), b"challenge", "alice", &[elsewhere], now)
+                .await,
             Err(KeyError::Rejected(_))
         ));
         assert!(matches!(
-            keys.finish_authentication(&rp(), "forged-id", "alice", "{}", &[], now)
+            keys.finish_authentication(&rp(), b"challenge", "alice", "{}", &[], now)
                 .await,
             Err(KeyError::Gone)
         ));

@@ -214,19 +214,16 @@ async fn serve_inner(
             if !req.config.second_factor.security_keys {
                 return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             }
-            // The ceremony was begun with a fresh second factor, for this user.
+            // Adding a way in needs a fresh second factor when it is finished too.
+            if !fresh(account, req.now) {
+                return Ok(step_up(auth, req, user).await);
+            }
             let Some(site) = challenge::key_site(req) else {
                 return Ok(Answer::to(ACCOUNT_PAGE, Label::Account));
             };
             let finished = auth
                 .security_keys
-                .finish_registration(
-                    &site,
-                    field(&form, "ceremony"),
-                    user,
-                    field(&form, "credential"),
-                    req.now,
-                )
+                .finish_registration(&site, &account.id_hash, user, field(&form, "credential"), req.now)
                 .await;
             let (name, registered) = match finished {
                 Ok(done) => done,
@@ -299,13 +296,17 @@ async fn serve_inner(
                     t.key_remove_title,
                 ),
             };
+            let last_refused = match what {
+                views::Removal::App => t.last_device_refused,
+                views::Removal::Key => t.key_last_refused,
+            };
             match removed {
                 DeviceRemoval::Removed => {
                     // A lost phone or key may be why: remembered browsers ask again.
                     auth.store.forget_trusted_devices(user).await?;
                     challenge::note(auth, req, user, event, "ok").await;
                 }
-                DeviceRemoval::LastOne => return Ok(back_with(req, title, t.last_device_refused)),
+                DeviceRemoval::LastOne => return Ok(back_with(req, title, last_refused)),
                 DeviceRemoval::NoSuchDevice => {}
             }
             Ok(Answer::to(ACCOUNT_PAGE, Label::Account))
@@ -619,31 +620,18 @@ async fn add_key_page(
     let existing = auth.store.security_keys(user).await?;
     let begun = auth
         .security_keys
-        .begin_registration(&site, user, name, &existing, req.now)
+        .begin_registration(&site, &account.id_hash, user, name, &existing, req.now)
         .await;
-    let (ceremony, options) = match begun {
-        Ok(begun) => begun,
-        Err(KeyError::Store(e)) => return Err(e),
-        Err(e) => {
-            tracing::error!(error = %e, user = %user, "could not begin registering a security key");
-            return Ok(back_with(req, t.key_add_title, t.key_failed));
-        }
-    };
     let csrf = auth.sessions.form_token(account);
-    let page = views::security_key(
-        req.lang,
-        &views::KeyCeremony {
-            registering: true,
-            options: &options,
-            ceremony: &ceremony,
-            csrf: &csrf,
-            action: Route::Account(AccountPage::AddKeyFinish).path(),
-            back: ACCOUNT_PAGE.path(),
-            back_text: t.back_to_account,
-            error,
-        },
-    );
-    Ok(Answer::page(page, Label::Account))
+    let page = views::KeyCeremony {
+        registering: true,
+        csrf: &csrf,
+        action: Route::Account(AccountPage::AddKeyFinish).path(),
+        back: ACCOUNT_PAGE.path(),
+        back_text: t.back_to_account,
+        error,
+    };
+    challenge::show_ceremony(req, user, begun, &page, Label::Account)
 }
 
 async fn find_device(auth: &Services, user: &str, id: &str) -> Result<Option<TotpDevice>, StoreError> {

@@ -460,7 +460,9 @@ async fn handle(
         }
         (ChallengePage::EmailSend | ChallengePage::SmsSend, true, StageKind::Verify) => {
             let channel = channel_of(page);
-            let has_app = has_device(auth, &user).await?;
+            // Fallbacks stand beside an app, never beside a key: a text or a
+            // mailbox would undo what makes a key phishing-resistant.
+            let has_app = !auth.store.totp_devices(&user).await?.is_empty();
             let Some(address) = offered_address(auth, req, &challenge, &user, channel, has_app).await? else {
                 return Ok(Answer::to(
                     Route::Challenge(ChallengePage::Verify),
@@ -518,7 +520,7 @@ async fn handle(
             Ok(sent_code_page(req, &csrf, channel, &address, Some(t.wrong_code)))
         }
         (ChallengePage::Key, false, StageKind::Verify) => {
-            key_sign_in_page(auth, req, &user, &csrf, None).await
+            key_sign_in_page(auth, req, &id, &user, &csrf, None).await
         }
         (ChallengePage::Key, true, StageKind::Verify) => {
             let charged = match charge(auth, req, &user).await? {
@@ -531,7 +533,7 @@ async fn handle(
                     auth.security_keys
                         .finish_authentication(
                             &site,
-                            forms::field(&form, "ceremony"),
+                            id.as_bytes(),
                             &user,
                             forms::field(&form, "credential"),
                             &keys,
@@ -543,9 +545,24 @@ async fn handle(
             };
             match used {
                 Ok(used) => {
-                    auth.store
-                        .security_key_used(&user, used.id, used.credential, req.now)
+                    // Another use of this key was recorded since this one was
+                    // checked (the same counter twice: a cloned key, or a race).
+                    let recorded = auth
+                        .store
+                        .security_key_used(&user, used.id, &used.previous, used.credential, req.now)
                         .await?;
+                    if !recorded {
+                        tracing::warn!(user = %user, key = used.id, "a security key's use raced another; refused");
+                        note(
+                            auth,
+                            req,
+                            &user,
+                            AuditKind::SecondFactorFailed,
+                            "security_key_counter",
+                        )
+                        .await;
+                        return key_sign_in_page(auth, req, &id, &user, &csrf, Some(t.key_refused)).await;
+                    }
                     passed(auth, req, &user, charged).await?;
                     note(auth, req, &user, AuditKind::SecondFactorOk, "security_key").await;
                     pass(
@@ -559,12 +576,12 @@ async fn handle(
                 Err(e) => {
                     tracing::info!(user = %user, error = %e, "a security key was refused");
                     note(auth, req, &user, AuditKind::SecondFactorFailed, "security_key").await;
-                    key_sign_in_page(auth, req, &user, &csrf, Some(t.key_refused)).await
+                    key_sign_in_page(auth, req, &id, &user, &csrf, Some(t.key_refused)).await
                 }
             }
         }
         (ChallengePage::EnrolKey, false, StageKind::Enrol) => {
-            key_enrol_page(auth, req, &user, &csrf, None).await
+            key_enrol_page(auth, req, &id, &user, &csrf, None).await
         }
         (ChallengePage::EnrolKey, true, StageKind::Enrol) => {
             let charged = match charge(auth, req, &user).await? {
@@ -576,7 +593,7 @@ async fn handle(
                     .security_keys
                     .finish_registration(
                         &site,
-                        forms::field(&form, "ceremony"),
+                        id.as_bytes(),
                         &user,
                         forms::field(&form, "credential"),
                         req.now,
@@ -591,7 +608,7 @@ async fn handle(
                 Err(e) => {
                     tracing::info!(user = %user, error = %e, "a security key was not registered");
                     note(auth, req, &user, AuditKind::SecondFactorFailed, "security_key").await;
-                    return key_enrol_page(auth, req, &user, &csrf, Some(t.key_refused)).await;
+                    return key_enrol_page(auth, req, &id, &user, &csrf, Some(t.key_refused)).await;
                 }
             };
             let record = SecurityKeyRecord {
@@ -609,7 +626,7 @@ async fn handle(
                 DeviceAdded::CredentialTaken => {
                     auth.refund(&req.config.lockout, &user, req.client, charged)
                         .await?;
-                    return key_enrol_page(auth, req, &user, &csrf, Some(t.key_taken)).await;
+                    return key_enrol_page(auth, req, &id, &user, &csrf, Some(t.key_taken)).await;
                 }
                 DeviceAdded::LimitReached | DeviceAdded::NameTaken => {
                     // Another sign-in of this user enrolled a device meanwhile.
@@ -1016,13 +1033,14 @@ async fn verify_page(
     let has_app = !auth.store.totp_devices(&user).await?.is_empty();
     // Keys work on the host they were registered on.
     let key = req.config.second_factor.security_keys && !keys_here(auth, req, &user).await?.is_empty();
-    let has_device = has_app || key;
-    let email_to = email_offer(auth, req, &user, has_device)
+    // Fallbacks stand beside an app, never beside a key: a text or a mailbox
+    // would undo what makes a key phishing-resistant.
+    let email_to = email_offer(auth, req, &user, has_app)
         .await
         .map(|a| email::mask(&a));
     let email_first =
         email_to.is_some() && auth.store.preferred_method(&user).await? == Some(PreferredMethod::Email);
-    let sms_to = sms_offer(auth, req, challenge, &user, has_device)
+    let sms_to = sms_offer(auth, req, challenge, &user, has_app)
         .await?
         .map(|n| phone::mask(&n));
     let offer = views::VerifyOffer {
@@ -1404,6 +1422,7 @@ pub(crate) async fn keys_here(
 async fn key_sign_in_page(
     auth: &Services,
     req: &Request<'_>,
+    challenge_id: &str,
     user: &str,
     csrf: &str,
     error: Option<&str>,
@@ -1418,39 +1437,24 @@ async fn key_sign_in_page(
     };
     let begun = auth
         .security_keys
-        .begin_authentication(&site, user, &keys, req.now)
+        .begin_authentication(&site, challenge_id.as_bytes(), user, &keys, req.now)
         .await;
-    let (ceremony, options) = match begun {
-        Ok(begun) => begun,
-        Err(KeyError::Store(e)) => return Err(e),
-        Err(e) => {
-            tracing::error!(error = %e, user = %user, "could not begin a security-key sign-in");
-            return Ok(Answer::to(
-                Route::Challenge(ChallengePage::Verify),
-                Label::SecondFactor,
-            ));
-        }
+    let page = views::KeyCeremony {
+        registering: false,
+        csrf,
+        action: Route::Challenge(ChallengePage::Key).path(),
+        back: Route::Challenge(ChallengePage::Verify).path(),
+        back_text: texts(req.lang).other_way,
+        error,
     };
-    let page = views::security_key(
-        req.lang,
-        &views::KeyCeremony {
-            registering: false,
-            options: &options,
-            ceremony: &ceremony,
-            csrf,
-            action: Route::Challenge(ChallengePage::Key).path(),
-            back: Route::Challenge(ChallengePage::Verify).path(),
-            back_text: texts(req.lang).other_way,
-            error,
-        },
-    );
-    Ok(Answer::page(page, Label::SecondFactor))
+    show_ceremony(req, user, begun, &page, Label::SecondFactor)
 }
 
 /// A first device that is a security key: the page that registers it.
 async fn key_enrol_page(
     auth: &Services,
     req: &Request<'_>,
+    challenge_id: &str,
     user: &str,
     csrf: &str,
     error: Option<&str>,
@@ -1464,33 +1468,43 @@ async fn key_enrol_page(
     };
     let begun = auth
         .security_keys
-        .begin_registration(&site, user, t.key_name_default, &[], req.now)
+        .begin_registration(
+            &site,
+            challenge_id.as_bytes(),
+            user,
+            t.key_name_default,
+            &[],
+            req.now,
+        )
         .await;
-    let (ceremony, options) = match begun {
-        Ok(begun) => begun,
-        Err(KeyError::Store(e)) => return Err(e),
-        Err(e) => {
-            tracing::error!(error = %e, user = %user, "could not begin registering a security key");
-            return Ok(Answer::to(
-                Route::Challenge(ChallengePage::Enrol),
-                Label::SecondFactor,
-            ));
-        }
+    let page = views::KeyCeremony {
+        registering: true,
+        csrf,
+        action: Route::Challenge(ChallengePage::EnrolKey).path(),
+        back: Route::Challenge(ChallengePage::Enrol).path(),
+        back_text: t.key_enrol_back,
+        error,
     };
-    let page = views::security_key(
-        req.lang,
-        &views::KeyCeremony {
-            registering: true,
-            options: &options,
-            ceremony: &ceremony,
-            csrf,
-            action: Route::Challenge(ChallengePage::EnrolKey).path(),
-            back: Route::Challenge(ChallengePage::Enrol).path(),
-            back_text: t.key_enrol_back,
-            error,
-        },
-    );
-    Ok(Answer::page(page, Label::SecondFactor))
+    show_ceremony(req, user, begun, &page, Label::SecondFactor)
+}
+
+/// The page of a security-key ceremony just begun; one that could not begin
+/// sends the browser back where it came from (the log says why).
+pub(crate) fn show_ceremony(
+    req: &Request<'_>,
+    user: &str,
+    begun: Result<String, KeyError>,
+    page: &views::KeyCeremony<'_>,
+    label: Label,
+) -> Result<Answer, StoreError> {
+    match begun {
+        Ok(options) => Ok(Answer::page(views::security_key(req.lang, page, &options), label)),
+        Err(KeyError::Store(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not begin a security-key ceremony");
+            Ok(Answer::redirect(page.back, label))
+        }
+    }
 }
 
 /// Whether the user has a device: an authenticator app or a security key.

@@ -40,6 +40,7 @@ use crate::auth::identity::{self, unix, Claims};
 use crate::auth::Services;
 use crate::config::model::UpstreamHeaders;
 use crate::config::{Config, SharedConfig};
+use crate::factors::SignInMethod;
 use crate::policy::{Authentication, Decision, NormalisedPath};
 use crate::portal::answer::{Answer, Label};
 use crate::portal::views::{self, ErrorKind, Lang};
@@ -594,10 +595,13 @@ impl Gateway {
         names: &UpstreamHeaders,
     ) -> Result<()> {
         let now = unix(SystemTime::now());
-        let amr = if session.second_factor_at.is_some() {
-            vec!["pwd", "otp"]
-        } else {
-            vec!["pwd"]
+        // RFC 8176's names: a security key is a hardware key ("hwk"), a text
+        // message "sms", every code "otp".
+        let amr = match (session.second_factor_at, session.method) {
+            (None, _) => vec!["pwd"],
+            (Some(_), SignInMethod::SecurityKey) => vec!["pwd", "hwk"],
+            (Some(_), SignInMethod::Sms) => vec!["pwd", "sms", "otp"],
+            (Some(_), _) => vec!["pwd", "otp"],
         };
         let signed = self
             .auth

@@ -629,13 +629,32 @@ pub async fn security_keys_count_with_apps_are_unique_and_removed_by_their_owner
     );
 
     assert!(store
-        .security_key_used("alice", first, b"{\"counter\": 7}".to_vec(), at(5))
+        .security_key_used(
+            "alice",
+            first,
+            b"{\"counter\": 0}",
+            b"{\"counter\": 7}".to_vec(),
+            at(5)
+        )
         .await
         .unwrap());
     assert!(!store
-        .security_key_used("bob", first, b"{}".to_vec(), at(5))
+        .security_key_used("bob", first, b"{\"counter\": 7}", b"{}".to_vec(), at(5))
         .await
         .unwrap());
+    assert!(
+        !store
+            .security_key_used(
+                "alice",
+                first,
+                b"{\"counter\": 0}",
+                b"{\"counter\": 1}".to_vec(),
+                at(6)
+            )
+            .await
+            .unwrap(),
+        "a use checked against the record before the last one is not recorded"
+    );
     let keys = store.security_keys("alice").await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(
@@ -662,6 +681,9 @@ pub async fn security_keys_count_with_apps_are_unique_and_removed_by_their_owner
         store.remove_security_key("alice", last, true).await.unwrap(),
         DeviceRemoval::LastOne
     );
+    let listed = store.users().await.unwrap();
+    let alice = listed.iter().find(|u| u.name == "alice").unwrap();
+    assert_eq!(alice.devices, 1, "admins see keys among the devices");
     store.reset_second_factor("alice").await.unwrap();
     assert!(
         store.security_keys("alice").await.unwrap().is_empty(),

@@ -250,11 +250,14 @@ pub trait Store: Send + Sync {
     async fn security_keys(&self, user: &str) -> StoreResult<Vec<SecurityKeyRecord>>;
 
     /// Records a use of the user's key `id`: its updated credential (counter, backup
-    /// state) and the time; false if the user has no such key.
+    /// state) and the time, only if its stored credential is still `previous` (the
+    /// one the use was checked against); false otherwise, or if the user has no
+    /// such key. Of two uses at once with the same counter, one is recorded.
     async fn security_key_used(
         &self,
         user: &str,
         id: i64,
+        previous: &[u8],
         credential: Vec<u8>,
         now: SystemTime,
     ) -> StoreResult<bool>;

@@ -58,11 +58,17 @@ async fn use_the_key(browser: &fantoccini::Client) -> Result<(), fantoccini::err
 fn a_browser_enrols_a_security_key_signs_in_with_it_and_removes_it() {
     let chromium = chromium::Chromium::start();
     let app = LegacyApp::start(&["alice:wonderland:admin"]);
-    let gateway = Gateway::start(&format!(
-        "apps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
-         \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
-        app.url()
-    ));
+    // E-mailed codes as a fallback beside an app: never beside a key alone.
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\nemail: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+             second_factor: {{ email: fallback }}\n\
+             apps:\n  intranet:\n    hosts: [localhost]\n    upstream: {}\n    mfa: required\n\
+             \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
+            app.url()
+        ),
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    );
     let base = format!("http://localhost:{}", gateway.port);
     let shots = chromium::Screenshots::new();
 
@@ -110,6 +116,14 @@ fn a_browser_enrols_a_security_key_signs_in_with_it_and_removes_it() {
             assert!(
                 !verify.contains("name=\"code\""),
                 "no app to ask a code of: {verify}"
+            );
+            assert!(
+                !verify.contains("/.portvakt/email/send"),
+                "no e-mailed code beside a key alone: {verify}"
+            );
+            assert!(
+                verify.contains("Use your security key to confirm it is you."),
+                "{verify}"
             );
             click(&browser, "a[href='/.portvakt/security-key']").await?;
             use_the_key(&browser).await?;

@@ -89,6 +89,10 @@ async fn a_stale_second_factor_is_asked_again_before_a_change() {
             P::DefaultMethod,
             vec![("csrf", csrf.as_str()), ("method", "email")],
         ),
+        (P::AddKey, vec![("csrf", csrf.as_str()), ("name", "YubiKey")]),
+        // A key's registration begun while fresh is not finished once stale.
+        (P::AddKeyFinish, vec![("csrf", csrf.as_str())]),
+        (P::PhoneRemove, vec![("csrf", csrf.as_str())]),
     ] {
         let answer = f.post(on(page), &fields).signed_in(&session).send().await;
         assert_eq!(
@@ -105,6 +109,40 @@ async fn a_stale_second_factor_is_asked_again_before_a_change() {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A text message is not enough to change the security info: a swapped SIM and
+/// the password must not add the thief's device.
+#[tokio::test]
+async fn a_session_passed_with_a_text_message_cannot_change_the_security_info() {
+    let f = Fixture::new();
+    f.enrolled("alice").await;
+    let session = f
+        .services
+        .sessions
+        .start_at(
+            "alice",
+            APP,
+            SignInMethod::Sms,
+            Some(f.now - RECENT),
+            f.now,
+            false,
+        )
+        .await
+        .unwrap();
+    let csrf = f.services.sessions.form_token(&session.record);
+    for (page, fields) in [
+        (P::AddDevice, vec![("csrf", csrf.as_str()), ("name", "Thief")]),
+        (P::AddKey, vec![("csrf", csrf.as_str()), ("name", "Thief")]),
+        (P::RecoveryCodes, vec![("csrf", csrf.as_str())]),
+    ] {
+        let answer = f.post(on(page), &fields).signed_in(&session).send().await;
+        assert_eq!(
+            answer.location(),
+            Some(Route::Challenge(ChallengePage::Verify).path()),
+            "{page:?}"
+        );
+    }
 }
 
 #[tokio::test]

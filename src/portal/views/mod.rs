@@ -858,7 +858,6 @@ struct SecurityKeyPage<'a> {
     registering: bool,
     action: &'a str,
     csrf: &'a str,
-    ceremony: &'a str,
     button: &'a str,
     back: &'a str,
     back_text: &'a str,
@@ -870,10 +869,6 @@ struct SecurityKeyPage<'a> {
 pub struct KeyCeremony<'a> {
     /// Registering a key (else signing in with one).
     pub registering: bool,
-    /// The options for the browser (JSON).
-    pub options: &'a str,
-    /// The ceremony's id, sent back with the key's answer.
-    pub ceremony: &'a str,
     pub csrf: &'a str,
     /// Where the answer is posted.
     pub action: &'a str,
@@ -883,8 +878,9 @@ pub struct KeyCeremony<'a> {
     pub error: Option<&'a str>,
 }
 
-/// The page that runs a security-key ceremony (with the key script).
-pub fn security_key(lang: Lang, ceremony: &KeyCeremony<'_>) -> Page {
+/// The page that runs a security-key ceremony (with the key script), whose
+/// options for the browser are `options` (JSON).
+pub fn security_key(lang: Lang, ceremony: &KeyCeremony<'_>, options: &str) -> Page {
     let t = texts(lang);
     let (title, intro, button) = if ceremony.registering {
         (t.key_add_title, t.key_add_intro, t.key_add_button)
@@ -893,8 +889,7 @@ pub fn security_key(lang: Lang, ceremony: &KeyCeremony<'_>) -> Page {
     };
     // JSON inside a script element: `<`, `>` and `&` escaped, so that no value
     // (a user name) can end the element.
-    let options = ceremony
-        .options
+    let options = options
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026");
@@ -910,7 +905,6 @@ pub fn security_key(lang: Lang, ceremony: &KeyCeremony<'_>) -> Page {
             registering: ceremony.registering,
             action: ceremony.action,
             csrf: ceremony.csrf,
-            ceremony: ceremony.ceremony,
             button,
             back: ceremony.back,
             back_text: ceremony.back_text,
@@ -967,14 +961,13 @@ mod tests {
             Lang::En,
             &KeyCeremony {
                 registering: true,
-                options,
-                ceremony: "c1",
                 csrf: "tok",
                 action: "/.portvakt/account/security-key/finish",
                 back: "/.portvakt/account",
                 back_text: "Back",
                 error: None,
             },
+            options,
         );
         let html = String::from_utf8(page.body).unwrap();
         assert_eq!(

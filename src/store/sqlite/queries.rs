@@ -238,14 +238,16 @@ impl Store for SqliteStore {
         &self,
         user: &str,
         id: i64,
+        previous: &[u8],
         credential: Vec<u8>,
         now: SystemTime,
     ) -> StoreResult<bool> {
-        let user = user.to_owned();
+        let (user, previous) = (user.to_owned(), previous.to_vec());
         self.write(move |conn| {
             let changed = conn.execute(
-                "UPDATE security_keys SET credential = ?3, last_used_at = ?4 WHERE id = ?1 AND user_name = ?2",
-                params![id, user, credential, to_unix(now)],
+                "UPDATE security_keys SET credential = ?3, last_used_at = ?4
+                 WHERE id = ?1 AND user_name = ?2 AND credential = ?5",
+                params![id, user, credential, to_unix(now), previous],
             )?;
             Ok(changed == 1)
         })
@@ -647,9 +649,11 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn.prepare(
                 "SELECT u.name,
-                        (SELECT COUNT(*) FROM totp_devices d WHERE d.user_name = u.name),
+                        (SELECT COUNT(*) FROM totp_devices d WHERE d.user_name = u.name)
+                          + (SELECT COUNT(*) FROM security_keys k WHERE k.user_name = u.name),
                         (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_name = u.name AND r.used_at IS NULL),
-                        (SELECT MAX(last_used_at) FROM totp_devices d WHERE d.user_name = u.name),
+                        (SELECT MAX(t) FROM (SELECT last_used_at AS t FROM totp_devices d WHERE d.user_name = u.name
+                                              UNION ALL SELECT last_used_at FROM security_keys k WHERE k.user_name = u.name)),
                         (SELECT locked_until FROM failures f WHERE f.subject = 'user:' || u.name)
                  FROM users u ORDER BY u.name",
             )?;
