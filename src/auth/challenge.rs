@@ -160,7 +160,11 @@ pub enum Stage {
     /// A sign-in that looks unusual where no second factor is asked: confirmed
     /// with an e-mailed code; what it came from is remembered once it is. (Added
     /// last: challenges stored by an older build still read.)
-    Unusual(super::unusual::Signals),
+    Unusual {
+        signals: super::unusual::Signals,
+        /// Begun as a first enrolment: once confirmed, the user enrols.
+        then_enrol: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

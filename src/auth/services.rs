@@ -220,25 +220,33 @@ impl Services {
         })
     }
 
-    /// Counts a text message to `number` for `user` against their budgets
-    /// (`sms.max_per_hour` each, shared by every gateway), before it is sent: false
-    /// when either is spent. Sending a text costs the sender nothing else, so
-    /// without this a password alone could send texts without end.
-    pub async fn charge_text(
+    /// Counts a code sent over `channel` to `to` for `user` against their budgets
+    /// (`per_hour` each, shared by every gateway), before it is sent: false when
+    /// either is spent. Sending a code costs the sender nothing else, so without
+    /// this a password alone could send texts or mail without end.
+    pub async fn charge_sent_code(
         &self,
-        settings: &crate::config::model::SmsSettings,
+        channel: Channel,
+        per_hour: u32,
         user: &str,
-        number: &str,
+        to: &str,
         now: SystemTime,
     ) -> StoreResult<bool> {
         let hour = Duration::from_secs(3600);
         let budget = LockoutPolicy {
-            max_failures: settings.max_per_hour,
+            max_failures: per_hour,
             window: hour,
             base_delay: hour,
             max_delay: hour,
         };
-        let subjects = [(Subject::Texts(user), budget), (Subject::Number(number), budget)];
+        let name = match channel {
+            Channel::Email => "email",
+            Channel::TextMessage => "sms",
+        };
+        let subjects = [
+            (Subject::SentFor(name, user), budget),
+            (Subject::SentTo(name, to), budget),
+        ];
         Ok(self.store.charge_attempt(&subjects, now).await?.is_ok())
     }
 

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::challenge::random_token;
 use super::services::Services;
 use crate::config::model::{GeoIp, UnusualSignIn};
+use crate::config::Config;
 use crate::store::StoreResult;
 
 const BROWSER: &str = "browser";
@@ -42,7 +43,15 @@ impl Signals {
             browser_id: sent.map_or_else(random_token, str::to_owned),
             browser_known_id: sent.is_some(),
             network: network_of(client),
-            country: geoip.and_then(|g| g.country_of(client)),
+            // An address the database does not place is a place of its own
+            // ("unplaced"), not no place: it must not let a sign-in through.
+            country: geoip.map(|g| {
+                let client = match client {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(client, IpAddr::V4),
+                    v4 => v4,
+                };
+                g.country_of(client).unwrap_or_else(|| "unplaced".to_owned())
+            }),
         }
     }
 }
@@ -70,7 +79,108 @@ fn hash(kind: &str, value: &str) -> [u8; 32] {
     Sha256::digest(format!("portvakt {kind}\0{value}").as_bytes()).into()
 }
 
+/// What the gate makes of a password sign-in.
+pub enum Gate {
+    /// It goes on; what it came from, to remember (`None`: the rule is off).
+    Usual(Option<Signals>),
+    /// It is confirmed with an e-mailed code first.
+    Unusual(Signals),
+}
+
 impl Services {
+    /// The gate every password sign-in passes before its session (the app's
+    /// form, the gateway's page, HTTP Basic): whether it looks unusual under
+    /// `second_factor.unusual_sign_in`. An unusual one whose user has no address
+    /// to send a code to goes on (logged).
+    pub async fn sign_in_gate(
+        &self,
+        config: &Config,
+        user: &str,
+        browser_cookie: Option<&str>,
+        client: IpAddr,
+        now: SystemTime,
+    ) -> StoreResult<Gate> {
+        let Some(rule) = config.second_factor.unusual_sign_in.as_ref() else {
+            return Ok(Gate::Usual(None));
+        };
+        let signals = Signals::of(browser_cookie, client, rule.country.as_ref());
+        if !self.is_unusual(rule, user, &signals, now).await? {
+            return Ok(Gate::Usual(Some(signals)));
+        }
+        if self.email_address(config, user).await.is_none() {
+            tracing::warn!(user = %user, "an unusual sign-in, and no e-mail address to confirm it with; it passes");
+            return Ok(Gate::Usual(Some(signals)));
+        }
+        Ok(Gate::Unusual(signals))
+    }
+
+    /// Whether a first enrolment from `client` comes from a place (network,
+    /// country) not seen with `user`: then it is confirmed by e-mail first. The
+    /// browser does not count here: enrolments begin from many pages.
+    pub async fn enrolment_gate(
+        &self,
+        config: &Config,
+        user: &str,
+        client: IpAddr,
+        now: SystemTime,
+    ) -> StoreResult<Option<Signals>> {
+        let Some(rule) = config.second_factor.unusual_sign_in.as_ref() else {
+            return Ok(None);
+        };
+        let place = UnusualSignIn {
+            browser: false,
+            ..rule.clone()
+        };
+        let signals = Signals::of(None, client, rule.country.as_ref());
+        let asked = place.network || place.country.is_some();
+        if !asked {
+            return Ok(None);
+        }
+        if !self.is_unusual(&place, user, &signals, now).await?
+            || self.email_address(config, user).await.is_none()
+        {
+            // A usual place (or the first on record) is what later sign-ins
+            // are compared with.
+            self.remember_place(user, &signals, now).await?;
+            return Ok(None);
+        }
+        Ok(Some(signals))
+    }
+
+    /// Remembers where a sign-in came from (its network and country), not its
+    /// browser.
+    async fn remember_place(&self, user: &str, signals: &Signals, now: SystemTime) -> StoreResult<()> {
+        self.store
+            .note_signal(user, NETWORK, hash(NETWORK, &signals.network), now)
+            .await?;
+        if let Some(country) = &signals.country {
+            self.store
+                .note_signal(user, COUNTRY, hash(COUNTRY, country), now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Remembers a sign-in that went on; the `Set-Cookie` naming its browser.
+    pub async fn remember_sign_in(
+        &self,
+        config: &Config,
+        user: &str,
+        signals: Option<&Signals>,
+        secure: bool,
+        now: SystemTime,
+    ) -> StoreResult<Option<String>> {
+        let (Some(signals), Some(rule)) = (signals, config.second_factor.unusual_sign_in.as_ref()) else {
+            return Ok(None);
+        };
+        self.remember_signals(user, signals, now).await?;
+        Ok(Some(super::cookies::set_browser(
+            &signals.browser_id,
+            secure,
+            rule.remember,
+        )))
+    }
+
     /// Whether this sign-in of `user` looks unusual under `rule`: a signal it
     /// names was not seen with this user within `rule.remember`. Never on the
     /// user's first sign-in on record.
@@ -82,7 +192,6 @@ impl Services {
         now: SystemTime,
     ) -> StoreResult<bool> {
         let since = now.checked_sub(rule.remember).unwrap_or(SystemTime::UNIX_EPOCH);
-        // An address the database does not place is no country signal.
         let country = signals.country.as_deref().filter(|_| rule.country.is_some());
         let checks = [
             (rule.network, NETWORK, hash(NETWORK, &signals.network)),
@@ -106,14 +215,7 @@ impl Services {
     /// Remembers this sign-in's browser and network for `user` (whatever the
     /// rule names, so that turning a signal on later has a history to use).
     pub async fn remember_signals(&self, user: &str, signals: &Signals, now: SystemTime) -> StoreResult<()> {
-        self.store
-            .note_signal(user, NETWORK, hash(NETWORK, &signals.network), now)
-            .await?;
-        if let Some(country) = &signals.country {
-            self.store
-                .note_signal(user, COUNTRY, hash(COUNTRY, country), now)
-                .await?;
-        }
+        self.remember_place(user, signals, now).await?;
         self.store
             .note_signal(user, BROWSER, hash(BROWSER, &signals.browser_id), now)
             .await

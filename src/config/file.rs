@@ -53,6 +53,7 @@ pub struct EmailFile {
     pub code_digits: Option<u64>,
     pub code_lifetime: Option<Duration>,
     pub resend_after: Option<Duration>,
+    pub max_per_hour: Option<u64>,
 }
 
 /// How text messages are sent (for codes by text message): the provider's webhook.
@@ -268,6 +269,7 @@ const EMAIL_KEYS: &[&str] = &[
     "code_digits",
     "code_lifetime",
     "resend_after",
+    "max_per_hour",
 ];
 const SMTP_KEYS: &[&str] = &["host", "port", "security", "username", "password_file"];
 const ADMINS_KEYS: &[&str] = &["users", "groups"];
@@ -1174,6 +1176,7 @@ fn decode_email(d: &mut Decoder, node: &Node, key: &str) -> Option<EmailFile> {
         code_digits: None,
         code_lifetime: None,
         resend_after: None,
+        max_per_hour: None,
     };
     if let Some((n, k)) = m.require(
         d,
@@ -1194,6 +1197,9 @@ fn decode_email(d: &mut Decoder, node: &Node, key: &str) -> Option<EmailFile> {
     }
     if let Some((n, k)) = m.get("resend_after") {
         email.resend_after = d.duration(n, &k);
+    }
+    if let Some((n, k)) = m.get("max_per_hour") {
+        email.max_per_hour = d.integer(n, &k, 1..=100);
     }
     if let Some((n, k)) = m.get("smtp") {
         if let Some(mut s) = d.map(n, &k, SMTP_KEYS) {

@@ -361,6 +361,8 @@ pub struct EmailSettings {
     pub code_lifetime: Duration,
     /// How long before another code may be sent.
     pub resend_after: Duration,
+    /// At most this many codes for one user, and to one address, within an hour.
+    pub max_per_hour: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

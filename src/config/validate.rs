@@ -1125,8 +1125,15 @@ fn build_email(d: &mut Decoder, file: &EmailFile, base: &Path) -> Option<EmailSe
             .unwrap_or(6),
         code_lifetime: file.code_lifetime.unwrap_or(Duration::from_secs(10 * 60)),
         resend_after: file.resend_after.unwrap_or(Duration::from_secs(60)),
+        max_per_hour: file
+            .max_per_hour
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(DEFAULT_MAILS_PER_HOUR),
     })
 }
+
+/// E-mailed codes a user, or an address, gets in an hour.
+const DEFAULT_MAILS_PER_HOUR: u32 = 10;
 
 fn build_sms(d: &mut Decoder, file: &SmsFile, base: &Path) -> Option<SmsSettings> {
     let url = file.url.as_ref().and_then(|url| {

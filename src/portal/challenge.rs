@@ -96,13 +96,26 @@ pub async fn begin(
     let stage = if has_device || email_will_do {
         Stage::Verify
     } else if may_enrol {
-        Stage::Enrol(TotpSecret::generate())
+        // A first enrolment from a place the user has not signed in from: their
+        // mailbox first (a stolen password must not enrol the thief's phone).
+        match auth.enrolment_gate(config, user, client, now).await {
+            Ok(Some(signals)) => Stage::Unusual {
+                signals,
+                then_enrol: true,
+            },
+            Ok(None) => Stage::Enrol(TotpSecret::generate()),
+            Err(e) => {
+                tracing::error!(error = %e, user = %user, "could not tell whether an enrolment is unusual");
+                return (Answer::to(Route::Unavailable, Label::Error), None);
+            }
+        }
     } else {
         tracing::warn!(user = %user, client = %client, "enrolment is not allowed from this address");
         return (Answer::to(Route::EnrolmentClosed, Label::EnrolmentClosed), None);
     };
     let page = match stage {
         Stage::Enrol(_) => Route::Challenge(ChallengePage::Enrol).path(),
+        Stage::Unusual { .. } => Route::Challenge(ChallengePage::Unusual).path(),
         _ => Route::Challenge(ChallengePage::Verify).path(),
     };
     let made = auth
@@ -696,26 +709,21 @@ async fn handle(
             }
             passed(auth, req, &user, charged).await?;
             note(auth, req, &user, AuditKind::LoginOk, "unusual_sign_in_confirmed").await;
-            let signals = match &lock(&challenge).stage {
-                Stage::Unusual(signals) => Some(signals.clone()),
-                _ => None,
+            let (signals, then_enrol) = match &lock(&challenge).stage {
+                Stage::Unusual { signals, then_enrol } => (Some(signals.clone()), *then_enrol),
+                _ => (None, false),
             };
             // Confirmed: this browser and network are the user's from now on.
-            if let Some(signals) = &signals {
-                auth.remember_signals(&user, signals, req.now).await?;
-            }
-            let browser = match (&signals, req.config.second_factor.unusual_sign_in.as_ref()) {
-                (Some(signals), Some(rule)) => Some(cookies::set_browser(
-                    &signals.browser_id,
-                    req.secure,
-                    rule.remember,
-                )),
-                _ => None,
-            };
-            // A user who must enrol a first device goes on to do so, from a place
-            // now confirmed as theirs.
-            let answer = if first_device_asked(auth, req, &user).await? {
-                if enrolment_allowed(auth, req.config, &user, req.client, req.now).await {
+            let browser = auth
+                .remember_sign_in(req.config, &user, signals.as_ref(), req.secure, req.now)
+                .await?;
+            let answer = if then_enrol || first_device_asked(auth, req, &user).await? {
+                if has_device(auth, &user).await? {
+                    // A device was enrolled meanwhile (elsewhere): it is asked for.
+                    lock(&challenge).stage = Stage::Verify;
+                    Answer::to(Route::Challenge(ChallengePage::Verify), Label::SecondFactor)
+                } else if enrolment_allowed(auth, req.config, &user, req.client, req.now).await {
+                    // A first device, from a place now confirmed as the user's.
                     lock(&challenge).stage = Stage::Enrol(TotpSecret::generate());
                     Answer::to(Route::Challenge(ChallengePage::Enrol), Label::SecondFactor)
                 } else {
@@ -811,7 +819,7 @@ impl StageKind {
             Stage::Enrol(_) => StageKind::Enrol,
             Stage::Verify => StageKind::Verify,
             Stage::Passed { .. } => StageKind::Passed,
-            Stage::Unusual(_) => StageKind::Unusual,
+            Stage::Unusual { .. } => StageKind::Unusual,
         }
     }
 }
@@ -1135,15 +1143,13 @@ pub async fn begin_unusual(
     secure: bool,
     now: SystemTime,
 ) -> (Answer, Option<SharedChallenge>) {
+    let stage = Stage::Unusual {
+        signals,
+        then_enrol: false,
+    };
     let made = auth
         .challenges
-        .insert(Challenge::new(
-            user,
-            &app.name,
-            purpose,
-            Stage::Unusual(signals),
-            now,
-        ))
+        .insert(Challenge::new(user, &app.name, purpose, stage, now))
         .await;
     match made {
         Ok((id, challenge)) => (
@@ -1257,6 +1263,18 @@ async fn mail_code(auth: &Services, req: &Request<'_>, user: &str, address: &str
     let (Some(settings), Some(mailer)) = (req.config.email.as_ref(), auth.mailer.as_ref()) else {
         return None;
     };
+    if !within_budget(
+        auth,
+        Channel::Email,
+        settings.max_per_hour,
+        user,
+        address,
+        req.now,
+    )
+    .await
+    {
+        return None;
+    }
     let t = texts(req.lang);
     let code = SentCode::new(settings.code_digits, req.now, settings.code_lifetime);
     let body = format!("{} {}\n\n{}\n", t.email_body, code.text(), t.email_body_after);
@@ -1275,16 +1293,17 @@ async fn text_code(auth: &Services, req: &Request<'_>, user: &str, number: &str)
         tracing::warn!(user = %user, "a text to a number outside sms.countries was not sent");
         return None;
     }
-    match auth.charge_text(settings, user, number, req.now).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!(user = %user, "the user's or the number's text budget is spent (sms.max_per_hour); not sent");
-            return None;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, user = %user, "could not count a text message; not sent");
-            return None;
-        }
+    if !within_budget(
+        auth,
+        Channel::TextMessage,
+        settings.max_per_hour,
+        user,
+        number,
+        req.now,
+    )
+    .await
+    {
+        return None;
     }
     let t = texts(req.lang);
     let code = SentCode::new(settings.code_digits, req.now, settings.code_lifetime);
@@ -1304,6 +1323,29 @@ async fn text_code(auth: &Services, req: &Request<'_>, user: &str, number: &str)
         Err(e) => {
             tracing::error!(error = %e, user = %user, "could not send a code by text message");
             None
+        }
+    }
+}
+
+/// Whether a code may still go over `channel` to `to` for `user` this hour
+/// (counted now, before it is sent); a spent budget is logged.
+async fn within_budget(
+    auth: &Services,
+    channel: Channel,
+    per_hour: u32,
+    user: &str,
+    to: &str,
+    now: SystemTime,
+) -> bool {
+    match auth.charge_sent_code(channel, per_hour, user, to, now).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(user = %user, channel = ?channel, "the user's or the address's code budget is spent (max_per_hour); not sent");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, user = %user, "could not count a code to send; not sent");
+            false
         }
     }
 }

@@ -13,6 +13,7 @@ use super::return_path::safe_return_path;
 use super::views::{self, texts};
 use super::{challenge, forms, Request};
 use crate::auth::challenge::{random_token, Purpose};
+use crate::auth::unusual::Gate;
 use crate::auth::{cookies, Attempt, AuditKind, Services};
 use crate::factors::{argon, SignInMethod};
 use crate::policy::Authentication;
@@ -161,13 +162,43 @@ pub async fn serve(auth: &Services, req: &Request<'_>) -> Answer {
         .await
         .0;
     }
+    // No second factor here; a sign-in that looks unusual is confirmed with an
+    // e-mailed code first, as on every other kind of login.
+    let browser = req.cookie(cookies::browser_cookie_name(req.secure));
+    let signals = match auth
+        .sign_in_gate(req.config, &user, browser, req.client, req.now)
+        .await
+    {
+        Ok(Gate::Usual(signals)) => signals,
+        Ok(Gate::Unusual(signals)) => {
+            let purpose = Purpose::Return(return_to);
+            let begun = challenge::begin_unusual(
+                auth, req.config, req.app, &user, purpose, signals, req.secure, req.now,
+            );
+            return begun.await.0;
+        }
+        Err(e) => return unavailable(req, &e),
+    };
+    let browser = match auth
+        .remember_sign_in(req.config, &user, signals.as_ref(), req.secure, req.now)
+        .await
+    {
+        Ok(browser) => browser,
+        Err(e) => return unavailable(req, &e),
+    };
     match auth
         .sessions
         .start(&user, &req.app.name, SignInMethod::Password, req.now, req.secure)
         .await
     {
-        Ok(issued) => Answer::redirect(&return_to, Label::LoginPasswordOnly)
-            .with_cookie(&cookies::set_session(&issued.cookie_value, req.secure)),
+        Ok(issued) => {
+            let answer = Answer::redirect(&return_to, Label::LoginPasswordOnly)
+                .with_cookie(&cookies::set_session(&issued.cookie_value, req.secure));
+            match browser {
+                Some(cookie) => answer.with_cookie(&cookie),
+                None => answer,
+            }
+        }
         Err(e) => unavailable(req, &e),
     }
 }

@@ -267,6 +267,10 @@ impl Gateway {
                 client: client_ip,
                 secure: ctx.secure,
                 now,
+                browser_cookie: cookies::find(
+                    &session.req_header().headers,
+                    cookies::browser_cookie_name(ctx.secure),
+                ),
             };
             return Err(Stop::Answer(self.basic_sign_in(config, app, sign_in).await));
         }

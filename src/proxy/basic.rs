@@ -14,6 +14,7 @@ use http::{HeaderValue, StatusCode};
 use super::confirm;
 use super::gateway::Gateway;
 use crate::auth::challenge::Purpose;
+use crate::auth::unusual::Gate;
 use crate::auth::{cookies, Attempt, AuditKind};
 use crate::config::{App, Config};
 use crate::factors::SignInMethod;
@@ -38,6 +39,8 @@ pub struct BasicSignIn<'r> {
     pub client: IpAddr,
     pub secure: bool,
     pub now: SystemTime,
+    /// The cookie naming this browser (for unusual sign-ins), if it sent one.
+    pub browser_cookie: Option<&'r str>,
 }
 
 impl Gateway {
@@ -103,20 +106,7 @@ impl Gateway {
             signed_in_at: s.now,
         };
         if !app.policy.second_factor_at_sign_in(&auth) {
-            // No second factor for this user here: a password-level session.
-            return match self
-                .auth
-                .sessions
-                .start(&user, &app.name, SignInMethod::Password, s.now, s.secure)
-                .await
-            {
-                Ok(issued) => Answer::redirect(&s.return_to, Label::LoginPasswordOnly)
-                    .with_cookie(&cookies::set_session(&issued.cookie_value, s.secure)),
-                Err(e) => {
-                    tracing::error!(error = %e, "could not start a session for a Basic sign-in");
-                    Answer::redirect(Route::Unavailable.path(), Label::Error)
-                }
-            };
+            return self.basic_password_session(config, app, &user, s).await;
         }
         tracing::info!(user = %user, app = %app.name, "Basic sign-in sent to the second factor");
         let (answer, _) = challenge::begin(
@@ -131,6 +121,60 @@ impl Gateway {
         )
         .await;
         answer
+    }
+
+    /// A Basic sign-in that asks no second factor: a password-level session,
+    /// unless it looks unusual, which is confirmed with an e-mailed code first.
+    async fn basic_password_session(
+        &self,
+        config: &Config,
+        app: &App,
+        user: &str,
+        s: BasicSignIn<'_>,
+    ) -> Answer {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            tracing::error!(error = %e, "could not start a session for a Basic sign-in");
+            Answer::redirect(Route::Unavailable.path(), Label::Error)
+        };
+        let signals = match self
+            .auth
+            .sign_in_gate(config, user, s.browser_cookie, s.client, s.now)
+            .await
+        {
+            Ok(Gate::Usual(signals)) => signals,
+            Ok(Gate::Unusual(signals)) => {
+                let purpose = Purpose::Return(s.return_to);
+                let begun = challenge::begin_unusual(
+                    &self.auth, config, app, user, purpose, signals, s.secure, s.now,
+                );
+                return begun.await.0;
+            }
+            Err(e) => return unavailable(&e),
+        };
+        let browser = match self
+            .auth
+            .remember_sign_in(config, user, signals.as_ref(), s.secure, s.now)
+            .await
+        {
+            Ok(browser) => browser,
+            Err(e) => return unavailable(&e),
+        };
+        match self
+            .auth
+            .sessions
+            .start(user, &app.name, SignInMethod::Password, s.now, s.secure)
+            .await
+        {
+            Ok(issued) => {
+                let answer = Answer::redirect(&s.return_to, Label::LoginPasswordOnly)
+                    .with_cookie(&cookies::set_session(&issued.cookie_value, s.secure));
+                match browser {
+                    Some(cookie) => answer.with_cookie(&cookie),
+                    None => answer,
+                }
+            }
+            Err(e) => unavailable(&e),
+        }
     }
 
     /// What the app says of `user`'s credentials (an `Authorization` value), asked

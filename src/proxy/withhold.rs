@@ -34,7 +34,7 @@ use super::gateway::{authentication, Gateway, RequestCtx};
 use super::login::{self, BodySays, RequestCapture};
 use crate::auth::challenge::{random_token, Challenges, Purpose, Withheld};
 use crate::auth::tokens::TokenBindings;
-use crate::auth::unusual::Signals;
+use crate::auth::unusual::Gate;
 use crate::auth::{cookies, Attempt, AuditKind};
 use crate::config::model::{json_token, LoginInterception};
 use crate::config::{App, Config};
@@ -85,12 +85,6 @@ struct SignIn<'r> {
     browser_cookie: Option<String>,
     /// The request the app answered.
     request: &'r RequestHeader,
-}
-
-/// What `unusual` makes of a sign-in: what it came from, where the rule is on.
-enum Unusual {
-    Yes(Signals),
-    No(Option<Signals>),
 }
 
 /// The app and login an answer belongs to, for the checks below.
@@ -358,29 +352,33 @@ impl Gateway {
         };
         let mut unusual = None;
         let factor_asked = app.policy.second_factor_at_sign_in(&auth);
-        // Where no second factor is asked, or the user has none yet (a first
-        // enrolment: a stolen password must not enrol the thief's phone from a
-        // place the user never signed in from), a sign-in that looks unusual is
-        // confirmed with an e-mailed code first.
-        let first_enrolment = factor_asked
-            && w.config.second_factor.unusual_sign_in.is_some()
-            && !challenge::has_device(&self.auth, &user).await.unwrap_or(true);
-        if !factor_asked || first_enrolment {
-            match self.unusual(&user, sign_in.browser_cookie.as_deref(), w).await {
-                Err(()) => return self.replace(response, ctx, &login.page_target, Label::Error),
-                Ok(Unusual::Yes(signals)) => unusual = Some(signals),
-                Ok(Unusual::No(signals)) => {
-                    if let (Some(signals), Some(rule)) =
-                        (signals, w.config.second_factor.unusual_sign_in.as_ref())
-                    {
-                        if let Err(e) = self.auth.remember_signals(&user, &signals, now).await {
+        // Where no second factor is asked, a sign-in that looks unusual is
+        // confirmed with an e-mailed code first (a first enrolment is gated where
+        // it begins, `challenge::begin`).
+        if !factor_asked {
+            let gate = self
+                .auth
+                .sign_in_gate(w.config, &user, sign_in.browser_cookie.as_deref(), client, now)
+                .await;
+            match gate {
+                Err(e) => {
+                    tracing::error!(error = %e, "could not tell whether a sign-in is unusual; login withheld");
+                    return self.replace(response, ctx, &login.page_target, Label::Error);
+                }
+                Ok(Gate::Unusual(signals)) => unusual = Some(signals),
+                Ok(Gate::Usual(signals)) => {
+                    let remembered = self
+                        .auth
+                        .remember_sign_in(w.config, &user, signals.as_ref(), ctx.secure, now)
+                        .await;
+                    match remembered {
+                        Ok(Some(cookie)) => response.append_header(http::header::SET_COOKIE, cookie)?,
+                        Ok(None) => false,
+                        Err(e) => {
                             tracing::error!(error = %e, "could not remember a sign-in's browser and network");
+                            false
                         }
-                        response.append_header(
-                            http::header::SET_COOKIE,
-                            cookies::set_browser(&signals.browser_id, ctx.secure, rule.remember),
-                        )?;
-                    }
+                    };
                 }
             }
         }
@@ -505,34 +503,6 @@ impl Gateway {
         });
         ctx.label = Some(Label::LoginWithheld);
         Ok(())
-    }
-
-    /// Whether a sign-in of `user` (no second factor asked) looks unusual under
-    /// `second_factor.unusual_sign_in`, and what it came from. An unusual one
-    /// whose user has no address to send a code to passes (logged); the store
-    /// unavailable fails closed (`Err`).
-    async fn unusual(
-        &self,
-        user: &str,
-        browser_cookie: Option<&str>,
-        w: &Watched<'_>,
-    ) -> Result<Unusual, ()> {
-        let Some(rule) = w.config.second_factor.unusual_sign_in.as_ref() else {
-            return Ok(Unusual::No(None));
-        };
-        let signals = Signals::of(browser_cookie, w.client, rule.country.as_ref());
-        match self.auth.is_unusual(rule, user, &signals, w.now).await {
-            Ok(false) => Ok(Unusual::No(Some(signals))),
-            Ok(true) if self.auth.email_address(w.config, user).await.is_some() => Ok(Unusual::Yes(signals)),
-            Ok(true) => {
-                tracing::warn!(user = %user, "an unusual sign-in, and no e-mail address to confirm it with; it passes");
-                Ok(Unusual::No(Some(signals)))
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "could not tell whether a sign-in is unusual; login withheld");
-                Err(())
-            }
-        }
     }
 
     /// Who the app's `login.confirm` page says the session of this answer belongs

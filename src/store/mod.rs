@@ -175,10 +175,11 @@ pub struct UserSummary {
 pub enum Subject<'a> {
     User(&'a str),
     Address(std::net::IpAddr),
-    /// The text messages sent for a user (a budget, not a lockout of the user).
-    Texts(&'a str),
-    /// The text messages sent to a number, whoever asked.
-    Number(&'a str),
+    /// The codes sent over a channel for a user (a budget, not a lockout of
+    /// the user): `(channel, user)`.
+    SentFor(&'a str, &'a str),
+    /// The codes sent over a channel to an address or number, whoever asked.
+    SentTo(&'a str, &'a str),
 }
 
 impl Subject<'_> {
@@ -186,8 +187,8 @@ impl Subject<'_> {
         match self {
             Subject::User(name) => format!("user:{name}"),
             Subject::Address(ip) => format!("addr:{ip}"),
-            Subject::Texts(name) => format!("texts:{name}"),
-            Subject::Number(number) => format!("number:{number}"),
+            Subject::SentFor(channel, name) => format!("sent-for:{channel}:{name}"),
+            Subject::SentTo(channel, to) => format!("sent-to:{channel}:{to}"),
         }
     }
 }

@@ -361,5 +361,5 @@ fn a_password_alone_cannot_send_texts_without_end() {
         "one to confirm the number, two sign-ins"
     );
     assert_eq!(sent, 2);
-    assert!(gateway.log().contains("text budget is spent"));
+    assert!(gateway.log().contains("code budget is spent"));
 }

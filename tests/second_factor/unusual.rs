@@ -192,6 +192,19 @@ fn a_sign_in_from_another_country_is_confirmed_when_the_country_counts() {
         302,
         "Norway is known now"
     );
+    // An address the database does not place is a place of its own: not a way
+    // around the rule.
+    let mut unplaced = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut unplaced, "alice", "wonderland", "8.8.8.8").location(),
+        Some("/.portvakt/confirm-sign-in")
+    );
+    let mut mapped = Browser::new(&gateway, HOST);
+    assert_eq!(
+        sign_in(&mut mapped, "alice", "wonderland", "::ffff:198.51.100.7").status,
+        302,
+        "an IPv4-mapped address is read as the IPv4 one (Norway, known)"
+    );
 }
 
 /// A user who has no device yet, where the second factor is required: a sign-in
@@ -247,4 +260,98 @@ fn a_first_enrolment_from_a_new_place_is_confirmed_by_email_first() {
     let next = travelling.post("/.portvakt/confirm-sign-in", &[("csrf", &csrf), ("code", &code)]);
     assert_eq!(next.location(), Some("/.portvakt/enrol"), "{}", next.body);
     assert_eq!(travelling.get("/.portvakt/enrol").status, 200);
+}
+
+/// The gateway's own login page is a login like the app's: the same gate, for a
+/// password session and for a first enrolment; and the e-mailed codes a flood of
+/// sign-ins can ask for are bounded (`email.max_per_hour`).
+#[test]
+fn the_gateway_login_is_gated_too_and_mail_is_bounded() {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let app = LegacyApp::start(&["unused:unused"]);
+    let hash = argon2::Argon2::default()
+        .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+        .unwrap()
+        .to_string();
+    let users = format!(
+        "users:\n  alice: {{ password: \"{hash}\", email: alice@example.com }}\n  \
+         bob: {{ password: \"{hash}\", email: bob@example.com, groups: [staff] }}\n"
+    );
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\ntrusted_proxies: [127.0.0.1/32]\n\
+             email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log, max_per_hour: 2 }}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [network] }} }}\n\
+             apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: {{ groups: [staff] }}\n    login: gateway\n",
+            app.url()
+        ),
+        &[("users.yaml", &users)],
+    );
+    let gateway_sign_in = |browser: &mut Browser, user: &str, from: &str| -> Page {
+        let forwarded = [("x-forwarded-for", from)];
+        let form = browser.get_with("/.portvakt/login?return=/whoami", &forwarded);
+        let csrf = form.input("csrf").unwrap();
+        browser.post_with(
+            "/.portvakt/login",
+            &[
+                ("csrf", &csrf),
+                ("return", "/whoami"),
+                ("username", user),
+                ("password", "correct horse"),
+            ],
+            &forwarded,
+        )
+    };
+    // alice (no second factor asked): her first sign-in sets what is usual.
+    let mut home = Browser::new(&gateway, HOST);
+    assert_eq!(
+        gateway_sign_in(&mut home, "alice", HOME).location(),
+        Some("/whoami")
+    );
+    let mut thief = Browser::new(&gateway, HOST);
+    assert_eq!(
+        gateway_sign_in(&mut thief, "alice", "203.0.113.5").location(),
+        Some("/.portvakt/confirm-sign-in"),
+        "a password session from a new network waits for the mailbox"
+    );
+    assert_eq!(
+        thief
+            .get_with("/whoami", &[("x-forwarded-for", "203.0.113.5")])
+            .status,
+        303
+    );
+
+    // bob (a second factor asked, no device yet): his first sign-in sets what is
+    // usual; a thief elsewhere cannot enrol a phone without bob's mailbox.
+    let mut bobs = Browser::new(&gateway, HOST);
+    assert_eq!(
+        gateway_sign_in(&mut bobs, "bob", HOME).location(),
+        Some("/.portvakt/enrol")
+    );
+    let mut bobs_thief = Browser::new(&gateway, HOST);
+    assert_eq!(
+        gateway_sign_in(&mut bobs_thief, "bob", "198.51.100.7").location(),
+        Some("/.portvakt/confirm-sign-in")
+    );
+    assert_eq!(
+        bobs_thief.get("/.portvakt/enrol").location(),
+        Some("/.portvakt/confirm-sign-in")
+    );
+
+    // Mail is bounded: showing the page sends a code, at most twice an hour for
+    // alice; the third sign-in's page says none could be sent.
+    let mails = |gateway: &Gateway| {
+        std::fs::read_to_string(gateway.config_path().with_file_name("mail.log"))
+            .unwrap_or_default()
+            .matches("To: alice@example.com")
+            .count()
+    };
+    thief.get("/.portvakt/confirm-sign-in");
+    for _ in 0..3 {
+        let mut again = Browser::new(&gateway, HOST);
+        gateway_sign_in(&mut again, "alice", "203.0.113.5");
+        again.get("/.portvakt/confirm-sign-in");
+    }
+    assert_eq!(mails(&gateway), 2, "max_per_hour for alice's address");
+    assert!(gateway.log().contains("code budget is spent"));
 }
