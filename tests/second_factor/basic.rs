@@ -433,3 +433,48 @@ fn parallel_wrong_passwords_are_checked_no_more_than_the_limit() {
     );
     assert_eq!(locked.location(), Some("/.portvakt/locked"));
 }
+
+/// HTTP Basic is a login like the app's form: a sign-in from a new network,
+/// where no second factor is asked, waits for the code e-mailed to the user.
+#[test]
+fn a_basic_sign_in_from_a_new_network_is_confirmed_by_email() {
+    let app = basic_app();
+    let gateway = Gateway::start_with_files(
+        &format!(
+            "users: {{ file: users.yaml }}\ntrusted_proxies: [127.0.0.1/32]\n\
+             email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: [network] }} }}\n\
+             apps:\n  console:\n    hosts: [{CONSOLE}]\n    upstream: {}\n    mfa: off\n    login: basic\n",
+            app.url()
+        ),
+        &[("users.yaml", "users:\n  alice: { email: alice@example.com }\n")],
+    );
+    let from = |browser: &mut Browser, address: &str| {
+        browser.get_with(
+            "/whoami",
+            &[
+                ("authorization", &credentials("alice", "wonderland")),
+                ("x-forwarded-for", address),
+            ],
+        )
+    };
+    let mut home = Browser::new(&gateway, CONSOLE);
+    let first = from(&mut home, "192.0.2.10");
+    assert_eq!(
+        first.location(),
+        Some("/whoami"),
+        "the first sign-in sets what is usual"
+    );
+    let mut elsewhere = Browser::new(&gateway, CONSOLE);
+    let held = from(&mut elsewhere, "203.0.113.5");
+    assert_eq!(
+        held.location(),
+        Some("/.portvakt/confirm-sign-in"),
+        "{}",
+        held.body
+    );
+    assert!(
+        !elsewhere.cookies.contains_key("portvakt"),
+        "no session before the code"
+    );
+}
