@@ -174,6 +174,10 @@ impl Services {
             return Ok(None);
         };
         self.remember_signals(user, signals, now).await?;
+        // What has not been seen within `remember` is no longer known: its rows go.
+        if let Some(before) = now.checked_sub(rule.remember) {
+            self.store.forget_signals(user, before).await?;
+        }
         Ok(Some(super::cookies::set_browser(
             &signals.browser_id,
             secure,

@@ -128,16 +128,18 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                 Err(code) => return Ok(code),
             };
             let user = user.trim().to_lowercase();
-            let (users, devices, events) = block_on(async {
+            let (users, devices, keys, phone, events) = block_on(async {
                 let users = store.users().await?;
                 let devices = store.totp_devices(&user).await?;
+                let keys = store.security_keys(&user).await?;
+                let phone = store.phone_number(&user).await?;
                 let query = AuditQuery {
                     subject: Some(user.clone()),
                     since: None,
                     limit: 10,
                 };
                 let events = store.audit(&query).await?;
-                Ok::<_, crate::store::StoreError>((users, devices, events))
+                Ok::<_, crate::store::StoreError>((users, devices, keys, phone, events))
             })??;
             let Some(summary) = users.iter().find(|u| u.name == user) else {
                 eprintln!("portvakt: the gateway knows no user {user}");
@@ -152,6 +154,21 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                     when(Some(device.created_at)),
                     when(device.last_used_at)
                 );
+            }
+            for key in keys {
+                out!(
+                    "  security key {:>3}: {} (for {}, added {}, last used {})",
+                    key.id,
+                    key.name,
+                    key.rp_id,
+                    when(Some(key.created_at)),
+                    when(key.last_used_at)
+                );
+            }
+            if let Some(phone) = phone {
+                // Masked: an admin needs to know there is one (a SIM swap could
+                // reach it), not the number.
+                out!("  phone for text codes: {}", crate::factors::phone::mask(&phone));
             }
             for event in events {
                 out!(

@@ -733,10 +733,8 @@ async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -
     let masked_email = address.as_deref().map(crate::factors::email::mask);
     let can_add_email = may_add(auth, req, user, Channel::Email).await?.is_some();
     let can_add_phone = may_add(auth, req, user, Channel::TextMessage).await?.is_some();
-    let phone = match can_add_phone {
-        true => auth.store.phone_number(user).await?.map(|n| phone::mask(&n)),
-        false => None,
-    };
+    // A stored number is shown (and may be removed) even where texts are off.
+    let phone = auth.store.phone_number(user).await?.map(|n| phone::mask(&n));
     // A choice only for a user with both an app and an e-mail offer.
     let default_method = match challenge::email_offer(auth, req, user, !devices.is_empty()).await {
         Some(_) if !devices.is_empty() => Some(

@@ -729,6 +729,23 @@ pub async fn sign_in_signals_are_known_per_user_kind_and_age(store: Arc<dyn Stor
         store.signal_seen("alice", "network", home, at(15)).await.unwrap(),
         Some(true)
     );
+    store
+        .note_signal("alice", "browser", [3; 32], at(30))
+        .await
+        .unwrap();
+    store.forget_signals("alice", at(25)).await.unwrap();
+    assert_eq!(
+        store.signal_seen("alice", "network", home, at(0)).await.unwrap(),
+        Some(false),
+        "forgotten once older than asked"
+    );
+    assert_eq!(
+        store
+            .signal_seen("alice", "browser", [3; 32], at(0))
+            .await
+            .unwrap(),
+        Some(true)
+    );
 }
 
 macro_rules! store_conformance {

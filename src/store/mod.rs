@@ -244,6 +244,9 @@ pub trait Store: Send + Sync {
     /// Records that `user` signed in with this signal at `now`.
     async fn note_signal(&self, user: &str, kind: &str, value: [u8; 32], now: SystemTime) -> StoreResult<()>;
 
+    /// Forgets `user`'s signals last seen before `before` (no longer known).
+    async fn forget_signals(&self, user: &str, before: SystemTime) -> StoreResult<()>;
+
     /// Registers a security key, unless the user has `at_most` devices (apps and
     /// keys together) or one of its name, or the key is registered already.
     async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded>;

@@ -194,6 +194,8 @@ fn a_number_confirmed_on_the_security_info_page_gets_codes_by_text_message_that_
         "{}",
         account.body
     );
+    let shown = gateway.cli(&["users", "show", "alice"]);
+    assert!(shown.contains("phone for text codes: +•••••••••67"), "{shown}");
 
     // Next sign-in: "sign in another way" offers the number beside the app.
     browser.get("/logout");

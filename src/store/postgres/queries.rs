@@ -347,6 +347,20 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn forget_signals(&self, user: &str, before: SystemTime) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.run(move |client| async move {
+            client
+                .execute(
+                    "DELETE FROM sign_in_signals WHERE user_name = $1 AND last_seen < $2",
+                    &[&user, &to_unix(before)],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded> {
         let key = key.clone();
         self.run(move |mut client| async move {

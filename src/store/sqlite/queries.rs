@@ -162,6 +162,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn forget_signals(&self, user: &str, before: SystemTime) -> StoreResult<()> {
+        let user = user.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "DELETE FROM sign_in_signals WHERE user_name = ?1 AND last_seen < ?2",
+                params![user, to_unix(before)],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn add_security_key(&self, key: &SecurityKeyRecord, at_most: usize) -> StoreResult<DeviceAdded> {
         let key = key.clone();
         self.write(move |conn| {
