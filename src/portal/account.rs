@@ -682,33 +682,25 @@ fn fresh(account: &SessionRecord, now: SystemTime) -> bool {
 async fn overview(auth: &Services, req: &Request<'_>, account: &SessionRecord) -> Result<Answer, StoreError> {
     let user = account.user.as_str();
     let t = texts(req.lang);
+    let row = |id, name, added, last_used: Option<SystemTime>| DeviceRow {
+        id,
+        name,
+        added: views::human_time(added),
+        last_used: last_used.map_or_else(|| t.never.to_owned(), views::human_time),
+    };
     let devices: Vec<DeviceRow> = auth
         .store
         .totp_devices(user)
         .await?
         .into_iter()
-        .map(|d| DeviceRow {
-            id: d.id,
-            name: d.name,
-            added: views::human_time(d.created_at),
-            last_used: d
-                .last_used_at
-                .map_or_else(|| t.never.to_owned(), views::human_time),
-        })
+        .map(|d| row(d.id, d.name, d.created_at, d.last_used_at))
         .collect();
     let keys: Vec<DeviceRow> = auth
         .store
         .security_keys(user)
         .await?
         .into_iter()
-        .map(|k| DeviceRow {
-            id: k.id,
-            name: k.name,
-            added: views::human_time(k.created_at),
-            last_used: k
-                .last_used_at
-                .map_or_else(|| t.never.to_owned(), views::human_time),
-        })
+        .map(|k| row(k.id, k.name, k.created_at, k.last_used_at))
         .collect();
     let codes_left = auth.store.unused_recovery_codes(user).await?.len();
     let query = AuditQuery {
