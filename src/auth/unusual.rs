@@ -114,9 +114,11 @@ impl Services {
         Ok(Gate::Unusual(signals))
     }
 
-    /// Whether a first enrolment from `client` comes from a place (network,
-    /// country) not seen with `user`: then it is confirmed by e-mail first. The
-    /// browser does not count here: enrolments begin from many pages.
+    /// Whether a first enrolment from `client` comes from a place not seen with
+    /// `user`: then it is confirmed by e-mail first. The network always counts
+    /// here, whatever `signals` names (so that a rule of the browser alone still
+    /// guards enrolments), and the country where it is named; the browser does
+    /// not (enrolments begin from many pages, some without its cookie).
     pub async fn enrolment_gate(
         &self,
         config: &Config,
@@ -129,13 +131,10 @@ impl Services {
         };
         let place = UnusualSignIn {
             browser: false,
+            network: true,
             ..rule.clone()
         };
         let signals = Signals::of(None, client, rule.country.as_ref());
-        let asked = place.network || place.country.is_some();
-        if !asked {
-            return Ok(None);
-        }
         if !self.is_unusual(&place, user, &signals, now).await?
             || self.email_address(config, user).await.is_none()
         {

@@ -212,12 +212,20 @@ fn a_sign_in_from_another_country_is_confirmed_when_the_country_counts() {
 /// stolen password alone cannot enrol the thief's phone.
 #[test]
 fn a_first_enrolment_from_a_new_place_is_confirmed_by_email_first() {
+    // Whatever signals the rule names (the browser alone too), a first enrolment
+    // is guarded by where it comes from.
+    for signals in ["[network]", "[browser]"] {
+        first_enrolment_from_a_new_place(signals);
+    }
+}
+
+fn first_enrolment_from_a_new_place(signals: &str) {
     let app = LegacyApp::start(&["alice:wonderland"]);
     let gateway = Gateway::start_with_files(
         &format!(
             "users: {{ file: users.yaml }}\ntrusted_proxies: [127.0.0.1/32]\n\
              email: {{ from: \"Portvakt <portvakt@example.com>\", file: mail.log }}\n\
-             second_factor: {{ unusual_sign_in: {{ signals: [network] }} }}\n\
+             second_factor: {{ unusual_sign_in: {{ signals: {signals} }} }}\n\
              apps:\n  intranet:\n    hosts: [{HOST}]\n    upstream: {}\n    mfa: required\n\
              \x20   login: {{ path: /login, username_field: username, logout_path: /logout }}\n",
             app.url()
